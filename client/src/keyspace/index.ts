@@ -1,0 +1,2 @@
+export { hashTag, keyHash, tagHash, xxh64 } from './hash.ts';
+export * from './partition-map.ts';

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadNodeConfig } from './config.ts';
+
+describe('node configuration', () => {
+  it('has sensible defaults', () => {
+    const c = loadNodeConfig();
+    expect(c.grpcPort).toBe(7379);
+    expect(c.httpPort).toBe(7380);
+    expect(c.engine).toBe('rocksdb');
+    expect(c.partitions).toBe(64);
+    expect(c.keyBytesMax).toBe(4096);
+    expect(c.valueBytesMax).toBe(1024 * 1024);
+  });
+
+  it('takes flags over env over defaults', () => {
+    const c = loadNodeConfig({ argv: ['--grpc-port', '9000', '--engine=memory'], env: { KEYVA_GRPC_PORT: '8000', KEYVA_HTTP_PORT: '8001' } });
+    expect(c.grpcPort).toBe(9000);
+    expect(c.httpPort).toBe(8001);
+    expect(c.engine).toBe('memory');
+  });
+
+  it('names the setting, its flag and env var in errors', () => {
+    try {
+      loadNodeConfig({ argv: ['--grpc-port', '70000', '--engine', 'leveldb'] });
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      const msg = (e as Error).message;
+      expect(msg).toContain('grpcPort (flag --grpc-port, env KEYVA_GRPC_PORT)');
+      expect(msg).toContain('engine (flag --engine, env KEYVA_ENGINE)');
+    }
+  });
+
+  it('rejects unknown flags and says which exist', () => {
+    expect(() => loadNodeConfig({ argv: ['--grpc-prot', '1'] })).toThrow(/unknown flag --grpc-prot .*--grpc-port/);
+  });
+
+  it('checks cross-field rules', () => {
+    expect(() => loadNodeConfig({ overrides: { valueBytesMax: 8 * 1024 * 1024, messageBytesMax: 4 * 1024 * 1024 } })).toThrow(/messageBytesMax must be larger/);
+  });
+
+  it('reports a missing config file clearly', () => {
+    expect(() => loadNodeConfig({ argv: ['--config', '/nonexistent/keyva.json'] })).toThrow(/cannot read config file \/nonexistent\/keyva.json/);
+  });
+});

@@ -1,0 +1,166 @@
+/**
+ * The storage engine contract. Every engine (RocksDB, memory) implements `StorageEngine` and
+ * passes the shared compliance suite (`compliance.ts`). Only `node/src/engine` imports RocksDB.
+ *
+ * Data model (DESIGN §4): MVCC. Each write of a key creates a version stamped with its commit
+ * timestamp (`Timestamp`, a hybrid logical clock value: `(unixMs << 16) | logical`). Deletes
+ * write a tombstone version. A read at `readTs` sees, per key, the newest version with
+ * `commitTs <= readTs`; tombstones and versions whose TTL expired (`expiresAtMs <= nowMs`) read
+ * as absent. Data is laid out by partition hash, so a partition is one contiguous range.
+ */
+
+/** Hybrid-logical-clock timestamp; also the version of a value. */
+export type Timestamp = bigint;
+
+/** The largest timestamp: a read at MAX_TS sees the newest committed version. */
+export const MAX_TS: Timestamp = (1n << 64n) - 1n;
+
+/** End of the 64-bit hash space (exclusive upper bound of the last partition). */
+export const HASH_SPACE_END = 1n << 64n;
+
+export interface VersionedValue {
+  readonly value: Buffer;
+  readonly version: Timestamp;
+  /** 0 = never expires; otherwise unix ms at which the key reads as absent. */
+  readonly expiresAtMs: number;
+}
+
+export type Condition =
+  | { readonly kind: 'absent' }
+  | { readonly kind: 'exists' }
+  | { readonly kind: 'versionEquals'; readonly version: Timestamp }
+  | { readonly kind: 'valueEquals'; readonly value: Buffer };
+
+export type Mutation =
+  | {
+      readonly type: 'put';
+      readonly hash: bigint;
+      readonly key: Buffer;
+      readonly value: Buffer;
+      readonly expiresAtMs: number;
+      readonly condition?: Condition | undefined;
+    }
+  | {
+      readonly type: 'delete';
+      readonly hash: bigint;
+      readonly key: Buffer;
+      readonly condition?: Condition | undefined;
+    }
+  /** Raw writes outside the data key space (node metadata, later Raft log/state). */
+  | { readonly type: 'rawPut'; readonly key: Buffer; readonly value: Buffer }
+  | { readonly type: 'rawDelete'; readonly key: Buffer };
+
+export interface WriteBatch {
+  readonly mutations: readonly Mutation[];
+  /** Commit timestamp stamped on every data mutation of the batch. Must increase across batches. */
+  readonly commitTs: Timestamp;
+  /** Wall clock used to evaluate conditions against TTL expiry. */
+  readonly nowMs: number;
+  /** true = acknowledged only after fsync of the WAL (group-committed with concurrent batches). */
+  readonly sync: boolean;
+}
+
+export type WriteResult =
+  | {
+      readonly ok: true;
+      /** Per mutation: whether a live value existed before (for deletes: whether it deleted something). */
+      readonly existed: readonly boolean[];
+    }
+  | {
+      readonly ok: false;
+      /** Index of the first mutation whose condition failed; nothing of the batch was written. */
+      readonly failedIndex: number;
+      /** Version of the live value found, 0n when absent. */
+      readonly currentVersion: Timestamp;
+    };
+
+/** A range of the data key space, in storage order (hash, then key). */
+export interface ScanRange {
+  /** Inclusive start hash. */
+  readonly startHash: bigint;
+  /** Exclusive end hash; HASH_SPACE_END for the end of the space. */
+  readonly endHash: bigint;
+  /** With startHash === endHash - 1n (one hash): inclusive start key. */
+  readonly startKey?: Buffer | undefined;
+  /** With one hash: exclusive end key. */
+  readonly endKey?: Buffer | undefined;
+  /** With one hash: only keys starting with these bytes. */
+  readonly prefix?: Buffer | undefined;
+  /** Resume strictly after this position (from a previous page). */
+  readonly after?: { readonly hash: bigint; readonly key: Buffer } | undefined;
+}
+
+export interface ScanItem {
+  readonly hash: bigint;
+  readonly key: Buffer;
+  readonly value: Buffer;
+  readonly version: Timestamp;
+  readonly expiresAtMs: number;
+}
+
+export interface ScanPage {
+  readonly items: ScanItem[];
+  /** true when the range has more keys after the last item (limit reached). */
+  readonly more: boolean;
+}
+
+export interface EngineStats {
+  /** Estimated bytes on disk / in memory of live and old versions. */
+  readonly sizeBytes: number;
+  readonly keysEstimate: number;
+  /** Block cache hit rate 0..1 (NaN when unknown or not applicable). */
+  readonly blockCacheHitRate: number;
+  readonly blockCacheHits: number;
+  readonly blockCacheMisses: number;
+}
+
+export interface EngineCapabilities {
+  /** Survives process crash (kill -9) for synced writes. */
+  readonly durable: boolean;
+}
+
+export interface StorageEngine {
+  readonly kind: 'rocksdb' | 'memory';
+  readonly supports: EngineCapabilities;
+
+  open(): Promise<void>;
+  /** Waits for in-flight writes, then releases the files. Idempotent. */
+  close(): Promise<void>;
+
+  /** Applies a batch atomically: all conditions hold and everything is written, or nothing is. */
+  write(batch: WriteBatch): Promise<WriteResult>;
+
+  /** Newest live version of `key` at `readTs`, or undefined. */
+  get(hash: bigint, key: Buffer, readTs: Timestamp, nowMs: number): Promise<VersionedValue | undefined>;
+
+  /** Live keys of `range` visible at `readTs`, in storage order, at most `limit` (> 0). */
+  scan(range: ScanRange, readTs: Timestamp, nowMs: number, limit: number, keysOnly?: boolean): Promise<ScanPage>;
+
+  /** Removes every version of every key with hash in [startHash, endHash). */
+  deleteRange(startHash: bigint, endHash: bigint): Promise<void>;
+
+  /**
+   * Garbage-collects versions no read at or above `watermarkTs` can see: older versions shadowed
+   * by a version <= watermark, tombstones <= watermark, and values expired before `nowMs`.
+   * Reads below the watermark afterwards fail with SNAPSHOT_TOO_OLD. Returns versions removed.
+   */
+  gc(watermarkTs: Timestamp, nowMs: number): Promise<number>;
+
+  /** The current GC watermark (0n before any GC). */
+  readonly gcWatermark: Timestamp;
+
+  /** Raw read outside the data key space (see Mutation rawPut). */
+  getRaw(key: Buffer): Promise<Buffer | undefined>;
+
+  stats(): EngineStats;
+}
+
+export interface RocksDbOptions {
+  readonly path: string;
+  /** Block compression. */
+  readonly compression: 'zstd' | 'lz4' | 'snappy' | 'none';
+  /** Bloom filter bits per key; 0 disables the filter. */
+  readonly bloomBitsPerKey: number;
+  /** Block cache size in bytes. */
+  readonly blockCacheBytes: number;
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+/**
+ * keyva-node: runs one storage node. Configuration: flags, KEYVA_* environment variables and
+ * an optional JSON file (see config/config.ts and docs/configuration.md).
+ */
+import { ConfigError, loadNodeConfig } from './config/config.ts';
+import { startNode } from './node.ts';
+import { wantsTracing } from './observability/tracing-env.ts';
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadNodeConfig>;
+  try {
+    config = loadNodeConfig({ argv: process.argv.slice(2), env: process.env });
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  let tracing: { shutdown(): Promise<void> } | undefined;
+  if (config.tracing && wantsTracing(process.env)) {
+    // Loaded only when asked for: the SDK adds a second to start-up.
+    const { startTracing } = await import('./observability/otel-sdk.ts');
+    tracing = startTracing(process.env.OTEL_SERVICE_NAME ?? 'keyva-node');
+  }
+  const node = await startNode(config, { defaultMetrics: true });
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals > 1) {
+      node.log.warn({ signal: sig }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    node.log.info({ signal: sig }, 'shutting down');
+    node
+      .stop()
+      .then(() => tracing?.shutdown())
+      .then(
+        () => process.exit(0),
+        (e) => {
+          node.log.error({ err: e }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  // The parent (keyva dev, the e2e harness) reads this line to learn the addresses.
+  process.stdout.write(`${JSON.stringify({ event: 'ready', nodeId: node.nodeId, grpc: node.grpcAddress, http: node.httpAddress })}\n`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`keyva-node failed to start: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});

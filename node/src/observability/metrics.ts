@@ -1,0 +1,65 @@
+/** Prometheus metrics of one node (one registry per node, so several nodes can share a process in tests). */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { StorageEngine } from '../engine/types.ts';
+
+export class NodeMetrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<'method' | 'code' | 'transport'>;
+  readonly latency: Histogram<'method' | 'transport'>;
+  readonly inflight: Gauge<'transport'>;
+  readonly partitionOps: Counter<'partition' | 'kind'>;
+
+  constructor(engine: StorageEngine, opts: { defaultMetrics: boolean }) {
+    const registers = [this.registry];
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'keyva_process_' });
+    this.requests = new Counter({
+      name: 'keyva_requests_total',
+      help: 'Requests by method, result code and transport',
+      labelNames: ['method', 'code', 'transport'],
+      registers,
+    });
+    this.latency = new Histogram({
+      name: 'keyva_request_duration_seconds',
+      help: 'Request latency by method and transport',
+      labelNames: ['method', 'transport'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.inflight = new Gauge({ name: 'keyva_inflight_requests', help: 'Requests being served', labelNames: ['transport'], registers });
+    this.partitionOps = new Counter({
+      name: 'keyva_partition_operations_total',
+      help: 'Key operations routed to each partition',
+      labelNames: ['partition', 'kind'],
+      registers,
+    });
+    const stat =
+      <K extends 'sizeBytes' | 'keysEstimate' | 'blockCacheHitRate' | 'blockCacheHits' | 'blockCacheMisses'>(k: K) =>
+      () => {
+        try {
+          return engine.stats()[k];
+        } catch {
+          return Number.NaN;
+        }
+      };
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
+    gauge('keyva_storage_bytes', 'Estimated bytes held by the storage engine', stat('sizeBytes'));
+    gauge('keyva_storage_keys', 'Estimated number of stored key versions', stat('keysEstimate'));
+    gauge('keyva_block_cache_hit_ratio', 'RocksDB block cache hit ratio (NaN when unknown)', stat('blockCacheHitRate'));
+    gauge('keyva_block_cache_hits', 'RocksDB block cache hits since start', stat('blockCacheHits'));
+    gauge('keyva_block_cache_misses', 'RocksDB block cache misses since start', stat('blockCacheMisses'));
+  }
+
+  /** Records one finished request. */
+  observe(method: string, transport: 'grpc' | 'stream' | 'http', code: string, seconds: number): void {
+    this.requests.inc({ method, code, transport });
+    this.latency.observe({ method, transport }, seconds);
+  }
+}

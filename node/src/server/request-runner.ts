@@ -1,0 +1,74 @@
+/**
+ * Every request, whatever its transport, runs through here: refused while draining, a SERVER
+ * span under the caller's trace context, metrics, and the slow-operation log. Shutdown waits
+ * on `drained()` for in-flight work to finish.
+ */
+
+import { KeyVaError } from '@keyva/proto/errors';
+import { type Context, context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { Logger } from '../observability/logger.ts';
+import type { NodeMetrics } from '../observability/metrics.ts';
+import { tracer } from '../observability/tracing.ts';
+import { asKeyVaError } from './grpc-errors.ts';
+
+export type Transport = 'grpc' | 'stream' | 'http';
+
+export class RequestRunner {
+  private inflight = 0;
+  private draining = false;
+  private waiters: (() => void)[] = [];
+  private readonly metrics: NodeMetrics;
+  private readonly log: Logger;
+  private readonly slowOpMs: number;
+
+  constructor(metrics: NodeMetrics, log: Logger, slowOpMs: number) {
+    this.metrics = metrics;
+    this.log = log;
+    this.slowOpMs = slowOpMs;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Stops accepting new requests. */
+  drain(): void {
+    this.draining = true;
+  }
+
+  /** Resolves when no request is in flight (after drain()). */
+  drained(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((r) => this.waiters.push(r));
+  }
+
+  async run<T>(method: string, transport: Transport, parent: Context, fn: () => Promise<T>): Promise<T> {
+    if (this.draining) throw new KeyVaError('UNAVAILABLE', 'node is shutting down; retry on another node', {});
+    const start = process.hrtime.bigint();
+    this.inflight++;
+    this.metrics.inflight.inc({ transport });
+    const span = tracer.startSpan(
+      `keyva.KV/${method}`,
+      { kind: SpanKind.SERVER, attributes: { 'rpc.system': transport === 'http' ? 'http' : 'grpc', 'rpc.method': method } },
+      parent,
+    );
+    let code = 'OK';
+    try {
+      return await context.with(trace.setSpan(parent, span), fn);
+    } catch (e) {
+      const err = asKeyVaError(e);
+      code = err.code;
+      span.setStatus({ code: SpanStatusCode.ERROR, message: err.code });
+      span.setAttribute('keyva.error.code', err.code);
+      if (err.code === 'INTERNAL' || err.code === 'STORAGE_ERROR') this.log.error({ err: err.cause ?? err, method, transport }, 'request failed');
+      throw err;
+    } finally {
+      span.end();
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      this.metrics.observe(method, transport, code, seconds);
+      this.metrics.inflight.dec({ transport });
+      if (seconds * 1000 >= this.slowOpMs) this.log.warn({ method, transport, code, ms: Math.round(seconds * 1000) }, 'slow operation');
+      if (--this.inflight === 0 && this.waiters.length > 0) for (const w of this.waiters.splice(0)) w();
+    }
+  }
+}

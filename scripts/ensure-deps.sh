@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs the project's npm dependencies (Node 24 itself included, as the npm package `node`)
+# when node_modules is missing or older than package-lock.json. Safe to run repeatedly.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+stamp=node_modules/.package-lock.json
+if [ ! -x node_modules/.bin/node ] || [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+  echo "keyva: installing dependencies (npm ci; this also fetches Node 24 into node_modules)..." >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+fi

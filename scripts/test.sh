@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite (README quick start, and what .ci/run calls): installs what it needs on a
+# fresh machine, checks generated code, types, lint and pure-core imports, then runs vitest.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bash scripts/ensure-deps.sh
+export PATH="$root/node_modules/.bin:$PATH"
+echo "== node $(node --version)"
+echo "== generated code is up to date"
+node proto/scripts/gen.ts --check
+echo "== typecheck"
+tsc -p tsconfig.json
+echo "== lint"
+biome check --diagnostic-level=error .
+node scripts/check-pure-cores.ts
+echo "== tests"
+vitest run "$@"
