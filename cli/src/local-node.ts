@@ -19,6 +19,8 @@ export interface LocalNodeOptions {
   readonly logLevel?: string;
   readonly extraArgs?: readonly string[];
   readonly readyTimeoutMs?: number;
+  /** Extra environment for the node process (e.g. OTEL_* variables). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface LocalNode {
@@ -56,7 +58,7 @@ export async function startLocalNode(o: LocalNodeOptions): Promise<LocalNode> {
     ...(o.nodeId ? ['--node-id', o.nodeId] : []),
     ...(o.extraArgs ?? []),
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   child.stderr?.pipe(log);
   let stderrTail = '';

@@ -3,11 +3,19 @@
  * keyva-node: runs one storage node. Configuration: flags, KEYVA_* environment variables and
  * an optional JSON file (see config/config.ts and docs/configuration.md).
  */
-import { ConfigError, loadNodeConfig } from './config/config.ts';
+import { ConfigError, configDocs, loadNodeConfig } from './config/config.ts';
 import { startNode } from './node.ts';
 import { wantsTracing } from './observability/tracing-env.ts';
 
+function printHelp(): void {
+  const rows = configDocs().map((d) => `  ${d.flag.padEnd(24)} ${d.env.padEnd(28)} ${d.default.padEnd(14)} ${d.description}`);
+  process.stdout.write(
+    `keyva-node: one KeyVa storage node.\n\nUsage: node node/src/main.ts [--config file.json] [--flag value ...]\n\n  ${'flag'.padEnd(24)} ${'environment'.padEnd(28)} ${'default'.padEnd(14)} meaning\n${rows.join('\n')}\n\nSee docs/configuration.md.\n`,
+  );
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) return printHelp();
   let config: ReturnType<typeof loadNodeConfig>;
   try {
     config = loadNodeConfig({ argv: process.argv.slice(2), env: process.env });

@@ -43,3 +43,12 @@ describe('node configuration', () => {
     expect(() => loadNodeConfig({ argv: ['--config', '/nonexistent/keyva.json'] })).toThrow(/cannot read config file \/nonexistent\/keyva.json/);
   });
 });
+
+describe('docs/configuration.md', () => {
+  it('lists every setting with its flag, variable and default (run `node node/scripts/config-docs.ts --write` after changing the schema)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { currentSection } = await import('../../../scripts/doc-sections.ts');
+    const { DOC_PATH, renderConfigTable, SECTION } = await import('../../scripts/config-docs.ts');
+    expect(currentSection(readFileSync(DOC_PATH, 'utf8'), SECTION)).toBe(renderConfigTable());
+  });
+});

@@ -12,52 +12,35 @@ const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform
 
 const NodeConfigObject = z
   .object({
-    /** Durable node identity; by default generated on first start and kept in the data dir. */
     nodeId: z
       .string()
       .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, 1-63 chars')
-      .optional(),
-    dataDir: z.string().min(1).default('.keyva/data'),
-    engine: z.enum(['rocksdb', 'memory']).default('rocksdb'),
-    grpcHost: z.string().min(1).default('127.0.0.1'),
-    grpcPort: port.default(7379),
-    httpHost: z.string().min(1).default('127.0.0.1'),
-    httpPort: port.default(7380),
-    /** Address other nodes and clients should use, when it differs from host:port (e.g. a pod IP). */
-    advertiseHost: z.string().min(1).optional(),
-    partitions: z.coerce.number().int().min(1).max(65536).default(64),
-    keyBytesMax: bytes(1, 65536).default(4096),
-    valueBytesMax: bytes(0, 64 * 1024 * 1024).default(1024 * 1024),
-    batchOpsMax: bytes(1, 100_000).default(1000),
-    /** Largest gRPC message / HTTP body accepted. Must exceed valueBytesMax plus overhead. */
-    messageBytesMax: bytes(1024, 256 * 1024 * 1024).default(8 * 1024 * 1024),
-    ttlMsMax: z.coerce
-      .number()
-      .int()
-      .min(1)
-      .default(10 * 365 * 24 * 3600 * 1000),
-    scanLimitMax: bytes(1, 1_000_000).default(10_000),
-    /** Reads at a snapshot timestamp further ahead of the node clock than this are refused. */
-    snapshotSkewMsMax: z.coerce.number().int().min(0).default(5000),
-    compression: z.enum(['zstd', 'lz4', 'snappy', 'none']).default('lz4'),
-    bloomBitsPerKey: z.coerce.number().int().min(0).max(32).default(10),
-    blockCacheBytes: bytes(0, 1024 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
-    /** MVCC versions are kept this long for snapshot reads, then garbage-collected. */
-    versionRetentionMs: z.coerce
-      .number()
-      .int()
-      .min(0)
-      .default(10 * 60 * 1000),
-    gcIntervalMs: z.coerce
-      .number()
-      .int()
-      .min(100)
-      .default(60 * 1000),
-    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-    /** Operations slower than this are logged at warn level with their details. */
-    slowOpMs: z.coerce.number().int().min(0).default(100),
-    shutdownGraceMs: z.coerce.number().int().min(0).default(10_000),
-    tracing: bool.default(true),
+      .optional()
+      .describe('Durable node identity. Default: generated on first start and kept in the data dir; a data dir never changes owner.'),
+    dataDir: z.string().min(1).default('.keyva/data').describe('Folder for RocksDB and node metadata.'),
+    engine: z.enum(['rocksdb', 'memory']).default('rocksdb').describe('Storage engine: rocksdb (durable) or memory (nothing survives a restart).'),
+    grpcHost: z.string().min(1).default('127.0.0.1').describe('Interface the gRPC server listens on.'),
+    grpcPort: port.default(7379).describe('gRPC port (0 = any free port).'),
+    httpHost: z.string().min(1).default('127.0.0.1').describe('Interface of the REST gateway, health and metrics.'),
+    httpPort: port.default(7380).describe('REST/health/metrics port (0 = any free port).'),
+    advertiseHost: z.string().min(1).optional().describe('Host other nodes and clients should dial, when it differs from the listen host (e.g. a pod IP).'),
+    partitions: z.coerce.number().int().min(1).max(65536).default(64).describe('Partitions of the hash space at first start (fixed afterwards).'),
+    keyBytesMax: bytes(1, 65536).default(4096).describe('Largest key in bytes.'),
+    valueBytesMax: bytes(0, 64 * 1024 * 1024).default(1024 * 1024).describe('Largest value in bytes.'),
+    batchOpsMax: bytes(1, 100_000).default(1000).describe('Most operations in one BatchGet/BatchWrite.'),
+    messageBytesMax: bytes(1024, 256 * 1024 * 1024).default(8 * 1024 * 1024).describe('Largest gRPC message or HTTP body; must exceed valueBytesMax + keyBytesMax.'),
+    ttlMsMax: z.coerce.number().int().min(1).default(10 * 365 * 24 * 3600 * 1000).describe('Longest TTL in ms (default 10 years).'),
+    scanLimitMax: bytes(1, 1_000_000).default(10_000).describe('Largest limit a scan may ask for.'),
+    snapshotSkewMsMax: z.coerce.number().int().min(0).default(5000).describe('Snapshot reads further ahead of the node clock than this are refused.'),
+    compression: z.enum(['zstd', 'none']).default('zstd').describe('RocksDB block compression (the binding offers zstd or none).'),
+    bloomBitsPerKey: z.coerce.number().int().min(0).max(32).default(10).describe('RocksDB bloom filter bits per key (0 = no filter).'),
+    blockCacheBytes: bytes(0, 1024 * 1024 * 1024 * 1024).default(64 * 1024 * 1024).describe('RocksDB block cache size in bytes.'),
+    versionRetentionMs: z.coerce.number().int().min(0).default(10 * 60 * 1000).describe('How long old MVCC versions stay readable by snapshot reads before GC.'),
+    gcIntervalMs: z.coerce.number().int().min(100).default(60 * 1000).describe('How often version GC runs.'),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Log level of the JSON logs on stdout.'),
+    slowOpMs: z.coerce.number().int().min(0).default(100).describe('Requests slower than this are logged at warn level.'),
+    shutdownGraceMs: z.coerce.number().int().min(0).default(10_000).describe('On SIGTERM, how long in-flight requests may take before they are cancelled.'),
+    tracing: bool.default(true).describe('Export traces when the standard OTEL_* variables configure an exporter.'),
   })
   .strict();
 
@@ -70,6 +53,24 @@ export type NodeConfig = z.infer<typeof NodeConfigSchema>;
 export type NodeConfigInput = z.input<typeof NodeConfigSchema>;
 
 export const CONFIG_KEYS = Object.keys(NodeConfigObject.shape) as (keyof NodeConfig)[];
+
+export interface ConfigDoc {
+  readonly key: string;
+  readonly flag: string;
+  readonly env: string;
+  readonly default: string;
+  readonly description: string;
+}
+
+/** One row per setting, for `--help` and docs/configuration.md. */
+export function configDocs(): ConfigDoc[] {
+  const defaults = NodeConfigObject.parse({}) as Record<string, unknown>;
+  return CONFIG_KEYS.map((k) => {
+    const field = NodeConfigObject.shape[k] as z.ZodType;
+    const d = defaults[k];
+    return { key: k, flag: `--${toKebab(k)}`, env: toEnv(k), default: d === undefined ? '(none)' : String(d), description: field.description ?? '' };
+  });
+}
 
 const toKebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 const toEnv = (k: string) => `KEYVA_${k.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
