@@ -6,8 +6,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KeyVa } from '@keyva/client';
 import { type LocalNode, startLocalNode } from '@keyva/cli/local-node';
+import { KeyVa } from '@keyva/client';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const WRITERS = 16;
@@ -77,7 +77,9 @@ describe('durability under kill -9', () => {
       }
     }
     await kv2.close();
-    console.log(`durability: ${ackedAtKill} acknowledged writes before kill -9, ${attemptedBatches.length} batches attempted; lost ${lost}, half-applied batches ${halfBatches}`);
+    console.log(
+      `durability: ${ackedAtKill} acknowledged writes before kill -9, ${attemptedBatches.length} batches attempted; lost ${lost}, half-applied batches ${halfBatches}`,
+    );
     expect(ackedAtKill).toBeGreaterThanOrEqual(2000);
     expect(lost).toBe(0);
     expect(halfBatches).toBe(0);

@@ -6,8 +6,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KeyVa, isKeyVaError } from '@keyva/client';
 import { type LocalNode, startLocalNode } from '@keyva/cli/local-node';
+import { isKeyVaError, KeyVa } from '@keyva/client';
 import { afterAll, describe, expect, it } from 'vitest';
 
 describe('graceful shutdown on SIGTERM', () => {

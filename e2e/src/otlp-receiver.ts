@@ -38,7 +38,8 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         for (const rs of body.resourceSpans ?? []) {
           const service = rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
           for (const ss of rs.scopeSpans ?? [])
-            for (const s of ss.spans ?? []) spans.push({ traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? '', name: s.name, kind: s.kind, service });
+            for (const s of ss.spans ?? [])
+              spans.push({ traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? '', name: s.name, kind: s.kind, service });
         }
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end('{}');

@@ -10,6 +10,7 @@ import type { Condition as _keyva_v1_Condition, Condition__Output as _keyva_v1_C
 import type { DeleteRequest as _keyva_v1_DeleteRequest, DeleteRequest__Output as _keyva_v1_DeleteRequest__Output } from './keyva/v1/DeleteRequest.ts';
 import type { DeleteResponse as _keyva_v1_DeleteResponse, DeleteResponse__Output as _keyva_v1_DeleteResponse__Output } from './keyva/v1/DeleteResponse.ts';
 import type { Error as _keyva_v1_Error, Error__Output as _keyva_v1_Error__Output } from './keyva/v1/Error.ts';
+import type { ErrorDetail as _keyva_v1_ErrorDetail, ErrorDetail__Output as _keyva_v1_ErrorDetail__Output } from './keyva/v1/ErrorDetail.ts';
 import type { GetRequest as _keyva_v1_GetRequest, GetRequest__Output as _keyva_v1_GetRequest__Output } from './keyva/v1/GetRequest.ts';
 import type { GetResponse as _keyva_v1_GetResponse, GetResponse__Output as _keyva_v1_GetResponse__Output } from './keyva/v1/GetResponse.ts';
 import type { KVClient as _keyva_v1_KVClient, KVDefinition as _keyva_v1_KVDefinition } from './keyva/v1/KV.ts';
@@ -39,6 +40,7 @@ export interface ProtoGrpcType {
       DeleteRequest: MessageTypeDefinition<_keyva_v1_DeleteRequest, _keyva_v1_DeleteRequest__Output>
       DeleteResponse: MessageTypeDefinition<_keyva_v1_DeleteResponse, _keyva_v1_DeleteResponse__Output>
       Error: MessageTypeDefinition<_keyva_v1_Error, _keyva_v1_Error__Output>
+      ErrorDetail: MessageTypeDefinition<_keyva_v1_ErrorDetail, _keyva_v1_ErrorDetail__Output>
       GetRequest: MessageTypeDefinition<_keyva_v1_GetRequest, _keyva_v1_GetRequest__Output>
       GetResponse: MessageTypeDefinition<_keyva_v1_GetResponse, _keyva_v1_GetResponse__Output>
       KV: SubtypeConstructor<typeof grpc.Client, _keyva_v1_KVClient> & { service: _keyva_v1_KVDefinition }

@@ -188,17 +188,19 @@ export class KvStore {
         }
         sent += items.length;
         const limitHit = sent >= limit;
-        const moreHere = page.more;
         const lastRange = range === ranges[ranges.length - 1];
-        const more = limitHit && (moreHere || !lastRange);
-        const nextCursor = more && after ? encodeCursor({ readTs, hash: after.hash, key: after.key, scanId }) : '';
-        if (items.length > 0 || nextCursor) yield { items, nextCursor, readTs };
-        if (limitHit) return;
-        if (!moreHere) break;
+        const done = !page.more && lastRange;
+        // Every message says where to resume after it; the last one of a complete scan says ''.
+        const nextCursor = !done && after ? encodeCursor({ readTs, hash: after.hash, key: after.key, scanId }) : '';
+        if (items.length > 0 || limitHit || done) {
+          yield { items, nextCursor, readTs };
+          if (limitHit || done) return;
+        }
+        if (!page.more) break;
       }
     }
-    // An empty scan still answers once, so callers learn the read timestamp.
-    if (sent === 0) yield { items: [], nextCursor: '', readTs };
+    // No range to scan at all: still answer once, so callers learn the read timestamp.
+    yield { items: [], nextCursor: '', readTs };
   }
 
   /** Data GC: versions older than the retention window and expired values go. */

@@ -29,7 +29,7 @@ export class PartitionTable {
     if (!p.replicas.includes(this.self))
       throw new KeyVaError('WRONG_PARTITION', `partition ${p.id} is not hosted on node ${this.self}`, {
         epoch: String(this.map.epoch),
-        partition: String(p.id),
+        partitionId: String(p.id),
         leaderHint: p.leaderHint ?? '',
       });
     return p;

@@ -151,6 +151,9 @@ async function handleStreamOp(ops: KvOps, runner: RequestRunner, ctx: Context, r
     }
   } catch (e) {
     const err = asKeyVaError(e);
-    return { id, error: { code: err.code, message: err.message, retryable: err.retryable, details: err.details } };
+    return {
+      id,
+      error: { code: err.code, message: err.message, retryable: err.retryable, details: Object.entries(err.details).map(([key, value]) => ({ key, value })) },
+    };
   }
 }

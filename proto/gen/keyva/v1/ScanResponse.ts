@@ -7,7 +7,8 @@ import type { Long } from '@grpc/proto-loader';
 export interface ScanResponse {
   'items'?: (_keyva_v1_KeyValue)[];
   /**
-   * set on the last message when more remain (limit reached)
+   * Where to resume after this message (on every message). Empty on the final message of a
+   * complete scan; non-empty on the final message when the limit stopped the scan early.
    */
   'nextCursor'?: (string);
   'readTs'?: (number | string | Long);
@@ -16,7 +17,8 @@ export interface ScanResponse {
 export interface ScanResponse__Output {
   'items': (_keyva_v1_KeyValue__Output)[];
   /**
-   * set on the last message when more remain (limit reached)
+   * Where to resume after this message (on every message). Empty on the final message of a
+   * complete scan; non-empty on the final message when the limit stopped the scan early.
    */
   'nextCursor': (string);
   'readTs': (string);

@@ -1,0 +1,226 @@
+import { KeyVaError } from '@keyva/proto/errors';
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { markNotApplied, writeOutcome } from './errors.ts';
+import { backoffDelayMs, DEFAULT_RETRY_POLICY, Idempotency, isRetryAllowed, type RetryContext, withRetry } from './retry.ts';
+import { FakeClock, seededRandom } from './testing/fake-clock.ts';
+import { rejection } from './testing/rejection.ts';
+
+const policy = DEFAULT_RETRY_POLICY;
+
+function ctx(over: Partial<RetryContext> & { clock: FakeClock }): RetryContext {
+  return {
+    policy,
+    idempotency: Idempotency.read,
+    deadlineAt: over.clock.now() + 5000,
+    random: seededRandom(42),
+    ...over,
+  };
+}
+
+/** An attempt function failing with `errors` in turn, then answering 'ok'. */
+function failing(errors: KeyVaError[]): { fn: (n: number) => Promise<string>; calls: number[] } {
+  const calls: number[] = [];
+  return {
+    calls,
+    fn: async (n) => {
+      calls.push(n);
+      const e = errors[n - 1];
+      if (e !== undefined) throw e;
+      return 'ok';
+    },
+  };
+}
+
+const notApplied = (code: 'UNAVAILABLE' | 'NOT_LEADER' = 'UNAVAILABLE') => markNotApplied(new KeyVaError(code));
+const ambiguous = (code: 'UNAVAILABLE' | 'DEADLINE_EXCEEDED' = 'UNAVAILABLE') => new KeyVaError(code);
+
+describe('backoffDelayMs (full jitter)', () => {
+  test('is uniform under a cap that doubles from baseDelayMs up to maxDelayMs', () => {
+    expect(backoffDelayMs(1, policy, () => 0.999999)).toBe(19);
+    expect(backoffDelayMs(2, policy, () => 0.999999)).toBe(39);
+    expect(backoffDelayMs(3, policy, () => 0.5)).toBe(40);
+    expect(backoffDelayMs(7, policy, () => 0.999999)).toBe(999);
+    expect(backoffDelayMs(30, policy, () => 0.999999)).toBe(999);
+    expect(backoffDelayMs(4, policy, () => 0)).toBe(0);
+  });
+
+  test('property: always in [0, min(max, base * 2^(n-1)))', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 60 }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        fc.integer({ min: 1, max: 500 }),
+        fc.integer({ min: 1, max: 60_000 }),
+        (n, r, base, max) => {
+          const d = backoffDelayMs(n, { attemptsMax: 5, baseDelayMs: base, maxDelayMs: max }, () => r);
+          const cap = Math.min(max, base * 2 ** (n - 1));
+          return Number.isInteger(d) && d >= 0 && d < Math.max(cap, 1);
+        },
+      ),
+    );
+  });
+
+  test('a seed replays the same delays', () => {
+    const a = seededRandom(7);
+    const b = seededRandom(7);
+    const da = [1, 2, 3, 4].map((n) => backoffDelayMs(n, policy, a));
+    const db = [1, 2, 3, 4].map((n) => backoffDelayMs(n, policy, b));
+    expect(da).toEqual(db);
+  });
+});
+
+describe('isRetryAllowed', () => {
+  test('only retryable codes', () => {
+    expect(isRetryAllowed(new KeyVaError('CONDITION_FAILED'), Idempotency.read)).toBe(false);
+    expect(isRetryAllowed(new KeyVaError('INVALID_ARGUMENT'), Idempotency.idempotent)).toBe(false);
+    expect(isRetryAllowed(new KeyVaError('CANCELLED'), Idempotency.read)).toBe(false);
+    expect(isRetryAllowed(new KeyVaError('UNAVAILABLE'), Idempotency.read)).toBe(true);
+    expect(isRetryAllowed(new KeyVaError('DEADLINE_EXCEEDED'), Idempotency.idempotent)).toBe(true);
+  });
+
+  test('conditional writes only when the failure proves nothing applied', () => {
+    expect(isRetryAllowed(ambiguous('UNAVAILABLE'), Idempotency.conditional)).toBe(false);
+    expect(isRetryAllowed(ambiguous('DEADLINE_EXCEEDED'), Idempotency.conditional)).toBe(false);
+    expect(isRetryAllowed(notApplied('NOT_LEADER'), Idempotency.conditional)).toBe(true);
+    expect(isRetryAllowed(notApplied('UNAVAILABLE'), Idempotency.conditional)).toBe(true);
+  });
+});
+
+describe('withRetry', () => {
+  test('retries retryable errors with seeded full-jitter backoff, then succeeds', async () => {
+    const clock = new FakeClock();
+    const f = failing([ambiguous(), ambiguous(), ambiguous()]);
+    await expect(withRetry(f.fn, ctx({ clock }))).resolves.toBe('ok');
+    expect(f.calls).toEqual([1, 2, 3, 4]);
+    const r = seededRandom(42);
+    expect(clock.sleeps).toEqual([1, 2, 3].map((n) => backoffDelayMs(n, policy, r)));
+  });
+
+  test('gives up after attemptsMax attempts with the last error', async () => {
+    const clock = new FakeClock();
+    const errs = [1, 2, 3, 4, 5, 6].map(() => ambiguous());
+    const f = failing(errs);
+    await expect(withRetry(f.fn, ctx({ clock }))).rejects.toBe(errs[4]);
+    expect(f.calls).toHaveLength(policy.attemptsMax);
+    expect(clock.sleeps).toHaveLength(policy.attemptsMax - 1);
+  });
+
+  test('attemptsMax 1 never retries', async () => {
+    const clock = new FakeClock();
+    const f = failing([ambiguous()]);
+    await expect(withRetry(f.fn, ctx({ clock, policy: { ...policy, attemptsMax: 1 } }))).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(f.calls).toEqual([1]);
+  });
+
+  test('does not retry a non-retryable code', async () => {
+    const clock = new FakeClock();
+    const f = failing([new KeyVaError('CONDITION_FAILED')]);
+    await expect(withRetry(f.fn, ctx({ clock }))).rejects.toMatchObject({ code: 'CONDITION_FAILED' });
+    expect(f.calls).toEqual([1]);
+    expect(clock.sleeps).toEqual([]);
+  });
+
+  test('a conditional write is retried after a rejection that proves it did not apply', async () => {
+    const clock = new FakeClock();
+    const f = failing([notApplied('NOT_LEADER'), notApplied('UNAVAILABLE')]);
+    await expect(withRetry(f.fn, ctx({ clock, idempotency: Idempotency.conditional }))).resolves.toBe('ok');
+    expect(f.calls).toEqual([1, 2, 3]);
+  });
+
+  test('a conditional write is NOT retried after an ambiguous failure, and says the outcome is unknown', async () => {
+    const clock = new FakeClock();
+    const f = failing([ambiguous('DEADLINE_EXCEEDED')]);
+    const err = await rejection(withRetry(f.fn, ctx({ clock, idempotency: Idempotency.conditional })));
+    expect(err.code).toBe('DEADLINE_EXCEEDED');
+    expect(err.details.outcome).toBe('unknown');
+    // Resending it is unsafe: the surfaced error says so, whatever the code's default.
+    expect(err.retryable).toBe(false);
+    expect(err.toJSON().retryable).toBe(false);
+    expect(f.calls).toEqual([1]);
+  });
+
+  test('an unconditional (idempotent) write is retried after an ambiguous failure', async () => {
+    const clock = new FakeClock();
+    const f = failing([ambiguous('UNAVAILABLE'), ambiguous('DEADLINE_EXCEEDED')]);
+    await expect(withRetry(f.fn, ctx({ clock, idempotency: Idempotency.idempotent }))).resolves.toBe('ok');
+    expect(f.calls).toEqual([1, 2, 3]);
+  });
+
+  test('an idempotent write that runs out of attempts reports an unknown outcome; a read does not', async () => {
+    const clock = new FakeClock();
+    const p = { ...policy, attemptsMax: 2 };
+    const w = await rejection(withRetry(failing([ambiguous(), ambiguous()]).fn, ctx({ clock, policy: p, idempotency: Idempotency.idempotent })));
+    expect(w.details.outcome).toBe('unknown');
+    expect(w.retryable).toBe(true);
+    const r = await rejection(withRetry(failing([ambiguous(), ambiguous()]).fn, ctx({ clock, policy: p })));
+    expect(r.details.outcome).toBeUndefined();
+    const n = await rejection(withRetry(failing([notApplied(), notApplied()]).fn, ctx({ clock, policy: p, idempotency: Idempotency.conditional })));
+    expect(writeOutcome(n)).toBe('not-applied');
+    expect(n.details.outcome).toBeUndefined();
+  });
+
+  test('never sleeps past the overall deadline', async () => {
+    const clock = new FakeClock();
+    const start = clock.now();
+    const deadlineAt = start + 100;
+    const errs = Array.from({ length: 50 }, () => ambiguous());
+    const f = failing(errs);
+    // Each attempt costs 30 virtual ms.
+    const slow = async (n: number) => {
+      clock.t += 30;
+      return f.fn(n);
+    };
+    await expect(
+      withRetry(slow, ctx({ clock, deadlineAt, policy: { attemptsMax: 50, baseDelayMs: 20, maxDelayMs: 1000 }, random: () => 0.99 })),
+    ).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(clock.now()).toBeLessThanOrEqual(deadlineAt + 30);
+    expect(f.calls.length).toBeLessThan(50);
+  });
+
+  test('an abort during backoff rejects with CANCELLED', async () => {
+    const clock = new FakeClock();
+    const ac = new AbortController();
+    const f = failing([ambiguous(), ambiguous()]);
+    const run = withRetry(
+      async (n) => {
+        if (n === 1) ac.abort();
+        return f.fn(n);
+      },
+      ctx({ clock, signal: ac.signal }),
+    );
+    await expect(run).rejects.toMatchObject({ code: 'CANCELLED' });
+    expect(f.calls).toEqual([1]);
+  });
+
+  test('beforeRetry can redirect at once (no backoff) and sees each failure', async () => {
+    const clock = new FakeClock();
+    const seen: string[] = [];
+    const f = failing([notApplied('NOT_LEADER'), ambiguous()]);
+    await withRetry(
+      f.fn,
+      ctx({
+        clock,
+        beforeRetry: (err, n) => {
+          seen.push(`${n}:${err.code}`);
+          return err.code === 'NOT_LEADER';
+        },
+      }),
+    );
+    expect(seen).toEqual(['1:NOT_LEADER', '2:UNAVAILABLE']);
+    expect(clock.sleeps).toHaveLength(1);
+  });
+
+  test('errors that are not KeyVa or gRPC errors (bugs) propagate unchanged, unretried', async () => {
+    const clock = new FakeClock();
+    const bug = new TypeError('x is not a function');
+    let calls = 0;
+    await expect(
+      withRetry(async () => {
+        calls++;
+        throw bug;
+      }, ctx({ clock })),
+    ).rejects.toBe(bug);
+    expect(calls).toBe(1);
+  });
+});
