@@ -6,6 +6,7 @@
 #   scripts/go-tools.sh kube-apiserver|etcd|helm|grpcurl|kubectl   build (if needed), print path
 #   scripts/go-tools.sh all                                        kube-apiserver, etcd, helm, grpcurl
 #   scripts/go-tools.sh path <tool>                                print cached path (builds if needed)
+#   scripts/go-tools.sh cached <tool>                              print path if cached, else exit 1 (never builds)
 #   scripts/go-tools.sh versions                                   print the pinned versions
 #
 # Paths go to stdout (one per line); progress, timings and errors go to stderr.
@@ -43,7 +44,7 @@ die() { echo "go-tools.sh: error: $*" >&2; exit 1; }
 say() { echo "go-tools.sh: $*" >&2; }
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -85,11 +86,13 @@ kube_module() {
   local dir="$BUILD_ROOT/kubernetes-$ver"
   mkdir -p "$dir"
   if [[ ! -f "$dir/go.mod" ]]; then
-    local gomod
+    local json gomod
     echo "+ go mod download -json k8s.io/kubernetes@$ver" >>"$log"
-    gomod=$(cd "$dir" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$ver" 2>>"$log" \
-      | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p') || true
-    [[ -n "$gomod" && -f "$gomod" ]] || { tail -20 "$log" >&2; die "cannot download k8s.io/kubernetes@$ver (see $log)"; }
+    # Errors come back inside the JSON ("Error": ...), so keep the JSON in the log.
+    json=$(cd "$BUILD_ROOT" && go mod download -json "k8s.io/kubernetes@$ver" 2>>"$log") || true
+    echo "$json" >>"$log"
+    gomod=$(printf '%s\n' "$json" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+    [[ -n "$gomod" && -f "$gomod" ]] || die "cannot download k8s.io/kubernetes@$ver: $(printf '%s\n' "$json" | sed -n 's/.*"Error": "\(.*\)".*/\1/p')"
     local staging
     staging=$(awk '$2 == "=>" && $3 ~ /^\.\/staging\// {print $1}' "$gomod" | sort -u)
     [[ -n "$staging" ]] || die "no './staging/...' replace lines found in $gomod"
@@ -163,9 +166,12 @@ EOF
 build_helm() { # <out> <log>
   local out="$1" log="$2" ver="$HELM_VERSION" gomod k8s_major=1 k8s_minor=""
   # Helm's Makefile derives the default Kubernetes version from its client-go requirement.
-  gomod=$(cd /tmp && go mod download -json "helm.sh/helm/v3@$ver" 2>>"$log" \
-    | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p') || true
-  [[ -n "$gomod" && -f "$gomod" ]] || { tail -20 "$log" >&2; die "cannot download helm.sh/helm/v3@$ver (see $log)"; }
+  local json
+  echo "+ go mod download -json helm.sh/helm/v3@$ver" >>"$log"
+  json=$(cd "$BUILD_ROOT" && go mod download -json "helm.sh/helm/v3@$ver" 2>>"$log") || true
+  echo "$json" >>"$log"
+  gomod=$(printf '%s\n' "$json" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  [[ -n "$gomod" && -f "$gomod" ]] || die "cannot download helm.sh/helm/v3@$ver: $(printf '%s\n' "$json" | sed -n 's/.*"Error": "\(.*\)".*/\1/p')"
   k8s_minor=$(awk '$1 == "k8s.io/client-go" {split($2, v, "."); print v[2]}' "$gomod" | head -1)
   local ld="-s -w -X helm.sh/helm/v3/internal/version.version=$ver -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
   if [[ -n "$k8s_minor" ]]; then
@@ -177,7 +183,7 @@ build_helm() { # <out> <log>
   local gobin
   gobin=$(mktemp -d "$BUILD_ROOT/helm-gobin.XXXXXX")
   # `go install pkg@version` runs outside any module; -mod=mod does not apply there.
-  (cd /tmp && GOFLAGS=-buildvcs=false GOBIN="$gobin" run_logged "$log" \
+  (cd "$BUILD_ROOT" && GOFLAGS=-buildvcs=false GOBIN="$gobin" run_logged "$log" \
     go install -p "$PARALLEL" -trimpath -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@$ver") \
     && mv "$gobin/helm" "$out"
   local rc=$?
@@ -189,7 +195,7 @@ build_helm() { # <out> <log>
 build_grpcurl() { # <out> <log>
   local out="$1" log="$2" ver="$GRPCURL_VERSION" gobin
   gobin=$(mktemp -d "$BUILD_ROOT/grpcurl-gobin.XXXXXX")
-  (cd /tmp && GOFLAGS=-buildvcs=false GOBIN="$gobin" run_logged "$log" \
+  (cd "$BUILD_ROOT" && GOFLAGS=-buildvcs=false GOBIN="$gobin" run_logged "$log" \
     go install -p "$PARALLEL" -trimpath -ldflags "-s -w -X main.version=$ver" \
     "github.com/fullstorydev/grpcurl/cmd/grpcurl@$ver") \
     && mv "$gobin/grpcurl" "$out"
@@ -254,7 +260,15 @@ case "$1" in
     ;;
   path)
     [[ $# -eq 2 ]] || usage
+    tool_version "$2" >/dev/null
     ensure "$2"
+    ;;
+  cached)
+    [[ $# -eq 2 ]] || usage
+    tool_version "$2" >/dev/null
+    p=$(bin_path "$2")
+    [[ -x "$p" ]] || { say "$2 $(tool_version "$2") is not cached ($p)"; exit 1; }
+    echo "$p"
     ;;
   versions)
     printf 'kube-apiserver %s\nkubectl %s\netcd %s\nhelm %s\ngrpcurl %s\n' \

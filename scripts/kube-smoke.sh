@@ -11,6 +11,8 @@
 #   3. kube-apiserver on 127.0.0.1 (RBAC, envtest-like flags), waits for /readyz;
 #   4. checks with curl: /version, /api/v1/namespaces, create+read a namespace, anonymous
 #      request rejected (401), non-admin identity forbidden (403);
+#      if a kubectl is cached (scripts/go-tools.sh kubectl) or KUBECTL_BIN is set, also
+#      `kubectl get namespaces` through a throwaway kubeconfig (never built here: optional);
 #   5. stops both processes and deletes the temp dir on every exit path (trap).
 #
 # Env: ETCD_BIN / KUBE_APISERVER_BIN to use other binaries; KEEP_SMOKE_DIR=1 keeps the temp
@@ -34,6 +36,7 @@ KUBE_APISERVER_BIN="${KUBE_APISERVER_BIN:-$("$HERE/go-tools.sh" path kube-apiser
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/keyva-kube-smoke.XXXXXX")"
 ETCD_PID=""
 APISERVER_PID=""
+CERTS_OK=0
 
 stop_pid() { # <pid> <name>: TERM, wait up to 10 s, then KILL
   local pid="$1" name="$2" i
@@ -52,12 +55,14 @@ stop_pid() { # <pid> <name>: TERM, wait up to 10 s, then KILL
 }
 
 cleanup() {
-  local rc=$?
+  local rc=$? f
   trap - EXIT INT TERM
   stop_pid "$APISERVER_PID" kube-apiserver
   stop_pid "$ETCD_PID" etcd
-  if [[ $rc -ne 0 ]]; then
-    for f in pki/openssl.log etcd.log kube-apiserver.log; do
+  if [[ $rc -ne 0 && $rc -ne 130 && $rc -ne 143 ]]; then
+    local logs=(etcd.log kube-apiserver.log)
+    [[ "$CERTS_OK" == 1 ]] || logs=(pki/openssl.log)
+    for f in "${logs[@]}"; do
       if [[ -f "$WORK/$f" ]]; then
         echo "---- last lines of $f ----" >&2
         tail -30 "$WORK/$f" >&2
@@ -118,6 +123,7 @@ mkdir -p "$PKI"
 for f in ca.crt apiserver.crt apiserver.key admin.crt admin.key user.crt user.key sa.key sa.pub; do
   [[ -s "$PKI/$f" ]] || fail "openssl did not produce $f"
 done
+CERTS_OK=1
 
 # ------------------------------------------------------------------ etcd
 ETCD_CLIENT_PORT="$(free_port)"
@@ -155,11 +161,12 @@ while [[ "$API_PORT" == "$ETCD_CLIENT_PORT" || "$API_PORT" == "$ETCD_PEER_PORT" 
 API="https://127.0.0.1:$API_PORT"
 mkdir -p "$WORK/apiserver-certs"
 
-log "starting kube-apiserver ($("$KUBE_APISERVER_BIN" --version)) on $API"
+log "starting kube-apiserver ($("$KUBE_APISERVER_BIN" --version | head -1)) on $API"
 "$KUBE_APISERVER_BIN" \
   --etcd-servers "$ETCD_URL" \
   --bind-address 127.0.0.1 \
   --advertise-address 127.0.0.1 \
+  --endpoint-reconciler-type none \
   --secure-port "$API_PORT" \
   --cert-dir "$WORK/apiserver-certs" \
   --tls-cert-file "$PKI/apiserver.crt" \
@@ -231,5 +238,30 @@ code="$(curl -s -o "$WORK/user.json" -w '%{http_code}' "${USER_CERT[@]}" "$API/a
 [[ "$code" == 403 ]] || fail "non-admin GET /api/v1/namespaces returned HTTP $code (expected 403)"
 grep -q 'keyva-smoke-nobody' "$WORK/user.json" || fail "403 body does not name the user: $(cat "$WORK/user.json")"
 check "non-admin identity keyva-smoke-nobody -> HTTP 403 (RBAC enforced)"
+
+# Optional: a real kubectl, only if one is already available.
+KUBECTL_BIN="${KUBECTL_BIN:-$("$HERE/go-tools.sh" cached kubectl 2>/dev/null || true)}"
+if [[ -n "$KUBECTL_BIN" && -x "$KUBECTL_BIN" ]]; then
+  cat >"$WORK/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: smoke
+  cluster: {server: "$API", certificate-authority: "$PKI/ca.crt"}
+users:
+- name: admin
+  user: {client-certificate: "$PKI/admin.crt", client-key: "$PKI/admin.key"}
+contexts:
+- name: smoke
+  context: {cluster: smoke, user: admin}
+current-context: smoke
+EOF
+  "$KUBECTL_BIN" --kubeconfig "$WORK/kubeconfig" get namespaces -o name >"$WORK/kubectl.out" 2>&1 \
+    || fail "kubectl get namespaces failed: $(cat "$WORK/kubectl.out")"
+  grep -qx 'namespace/keyva-smoke' "$WORK/kubectl.out" || fail "kubectl output lacks keyva-smoke: $(cat "$WORK/kubectl.out")"
+  check "kubectl get namespaces (kubectl $("$KUBECTL_BIN" version --client 2>/dev/null | awk '/Client Version/ {print $3}'))"
+else
+  log "skip: no cached kubectl (optional; build with scripts/go-tools.sh kubectl)"
+fi
 
 log "PASS ($PASSED checks; etcd $("$ETCD_BIN" --version | head -1 | awk '{print $3}'), kube-apiserver $git_version)"
