@@ -5,13 +5,14 @@
  * (a) raw synced `batch.write` on the calling thread, one at a time (no grouping);
  * (b) `RocksDbEngine.write` with 64 concurrent synced writers (writer thread + group commit);
  * (c) `RocksDbEngine.get` at MAX_TS on the main thread (querySync), random keys;
- * (d) the copy cost of sending a batch to the writer thread (structuredClone = postMessage's
- *     serializer), per value size;
+ * (d) the cost of sending a batch to the writer thread: structuredClone (postMessage's copy)
+ *     versus `encodeBatch` + transfer, per value size;
  * plus the memory engine for reference. Each database lives in a fresh dir under os.tmpdir().
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { encodeBatch } from '../../node/src/engine/batch-wire.ts';
 import { MAX_TS, MemoryEngine, RocksDbEngine, type StorageEngine, type WriteBatch } from '../../node/src/engine/index.ts';
 import { createRocksLevel } from '../../node/src/engine/rocksdb-binding.ts';
 
@@ -98,12 +99,19 @@ async function gets(engine: StorageEngine): Promise<{ opsPerSec: number }> {
   return { opsPerSec: (n * 1000) / (performance.now() - t0) };
 }
 
-function cloneCost(valueBytes: number): number {
+/** Cost of getting a batch to the writer thread: cloning it vs encoding it for transfer. */
+function sendCost(valueBytes: number): { cloneUs: number; encodeUs: number } {
   const b = batchFor(1, 1n, true, valueBytes);
   const iters = valueBytes >= 1 << 20 ? 200 : 20_000;
-  const t0 = performance.now();
+  let t0 = performance.now();
   for (let i = 0; i < iters; i++) structuredClone(b);
-  return ((performance.now() - t0) * 1000) / iters;
+  const cloneUs = ((performance.now() - t0) * 1000) / iters;
+  t0 = performance.now();
+  for (let i = 0; i < iters; i++) {
+    const ab = encodeBatch(b);
+    structuredClone(ab, { transfer: [ab] });
+  }
+  return { cloneUs, encodeUs: ((performance.now() - t0) * 1000) / iters };
 }
 
 async function withRocks<T>(fn: (e: RocksDbEngine) => Promise<T>): Promise<T> {
@@ -144,12 +152,17 @@ const unsynced = await withRocks(async (e) => {
   const r = await concurrentWrites(e, false);
   return { ...r, counters: e.writerCounters };
 });
-log(`    same, sync: false: ${fmt(unsynced.opsPerSec)} batches/s (avg ${(unsynced.counters.batches / Math.max(1, unsynced.counters.groups)).toFixed(1)} per group)`);
+log(
+  `    same, sync: false: ${fmt(unsynced.opsPerSec)} batches/s (avg ${(unsynced.counters.batches / Math.max(1, unsynced.counters.groups)).toFixed(1)} per group)`,
+);
 
 const rocksGets = await withRocks((e) => gets(e));
 log(`(c) RocksDbEngine.get at MAX_TS, random of ${KEYS} keys (memtable-resident): ${fmt(rocksGets.opsPerSec)} gets/s`);
 
-for (const bytes of [100, 4096, 65536, 1 << 20]) log(`(d) structuredClone of a 1-put batch with a ${bytes} B value: ${cloneCost(bytes).toFixed(1)} µs`);
+for (const bytes of [100, 4096, 65536, 1 << 20]) {
+  const c = sendCost(bytes);
+  log(`(d) 1-put batch with a ${bytes} B value: structuredClone ${c.cloneUs.toFixed(1)} µs vs encodeBatch+transfer ${c.encodeUs.toFixed(1)} µs`);
+}
 
 const mem = new MemoryEngine();
 await mem.open();

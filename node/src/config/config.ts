@@ -34,7 +34,7 @@ const NodeConfigObject = z
     snapshotSkewMsMax: z.coerce.number().int().min(0).default(5000).describe('Snapshot reads further ahead of the node clock than this are refused.'),
     compression: z.enum(['zstd', 'none']).default('zstd').describe('RocksDB block compression (the binding offers zstd or none).'),
     bloomBitsPerKey: z.coerce.number().int().min(0).max(32).default(10).describe('RocksDB bloom filter bits per key (0 = no filter).'),
-    blockCacheBytes: bytes(0, 1024 * 1024 * 1024 * 1024).default(64 * 1024 * 1024).describe('RocksDB block cache size in bytes.'),
+    blockCacheBytes: bytes(0, 4_294_967_295).default(64 * 1024 * 1024).describe('RocksDB block cache size in bytes (at most 4 GiB - 1, the binding takes 32 bits).'),
     versionRetentionMs: z.coerce.number().int().min(0).default(10 * 60 * 1000).describe('How long old MVCC versions stay readable by snapshot reads before GC.'),
     gcIntervalMs: z.coerce.number().int().min(100).default(60 * 1000).describe('How often version GC runs.'),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Log level of the JSON logs on stdout.'),

@@ -25,6 +25,11 @@ export interface VersionedValue {
   readonly expiresAtMs: number;
 }
 
+/**
+ * A precondition on the live value of the mutation's key, evaluated when the batch is applied
+ * (after the earlier mutations of the same batch). Expired values count as absent;
+ * `versionEquals` with version 0n holds exactly when the key is absent.
+ */
 export type Condition =
   | { readonly kind: 'absent' }
   | { readonly kind: 'exists' }
@@ -46,13 +51,21 @@ export type Mutation =
       readonly key: Buffer;
       readonly condition?: Condition | undefined;
     }
-  /** Raw writes outside the data key space (node metadata, later Raft log/state). */
+  /**
+   * Raw writes outside the data key space (node metadata, later Raft log/state). The caller
+   * prefixes the key with its own key-space byte (`'m'` node metadata, see `metaKey`); keys
+   * starting with `'d'` (data) or `m\0` (engine-reserved) are rejected with INVALID_ARGUMENT.
+   */
   | { readonly type: 'rawPut'; readonly key: Buffer; readonly value: Buffer }
   | { readonly type: 'rawDelete'; readonly key: Buffer };
 
 export interface WriteBatch {
   readonly mutations: readonly Mutation[];
-  /** Commit timestamp stamped on every data mutation of the batch. Must increase across batches. */
+  /**
+   * Commit timestamp (>= 1) stamped on every data mutation of the batch. Should increase across
+   * the batches touching one key; engines apply batches in submission order and do not enforce a
+   * global order (a node applies partitions whose leaders run different clocks).
+   */
   readonly commitTs: Timestamp;
   /** Wall clock used to evaluate conditions against TTL expiry. */
   readonly nowMs: number;
@@ -63,7 +76,10 @@ export interface WriteBatch {
 export type WriteResult =
   | {
       readonly ok: true;
-      /** Per mutation: whether a live value existed before (for deletes: whether it deleted something). */
+      /**
+       * Per mutation: whether a live value existed before (for deletes: whether it deleted
+       * something; for raw mutations: whether the raw key existed).
+       */
       readonly existed: readonly boolean[];
     }
   | {
@@ -74,7 +90,11 @@ export type WriteResult =
       readonly currentVersion: Timestamp;
     };
 
-/** A range of the data key space, in storage order (hash, then key). */
+/**
+ * A range of the data key space, in storage order (hash, then key). With one hash, startKey,
+ * endKey and prefix bound the storage range; across several hashes keys are not in key order,
+ * so they act as per-key filters.
+ */
 export interface ScanRange {
   /** Inclusive start hash. */
   readonly startHash: bigint;
@@ -100,16 +120,18 @@ export interface ScanItem {
 
 export interface ScanPage {
   readonly items: ScanItem[];
-  /** true when the range has more keys after the last item (limit reached). */
+  /** true when the range holds another live key after the last item (resume with `after`). */
   readonly more: boolean;
 }
 
 export interface EngineStats {
   /** Estimated bytes on disk / in memory of live and old versions. */
   readonly sizeBytes: number;
+  /** Estimated stored entries (MVCC versions, not distinct user keys). */
   readonly keysEstimate: number;
   /** Block cache hit rate 0..1 (NaN when unknown or not applicable). */
   readonly blockCacheHitRate: number;
+  /** NaN when the engine cannot count them (RocksDB: see ADR 0004); 0 for the memory engine. */
   readonly blockCacheHits: number;
   readonly blockCacheMisses: number;
 }
@@ -127,29 +149,41 @@ export interface StorageEngine {
   /** Waits for in-flight writes, then releases the files. Idempotent. */
   close(): Promise<void>;
 
-  /** Applies a batch atomically: all conditions hold and everything is written, or nothing is. */
+  /**
+   * Applies a batch atomically: all conditions hold and everything is written, or nothing is.
+   * Batches are applied and answered in submission order. With `sync`, the answer comes after
+   * the write is durable; a write is visible to reads once written (durable first, if synced).
+   * A delete of a key without any version writes nothing. Throws INVALID_ARGUMENT for malformed
+   * batches, STORAGE_ERROR when the store fails, UNAVAILABLE when the write queue is full.
+   */
   write(batch: WriteBatch): Promise<WriteResult>;
 
-  /** Newest live version of `key` at `readTs`, or undefined. */
+  /**
+   * Newest live version of `key` at `readTs`, or undefined. A read at `readTs` < MAX_TS sees every
+   * batch with commitTs <= readTs submitted before it (it waits for them if in flight); a read at
+   * MAX_TS sees what is written now. Throws SNAPSHOT_TOO_OLD when readTs < gcWatermark.
+   */
   get(hash: bigint, key: Buffer, readTs: Timestamp, nowMs: number): Promise<VersionedValue | undefined>;
 
-  /** Live keys of `range` visible at `readTs`, in storage order, at most `limit` (> 0). */
+  /** Live keys of `range` visible at `readTs`, in storage order, at most `limit` (> 0). Same read rules as `get`. */
   scan(range: ScanRange, readTs: Timestamp, nowMs: number, limit: number, keysOnly?: boolean): Promise<ScanPage>;
 
-  /** Removes every version of every key with hash in [startHash, endHash). */
+  /** Removes every version of every key with hash in [startHash, endHash). Raw keys are kept. */
   deleteRange(startHash: bigint, endHash: bigint): Promise<void>;
 
   /**
-   * Garbage-collects versions no read at or above `watermarkTs` can see: older versions shadowed
-   * by a version <= watermark, tombstones <= watermark, and values expired before `nowMs`.
-   * Reads below the watermark afterwards fail with SNAPSHOT_TOO_OLD. Returns versions removed.
+   * Garbage-collects versions no read at or above `watermarkTs` (with a clock >= `nowMs`) can
+   * see: older versions shadowed by a version <= watermark, tombstones and values expired at
+   * `nowMs` that are <= watermark, and such dead versions above it with nothing left beneath.
+   * The watermark only moves up, is persisted, and is raised before GC starts: from then on
+   * reads below it fail with SNAPSHOT_TOO_OLD. Returns versions removed.
    */
   gc(watermarkTs: Timestamp, nowMs: number): Promise<number>;
 
   /** The current GC watermark (0n before any GC). */
   readonly gcWatermark: Timestamp;
 
-  /** Raw read outside the data key space (see Mutation rawPut). */
+  /** Raw read outside the data key space (see Mutation rawPut); INVALID_ARGUMENT for 'd' keys. */
   getRaw(key: Buffer): Promise<Buffer | undefined>;
 
   stats(): EngineStats;
@@ -157,10 +191,10 @@ export interface StorageEngine {
 
 export interface RocksDbOptions {
   readonly path: string;
-  /** Block compression. */
+  /** Block compression. The RocksDB binding supports only 'zstd' and 'none' (ADR 0004). */
   readonly compression: 'zstd' | 'lz4' | 'snappy' | 'none';
   /** Bloom filter bits per key; 0 disables the filter. */
   readonly bloomBitsPerKey: number;
-  /** Block cache size in bytes. */
+  /** Block cache size in bytes (RocksDB: at most 2^32 - 1). */
   readonly blockCacheBytes: number;
 }

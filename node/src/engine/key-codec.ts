@@ -1,0 +1,308 @@
+/**
+ * The on-disk layout of KeyVa's storage (DESIGN §4). Pure functions, no I/O.
+ *
+ * Key spaces, by leading byte:
+ * - `0x64 'd'` data: `d | hash64 (8 bytes BE) | escape(userKey) | ~commitTs (8 bytes BE)`.
+ *   The user key is escaped order-preservingly (`0x00` → `0x00 0xFF`) and terminated by
+ *   `0x00 0x01`, so the escaped keys of one hash sort in the byte order of the user keys and no
+ *   escaped key is a prefix of another. The commit timestamp is stored bitwise-NOT, so the
+ *   versions of one key sort newest first. A hash range is one contiguous storage range.
+ * - everything else is raw: callers of `rawPut`/`rawDelete` pass keys already prefixed with their
+ *   own key-space byte (`0x6d 'm'` node metadata, later Raft log/state). A raw key must not start
+ *   with `'d'`, and `m\0` is reserved for the engine's own metadata (see `ENGINE_META_PREFIX`).
+ *
+ * Value encoding (data key space): `flags (1 byte: 0 = value, 1 = tombstone) |
+ * expiresAtMs (8 bytes BE, 0 = never) | value bytes`.
+ */
+import { KeyVaError } from '@keyva/proto/errors';
+import { HASH_SPACE_END, MAX_TS, type Timestamp } from './types.ts';
+
+/** Leading byte of the data key space. */
+export const DATA_PREFIX = 0x64; // 'd'
+/** Leading byte of the node metadata key space (raw keys). */
+export const META_PREFIX = 0x6d; // 'm'
+/** Raw keys under this prefix belong to the engine itself (GC watermark); callers may not write them. */
+export const ENGINE_META_PREFIX: Buffer = Buffer.from([META_PREFIX, 0x00]);
+/** Where the engine persists its GC watermark (8 bytes BE). */
+export const GC_WATERMARK_KEY: Buffer = Buffer.concat([ENGINE_META_PREFIX, Buffer.from('gc-watermark')]);
+
+const ESCAPE_BYTE = 0x00;
+const ESCAPED_ZERO = 0xff;
+const TERMINATOR_BYTE = 0x01;
+/** Bytes of the hash and of the timestamp suffix. */
+const U64_BYTES = 8;
+const HEADER_BYTES = 1 + U64_BYTES;
+/** Bytes before the value bytes in an encoded value. */
+export const VALUE_HEADER_BYTES = 1 + U64_BYTES;
+
+const U64_MASK = MAX_TS;
+
+export const ValueFlag = {
+  value: 0,
+  tombstone: 1,
+} as const;
+export type ValueFlag = (typeof ValueFlag)[keyof typeof ValueFlag];
+
+/** A decoded data key. */
+export interface DataKey {
+  readonly hash: bigint;
+  readonly key: Buffer;
+  readonly commitTs: Timestamp;
+}
+
+/** A decoded data value. */
+export interface DataValue {
+  readonly tombstone: boolean;
+  readonly expiresAtMs: number;
+  readonly value: Buffer;
+}
+
+function checkU64(n: bigint, what: string): void {
+  if (n < 0n || n > U64_MASK) {
+    throw new KeyVaError('INVALID_ARGUMENT', `${what} out of the 64-bit range: ${n}`, { field: what });
+  }
+}
+
+/** Number of bytes of `escapeKey(key)` including the terminator. */
+export function escapedLength(key: Buffer): number {
+  let zeros = 0;
+  for (let i = 0; i < key.length; i++) if (key[i] === 0) zeros++;
+  return key.length + zeros + 2;
+}
+
+/** Writes escape(key) + terminator into `out` at `offset`; returns the offset after it. */
+function writeEscaped(key: Buffer, out: Buffer, offset: number, terminate: boolean): number {
+  let o = offset;
+  for (let i = 0; i < key.length; i++) {
+    const b = key[i]!;
+    if (b === ESCAPE_BYTE) {
+      out[o++] = ESCAPE_BYTE;
+      out[o++] = ESCAPED_ZERO;
+    } else {
+      out[o++] = b;
+    }
+  }
+  if (terminate) {
+    out[o++] = ESCAPE_BYTE;
+    out[o++] = TERMINATOR_BYTE;
+  }
+  return o;
+}
+
+/** Order-preserving escape of a user key, terminated by `0x00 0x01`. */
+export function escapeKey(key: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(escapedLength(key));
+  writeEscaped(key, out, 0, true);
+  return out;
+}
+
+/**
+ * Decodes an escaped, terminated key starting at `offset`.
+ * Returns the key and the offset just after the terminator.
+ */
+export function unescapeKey(buf: Buffer, offset = 0): { key: Buffer; end: number } {
+  const bytes: number[] = [];
+  let i = offset;
+  for (;;) {
+    if (i >= buf.length) throw new KeyVaError('STORAGE_ERROR', 'corrupt data key: missing key terminator');
+    const b = buf[i]!;
+    if (b !== ESCAPE_BYTE) {
+      bytes.push(b);
+      i++;
+      continue;
+    }
+    const next = buf[i + 1];
+    if (next === ESCAPED_ZERO) {
+      bytes.push(0);
+      i += 2;
+    } else if (next === TERMINATOR_BYTE) {
+      return { key: Buffer.from(bytes), end: i + 2 };
+    } else {
+      throw new KeyVaError('STORAGE_ERROR', 'corrupt data key: bad escape sequence');
+    }
+  }
+}
+
+function writeHeader(out: Buffer, hash: bigint): void {
+  out[0] = DATA_PREFIX;
+  out.writeBigUInt64BE(hash, 1);
+}
+
+/** Storage key of one version: `d | hash | escape(key) | ~commitTs`. */
+export function encodeDataKey(hash: bigint, key: Buffer, commitTs: Timestamp): Buffer {
+  checkU64(hash, 'hash');
+  checkU64(commitTs, 'commitTs');
+  const out = Buffer.allocUnsafe(HEADER_BYTES + escapedLength(key) + U64_BYTES);
+  writeHeader(out, hash);
+  const o = writeEscaped(key, out, HEADER_BYTES, true);
+  out.writeBigUInt64BE(~commitTs & U64_MASK, o);
+  return out;
+}
+
+/** Decodes a storage key of the data key space. */
+export function decodeDataKey(storageKey: Buffer): DataKey {
+  if (storageKey[0] !== DATA_PREFIX || storageKey.length < HEADER_BYTES + 2 + U64_BYTES) {
+    throw new KeyVaError('STORAGE_ERROR', 'corrupt data key: bad prefix or length');
+  }
+  const hash = storageKey.readBigUInt64BE(1);
+  const { key, end } = unescapeKey(storageKey, HEADER_BYTES);
+  if (end + U64_BYTES !== storageKey.length) throw new KeyVaError('STORAGE_ERROR', 'corrupt data key: bad timestamp suffix');
+  const commitTs = ~storageKey.readBigUInt64BE(end) & U64_MASK;
+  return { hash, key, commitTs };
+}
+
+/** The commit timestamp of a data storage key (cheap: reads only the suffix). */
+export function commitTsOf(storageKey: Buffer): Timestamp {
+  return ~storageKey.readBigUInt64BE(storageKey.length - U64_BYTES) & U64_MASK;
+}
+
+/**
+ * The part of a data storage key shared by all versions of one user key:
+ * `d | hash | escape(key) | terminator` (the storage key without its timestamp suffix).
+ */
+export function versionsPrefix(hash: bigint, key: Buffer): Buffer {
+  checkU64(hash, 'hash');
+  const out = Buffer.allocUnsafe(HEADER_BYTES + escapedLength(key));
+  writeHeader(out, hash);
+  writeEscaped(key, out, HEADER_BYTES, true);
+  return out;
+}
+
+/** `versionsPrefix` of a storage key, as a view (no copy). */
+export function versionsPrefixOf(storageKey: Buffer): Buffer {
+  return storageKey.subarray(0, storageKey.length - U64_BYTES);
+}
+
+/**
+ * Storage range `[lo, hi)` holding the versions of `key` visible at `readTs`, newest first
+ * (versions with commitTs <= readTs).
+ */
+export function visibleVersionsRange(hash: bigint, key: Buffer, readTs: Timestamp): { lo: Buffer; hi: Buffer } {
+  checkU64(readTs, 'readTs');
+  const prefix = versionsPrefix(hash, key);
+  const lo = Buffer.allocUnsafe(prefix.length + U64_BYTES);
+  prefix.copy(lo, 0);
+  lo.writeBigUInt64BE(~readTs & U64_MASK, prefix.length);
+  return { lo, hi: keyUpperBound(hash, key) };
+}
+
+/**
+ * The smallest storage key after every version of `key`: the terminator `0x00 0x01` becomes
+ * `0x00 0x02`. Used as exclusive end of one key's versions and to resume a scan after a key.
+ */
+export function keyUpperBound(hash: bigint, key: Buffer): Buffer {
+  const out = versionsPrefix(hash, key);
+  out[out.length - 1] = TERMINATOR_BYTE + 1;
+  return out;
+}
+
+/**
+ * Storage position of the first version of the first user key >= `key` in hash `hash`
+ * (the escaped key without terminator: every smaller user key sorts before it).
+ */
+export function keyLowerBound(hash: bigint, key: Buffer): Buffer {
+  checkU64(hash, 'hash');
+  const out = Buffer.allocUnsafe(HEADER_BYTES + escapedLength(key) - 2);
+  writeHeader(out, hash);
+  writeEscaped(key, out, HEADER_BYTES, false);
+  return out;
+}
+
+/**
+ * Storage range `[lo, hi)` of all user keys of hash `hash` that start with `prefix`
+ * (`hi` is the smallest byte string greater than every string starting with `lo`).
+ */
+export function keyPrefixRange(hash: bigint, prefix: Buffer): { lo: Buffer; hi: Buffer } {
+  const lo = keyLowerBound(hash, prefix);
+  return { lo, hi: prefixUpperBound(lo) };
+}
+
+/** Storage range `[lo, hi)` of hashes `[startHash, endHash)`; `endHash` may be HASH_SPACE_END. */
+export function hashRangeBounds(startHash: bigint, endHash: bigint): { lo: Buffer; hi: Buffer } {
+  checkU64(startHash, 'startHash');
+  if (endHash < 0n || endHash > HASH_SPACE_END) {
+    throw new KeyVaError('INVALID_ARGUMENT', `endHash out of range: ${endHash}`, { field: 'endHash' });
+  }
+  const lo = Buffer.allocUnsafe(HEADER_BYTES);
+  writeHeader(lo, startHash);
+  if (endHash === HASH_SPACE_END) return { lo, hi: Buffer.from([DATA_PREFIX + 1]) };
+  const hi = Buffer.allocUnsafe(HEADER_BYTES);
+  writeHeader(hi, endHash);
+  return { lo, hi };
+}
+
+/** The whole data key space as `[lo, hi)`. */
+export function dataSpaceBounds(): { lo: Buffer; hi: Buffer } {
+  return { lo: Buffer.from([DATA_PREFIX]), hi: Buffer.from([DATA_PREFIX + 1]) };
+}
+
+/**
+ * Smallest byte string greater than every string starting with `prefix`. Throws when there is
+ * none (the prefix is empty or all 0xFF; never the case for data keys, which start with 'd').
+ */
+export function prefixUpperBound(prefix: Buffer): Buffer {
+  let end = prefix.length;
+  while (end > 0 && prefix[end - 1] === 0xff) end--;
+  if (end === 0) throw new KeyVaError('INTERNAL', 'prefix has no upper bound');
+  const out = Buffer.from(prefix.subarray(0, end));
+  out[end - 1] = out[end - 1]! + 1;
+  return out;
+}
+
+/** Encodes a data value (or a tombstone when `value` is undefined). */
+export function encodeDataValue(value: Buffer | undefined, expiresAtMs: number): Buffer {
+  if (!Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0) {
+    throw new KeyVaError('INVALID_ARGUMENT', `expiresAtMs must be a non-negative integer: ${expiresAtMs}`, { field: 'expiresAtMs' });
+  }
+  const out = Buffer.allocUnsafe(VALUE_HEADER_BYTES + (value?.length ?? 0));
+  out[0] = value === undefined ? ValueFlag.tombstone : ValueFlag.value;
+  out.writeBigUInt64BE(BigInt(expiresAtMs), 1);
+  value?.copy(out, VALUE_HEADER_BYTES);
+  return out;
+}
+
+/** Decodes a data value; `value` is a view into `buf` (no copy). */
+export function decodeDataValue(buf: Buffer): DataValue {
+  if (buf.length < VALUE_HEADER_BYTES) throw new KeyVaError('STORAGE_ERROR', 'corrupt data value: too short');
+  const flag = buf[0];
+  if (flag !== ValueFlag.value && flag !== ValueFlag.tombstone) throw new KeyVaError('STORAGE_ERROR', `corrupt data value: flag ${flag}`);
+  return { tombstone: flag === ValueFlag.tombstone, expiresAtMs: Number(buf.readBigUInt64BE(1)), value: buf.subarray(VALUE_HEADER_BYTES) };
+}
+
+/** true when an encoded value is a tombstone or has expired at `nowMs`. */
+export function isDeadValue(buf: Buffer, nowMs: number): boolean {
+  if (buf[0] === ValueFlag.tombstone) return true;
+  const expiresAtMs = Number(buf.readBigUInt64BE(1));
+  return expiresAtMs !== 0 && expiresAtMs <= nowMs;
+}
+
+/** Encodes a timestamp as 8 bytes BE (used for the persisted GC watermark). */
+export function encodeTimestamp(ts: Timestamp): Buffer {
+  checkU64(ts, 'timestamp');
+  const out = Buffer.allocUnsafe(U64_BYTES);
+  out.writeBigUInt64BE(ts, 0);
+  return out;
+}
+
+export function decodeTimestamp(buf: Buffer): Timestamp {
+  if (buf.length !== U64_BYTES) throw new KeyVaError('STORAGE_ERROR', 'corrupt timestamp');
+  return buf.readBigUInt64BE(0);
+}
+
+/** Throws INVALID_ARGUMENT unless `key` may be used with rawPut/rawDelete/getRaw. */
+export function checkRawKey(key: Buffer, forWrite: boolean): void {
+  if (key.length === 0) throw new KeyVaError('INVALID_ARGUMENT', 'raw key is empty', { field: 'key' });
+  if (key[0] === DATA_PREFIX) {
+    throw new KeyVaError('INVALID_ARGUMENT', "raw keys must not start with 'd' (the data key space)", { field: 'key' });
+  }
+  if (forWrite && key.length >= ENGINE_META_PREFIX.length && key.subarray(0, ENGINE_META_PREFIX.length).equals(ENGINE_META_PREFIX)) {
+    throw new KeyVaError('INVALID_ARGUMENT', 'raw keys under m\\0 are reserved for the engine', { field: 'key' });
+  }
+}
+
+/** A meta key-space key: `m | name`. Names must not start with 0x00 (reserved for the engine). */
+export function metaKey(name: string | Buffer): Buffer {
+  const body = typeof name === 'string' ? Buffer.from(name, 'utf8') : name;
+  if (body.length === 0 || body[0] === 0x00) throw new KeyVaError('INVALID_ARGUMENT', 'meta key name is empty or reserved', { field: 'key' });
+  return Buffer.concat([Buffer.from([META_PREFIX]), body]);
+}

@@ -1,0 +1,22 @@
+/**
+ * The one primitive the MVCC logic needs from a store: a synchronous, bounded, ordered range
+ * read over raw storage keys. RocksDB implements it with `querySync`, the memory engine with a
+ * sorted array, and `WriteOverlay` layers not-yet-written mutations over another reader.
+ */
+
+export interface KvRow {
+  readonly key: Buffer;
+  readonly value: Buffer;
+}
+
+export interface OrderedKvReader {
+  /**
+   * Rows with `gte <= key < lt`, in byte order of keys, at most `limit` (> 0). A reader may
+   * return fewer rows than `limit` (e.g. to bound the bytes of one call); only an empty result
+   * means the range holds nothing more.
+   */
+  range(gte: Buffer, lt: Buffer, limit: number): KvRow[];
+}
+
+/** One raw storage mutation, produced by the write planner and applied by an engine. */
+export type KvOp = { readonly type: 'put'; readonly key: Buffer; readonly value: Buffer } | { readonly type: 'del'; readonly key: Buffer };

@@ -1,0 +1,73 @@
+/**
+ * The one import of `@nxtedition/rocksdb` (the package ships no types), typed down to the calls
+ * KeyVa uses. Facts measured here (see ADR 0004): `ChainedBatch.write()` runs synchronously on
+ * the calling thread; only a chained batch written with `{sync: true}` fsyncs the WAL
+ * (`db.put(k, v, {sync: true})` does not pass `sync` down); `querySync` is a one-shot
+ * synchronous bounded iterator returning `{rows: [k0, v0, k1, v1, ...], finished}` with each
+ * row a copied Buffer (with `keyEncoding/valueEncoding: 'buffer'`). abstract-level encodes keys
+ * as 'utf8' unless told otherwise, so `createRocksLevel` sets Buffer encodings.
+ */
+import { createRequire } from 'node:module';
+
+export interface RocksOpenOptions {
+  readonly createIfMissing?: boolean;
+  /** true = ZSTD block compression (the binding's only codec), false = none. */
+  readonly compression?: boolean;
+  /** Block cache bytes (uint32); 0 = no block cache. */
+  readonly cacheSize?: number;
+  /** A RocksDB filter policy string (`bloomfilter:10:false`, `nullptr` = none). */
+  readonly filterPolicy?: string;
+  readonly walCompression?: boolean;
+}
+
+export interface RocksQueryOptions {
+  readonly gte?: Buffer;
+  readonly lt?: Buffer;
+  readonly limit?: number;
+  readonly keys?: boolean;
+  readonly values?: boolean;
+  readonly keyEncoding: 'buffer';
+  readonly valueEncoding: 'buffer';
+  /** Stops after the row that makes the bytes read exceed this (at least one row). */
+  readonly highWaterMarkBytes?: number;
+  readonly fillCache?: boolean;
+}
+
+export interface RocksChainedBatch {
+  put(key: Buffer, value: Buffer): this;
+  del(key: Buffer): this;
+  readonly length: number;
+  /** Synchronous write on the calling thread. */
+  _writeSync(options: { sync: boolean }): void;
+  /** Frees the native batch now (otherwise its finalizer does, later). */
+  _closeSync(): void;
+}
+
+export interface RocksLevelDb {
+  readonly status: 'opening' | 'open' | 'closing' | 'closed';
+  /** Native handle; `new RocksLevel(handle)` in another thread shares the same rocksdb::DB. */
+  readonly handle: bigint;
+  open(options?: RocksOpenOptions): Promise<void>;
+  close(): Promise<void>;
+  batch(): RocksChainedBatch;
+  querySync(options: RocksQueryOptions): { rows: (Buffer | undefined)[]; finished: boolean };
+  getProperty(name: string): string;
+  /** Range delete (rocksdb::DeleteRange) of `[gte, lt)`; not synced. */
+  clear(options: { gte: Buffer; lt: Buffer }): Promise<void>;
+}
+
+interface RocksLevelConstructor {
+  new (locationOrHandle: string | bigint, options?: object): RocksLevelDb;
+}
+
+const require = createRequire(import.meta.url);
+const mod = require('@nxtedition/rocksdb') as { RocksLevel: RocksLevelConstructor };
+
+/**
+ * A RocksLevel with Buffer key and value encodings. abstract-level's default is 'utf8', which
+ * turns Buffer keys of a chained batch or a `clear` range into strings and mangles every byte
+ * that is not valid UTF-8 (0xFF becomes EF BF BD). Always create handles through here.
+ */
+export function createRocksLevel(locationOrHandle: string | bigint): RocksLevelDb {
+  return new mod.RocksLevel(locationOrHandle, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+}

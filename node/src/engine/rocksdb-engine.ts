@@ -1,0 +1,370 @@
+/**
+ * The RocksDB engine (DESIGN §4, ADR 0004). One RocksDB per node, opened by this (main) thread.
+ *
+ * - Reads (get/scan/getRaw) run on this thread as bounded synchronous `querySync` calls: a get
+ *   is one seek returning at most one row; a scan reads pages of at most `SCAN_PAGE_ROWS_MAX`
+ *   rows / `READ_PAGE_BYTES_MAX` bytes.
+ * - Writes, range deletes and GC run on a dedicated writer thread that shares the database by
+ *   its native handle (`rocksdb-writer.ts`): with `@nxtedition/rocksdb` a write, and its fsync,
+ *   blocks the calling thread, so this thread must never write. The writer group-commits.
+ * - Visibility: a write is visible once RocksDB has written it (for a synced write: after the
+ *   WAL fsync). A read at `readTs` < MAX_TS waits for the in-flight batches submitted before it
+ *   up to the last one with commitTs <= readTs, so a snapshot read never misses a write it
+ *   should see. A read at MAX_TS reads the newest written data without waiting.
+ * - Errors from RocksDB become `KeyVaError('STORAGE_ERROR')`.
+ */
+import { mkdir } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
+import { KeyVaError } from '@keyva/proto/errors';
+import { encodeBatch } from './batch-wire.ts';
+import { checkRawKey, decodeTimestamp, GC_WATERMARK_KEY, hashRangeBounds } from './key-codec.ts';
+import { checkReadTs, readVisible, scanVisible } from './mvcc-read.ts';
+import { createRocksLevel, type RocksLevelDb } from './rocksdb-binding.ts';
+import { toRocksOpenOptions } from './rocksdb-options.ts';
+import { RocksReader, storageCall } from './rocksdb-reader.ts';
+import { fromWireError, type GroupLimits, type WriterEvent, type WriterInit, type WriterRequest } from './rocksdb-writer-protocol.ts';
+import {
+  type EngineCapabilities,
+  type EngineStats,
+  MAX_TS,
+  type RocksDbOptions,
+  type ScanPage,
+  type ScanRange,
+  type StorageEngine,
+  type Timestamp,
+  type VersionedValue,
+  type WriteBatch,
+  type WriteResult,
+} from './types.ts';
+import { validateBatch } from './write-planner.ts';
+
+/** Defaults for the writer thread's group commit and GC chunking. */
+export const DEFAULT_GROUP_LIMITS: GroupLimits = {
+  groupBatchesMax: 512,
+  groupBytesMax: 32 << 20,
+  gcChunkRowsMax: 4096,
+};
+/** Requests queued to the writer thread at most; beyond, writes fail fast with UNAVAILABLE. */
+export const IN_FLIGHT_REQUESTS_MAX = 100_000;
+
+export interface RocksDbEngineTuning {
+  readonly groupLimits?: Partial<GroupLimits>;
+  readonly inFlightRequestsMax?: number;
+}
+
+/** Counters of the writer thread, for tests, benchmarks and metrics. */
+export interface WriterCounters {
+  /** Write batches answered. */
+  readonly batches: number;
+  /** Group commits (RocksDB write calls made for write batches). */
+  readonly groups: number;
+  /** Largest group seen. */
+  readonly groupBatchesPeak: number;
+}
+
+interface Pending {
+  readonly id: number;
+  readonly resolve: (v: unknown) => void;
+  readonly reject: (e: unknown) => void;
+  /** For data writes: commitTs, to let snapshot reads wait for it. */
+  readonly commitTs: Timestamp | undefined;
+  readonly done: Promise<unknown>;
+}
+
+type State = 'new' | 'opening' | 'open' | 'closing' | 'closed' | 'failed';
+
+const PROPERTY = {
+  keys: 'rocksdb.estimate-num-keys',
+  sstBytes: 'rocksdb.total-sst-files-size',
+  memtableBytes: 'rocksdb.cur-size-all-mem-tables',
+} as const;
+
+export class RocksDbEngine implements StorageEngine {
+  readonly kind = 'rocksdb' as const;
+  readonly supports: EngineCapabilities = { durable: true };
+  readonly options: RocksDbOptions;
+  readonly #limits: GroupLimits;
+  readonly #inFlightMax: number;
+  #state: State = 'new';
+  #db: RocksLevelDb | undefined;
+  #reader: RocksReader | undefined;
+  #worker: Worker | undefined;
+  #workerExited: Promise<void> = Promise.resolve();
+  #nextId = 1;
+  /** Requests sent to the writer, in submission order (answers come back in the same order). */
+  readonly #pending = new Map<number, Pending>();
+  /** Data-write requests in flight, in submission order, for snapshot-read waits. */
+  #inFlightWrites: Pending[] = [];
+  #gcWatermark: Timestamp = 0n;
+  #closing: Promise<void> | undefined;
+  #failure: KeyVaError | undefined;
+  #counters = { batches: 0, groups: 0, groupBatchesPeak: 0 };
+
+  constructor(options: RocksDbOptions, tuning: RocksDbEngineTuning = {}) {
+    toRocksOpenOptions(options); // validate early
+    this.options = options;
+    this.#limits = { ...DEFAULT_GROUP_LIMITS, ...tuning.groupLimits };
+    this.#inFlightMax = tuning.inFlightRequestsMax ?? IN_FLIGHT_REQUESTS_MAX;
+  }
+
+  get gcWatermark(): Timestamp {
+    return this.#gcWatermark;
+  }
+
+  get writerCounters(): WriterCounters {
+    return { ...this.#counters };
+  }
+
+  async open(): Promise<void> {
+    if (this.#state !== 'new') throw new KeyVaError('STORAGE_ERROR', `rocksdb engine cannot open from state ${this.#state}`);
+    this.#state = 'opening';
+    const openOptions = toRocksOpenOptions(this.options);
+    try {
+      await mkdir(this.options.path, { recursive: true });
+      const db = createRocksLevel(this.options.path);
+      await db.open(openOptions);
+      this.#db = db;
+    } catch (e) {
+      this.#state = 'failed';
+      throw new KeyVaError('STORAGE_ERROR', `rocksdb open of ${this.options.path} failed: ${(e as Error).message}`, {}, { cause: e });
+    }
+    this.#reader = new RocksReader(this.#db);
+    const wm = this.#reader.get(GC_WATERMARK_KEY);
+    this.#gcWatermark = wm === undefined ? 0n : decodeTimestamp(wm);
+    try {
+      await this.#startWriter(this.#db);
+    } catch (e) {
+      this.#state = 'failed';
+      await this.#db.close().catch(() => undefined);
+      throw e;
+    }
+    this.#state = 'open';
+  }
+
+  async #startWriter(db: RocksLevelDb): Promise<void> {
+    const init: WriterInit = { handle: db.handle, limits: this.#limits };
+    const worker = new Worker(new URL('./rocksdb-writer-worker.ts', import.meta.url), { workerData: init, name: 'keyva-rocksdb-writer' });
+    this.#worker = worker;
+    this.#workerExited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      const onEvent = (ev: WriterEvent): void => {
+        if (ev.t === 'ready') {
+          worker.off('error', onError);
+          worker.on('message', (m: WriterEvent) => this.#onEvent(m));
+          worker.on('error', (e) => this.#fail(new KeyVaError('STORAGE_ERROR', `rocksdb writer thread crashed: ${e.message}`, {}, { cause: e })));
+          worker.on('exit', (code) => {
+            if (this.#state !== 'closing' && this.#state !== 'closed') this.#fail(new KeyVaError('STORAGE_ERROR', `rocksdb writer thread exited (${code})`));
+          });
+          resolve();
+        } else if (ev.t === 'fatal') {
+          reject(fromWireError(ev.error));
+        }
+      };
+      const onError = (e: Error): void => reject(new KeyVaError('STORAGE_ERROR', `rocksdb writer thread failed to start: ${e.message}`, {}, { cause: e }));
+      worker.once('message', onEvent);
+      worker.once('error', onError);
+    });
+  }
+
+  #onEvent(ev: WriterEvent): void {
+    switch (ev.t) {
+      case 'answers': {
+        if (ev.groupBatches > 0) {
+          this.#counters.batches += ev.groupBatches;
+          if (ev.wrote) this.#counters.groups++;
+          this.#counters.groupBatchesPeak = Math.max(this.#counters.groupBatchesPeak, ev.groupBatches);
+        }
+        for (const a of ev.answers) {
+          const p = this.#pending.get(a.id);
+          if (p === undefined) continue;
+          this.#pending.delete(a.id);
+          if (a.ok) p.resolve(a.result);
+          else p.reject(fromWireError(a.error));
+        }
+        this.#trimInFlight();
+        break;
+      }
+      case 'fatal':
+        this.#fail(fromWireError(ev.error));
+        break;
+      case 'ready':
+        break;
+    }
+  }
+
+  #trimInFlight(): void {
+    let i = 0;
+    while (i < this.#inFlightWrites.length && !this.#pending.has(this.#inFlightWrites[i]!.id)) i++;
+    if (i > 0) this.#inFlightWrites = this.#inFlightWrites.slice(i);
+  }
+
+  /** The writer thread died: fail everything in flight and refuse further work. */
+  #fail(e: KeyVaError): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = e;
+    if (this.#state === 'open') this.#state = 'failed';
+    for (const p of this.#pending.values()) p.reject(e);
+    this.#pending.clear();
+    this.#inFlightWrites = [];
+  }
+
+  #checkOpen(): RocksReader {
+    if (this.#state !== 'open' || this.#reader === undefined) {
+      throw this.#failure ?? new KeyVaError('STORAGE_ERROR', `rocksdb engine is ${this.#state === 'new' ? 'not open' : this.#state}`);
+    }
+    return this.#reader;
+  }
+
+  #request<T>(req: WriterRequest, commitTs: Timestamp | undefined, transfer: ArrayBuffer[] = []): Promise<T> {
+    if (this.#pending.size >= this.#inFlightMax) {
+      return Promise.reject(
+        new KeyVaError('UNAVAILABLE', `storage writer queue is full (${this.#inFlightMax} requests)`, { limit: String(this.#inFlightMax) }),
+      );
+    }
+    let resolve!: (v: unknown) => void;
+    let reject!: (e: unknown) => void;
+    const promise = new Promise<unknown>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const pending: Pending = { id: req.id, resolve, reject, commitTs, done: promise.then(noop, noop) };
+    this.#pending.set(req.id, pending);
+    if (commitTs !== undefined) this.#inFlightWrites.push(pending);
+    try {
+      this.#worker!.postMessage(req, transfer);
+    } catch (e) {
+      this.#pending.delete(req.id);
+      if (commitTs !== undefined) this.#inFlightWrites.pop();
+      return Promise.reject(new KeyVaError('STORAGE_ERROR', `cannot send to the rocksdb writer thread: ${(e as Error).message}`, {}, { cause: e }));
+    }
+    return promise as Promise<T>;
+  }
+
+  async write(batch: WriteBatch): Promise<WriteResult> {
+    this.#checkOpen();
+    validateBatch(batch);
+    const hasData = batch.mutations.some((m) => m.type === 'put' || m.type === 'delete');
+    const id = this.#nextId++;
+    const encoded = encodeBatch(batch);
+    return this.#request<WriteResult>({ t: 'write', id, batch: encoded }, hasData ? batch.commitTs : undefined, [encoded]);
+  }
+
+  /** Waits until no batch submitted so far with commitTs <= readTs is in flight. */
+  async #awaitVisible(readTs: Timestamp): Promise<void> {
+    if (readTs === MAX_TS || this.#inFlightWrites.length === 0) return;
+    // Answers arrive in submission order, so waiting for the last such batch waits for all before it.
+    for (let i = this.#inFlightWrites.length - 1; i >= 0; i--) {
+      const p = this.#inFlightWrites[i]!;
+      if (p.commitTs !== undefined && p.commitTs <= readTs) {
+        await p.done;
+        return;
+      }
+    }
+  }
+
+  async get(hash: bigint, key: Buffer, readTs: Timestamp, nowMs: number): Promise<VersionedValue | undefined> {
+    this.#checkOpen();
+    checkReadTs(readTs, this.#gcWatermark);
+    await this.#awaitVisible(readTs);
+    const reader = this.#checkOpen();
+    checkReadTs(readTs, this.#gcWatermark);
+    return readVisible(reader, hash, key, readTs, nowMs);
+  }
+
+  async scan(range: ScanRange, readTs: Timestamp, nowMs: number, limit: number, keysOnly = false): Promise<ScanPage> {
+    this.#checkOpen();
+    checkReadTs(readTs, this.#gcWatermark);
+    await this.#awaitVisible(readTs);
+    const reader = this.#checkOpen();
+    checkReadTs(readTs, this.#gcWatermark);
+    return scanVisible(reader, range, readTs, nowMs, limit, keysOnly);
+  }
+
+  async deleteRange(startHash: bigint, endHash: bigint): Promise<void> {
+    this.#checkOpen();
+    if (endHash <= startHash) return;
+    const { lo, hi } = hashRangeBounds(startHash, endHash);
+    await this.#request<undefined>({ t: 'deleteRange', id: this.#nextId++, lo, hi }, undefined);
+  }
+
+  async gc(watermarkTs: Timestamp, nowMs: number): Promise<number> {
+    this.#checkOpen();
+    if (typeof watermarkTs !== 'bigint' || watermarkTs < 0n || watermarkTs > MAX_TS) {
+      throw new KeyVaError('INVALID_ARGUMENT', `watermark out of range: ${watermarkTs}`, { field: 'watermarkTs' });
+    }
+    // Raise the watermark first: from now on reads below it fail, whatever GC has removed yet.
+    if (watermarkTs > this.#gcWatermark) this.#gcWatermark = watermarkTs;
+    return this.#request<number>({ t: 'gc', id: this.#nextId++, watermark: this.#gcWatermark, nowMs }, undefined);
+  }
+
+  async getRaw(key: Buffer): Promise<Buffer | undefined> {
+    const reader = this.#checkOpen();
+    checkRawKey(key, false);
+    return reader.get(key);
+  }
+
+  stats(): EngineStats {
+    const db = this.#db;
+    if (db === undefined || this.#state !== 'open') {
+      return { sizeBytes: 0, keysEstimate: 0, blockCacheHitRate: Number.NaN, blockCacheHits: Number.NaN, blockCacheMisses: Number.NaN };
+    }
+    const prop = (name: string): number => {
+      const v = Number(storageCall('getProperty', () => db.getProperty(name)));
+      return Number.isFinite(v) ? v : 0;
+    };
+    return {
+      sizeBytes: prop(PROPERTY.sstBytes) + prop(PROPERTY.memtableBytes),
+      keysEstimate: prop(PROPERTY.keys),
+      // The binding opens RocksDB without a Statistics object, so block-cache hit/miss tickers
+      // are not available (ADR 0004); usage/capacity are, via blockCacheUsage().
+      blockCacheHitRate: Number.NaN,
+      blockCacheHits: Number.NaN,
+      blockCacheMisses: Number.NaN,
+    };
+  }
+
+  /** Block cache bytes in use and capacity (RocksDB properties). */
+  blockCacheUsage(): { usageBytes: number; capacityBytes: number } {
+    const db = this.#db;
+    if (db === undefined || this.#state !== 'open') return { usageBytes: 0, capacityBytes: 0 };
+    return {
+      usageBytes: Number(db.getProperty('rocksdb.block-cache-usage')) || 0,
+      capacityBytes: Number(db.getProperty('rocksdb.block-cache-capacity')) || 0,
+    };
+  }
+
+  /** Drains in-flight writes, stops the writer thread, closes the database. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    if (this.#state === 'new') {
+      this.#state = 'closed';
+      return;
+    }
+    const wasUsable = this.#state === 'open';
+    this.#state = 'closing';
+    const worker = this.#worker;
+    if (worker !== undefined) {
+      if (wasUsable && this.#failure === undefined) {
+        // 'stop' is queued behind every request already sent, so its answer means all are done.
+        await this.#request<undefined>({ t: 'stop', id: this.#nextId++ }, undefined).catch(noop);
+      }
+      await Promise.all([...this.#pending.values()].map((p) => p.done));
+      await worker.terminate().catch(noop);
+      await this.#workerExited;
+    }
+    try {
+      await this.#db?.close();
+    } catch (e) {
+      throw new KeyVaError('STORAGE_ERROR', `rocksdb close failed: ${(e as Error).message}`, {}, { cause: e });
+    } finally {
+      this.#state = 'closed';
+      this.#reader = undefined;
+    }
+  }
+}
+
+function noop(): void {}

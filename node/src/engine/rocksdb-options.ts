@@ -1,0 +1,34 @@
+/** Maps KeyVa's `RocksDbOptions` onto the binding's open options, rejecting what it cannot do. */
+import { KeyVaError } from '@keyva/proto/errors';
+import type { RocksOpenOptions } from './rocksdb-binding.ts';
+import type { RocksDbOptions } from './types.ts';
+
+/** The binding passes `cacheSize` as uint32. */
+export const BLOCK_CACHE_BYTES_MAX = 2 ** 32 - 1;
+/** Above this a bloom filter costs memory for no gain. */
+export const BLOOM_BITS_PER_KEY_MAX = 64;
+
+/** Compressions the binding can configure (it exposes only a ZSTD on/off switch). */
+export const SUPPORTED_COMPRESSIONS: readonly RocksDbOptions['compression'][] = ['zstd', 'none'];
+
+export function toRocksOpenOptions(o: RocksDbOptions): RocksOpenOptions {
+  const bad = (field: string, msg: string): never => {
+    throw new KeyVaError('INVALID_ARGUMENT', `rocksdb ${field}: ${msg}`, { field });
+  };
+  if (typeof o.path !== 'string' || o.path.length === 0) bad('path', 'must be a non-empty string');
+  if (!SUPPORTED_COMPRESSIONS.includes(o.compression)) {
+    bad('compression', `'${o.compression}' is not available in @nxtedition/rocksdb (it exposes only zstd or none; see ADR 0004)`);
+  }
+  if (!Number.isSafeInteger(o.blockCacheBytes) || o.blockCacheBytes < 0 || o.blockCacheBytes > BLOCK_CACHE_BYTES_MAX) {
+    bad('blockCacheBytes', `must be an integer in [0, ${BLOCK_CACHE_BYTES_MAX}]`);
+  }
+  if (!Number.isFinite(o.bloomBitsPerKey) || o.bloomBitsPerKey < 0 || o.bloomBitsPerKey > BLOOM_BITS_PER_KEY_MAX) {
+    bad('bloomBitsPerKey', `must be in [0, ${BLOOM_BITS_PER_KEY_MAX}]`);
+  }
+  return {
+    createIfMissing: true,
+    compression: o.compression === 'zstd',
+    cacheSize: o.blockCacheBytes,
+    filterPolicy: o.bloomBitsPerKey === 0 ? 'nullptr' : `bloomfilter:${o.bloomBitsPerKey}:false`,
+  };
+}

@@ -1,0 +1,35 @@
+/**
+ * Entry point of the RocksDB writer thread. Opens the main thread's database by its native
+ * handle (same rocksdb::DB, no second open of the files) and hands every request to
+ * `RocksWriter`. Requests that arrive while a write (and its fsync) blocks this thread are
+ * pulled with `receiveMessageOnPort` to form the next group commit.
+ *
+ * The thread never closes the database: closing the shared handle would close it for the main
+ * thread too. The engine stops this thread first, then closes the database itself.
+ */
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { createRocksLevel } from './rocksdb-binding.ts';
+import { RocksWriter } from './rocksdb-writer.ts';
+import { toWireError, type WriterEvent, type WriterInit, type WriterRequest } from './rocksdb-writer-protocol.ts';
+
+const port = parentPort;
+if (port === null) throw new Error('rocksdb-writer-worker must run in a worker thread');
+const init = workerData as WriterInit;
+const emit = (ev: WriterEvent): void => port.postMessage(ev);
+
+try {
+  const db = createRocksLevel(init.handle);
+  await db.open();
+  const writer = new RocksWriter(db, init.limits, emit, () => receiveMessageOnPort(port)?.message as WriterRequest | undefined);
+  port.on('message', (req: WriterRequest) => {
+    writer.submit(req).then(
+      () => {
+        if (writer.stopped) port.close();
+      },
+      (e: unknown) => emit({ t: 'fatal', error: toWireError(e) }),
+    );
+  });
+  emit({ t: 'ready' });
+} catch (e) {
+  emit({ t: 'fatal', error: toWireError(e) });
+}
