@@ -2,7 +2,7 @@
  * A closed-loop load driver: `concurrency` workers each run `op` back to back until the
  * duration is over (bounded in time and, optionally, in count), recording each latency.
  */
-import { newHistogram, type LatencySummary, summarize } from './histogram.ts';
+import { type LatencySummary, newHistogram, summarize } from './histogram.ts';
 
 export interface LoadResult {
   readonly ops: number;
@@ -24,9 +24,11 @@ export interface LoadOptions {
 export async function closedLoop(o: LoadOptions, op: (worker: number, i: number) => Promise<unknown>): Promise<LoadResult> {
   if (o.warmupMs) {
     const until = performance.now() + o.warmupMs;
-    await Promise.all(Array.from({ length: o.concurrency }, async (_, w) => {
-      for (let i = 0; performance.now() < until; i++) await op(w, -1 - i).catch(() => undefined);
-    }));
+    await Promise.all(
+      Array.from({ length: o.concurrency }, async (_, w) => {
+        for (let i = 0; performance.now() < until; i++) await op(w, -1 - i).catch(() => undefined);
+      }),
+    );
   }
   const h = newHistogram();
   let ops = 0;

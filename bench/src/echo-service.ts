@@ -6,8 +6,24 @@ import * as grpc from '@grpc/grpc-js';
 
 const id = (b: Buffer) => b;
 export const echoService = {
-  Echo: { path: '/keyva.bench.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id },
-  Stream: { path: '/keyva.bench.Echo/Stream', requestStream: true, responseStream: true, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id },
+  Echo: {
+    path: '/keyva.bench.Echo/Echo',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: id,
+    requestDeserialize: id,
+    responseSerialize: id,
+    responseDeserialize: id,
+  },
+  Stream: {
+    path: '/keyva.bench.Echo/Stream',
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: id,
+    requestDeserialize: id,
+    responseSerialize: id,
+    responseDeserialize: id,
+  },
 } as const;
 
 export function startEchoServer(host = '127.0.0.1'): Promise<{ server: grpc.Server; port: number }> {

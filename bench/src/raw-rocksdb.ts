@@ -43,7 +43,15 @@ export async function openRawRocks(): Promise<RawRocks> {
         }
       }),
     get: async (key) => {
-      const r = db.querySync({ gte: key, lt: Buffer.concat([key, Buffer.from([0])]), limit: 1, keys: false, values: true, keyEncoding: 'buffer', valueEncoding: 'buffer' });
+      const r = db.querySync({
+        gte: key,
+        lt: Buffer.concat([key, Buffer.from([0])]),
+        limit: 1,
+        keys: false,
+        values: true,
+        keyEncoding: 'buffer',
+        valueEncoding: 'buffer',
+      });
       return r.rows[0];
     },
     get groups() {

@@ -11,8 +11,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { KeyVa } from '@keyva/client';
 import { startLocalNode } from '@keyva/cli/local-node';
+import { KeyVa } from '@keyva/client';
 import { closedLoop, type LoadResult } from './closed-loop.ts';
 import { echoClient } from './echo-service.ts';
 import { processCpuSec } from './proc-cpu.ts';
@@ -53,7 +53,9 @@ async function measured(name: string, pid: number | undefined, fn: () => Promise
   const result = await fn();
   const serverCpu = pid ? (processCpuSec(pid) - cpu0) / result.seconds : Number.NaN;
   const row: Row = { name, unit: 'ops/s', result, serverCpu, ...extra };
-  process.stderr.write(`  ${name.padEnd(44)} ${Math.round(result.opsPerSec).toString().padStart(8)} ops/s  p50 ${result.latency.p50Us} us  p99 ${result.latency.p99Us} us\n`);
+  process.stderr.write(
+    `  ${name.padEnd(44)} ${Math.round(result.opsPerSec).toString().padStart(8)} ops/s  p50 ${result.latency.p50Us} us  p99 ${result.latency.p99Us} us\n`,
+  );
   return row;
 }
 
@@ -76,7 +78,9 @@ export async function runSingleNode(o: SingleNodeOptions): Promise<Row[]> {
   const raw = await openRawRocks();
   for (let i = 0; i < o.keys; i++) await raw.put(Buffer.from(keyOf(i)), value);
   rows.push(await measured('raw RocksDB get (baseline)', undefined, () => closedLoop(load, (_w, i) => raw.get(Buffer.from(keyOf(i * 7919))))));
-  rows.push(await measured('raw RocksDB durable put, group commit (baseline)', undefined, () => closedLoop(load, (w, i) => raw.put(Buffer.from(`p-${w}-${i}`), value))));
+  rows.push(
+    await measured('raw RocksDB durable put, group commit (baseline)', undefined, () => closedLoop(load, (w, i) => raw.put(Buffer.from(`p-${w}-${i}`), value))),
+  );
   await raw.close();
 
   const dir = mkdtempSync(join(tmpdir(), 'keyva-bench-node-'));
@@ -85,22 +89,42 @@ export async function runSingleNode(o: SingleNodeOptions): Promise<Row[]> {
   try {
     const unary = await KeyVa.connect({ endpoints: [node.grpc], useStream: false });
     const streamed = await KeyVa.connect({ endpoints: [node.grpc], useStream: true });
-    for (let i = 0; i < o.keys; i += 500) await unary.batchWrite(Array.from({ length: Math.min(500, o.keys - i) }, (_, j) => ({ type: 'put' as const, key: keyOf(i + j), value })));
-    rows.push(await measured('KeyVa get, unary', pid, () => closedLoop(load, (_w, i) => unary.get(keyOf(i * 7919))), { baseline: 'grpc-js echo, unary (baseline)', target: 0.8 }));
-    rows.push(await measured('KeyVa get, streamed', pid, () => closedLoop(load, (_w, i) => streamed.get(keyOf(i * 7919))), { baseline: 'grpc-js echo, bidi stream (baseline)', target: 0.5 }));
+    for (let i = 0; i < o.keys; i += 500)
+      await unary.batchWrite(Array.from({ length: Math.min(500, o.keys - i) }, (_, j) => ({ type: 'put' as const, key: keyOf(i + j), value })));
+    rows.push(
+      await measured('KeyVa get, unary', pid, () => closedLoop(load, (_w, i) => unary.get(keyOf(i * 7919))), {
+        baseline: 'grpc-js echo, unary (baseline)',
+        target: 0.8,
+      }),
+    );
+    rows.push(
+      await measured('KeyVa get, streamed', pid, () => closedLoop(load, (_w, i) => streamed.get(keyOf(i * 7919))), {
+        baseline: 'grpc-js echo, bidi stream (baseline)',
+        target: 0.5,
+      }),
+    );
     rows.push(
       await measured('KeyVa durable put, unary', pid, () => closedLoop(load, (w, i) => unary.put(`u-${w}-${i}`, value)), {
         baseline: 'raw RocksDB durable put, group commit (baseline)',
         target: 0.8,
       }),
     );
-    rows.push(await measured('KeyVa durable put, streamed', pid, () => closedLoop(load, (w, i) => streamed.put(`s-${w}-${i}`, value)), { baseline: 'raw RocksDB durable put, group commit (baseline)' }));
-    const batch = await measured('KeyVa batch get (keys/s)', pid, async () => {
-      const r = await closedLoop({ ...load, concurrency: Math.max(1, o.concurrency / 8) }, (_w, i) =>
-        unary.batchGet(Array.from({ length: o.batchKeys }, (_, j) => keyOf(i * o.batchKeys + j))),
-      );
-      return { ...r, ops: r.ops * o.batchKeys, opsPerSec: r.opsPerSec * o.batchKeys };
-    }, { baseline: 'KeyVa get, unary' });
+    rows.push(
+      await measured('KeyVa durable put, streamed', pid, () => closedLoop(load, (w, i) => streamed.put(`s-${w}-${i}`, value)), {
+        baseline: 'raw RocksDB durable put, group commit (baseline)',
+      }),
+    );
+    const batch = await measured(
+      'KeyVa batch get (keys/s)',
+      pid,
+      async () => {
+        const r = await closedLoop({ ...load, concurrency: Math.max(1, o.concurrency / 8) }, (_w, i) =>
+          unary.batchGet(Array.from({ length: o.batchKeys }, (_, j) => keyOf(i * o.batchKeys + j))),
+        );
+        return { ...r, ops: r.ops * o.batchKeys, opsPerSec: r.opsPerSec * o.batchKeys };
+      },
+      { baseline: 'KeyVa get, unary' },
+    );
     rows.push({ ...batch, unit: 'keys/s' });
     await unary.close();
     await streamed.close();

@@ -34,7 +34,7 @@ describe('durability under kill -9', () => {
             const keys = Array.from({ length: BATCH_KEYS }, (_, j) => `{b${w}-${i}}:${j}`);
             attemptedBatches.push(keys);
             const r = await kv.batchWrite(keys.map((key) => ({ type: 'put' as const, key, value: `batch-${w}-${i}` })));
-            keys.forEach((k, j) => acked.set(k, { value: `batch-${w}-${i}`, version: r.versions[j] as bigint }));
+            for (const [j, k] of keys.entries()) acked.set(k, { value: `batch-${w}-${i}`, version: r.versions[j] as bigint });
           } else {
             const key = `w${w}-${i}`;
             const r = await kv.put(key, `value-${w}-${i}`);

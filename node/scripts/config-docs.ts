@@ -9,7 +9,11 @@ export const SECTION = 'config-table';
 
 export function renderConfigTable(): string {
   const rows = configDocs().map((d) => `| \`${d.flag}\` | \`${d.env}\` | \`${d.key}\` | ${d.default} | ${d.description} |`);
-  return section(SECTION, 'node/scripts/config-docs.ts', ['| flag | environment | file key | default | meaning |', '| --- | --- | --- | --- | --- |', ...rows].join('\n'));
+  return section(
+    SECTION,
+    'node/scripts/config-docs.ts',
+    ['| flag | environment | file key | default | meaning |', '| --- | --- | --- | --- | --- |', ...rows].join('\n'),
+  );
 }
 
 if (import.meta.main && process.argv.includes('--write')) {

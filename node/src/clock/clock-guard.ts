@@ -55,11 +55,14 @@ export class ClockGuard {
     return this.extending;
   }
 
-  /** Ensures the next timestamps are covered; extends early when half the window is used. */
+  /** Ensures the next timestamp is covered; extends early once half the window is used. */
   async ensure(): Promise<void> {
-    const soon = this.clock.current() + tsFromMs(this.windowMs / 2);
-    if (soon < this.persisted) return;
+    const byClock = this.clock.current() + 1n;
+    const byWall = tsFromMs(this.clock.nowMs());
+    // biome-ignore lint/complexity/useMathMinMax: bigints (Math.max takes numbers only)
+    const next = byClock > byWall ? byClock : byWall;
+    if (next + tsFromMs(this.windowMs / 2) < this.persisted) return;
     const p = this.extend();
-    if (!this.covers(this.clock.current() + 1n)) await p;
+    if (!this.covers(next)) await p;
   }
 }
