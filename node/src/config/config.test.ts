@@ -52,3 +52,19 @@ describe('docs/configuration.md', () => {
     expect(currentSection(readFileSync(DOC_PATH, 'utf8'), SECTION)).toBe(renderConfigTable());
   });
 });
+
+describe('config file', () => {
+  it('reads a JSON file below env and flags', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const f = join(mkdtempSync(join(tmpdir(), 'keyva-cfg-')), 'node.json');
+    writeFileSync(f, JSON.stringify({ grpcPort: 1111, httpPort: 2222, partitions: 16 }));
+    const c = loadNodeConfig({ argv: ['--config', f, '--http-port', '3333'], env: { KEYVA_PARTITIONS: '8' } });
+    expect([c.grpcPort, c.httpPort, c.partitions]).toEqual([1111, 3333, 8]);
+    writeFileSync(f, '{ not json');
+    expect(() => loadNodeConfig({ env: { KEYVA_CONFIG: f } })).toThrow(/is not valid JSON/);
+    writeFileSync(f, JSON.stringify({ grpcPrt: 1 }));
+    expect(() => loadNodeConfig({ argv: ['--config', f] })).toThrow(/grpcPrt|Unrecognized key/);
+  });
+});

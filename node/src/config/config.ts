@@ -26,17 +26,38 @@ const NodeConfigObject = z
     advertiseHost: z.string().min(1).optional().describe('Host other nodes and clients should dial, when it differs from the listen host (e.g. a pod IP).'),
     partitions: z.coerce.number().int().min(1).max(65536).default(64).describe('Partitions of the hash space at first start (fixed afterwards).'),
     keyBytesMax: bytes(1, 65536).default(4096).describe('Largest key in bytes.'),
-    valueBytesMax: bytes(0, 64 * 1024 * 1024).default(1024 * 1024).describe('Largest value in bytes.'),
+    valueBytesMax: bytes(0, 64 * 1024 * 1024)
+      .default(1024 * 1024)
+      .describe('Largest value in bytes.'),
     batchOpsMax: bytes(1, 100_000).default(1000).describe('Most operations in one BatchGet/BatchWrite.'),
-    messageBytesMax: bytes(1024, 256 * 1024 * 1024).default(8 * 1024 * 1024).describe('Largest gRPC message or HTTP body; must exceed valueBytesMax + keyBytesMax.'),
-    ttlMsMax: z.coerce.number().int().min(1).default(10 * 365 * 24 * 3600 * 1000).describe('Longest TTL in ms (default 10 years).'),
+    messageBytesMax: bytes(1024, 256 * 1024 * 1024)
+      .default(8 * 1024 * 1024)
+      .describe('Largest gRPC message or HTTP body; must exceed valueBytesMax + keyBytesMax.'),
+    ttlMsMax: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .default(10 * 365 * 24 * 3600 * 1000)
+      .describe('Longest TTL in ms (default 10 years).'),
     scanLimitMax: bytes(1, 1_000_000).default(10_000).describe('Largest limit a scan may ask for.'),
     snapshotSkewMsMax: z.coerce.number().int().min(0).default(5000).describe('Snapshot reads further ahead of the node clock than this are refused.'),
     compression: z.enum(['zstd', 'none']).default('zstd').describe('RocksDB block compression (the binding offers zstd or none).'),
     bloomBitsPerKey: z.coerce.number().int().min(0).max(32).default(10).describe('RocksDB bloom filter bits per key (0 = no filter).'),
-    blockCacheBytes: bytes(0, 4_294_967_295).default(64 * 1024 * 1024).describe('RocksDB block cache size in bytes (at most 4 GiB - 1, the binding takes 32 bits).'),
-    versionRetentionMs: z.coerce.number().int().min(0).default(10 * 60 * 1000).describe('How long old MVCC versions stay readable by snapshot reads before GC.'),
-    gcIntervalMs: z.coerce.number().int().min(100).default(60 * 1000).describe('How often version GC runs.'),
+    blockCacheBytes: bytes(0, 4_294_967_295)
+      .default(64 * 1024 * 1024)
+      .describe('RocksDB block cache size in bytes (at most 4 GiB - 1, the binding takes 32 bits).'),
+    versionRetentionMs: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(10 * 60 * 1000)
+      .describe('How long old MVCC versions stay readable by snapshot reads before GC.'),
+    gcIntervalMs: z.coerce
+      .number()
+      .int()
+      .min(100)
+      .default(60 * 1000)
+      .describe('How often version GC runs.'),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Log level of the JSON logs on stdout.'),
     slowOpMs: z.coerce.number().int().min(0).default(100).describe('Requests slower than this are logged at warn level.'),
     shutdownGraceMs: z.coerce.number().int().min(0).default(10_000).describe('On SIGTERM, how long in-flight requests may take before they are cancelled.'),
