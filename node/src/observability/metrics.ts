@@ -57,9 +57,28 @@ export class NodeMetrics {
     gauge('keyva_block_cache_misses', 'RocksDB block cache misses since start', stat('blockCacheMisses'));
   }
 
-  /** Records one finished request. */
+  private readonly inflightChildren = new Map<string, { inc(): void; dec(): void }>();
+
+  inflightOf(transport: 'grpc' | 'stream' | 'http'): { inc(): void; dec(): void } {
+    let g = this.inflightChildren.get(transport);
+    if (!g) {
+      g = this.inflight.labels({ transport });
+      this.inflightChildren.set(transport, g);
+    }
+    return g;
+  }
+
+  private readonly children = new Map<string, { count: { inc(): void }; latency: { observe(v: number): void } }>();
+
+  /** Records one finished request (labelled children are cached: no label hashing per request). */
   observe(method: string, transport: 'grpc' | 'stream' | 'http', code: string, seconds: number): void {
-    this.requests.inc({ method, code, transport });
-    this.latency.observe({ method, transport }, seconds);
+    const key = `${method}\u0000${transport}\u0000${code}`;
+    let c = this.children.get(key);
+    if (!c) {
+      c = { count: this.requests.labels({ method, code, transport }), latency: this.latency.labels({ method, transport }) };
+      this.children.set(key, c);
+    }
+    c.count.inc();
+    c.latency.observe(seconds);
   }
 }

@@ -46,7 +46,7 @@ export class RequestRunner {
     if (this.draining) throw new KeyVaError('UNAVAILABLE', 'node is shutting down; retry on another node', {});
     const start = process.hrtime.bigint();
     this.inflight++;
-    this.metrics.inflight.inc({ transport });
+    this.metrics.inflightOf(transport).inc();
     const span = tracer.startSpan(
       `keyva.KV/${method}`,
       { kind: SpanKind.SERVER, attributes: { 'rpc.system': transport === 'http' ? 'http' : 'grpc', 'rpc.method': method } },
@@ -66,7 +66,7 @@ export class RequestRunner {
       span.end();
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       this.metrics.observe(method, transport, code, seconds);
-      this.metrics.inflight.dec({ transport });
+      this.metrics.inflightOf(transport).dec();
       if (seconds * 1000 >= this.slowOpMs) this.log.warn({ method, transport, code, ms: Math.round(seconds * 1000) }, 'slow operation');
       if (--this.inflight === 0 && this.waiters.length > 0) for (const w of this.waiters.splice(0)) w();
     }
