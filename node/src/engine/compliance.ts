@@ -491,6 +491,20 @@ export function runEngineCompliance(name: string, makeEngine: () => Promise<Engi
         expect(scan.items).toEqual([]);
       });
 
+      it('scanRaw lists a raw range in key order, bounded, and refuses the data key space', async () => {
+        const keys = ['r-05', 'r-01', 'r-10', 'r-03', 's-01'];
+        await w(keys.map((k) => ({ type: 'rawPut' as const, key: b(k), value: b(`v${k}`) })));
+        const rows = await e.scanRaw(b('r-'), b('r.'), 100);
+        expect(rows.map((r) => r.key.toString())).toEqual(['r-01', 'r-03', 'r-05', 'r-10']);
+        expect(rows[0]?.value.toString()).toBe('vr-01');
+        const firstTwo = await e.scanRaw(b('r-'), b('r.'), 2);
+        expect(firstTwo.map((r) => r.key.toString())).toEqual(['r-01', 'r-03']);
+        const rest = await e.scanRaw(Buffer.concat([b('r-03'), Buffer.from([0])]), b('r.'), 100);
+        expect(rest.map((r) => r.key.toString())).toEqual(['r-05', 'r-10']);
+        await expectCode(e.scanRaw(b('d'), b('e'), 10), 'INVALID_ARGUMENT');
+        await expectCode(e.scanRaw(b('a'), b('z'), 10), 'INVALID_ARGUMENT');
+      });
+
       it('rejects raw keys in the data key space or the engine-reserved space', async () => {
         await expectCode(e.write(batch(10n, [{ type: 'rawPut', key: b('dxx'), value: b('v') }])), 'INVALID_ARGUMENT');
         await expectCode(e.write(batch(10n, [{ type: 'rawPut', key: Buffer.from([0x6d, 0]), value: b('v') }])), 'INVALID_ARGUMENT');

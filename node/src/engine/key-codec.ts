@@ -300,6 +300,13 @@ export function checkRawKey(key: Buffer, forWrite: boolean): void {
   }
 }
 
+/** Throws INVALID_ARGUMENT unless [gte, lt) is a non-empty raw range inside one non-data prefix. */
+export function checkRawRange(gte: Buffer, lt: Buffer): void {
+  if (gte.length === 0 || lt.length === 0 || gte[0] !== lt[0] || gte[0] === DATA_PREFIX) {
+    throw new KeyVaError('INVALID_ARGUMENT', "a raw range must lie inside one key space other than 'd'", { field: 'range' });
+  }
+}
+
 /** A meta key-space key: `m | name`. Names must not start with 0x00 (reserved for the engine). */
 export function metaKey(name: string | Buffer): Buffer {
   const body = typeof name === 'string' ? Buffer.from(name, 'utf8') : name;

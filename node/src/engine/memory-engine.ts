@@ -5,7 +5,7 @@
  */
 import { KeyVaError } from '@keyva/proto/errors';
 import { GcPlanner } from './gc-planner.ts';
-import { checkRawKey, dataSpaceBounds, encodeTimestamp, GC_WATERMARK_KEY, hashRangeBounds } from './key-codec.ts';
+import { checkRawKey, checkRawRange, dataSpaceBounds, encodeTimestamp, GC_WATERMARK_KEY, hashRangeBounds } from './key-codec.ts';
 import { checkReadTs, readVisible, scanVisible } from './mvcc-read.ts';
 import { SortedKv } from './sorted-kv.ts';
 import type { EngineCapabilities, EngineStats, ScanPage, ScanRange, StorageEngine, Timestamp, VersionedValue, WriteBatch, WriteResult } from './types.ts';
@@ -85,6 +85,12 @@ export class MemoryEngine implements StorageEngine {
     checkRawKey(key, false);
     const v = this.#kv.get(key);
     return v === undefined ? undefined : Buffer.from(v);
+  }
+
+  async scanRaw(gte: Buffer, lt: Buffer, limit: number): Promise<{ key: Buffer; value: Buffer }[]> {
+    this.#checkOpen();
+    checkRawRange(gte, lt);
+    return this.#kv.range(gte, lt, limit).map((r) => ({ key: Buffer.from(r.key), value: Buffer.from(r.value) }));
   }
 
   stats(): EngineStats {

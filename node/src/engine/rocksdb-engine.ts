@@ -17,7 +17,7 @@ import { mkdir } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { KeyVaError } from '@keyva/proto/errors';
 import { encodeBatch } from './batch-wire.ts';
-import { checkRawKey, decodeTimestamp, GC_WATERMARK_KEY, hashRangeBounds } from './key-codec.ts';
+import { checkRawKey, checkRawRange, decodeTimestamp, GC_WATERMARK_KEY, hashRangeBounds } from './key-codec.ts';
 import { checkReadTs, readVisible, scanVisible } from './mvcc-read.ts';
 import { createRocksLevel, type RocksLevelDb } from './rocksdb-binding.ts';
 import { toRocksOpenOptions } from './rocksdb-options.ts';
@@ -301,6 +301,12 @@ export class RocksDbEngine implements StorageEngine {
     const reader = this.#checkOpen();
     checkRawKey(key, false);
     return reader.get(key);
+  }
+
+  async scanRaw(gte: Buffer, lt: Buffer, limit: number): Promise<{ key: Buffer; value: Buffer }[]> {
+    const reader = this.#checkOpen();
+    checkRawRange(gte, lt);
+    return reader.range(gte, lt, limit);
   }
 
   stats(): EngineStats {
