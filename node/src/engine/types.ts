@@ -186,6 +186,13 @@ export interface StorageEngine {
   /** Raw read outside the data key space (see Mutation rawPut); INVALID_ARGUMENT for 'd' keys. */
   getRaw(key: Buffer): Promise<Buffer | undefined>;
 
+  /**
+   * Raw rows with `gte <= key < lt` in key order, at most `limit`, outside the data key space
+   * (both bounds must start with the same non-data prefix byte). Fewer than `limit` rows do not
+   * by themselves mean the range is exhausted: continue after the last key until a call is empty.
+   */
+  scanRaw(gte: Buffer, lt: Buffer, limit: number): Promise<{ key: Buffer; value: Buffer }[]>;
+
   stats(): EngineStats;
 }
 
