@@ -153,6 +153,7 @@ async function runHistoryFresh(engine: StorageEngine, steps: Step[], run: number
       return engine.gcWatermark - base;
     },
     getRaw: (k) => engine.getRaw(k),
+    scanRaw: (a, b, n) => engine.scanRaw(a, b, n),
     stats: () => engine.stats(),
   };
   await runHistory(shifted, steps);
