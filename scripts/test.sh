@@ -14,5 +14,7 @@ tsc -p tsconfig.json
 echo "== lint"
 biome check --diagnostic-level=error .
 node scripts/check-pure-cores.ts
+echo "== linearizability checker (porcupine, Go; cached by source hash)"
+node e2e/src/lincheck/lincheck.ts
 echo "== tests"
 vitest run "$@"
