@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType as AdminProto } from '../gen/admin.ts';
 import type { ProtoGrpcType as KvProto } from '../gen/kv.ts';
+import type { ProtoGrpcType as RaftProto } from '../gen/raft.ts';
 import { loaderOptions, PROTO_FILES, PROTO_ROOT } from './loader-options.ts';
 
 export * from './errors.ts';
@@ -16,7 +17,7 @@ export const packageDefinition: protoLoader.PackageDefinition = protoLoader.load
   loaderOptions(),
 );
 
-const loaded = grpc.loadPackageDefinition(packageDefinition) as unknown as KvProto & AdminProto;
+const loaded = grpc.loadPackageDefinition(packageDefinition) as unknown as KvProto & AdminProto & RaftProto;
 
 /** `keyva.v1` namespace with `KV` and `Admin` client constructors and `.service` definitions. */
 export const keyvaV1 = loaded.keyva.v1;

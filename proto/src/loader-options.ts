@@ -3,7 +3,7 @@ import type { Options } from '@grpc/proto-loader';
 
 /** Where the .proto files live, and which ones make the contract. */
 export const PROTO_ROOT = resolve(import.meta.dirname, '..');
-export const PROTO_FILES = ['keyva/v1/kv.proto', 'keyva/v1/admin.proto'] as const;
+export const PROTO_FILES = ['keyva/v1/kv.proto', 'keyva/v1/admin.proto', 'keyva/v1/raft.proto'] as const;
 
 /**
  * One set of proto-loader options for the runtime loader and the type generator, so the

@@ -20,6 +20,8 @@ export type { Partition, Partition__Output as PartitionOut } from '../gen/keyva/
 export type { PartitionMap, PartitionMap__Output as PartitionMapOut } from '../gen/keyva/v1/PartitionMap.ts';
 export type { PutRequest, PutRequest__Output as PutRequestOut } from '../gen/keyva/v1/PutRequest.ts';
 export type { PutResponse, PutResponse__Output as PutResponseOut } from '../gen/keyva/v1/PutResponse.ts';
+export type { RaftClient } from '../gen/keyva/v1/Raft.ts';
+export type { RaftBatch, RaftBatch__Output as RaftBatchOut } from '../gen/keyva/v1/RaftBatch.ts';
 export type { ReadOptions, ReadOptions__Output as ReadOptionsOut } from '../gen/keyva/v1/ReadOptions.ts';
 export type { ScanRequest, ScanRequest__Output as ScanRequestOut } from '../gen/keyva/v1/ScanRequest.ts';
 export type { ScanResponse, ScanResponse__Output as ScanResponseOut } from '../gen/keyva/v1/ScanResponse.ts';

@@ -1,0 +1,177 @@
+/**
+ * Node-to-node Raft transport: one outbound gRPC stream per peer carrying the messages of every
+ * group, batched per event-loop turn (so the heartbeats of many groups share one gRPC message).
+ * Raft tolerates loss: when a stream breaks, what it carried is dropped and the next send
+ * reconnects after a backoff. Every queue is bounded.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { keyvaV1, type RaftBatch, type RaftBatchOut, type RaftClient } from '@keyva/proto';
+import type { Message } from '../raft/messages.ts';
+import { decodeMessage, encodeMessage } from './raft-codec.ts';
+import type { GroupId } from './raft-keys.ts';
+
+/** Messages waiting for one peer, at most; older ones are dropped first. */
+export const PEER_QUEUE_MAX = 10_000;
+/** Messages in one RaftBatch, at most. */
+export const BATCH_MESSAGES_MAX = 512;
+
+export interface RaftTransportOptions {
+  readonly self: string;
+  /** The gRPC address of a peer node, or undefined when unknown (its messages are dropped). */
+  readonly addressOf: (nodeId: string) => string | undefined;
+  readonly onReceive: (from: string, group: GroupId, message: Message) => void;
+  readonly reconnectBackoffMs?: number;
+  readonly credentials?: grpc.ChannelCredentials;
+  readonly now?: () => number;
+}
+
+export interface TransportStats {
+  sent: number;
+  batches: number;
+  dropped: number;
+  received: number;
+  malformed: number;
+  connects: number;
+}
+
+interface Peer {
+  readonly id: string;
+  address: string;
+  client: RaftClient | undefined;
+  stream: grpc.ClientWritableStream<RaftBatch> | undefined;
+  queue: { group: GroupId; message: Buffer }[];
+  flushing: boolean;
+  downUntil: number;
+}
+
+export class RaftTransport {
+  readonly stats: TransportStats = { sent: 0, batches: 0, dropped: 0, received: 0, malformed: 0, connects: 0 };
+  private readonly peers = new Map<string, Peer>();
+  private readonly o: RaftTransportOptions;
+  private readonly now: () => number;
+  private closed = false;
+
+  constructor(o: RaftTransportOptions) {
+    this.o = o;
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Queues a message for a peer; it leaves with the next batch (this event-loop turn). */
+  send(to: string, group: GroupId, message: Message): void {
+    if (this.closed) return;
+    const peer = this.peer(to);
+    if (!peer) {
+      this.stats.dropped++;
+      return;
+    }
+    if (peer.queue.length >= PEER_QUEUE_MAX) {
+      peer.queue.shift();
+      this.stats.dropped++;
+    }
+    peer.queue.push({ group, message: encodeMessage(message) });
+    if (!peer.flushing) {
+      peer.flushing = true;
+      setImmediate(() => this.flush(peer));
+    }
+  }
+
+  private peer(id: string): Peer | undefined {
+    const address = this.o.addressOf(id);
+    if (address === undefined) return undefined;
+    let p = this.peers.get(id);
+    if (!p) {
+      p = { id, address, client: undefined, stream: undefined, queue: [], flushing: false, downUntil: 0 };
+      this.peers.set(id, p);
+    } else if (p.address !== address) {
+      this.disconnect(p);
+      p.address = address;
+    }
+    return p;
+  }
+
+  private connect(p: Peer): grpc.ClientWritableStream<RaftBatch> | undefined {
+    if (p.stream) return p.stream;
+    if (this.now() < p.downUntil) return undefined;
+    p.client ??= new keyvaV1.Raft(p.address, this.o.credentials ?? grpc.credentials.createInsecure(), {
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    }) as unknown as RaftClient;
+    const stream = p.client.send((_err: grpc.ServiceError | null) => {
+      // The stream ended (peer gone, restarted or shutting down): drop it, back off, reconnect on demand.
+      if (p.stream === stream) this.markDown(p);
+    });
+    stream.on('error', () => this.markDown(p));
+    p.stream = stream;
+    this.stats.connects++;
+    return stream;
+  }
+
+  private markDown(p: Peer): void {
+    p.stream = undefined;
+    p.downUntil = this.now() + (this.o.reconnectBackoffMs ?? 200);
+    this.stats.dropped += p.queue.length;
+    p.queue = [];
+  }
+
+  private disconnect(p: Peer): void {
+    p.stream?.end();
+    p.stream = undefined;
+    p.client?.close();
+    p.client = undefined;
+  }
+
+  private flush(p: Peer): void {
+    p.flushing = false;
+    if (this.closed || p.queue.length === 0) return;
+    const stream = this.connect(p);
+    if (!stream) {
+      this.stats.dropped += p.queue.length;
+      p.queue = [];
+      return;
+    }
+    while (p.queue.length > 0) {
+      const chunk = p.queue.splice(0, BATCH_MESSAGES_MAX);
+      this.stats.sent += chunk.length;
+      this.stats.batches++;
+      const ok = stream.write({ fromNode: this.o.self, toNode: p.id, messages: chunk.map((c) => ({ group: c.group, message: c.message })) });
+      if (!ok) {
+        // Back-pressure: continue when the stream drains.
+        p.flushing = true;
+        stream.once('drain', () => this.flush(p));
+        return;
+      }
+    }
+  }
+
+  /** The Raft gRPC service handlers (receiving side). */
+  handlers(): grpc.UntypedServiceImplementation {
+    const Send: grpc.handleClientStreamingCall<RaftBatchOut, { batches: string }> = (call, callback) => {
+      let batches = 0;
+      call.on('data', (b: RaftBatchOut) => {
+        batches++;
+        if (b.toNode !== '' && b.toNode !== this.o.self) return; // meant for a node that used to live at this address
+        for (const env of b.messages) {
+          let m: Message;
+          try {
+            m = decodeMessage(env.message);
+          } catch {
+            this.stats.malformed++;
+            continue;
+          }
+          this.stats.received++;
+          this.o.onReceive(b.fromNode, env.group, m);
+        }
+      });
+      call.on('end', () => callback(null, { batches: String(batches) }));
+      call.on('error', () => undefined);
+    };
+    return { Send } as grpc.UntypedServiceImplementation;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const p of this.peers.values()) this.disconnect(p);
+    this.peers.clear();
+  }
+}
