@@ -4,9 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { CAMPAIGN_TRANSFER, MessageType } from './messages.ts';
+import { Prng } from './prng.ts';
 import { TestCluster } from './testing/cluster.ts';
 import { A, B, C, D, drain, E, message, newNode, run, storageWith } from './testing/fixtures.ts';
-import { Prng } from './testing/prng.ts';
 import { Role } from './types.ts';
 
 function leaderAtTerm2() {

@@ -5,10 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import type { MemoryRaftStorage } from './memory-storage.ts';
 import { MessageType } from './messages.ts';
+import { Prng } from './prng.ts';
 import { RaftNode, RaftNodeError } from './raw-node.ts';
 import { utf8 } from './testing/cluster.ts';
 import { A, B, C, drain, message, newNode, run, storageWith } from './testing/fixtures.ts';
-import { Prng } from './testing/prng.ts';
 import { Role } from './types.ts';
 
 describe('Ready', () => {

@@ -9,7 +9,18 @@
 import type { Mutation, StorageEngine } from '../engine/types.ts';
 import { MemoryRaftStorage } from '../raft/memory-storage.ts';
 import type { RaftStorage } from '../raft/storage.ts';
-import type { ConfState, Entry, HardState, Index, Snapshot, SnapshotMetadata, Term } from '../raft/types.ts';
+import {
+  BOOTSTRAP_INDEX,
+  BOOTSTRAP_TERM,
+  bootstrapSnapshot,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Index,
+  type Snapshot,
+  type SnapshotMetadata,
+  type Term,
+} from '../raft/types.ts';
 import { decodeEntry, decodeHardState, decodeSnapshotMetadata, encodeEntry, encodeHardState, encodeSnapshotMetadata } from './raft-codec.ts';
 import { entryKey, entryRange, type GroupId, hardStateKey, snapshotDataKey, snapshotMetaKey } from './raft-keys.ts';
 
@@ -20,6 +31,20 @@ export interface StagedWrite {
   readonly snapshot: Snapshot | undefined;
   readonly entries: readonly Entry[];
   readonly hardState: HardState | undefined;
+}
+
+/**
+ * What makes an empty log a founding member of a new group with membership `confState`: the
+ * durable equivalent of `MemoryRaftStorage.bootstrap` (bootstrap snapshot at index 1, term 1,
+ * commit 1). Stage it, write it synced, commit it. Every founding member must use the same
+ * `confState` (the snapshot is then identical everywhere).
+ */
+export function bootstrapWrite(confState: ConfState, data?: Uint8Array): StagedWrite {
+  return {
+    snapshot: bootstrapSnapshot(confState, data),
+    entries: [],
+    hardState: { term: BOOTSTRAP_TERM, vote: undefined, commit: BOOTSTRAP_INDEX },
+  };
 }
 
 export class DurableRaftLog implements RaftStorage {
@@ -55,6 +80,12 @@ export class DurableRaftLog implements RaftStorage {
     if (live.length > 0) cache.append(live);
     if (hs) cache.setHardState(decodeHardState(hs));
     return new DurableRaftLog(group, cache);
+  }
+
+  /** Nothing was ever stored: no snapshot, no entries, no hard state (a replica in no group yet). */
+  isEmpty(): boolean {
+    const hs = this.cache.hardState();
+    return this.cache.snapshotMetadata().index === 0 && this.cache.lastIndex() === 0 && hs.term === 0 && hs.vote === undefined && hs.commit === 0;
   }
 
   // --- RaftStorage: reads from the in-memory copy ---

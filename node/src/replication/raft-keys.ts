@@ -1,7 +1,8 @@
 /**
  * The raft key space of the node's RocksDB: `r | group (u32 BE) | kind | [index (u64 BE)]`.
  * Per group: its hard state, its latest snapshot (metadata and data) and its log entries in
- * index order, so a group's log is one contiguous range.
+ * index order, so a group's log is one contiguous range; plus the state machine's applied state
+ * (index, term, highest applied commit timestamp), written with every applied batch.
  */
 export const RAFT_PREFIX = 0x72; // 'r'
 
@@ -9,6 +10,7 @@ const HARD_STATE = 0x68; // 'h'
 const SNAPSHOT_META = 0x6d; // 'm'
 const SNAPSHOT_DATA = 0x73; // 's'
 const ENTRY = 0x65; // 'e'
+const APPLIED_STATE = 0x61; // 'a'
 
 export type GroupId = number;
 
@@ -23,6 +25,8 @@ function groupKey(group: GroupId, kind: number, extra = 0): Buffer {
 export const hardStateKey = (g: GroupId) => groupKey(g, HARD_STATE);
 export const snapshotMetaKey = (g: GroupId) => groupKey(g, SNAPSHOT_META);
 export const snapshotDataKey = (g: GroupId) => groupKey(g, SNAPSHOT_DATA);
+/** The group's applied state (see `group-state-machine.ts`), outside the log's entry range. */
+export const appliedStateKey = (g: GroupId) => groupKey(g, APPLIED_STATE);
 
 export function entryKey(g: GroupId, index: number): Buffer {
   const b = groupKey(g, ENTRY, 8);

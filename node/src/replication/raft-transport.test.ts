@@ -46,7 +46,12 @@ describe('RaftTransport', () => {
     const sb = await serve(tb);
     addrs.a = `127.0.0.1:${sa.port}`;
     addrs.b = `127.0.0.1:${sb.port}`;
-    cleanup.push(() => (ta.close(), tb.close(), sa.server.forceShutdown(), sb.server.forceShutdown()));
+    cleanup.push(() => {
+      ta.close();
+      tb.close();
+      sa.server.forceShutdown();
+      sb.server.forceShutdown();
+    });
     for (let g = 0; g < 300; g++) ta.send('b', g, hb(`a/${g}`, `b/${g}`, g + 1));
     tb.send('a', 7, hb('b/7', 'a/7', 3));
     await until(() => got.b?.length === 300 && got.a?.length === 1);
@@ -64,7 +69,11 @@ describe('RaftTransport', () => {
     const tb = new RaftTransport({ self: 'b', addressOf: (id) => addrs[id], onReceive: (from, group, m) => got.push({ from, group, m }) });
     let sb = await serve(tb);
     addrs.b = `127.0.0.1:${sb.port}`;
-    cleanup.push(() => (ta.close(), tb.close(), sb.server.forceShutdown()));
+    cleanup.push(() => {
+      ta.close();
+      tb.close();
+      sb.server.forceShutdown();
+    });
     ta.send('b', 1, hb('a/1', 'b/1', 1));
     await until(() => got.length === 1);
     sb.server.forceShutdown();
@@ -88,7 +97,11 @@ describe('RaftTransport', () => {
     const tb = new RaftTransport({ self: 'b', addressOf: () => undefined, onReceive: (from, group, m) => got.push({ from, group, m }) });
     const sb = await serve(tb);
     const client = new keyvaV1.Raft(`127.0.0.1:${sb.port}`, grpc.credentials.createInsecure());
-    cleanup.push(() => (client.close(), tb.close(), sb.server.forceShutdown()));
+    cleanup.push(() => {
+      client.close();
+      tb.close();
+      sb.server.forceShutdown();
+    });
     await new Promise<void>((resolve) => {
       const s = client.send(() => resolve());
       s.write({ fromNode: 'x', toNode: 'c', messages: [{ group: 1, message: Buffer.from([1, 2, 3]) }] });

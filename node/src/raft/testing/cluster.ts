@@ -7,10 +7,10 @@
 import { confState } from '../conf-change.ts';
 import { MemoryRaftStorage } from '../memory-storage.ts';
 import type { Message } from '../messages.ts';
+import { Prng } from '../prng.ts';
 import type { RaftConfig } from '../raft.ts';
 import { RaftNode, type Ready } from '../raw-node.ts';
 import { type Entry, type ReadState, type ReplicaId, replicaId, type Snapshot } from '../types.ts';
-import { Prng } from './prng.ts';
 
 export type ClusterOptions = Partial<Omit<RaftConfig, 'id' | 'storage' | 'random'>> & {
   readonly learners?: readonly string[];

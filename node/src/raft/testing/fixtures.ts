@@ -5,10 +5,10 @@
 import { confState } from '../conf-change.ts';
 import { MemoryRaftStorage } from '../memory-storage.ts';
 import { type Message, message } from '../messages.ts';
+import { Prng } from '../prng.ts';
 import type { RaftConfig } from '../raft.ts';
 import { RaftNode } from '../raw-node.ts';
 import { bootstrapSnapshot, type Entry, type HardState, type Index, type ReadState, type ReplicaId, replicaId, type Term } from '../types.ts';
-import { Prng } from './prng.ts';
 
 export const A = replicaId('a');
 export const B = replicaId('b');

@@ -13,10 +13,10 @@
 import { confState, isMember, members } from '../conf-change.ts';
 import { MemoryRaftStorage } from '../memory-storage.ts';
 import { type Message, MessageType } from '../messages.ts';
+import { Prng } from '../prng.ts';
 import { RaftNode, type Ready } from '../raw-node.ts';
 import { ConfChangeType, type Index, ReadOnlyOption, type ReplicaId, Role, replicaId, type Snapshot, type Term } from '../types.ts';
 import { entryHash, FNV_OFFSET, InvariantChecker, InvariantViolation, mix, type ReplicaView } from './invariants.ts';
-import { Prng } from './prng.ts';
 
 /** Test-only disk bugs, to prove the checker catches what they break. */
 export interface DiskBugs {

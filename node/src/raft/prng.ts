@@ -2,7 +2,7 @@
  * A small seeded PRNG (mulberry32): one 32-bit seed replays one run exactly. Not for
  * cryptography. Implements the core's `RaftRandom`.
  */
-import type { RaftRandom } from '../types.ts';
+import type { RaftRandom } from './types.ts';
 
 export class Prng implements RaftRandom {
   private state: number;

@@ -1,0 +1,414 @@
+/**
+ * The driver of one Raft group on this node: its `RaftNode` over a `DurableRaftLog`, its state
+ * machine, and the callers waiting on it (proposals and ReadIndex reads). `MultiRaft` owns the
+ * node-wide parts (timer, Ready loop, group commit, transport) and calls the phases here in
+ * the Ready order: `takeReady` → persist (`log.stage`, one engine write for all groups) →
+ * `persisted` → send → `apply` → `advance`.
+ *
+ * Waiters:
+ * - a proposal waits at its (index, term); when the entry applies locally it resolves with the
+ *   apply outcome; if this replica stops leading that term before the entry was handed to the
+ *   state machine as committed, it is rejected with `ProposalOutcomeUnknownError`;
+ * - a read waits for its ReadState (the leader's confirmed commit index), then for the local
+ *   applied index to reach it; it is rejected (retryably) when the leader or term it asked
+ *   changes before the ReadState arrives, or after `readTimeoutTicks`.
+ */
+import type { NodeId } from '@keyva/client/keyspace';
+import { KeyVaError } from '@keyva/proto/errors';
+import type { HybridClock } from '../clock/hybrid-clock.ts';
+import type { Mutation, StorageEngine } from '../engine/types.ts';
+import type { Message } from '../raft/messages.ts';
+import type { RaftConfig } from '../raft/raft.ts';
+import { RaftNode, type Ready } from '../raft/raw-node.ts';
+import { Refusal } from '../raft/results.ts';
+import { type ConfState, type Index, type RaftRandom, type ReplicaId, Role, type Term } from '../raft/types.ts';
+import type { DurableRaftLog } from './durable-raft-log.ts';
+import type { AppliedEntry, AppliedState, ApplyOutcome, GroupStateMachine } from './group-state-machine.ts';
+import type { GroupId } from './raft-keys.ts';
+import { nodeOf, replicaOf } from './replica-id.ts';
+import { type DataMutation, encodeCommand } from './replicated-command.ts';
+import {
+  notLeaderError,
+  ProposalDroppedError,
+  ProposalOutcomeUnknownError,
+  ProposeRefusal,
+  type ProposeRefused,
+  type ProposeResult,
+} from './replication-results.ts';
+
+/** The core's tunables a runtime may set (ids, storage and randomness come from the runtime). */
+export type RaftTuning = Partial<
+  Pick<
+    RaftConfig,
+    | 'preVote'
+    | 'checkQuorum'
+    | 'readOnlyOption'
+    | 'inflightMsgsMax'
+    | 'entriesPerMsgMax'
+    | 'bytesPerMsgMax'
+    | 'uncommittedEntriesMax'
+    | 'pendingReadsMax'
+    | 'committedEntriesPerReadyMax'
+  >
+>;
+
+export interface GroupDriverOptions {
+  readonly group: GroupId;
+  readonly self: NodeId;
+  readonly engine: StorageEngine;
+  readonly log: DurableRaftLog;
+  readonly sm: GroupStateMachine;
+  readonly clock: HybridClock;
+  readonly random: RaftRandom;
+  readonly electionTick: number;
+  readonly heartbeatTick: number;
+  readonly raft?: RaftTuning;
+  /** Proposals waiting for their outcome, at most; beyond, `busy`. */
+  readonly pendingProposalsMax: number;
+  /** Reads waiting for their read index or apply, at most; beyond, UNAVAILABLE. */
+  readonly pendingReadsMax: number;
+  /** A read still unanswered after this many ticks is rejected (retryable). */
+  readonly readTimeoutTicks: number;
+  /** Applied entries kept in the log before it is compacted into a snapshot. */
+  readonly logEntriesMax: number;
+  /** A fresh proposal id (unique on this node across restarts). */
+  readonly nextProposalId: () => bigint;
+  /**
+   * Prefix of this run's ReadIndex contexts, unique per node and run: a late answer to a read
+   * asked before a restart must never match a read asked after it.
+   */
+  readonly readContextPrefix: string;
+  /** Something changed that the Ready loop should look at. */
+  readonly kick: () => void;
+}
+
+export interface GroupStatus {
+  readonly group: GroupId;
+  readonly replica: ReplicaId;
+  readonly role: Role;
+  readonly leader: NodeId | undefined;
+  readonly term: Term;
+  readonly commit: Index;
+  /** What the engine confirmed applied (may trail the core's view while writes are in flight). */
+  readonly applied: AppliedState;
+  readonly firstIndex: Index;
+  readonly lastIndex: Index;
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+  /** Leader that has applied an entry of its term: it accepts proposals. */
+  readonly serving: boolean;
+  readonly pendingProposals: number;
+  readonly pendingReads: number;
+  readonly failed: boolean;
+}
+
+export interface CompactionResult {
+  readonly compacted: boolean;
+  /** The partition was too large to snapshot (its log is kept). */
+  readonly skipped: boolean;
+}
+
+interface ProposalWaiter {
+  readonly index: Index;
+  readonly term: Term;
+  readonly id: bigint;
+  /** Handed to the state machine as committed: leadership changes no longer matter. */
+  committed: boolean;
+  readonly resolve: (r: ProposeResult) => void;
+  readonly reject: (e: Error) => void;
+}
+
+interface ReadWaiter {
+  readonly term: Term;
+  readonly leader: ReplicaId | undefined;
+  readonly deadlineTick: number;
+  index: Index | undefined;
+  readonly resolve: () => void;
+  readonly reject: (e: Error) => void;
+}
+
+const REFUSAL_OF_CORE: Partial<Record<string, ProposeRefusal>> = {
+  [Refusal.NotLeader]: ProposeRefusal.NotLeader,
+  [Refusal.LeaderTransferring]: ProposeRefusal.LeaderTransferring,
+  [Refusal.TooManyUncommitted]: ProposeRefusal.Busy,
+};
+
+export class GroupDriver {
+  readonly group: GroupId;
+  readonly replica: ReplicaId;
+  readonly node: RaftNode;
+  readonly log: DurableRaftLog;
+  readonly sm: GroupStateMachine;
+  private readonly o: GroupDriverOptions;
+  private readonly proposals = new Map<Index, ProposalWaiter>();
+  private readonly reads = new Map<string, ReadWaiter>();
+  private ticks = 0;
+  private readSeq = 0;
+  /** After a snapshot was refused as too large: no new attempt before this applied index. */
+  private compactRetryAt = 0;
+  private failedWith: Error | undefined;
+
+  constructor(o: GroupDriverOptions) {
+    this.o = o;
+    this.group = o.group;
+    this.replica = replicaOf(o.self);
+    this.log = o.log;
+    this.sm = o.sm;
+    this.node = new RaftNode({
+      ...o.raft,
+      id: this.replica,
+      storage: o.log,
+      random: o.random,
+      electionTick: o.electionTick,
+      heartbeatTick: o.heartbeatTick,
+      applied: o.sm.applied.index,
+    });
+  }
+
+  get failed(): Error | undefined {
+    return this.failedWith;
+  }
+
+  // --- inputs -------------------------------------------------------------------------------
+
+  tick(): void {
+    this.node.tick();
+    this.ticks++;
+    for (const [key, r] of this.reads) {
+      if (r.index === undefined && this.ticks >= r.deadlineTick) {
+        this.reads.delete(key);
+        r.reject(new KeyVaError('UNAVAILABLE', `group ${this.group}: read index not confirmed within ${this.o.readTimeoutTicks} ticks; retry`));
+      }
+    }
+  }
+
+  step(m: Message): void {
+    this.node.step(m);
+  }
+
+  /**
+   * Proposes a write batch stamped with this leader's clock. Refuses (nothing proposed) unless
+   * this replica leads and has applied an entry of its term; otherwise resolves once the entry
+   * applied locally. Throws INVALID_ARGUMENT for mutations the engine would refuse.
+   */
+  propose(mutations: readonly DataMutation[]): Promise<ProposeResult> {
+    const st = this.node.basicStatus();
+    const term = st.hardState.term;
+    if (this.failedWith) return Promise.resolve(this.refused(ProposeRefusal.Stopped, undefined, term));
+    if (st.softState.role !== Role.Leader) return Promise.resolve(this.refused(ProposeRefusal.NotLeader, st.softState.leader, term));
+    // ADR 0008 §5: until it applied its own first entry, a new leader may not have applied (and
+    // so not observed the commit timestamps of) entries of earlier terms.
+    if (this.sm.applied.term !== term) return Promise.resolve(this.refused(ProposeRefusal.WarmingUp, this.replica, term));
+    if (this.proposals.size >= this.o.pendingProposalsMax) return Promise.resolve(this.refused(ProposeRefusal.Busy, this.replica, term));
+    const id = this.o.nextProposalId();
+    const commitTs = this.o.clock.now();
+    const data = encodeCommand({ id, mutations, commitTs, nowMs: this.o.clock.nowMs() });
+    const r = this.node.propose(data);
+    if (!r.ok) return Promise.resolve(this.refused(REFUSAL_OF_CORE[r.reason] ?? ProposeRefusal.Busy, r.leader, r.term));
+    this.o.kick();
+    return new Promise<ProposeResult>((resolve, reject) => {
+      this.proposals.set(r.index, { index: r.index, term: r.term, id, committed: false, resolve, reject });
+    });
+  }
+
+  /** Linearizable read barrier (ReadIndex): resolves once this replica applied the leader's confirmed commit index. */
+  read(): Promise<void> {
+    if (this.failedWith) return Promise.reject(new KeyVaError('UNAVAILABLE', `group ${this.group} is stopped`));
+    if (this.reads.size >= this.o.pendingReadsMax) {
+      return Promise.reject(new KeyVaError('UNAVAILABLE', `group ${this.group}: ${this.reads.size} reads pending`, { limit: String(this.o.pendingReadsMax) }));
+    }
+    const key = `${this.o.readContextPrefix}:${this.readSeq++}`;
+    const st = this.node.basicStatus();
+    const r = this.node.readIndex(Buffer.from(key, 'utf8'));
+    if (!r.ok) {
+      if (r.reason === Refusal.TooManyPendingReads) return Promise.reject(new KeyVaError('UNAVAILABLE', `group ${this.group}: too many pending reads`));
+      return Promise.reject(notLeaderError(this.group, r.leader === undefined ? undefined : nodeOf(r.leader)));
+    }
+    this.o.kick();
+    return new Promise<void>((resolve, reject) => {
+      this.reads.set(key, {
+        term: st.hardState.term,
+        leader: st.softState.leader,
+        deadlineTick: this.ticks + this.o.readTimeoutTicks,
+        index: undefined,
+        resolve,
+        reject,
+      });
+    });
+  }
+
+  // --- Ready phases, in order -----------------------------------------------------------------
+
+  takeReady(): Ready | undefined {
+    if (this.failedWith || !this.node.hasReady()) return undefined;
+    return this.node.ready();
+  }
+
+  /** The engine mutations making `rd` durable (snapshot, entries, hard state). */
+  stage(rd: Ready): Mutation[] {
+    return this.log.stage(rd);
+  }
+
+  /** `rd` is durable: record it in the log's in-memory copy. */
+  persisted(rd: Ready): void {
+    this.log.commit(rd);
+  }
+
+  /** Submits the snapshot and committed entries to the state machine and records read points. */
+  apply(rd: Ready): void {
+    if (rd.snapshot !== undefined) {
+      this.sm.installSnapshot(rd.snapshot).then(
+        () => this.serveReads(),
+        () => undefined, // the state machine reports the failure through onFatal
+      );
+    }
+    if (rd.committedEntries.length > 0) {
+      const applied = this.sm.apply(rd.committedEntries);
+      for (const a of applied) {
+        const w = this.proposals.get(a.index);
+        if (w === undefined) continue;
+        w.committed = true;
+        a.done.then((outcome) => this.settleProposal(w, a, outcome));
+      }
+      applied[applied.length - 1]?.done.then(() => this.serveReads());
+    }
+    for (const rs of rd.readStates) {
+      const w = this.reads.get(Buffer.from(rs.context).toString('utf8'));
+      if (w !== undefined) w.index = rs.index;
+    }
+    if (rd.readStates.length > 0) this.serveReads();
+  }
+
+  /** Tells the core `rd` is done, then drops waiters whose leader or term is gone. */
+  advance(rd: Ready): void {
+    this.node.advance(rd);
+    const st = this.node.basicStatus();
+    const term = st.hardState.term;
+    const leading = st.softState.role === Role.Leader;
+    for (const [index, w] of this.proposals) {
+      if (w.committed || (leading && w.term === term)) continue;
+      // Known committed (same index and term means the same entry): it will apply here.
+      if (w.index <= st.hardState.commit && this.node.logTerm(w.index) === w.term) {
+        w.committed = true;
+        continue;
+      }
+      this.proposals.delete(index);
+      w.reject(new ProposalOutcomeUnknownError(this.group, w.index, w.term, `this replica stopped leading term ${w.term} before it committed`));
+    }
+    for (const [key, r] of this.reads) {
+      if (r.index !== undefined || (r.term === term && r.leader === st.softState.leader)) continue;
+      this.reads.delete(key);
+      r.reject(new KeyVaError('UNAVAILABLE', `group ${this.group}: leadership changed while confirming a read; retry`));
+    }
+  }
+
+  /**
+   * Compacts the log into a snapshot of the applied state once more than `logEntriesMax`
+   * applied entries are kept. Call only between Ready turns (nothing may be submitted to the
+   * state machine meanwhile). The snapshot's data is the partition dump (`partition-snapshot.ts`).
+   */
+  async maybeCompact(): Promise<CompactionResult> {
+    const no: CompactionResult = { compacted: false, skipped: false };
+    const applied = this.sm.applied.index;
+    if (this.failedWith || applied < this.compactRetryAt || applied - this.log.firstIndex() + 1 <= this.o.logEntriesMax) return no;
+    const snap = await this.sm.snapshotData();
+    if (snap === undefined) {
+      this.compactRetryAt = applied + this.o.logEntriesMax;
+      return { compacted: false, skipped: true };
+    }
+    const { index } = snap.state;
+    // The core's membership is as of its applied index, which must be the dumped state's.
+    if (index <= this.log.snapshotMetadata().index || this.node.basicStatus().applied !== index) return no;
+    const conf: ConfState = this.node.confState();
+    const mutations = [...this.log.stageCompact(index, conf, snap.data), this.sm.stateMutation(snap.state)];
+    await this.o.engine.write({ mutations, commitTs: 1n, nowMs: 0, sync: false });
+    this.log.commitCompact(index, conf, snap.data);
+    return { compacted: true, skipped: false };
+  }
+
+  // --- inspection and shutdown ----------------------------------------------------------------
+
+  status(): GroupStatus {
+    const st = this.node.basicStatus();
+    const term = st.hardState.term;
+    return {
+      group: this.group,
+      replica: this.replica,
+      role: st.softState.role,
+      leader: st.softState.leader === undefined ? undefined : nodeOf(st.softState.leader),
+      term,
+      commit: st.hardState.commit,
+      applied: this.sm.applied,
+      firstIndex: st.firstIndex,
+      lastIndex: st.lastIndex,
+      voters: st.confState.voters.map(nodeOf),
+      learners: st.confState.learners.map(nodeOf),
+      serving: st.softState.role === Role.Leader && this.sm.applied.term === term && this.failedWith === undefined,
+      pendingProposals: this.proposals.size,
+      pendingReads: this.reads.size,
+      failed: this.failedWith !== undefined,
+    };
+  }
+
+  /**
+   * Stops the group: every waiter is rejected, a proposal with an unknown outcome, except those
+   * already handed to the state machine: they settle with their apply outcome (the caller lets
+   * the submitted writes finish; a failed write settles them as unknown).
+   */
+  close(why: Error, failed: boolean): void {
+    if (failed) this.failedWith ??= why;
+    for (const [index, w] of this.proposals) {
+      if (w.committed) continue;
+      this.proposals.delete(index);
+      w.reject(new ProposalOutcomeUnknownError(this.group, w.index, w.term, why.message));
+    }
+    for (const r of this.reads.values()) r.reject(why);
+    this.reads.clear();
+  }
+
+  private settleProposal(w: ProposalWaiter, a: AppliedEntry, outcome: ApplyOutcome): void {
+    if (this.proposals.get(a.index) !== w) return;
+    this.proposals.delete(a.index);
+    const command = a.command;
+    if (a.term !== w.term || command === undefined || command.id !== w.id) {
+      w.reject(new ProposalDroppedError(this.group, w.index, w.term));
+      return;
+    }
+    switch (outcome.kind) {
+      case 'applied':
+        w.resolve({ ok: true, index: a.index, term: a.term, commitTs: command.commitTs, existed: outcome.existed });
+        return;
+      case 'conditionFailed':
+        w.resolve({
+          ok: false,
+          refused: false,
+          reason: 'conditionFailed',
+          index: a.index,
+          term: a.term,
+          commitTs: command.commitTs,
+          failedIndex: outcome.failedIndex,
+          currentVersion: outcome.currentVersion,
+        });
+        return;
+      case 'noop':
+        w.reject(new KeyVaError('INTERNAL', `group ${this.group}: own command at ${a.index} applied as a no-op`));
+        return;
+      case 'failed':
+        w.reject(new ProposalOutcomeUnknownError(this.group, w.index, w.term, `the storage engine failed while applying it (${outcome.error.message})`));
+        return;
+    }
+  }
+
+  private serveReads(): void {
+    const applied = this.sm.applied.index;
+    for (const [key, r] of this.reads) {
+      if (r.index === undefined || r.index > applied) continue;
+      this.reads.delete(key);
+      r.resolve();
+    }
+  }
+
+  private refused(reason: ProposeRefusal, leader: ReplicaId | undefined, term: Term): ProposeRefused {
+    return { ok: false, refused: true, reason, leaderHint: leader === undefined ? undefined : nodeOf(leader), term };
+  }
+}

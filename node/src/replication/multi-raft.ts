@@ -1,0 +1,428 @@
+/**
+ * The Multi-Raft runtime of one node (ADR 0008 §2): hosts many Raft groups over one storage
+ * engine and one transport, and is everything between the pure core (`node/src/raft`) and the
+ * KV API.
+ *
+ * - **Ticks**: one node-wide timer (default 100 ms) ticks every group (election 10 ticks,
+ *   heartbeat 2 ticks by default).
+ * - **Ready loop**, one turn at a time: take the Readys of every group that has one; stage all
+ *   their snapshots, entries and hard states into ONE engine write (`sync` iff any Ready says
+ *   `mustSync` or carries a snapshot) and await it; `commit` them to the logs' in-memory copies;
+ *   THEN send their messages; THEN submit committed entries to the state machines (without
+ *   awaiting the writes: the engine applies in submission order); THEN `advance`. No message
+ *   leaves before the state it depends on is durable. Between turns, groups whose log grew past
+ *   `logEntriesMax` applied entries are compacted into a snapshot. Inputs (messages, ticks,
+ *   proposals) keep arriving while a turn awaits the engine; they land in the next Ready, so
+ *   a busy node group-commits many groups and many proposals per fsync.
+ * - **Messages** from the transport are stepped into their group at once; messages for a group
+ *   this node does not host, or addressed to another replica, are dropped and counted.
+ * - **Proposals and reads**: see `GroupDriver` and `replication-results.ts`.
+ * - **Bootstrap**: a group is added either with its founding voters (every founding member
+ *   writes the same bootstrap snapshot, like etcd's initial cluster) or empty, waiting for the
+ *   leader's snapshot. Membership lives in the Raft log: once a group has state on disk, the
+ *   voters passed to `addGroup` are ignored.
+ * - **Failure**: an engine write that fails stops the whole runtime (it cannot skip a Ready or
+ *   an entry): timers stop, waiters are rejected, the transport closes, `onFatal` is called.
+ *   A core invariant broken while stepping a message (a bug or a lying peer) stops that group.
+ */
+import { randomInt } from 'node:crypto';
+import type { NodeId } from '@keyva/client/keyspace';
+import { KeyVaError } from '@keyva/proto/errors';
+import type { HybridClock } from '../clock/hybrid-clock.ts';
+import type { Mutation, StorageEngine } from '../engine/types.ts';
+import { type Message, MessageType } from '../raft/messages.ts';
+import { Prng } from '../raft/prng.ts';
+import type { Ready } from '../raft/raw-node.ts';
+import type { RequestResult } from '../raft/results.ts';
+import { bootstrapWrite, DurableRaftLog } from './durable-raft-log.ts';
+import { GroupDriver, type GroupStatus, type RaftTuning } from './group-driver.ts';
+import { GroupStateMachine } from './group-state-machine.ts';
+import type { HashRange } from './partition-snapshot.ts';
+import type { GroupId } from './raft-keys.ts';
+import { nodeOf, replicaOf } from './replica-id.ts';
+import type { DataMutation } from './replicated-command.ts';
+import { ProposeRefusal, type ProposeResult } from './replication-results.ts';
+
+/** What the runtime needs from the transport (`RaftTransport` implements it). */
+export interface RaftSender {
+  send(toNode: string, group: GroupId, message: Message): void;
+  close(): void;
+}
+
+/** Injected timers (a simulator can drive the runtime without real time). */
+export interface RuntimeTimers {
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+  /** Runs `fn` after pending I/O callbacks (the Ready loop's turn boundary). */
+  setImmediate(fn: () => void): void;
+}
+
+export const systemTimers: RuntimeTimers = {
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (h) => clearInterval(h as ReturnType<typeof setInterval>),
+  setImmediate: (fn) => {
+    setImmediate(fn);
+  },
+};
+
+export const DEFAULT_TICK_MS = 100;
+export const DEFAULT_ELECTION_TICK = 10;
+export const DEFAULT_HEARTBEAT_TICK = 2;
+/** Groups hosted per node, at most. */
+export const GROUPS_MAX = 10_000;
+/** Readys persisted per turn (one engine write), at most; the rest go in the next turn. */
+export const READY_GROUPS_PER_TURN_MAX = 1024;
+export const PENDING_PROPOSALS_MAX = 4096;
+export const PENDING_READS_MAX = 4096;
+/** Applied entries a log keeps before it is compacted into a snapshot. */
+export const LOG_ENTRIES_MAX = 10_000;
+
+export interface MultiRaftOptions {
+  readonly nodeId: NodeId;
+  readonly engine: StorageEngine;
+  readonly transport: RaftSender;
+  readonly clock: HybridClock;
+  readonly timers?: RuntimeTimers;
+  /** Seed of the election-timeout randomness; default: from `crypto` (pass one to replay a run). */
+  readonly randomSeed?: number;
+  readonly tickMs?: number;
+  readonly electionTick?: number;
+  readonly heartbeatTick?: number;
+  readonly raft?: RaftTuning;
+  readonly groupsMax?: number;
+  readonly readyGroupsPerTurnMax?: number;
+  readonly pendingProposalsMax?: number;
+  readonly pendingReadsMax?: number;
+  /** Default: 3 election timeouts. */
+  readonly readTimeoutTicks?: number;
+  readonly logEntriesMax?: number;
+  readonly snapshotBytesMax?: number;
+  /** Called once if the runtime stops because the engine failed. */
+  readonly onFatal?: (error: Error) => void;
+}
+
+export interface GroupSpec {
+  readonly group: GroupId;
+  /** The partition's data range (what snapshots carry). */
+  readonly range: HashRange;
+  /** Founding voters (this node among them) for a new group; omit to wait for a leader's snapshot. */
+  readonly bootstrap?: readonly NodeId[];
+}
+
+export interface MultiRaftStats {
+  turns: number;
+  /** Engine writes persisting Readys (each one for every group with a Ready in that turn). */
+  persistWrites: number;
+  syncedWrites: number;
+  readiesPersisted: number;
+  messagesSent: number;
+  messagesReceived: number;
+  snapshotsSent: number;
+  droppedUnknownGroup: number;
+  droppedMisaddressed: number;
+  droppedStopped: number;
+  stepErrors: number;
+  compactions: number;
+  compactionsSkipped: number;
+  proposals: number;
+  refusals: number;
+}
+
+type State = 'new' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+export class MultiRaft {
+  readonly nodeId: NodeId;
+  readonly stats: MultiRaftStats = {
+    turns: 0,
+    persistWrites: 0,
+    syncedWrites: 0,
+    readiesPersisted: 0,
+    messagesSent: 0,
+    messagesReceived: 0,
+    snapshotsSent: 0,
+    droppedUnknownGroup: 0,
+    droppedMisaddressed: 0,
+    droppedStopped: 0,
+    stepErrors: 0,
+    compactions: 0,
+    compactionsSkipped: 0,
+    proposals: 0,
+    refusals: 0,
+  };
+  private readonly o: MultiRaftOptions;
+  private readonly timers: RuntimeTimers;
+  private readonly seed: number;
+  private readonly drivers = new Map<GroupId, GroupDriver>();
+  private state: State = 'new';
+  private tickHandle: unknown;
+  private scheduled = false;
+  private again = false;
+  /** The turn in progress, if any. */
+  private turning: Promise<void> | undefined;
+  /** Round-robin start of the next turn's Ready collection. */
+  private cursor = 0;
+  private proposalSeq: bigint;
+  /** Random per run: keeps ReadIndex contexts and proposal ids apart across restarts. */
+  private readonly runId: string;
+
+  constructor(o: MultiRaftOptions) {
+    replicaOf(o.nodeId); // validates the id
+    this.o = o;
+    this.nodeId = o.nodeId;
+    this.timers = o.timers ?? systemTimers;
+    this.seed = o.randomSeed ?? randomInt(2 ** 31);
+    const runRandom = new Prng(this.seed ^ 0x5bd1e995).nextUint32();
+    this.runId = runRandom.toString(36);
+    // Proposal ids: the run's random 32 bits, then a counter.
+    this.proposalSeq = BigInt(runRandom) << 32n;
+  }
+
+  /** Opens (or creates) a group's replica on this node. */
+  async addGroup(spec: GroupSpec): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped' || this.state === 'failed') throw new KeyVaError('UNAVAILABLE', 'replication runtime is stopped');
+    if (this.drivers.has(spec.group)) throw new KeyVaError('INVALID_ARGUMENT', `group ${spec.group} is already hosted`);
+    const groupsMax = this.o.groupsMax ?? GROUPS_MAX;
+    if (this.drivers.size >= groupsMax) throw new KeyVaError('UNAVAILABLE', `this node hosts ${groupsMax} groups already`, { limit: String(groupsMax) });
+    const engine = this.o.engine;
+    const log = await DurableRaftLog.open(engine, spec.group);
+    const sm = await GroupStateMachine.open({
+      engine,
+      group: spec.group,
+      range: spec.range,
+      clock: this.o.clock,
+      onFatal: (e) => this.fail(e),
+      snapshotBytesMax: this.o.snapshotBytesMax,
+    });
+    if (log.isEmpty() && spec.bootstrap !== undefined) {
+      if (!spec.bootstrap.includes(this.nodeId))
+        throw new KeyVaError('INVALID_ARGUMENT', `node ${this.nodeId} bootstraps group ${spec.group} without being a voter`);
+      const w = bootstrapWrite({ voters: spec.bootstrap.map(replicaOf), learners: [] });
+      const applied = { index: w.snapshot?.metadata.index ?? 0, term: w.snapshot?.metadata.term ?? 0, maxCommitTs: sm.applied.maxCommitTs };
+      await engine.write({ mutations: [...log.stage(w), sm.stateMutation(applied)], commitTs: 1n, nowMs: 0, sync: true });
+      log.commit(w);
+      sm.assumeWritten(applied);
+    }
+    // A snapshot persisted but not (fully) installed before a crash: install it now.
+    const snapshot = log.snapshot();
+    if (snapshot !== undefined && snapshot.metadata.index > sm.applied.index) await sm.installSnapshot(snapshot);
+    if (this.drivers.has(spec.group)) throw new KeyVaError('INVALID_ARGUMENT', `group ${spec.group} is already hosted`);
+    const driver = new GroupDriver({
+      group: spec.group,
+      self: this.nodeId,
+      engine,
+      log,
+      sm,
+      clock: this.o.clock,
+      random: new Prng(this.seed ^ Math.imul(spec.group + 1, 0x9e3779b1)),
+      electionTick: this.o.electionTick ?? DEFAULT_ELECTION_TICK,
+      heartbeatTick: this.o.heartbeatTick ?? DEFAULT_HEARTBEAT_TICK,
+      raft: this.o.raft,
+      pendingProposalsMax: this.o.pendingProposalsMax ?? PENDING_PROPOSALS_MAX,
+      pendingReadsMax: this.o.pendingReadsMax ?? PENDING_READS_MAX,
+      readTimeoutTicks: this.o.readTimeoutTicks ?? 3 * (this.o.electionTick ?? DEFAULT_ELECTION_TICK),
+      logEntriesMax: this.o.logEntriesMax ?? LOG_ENTRIES_MAX,
+      nextProposalId: () => ++this.proposalSeq,
+      readContextPrefix: `${this.nodeId}:${this.runId}`,
+      kick: () => this.kick(),
+    });
+    this.drivers.set(spec.group, driver);
+    this.kick();
+  }
+
+  /** Starts ticking and processing. */
+  start(): void {
+    if (this.state !== 'new') return;
+    this.state = 'running';
+    this.tickHandle = this.timers.setInterval(() => this.tick(), this.o.tickMs ?? DEFAULT_TICK_MS);
+    this.kick();
+  }
+
+  /** Entry point for the transport: a message from `fromNode` for `group`. */
+  receive(_fromNode: string, group: GroupId, m: Message): void {
+    if (this.state !== 'running') {
+      this.stats.droppedStopped++;
+      return;
+    }
+    const d = this.drivers.get(group);
+    if (d === undefined || d.failed) {
+      this.stats.droppedUnknownGroup++;
+      return;
+    }
+    if (m.to !== d.replica) {
+      this.stats.droppedMisaddressed++;
+      return;
+    }
+    this.stats.messagesReceived++;
+    try {
+      d.step(m);
+    } catch (e) {
+      this.stats.stepErrors++;
+      d.close(new KeyVaError('INTERNAL', `group ${group} stopped: ${(e as Error).message}`, {}, { cause: e }), true);
+    }
+    this.kick();
+  }
+
+  /** Proposes a write batch to `group` (see `GroupDriver.propose`). */
+  propose(group: GroupId, mutations: readonly DataMutation[]): Promise<ProposeResult> {
+    const d = this.drivers.get(group);
+    if (d === undefined || this.state !== 'running') {
+      this.stats.refusals++;
+      const reason = d === undefined ? ProposeRefusal.UnknownGroup : ProposeRefusal.Stopped;
+      return Promise.resolve({ ok: false, refused: true, reason, leaderHint: undefined, term: 0 });
+    }
+    this.stats.proposals++;
+    return d.propose(mutations).then((r) => {
+      if (!r.ok && r.refused) this.stats.refusals++;
+      return r;
+    });
+  }
+
+  /** Linearizable read barrier for `group` (see `GroupDriver.read`). */
+  read(group: GroupId): Promise<void> {
+    const d = this.drivers.get(group);
+    if (d === undefined) return Promise.reject(new KeyVaError('WRONG_PARTITION', `group ${group} is not hosted on node ${this.nodeId}`));
+    if (this.state !== 'running') return Promise.reject(new KeyVaError('UNAVAILABLE', 'replication runtime is not running'));
+    return d.read();
+  }
+
+  status(group: GroupId): GroupStatus | undefined {
+    return this.drivers.get(group)?.status();
+  }
+
+  groups(): GroupId[] {
+    return [...this.drivers.keys()];
+  }
+
+  /** Asks the leader of `group` on this node to hand leadership to `to`. */
+  transferLeader(group: GroupId, to: NodeId): RequestResult | undefined {
+    const d = this.drivers.get(group);
+    if (d === undefined) return undefined;
+    const r = d.node.transferLeader(replicaOf(to));
+    this.kick();
+    return r;
+  }
+
+  /**
+   * Stops timers, lets the turn in progress and the submitted apply writes finish, rejects every
+   * waiter (proposals with an unknown outcome) and closes the transport. The engine stays open.
+   */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'stopping') return;
+    const wasFailed = this.state === 'failed';
+    this.state = 'stopping';
+    if (this.tickHandle !== undefined) this.timers.clearInterval(this.tickHandle);
+    await this.turning;
+    for (const d of this.drivers.values()) await d.sm.idle().catch(() => undefined);
+    const why = new KeyVaError('UNAVAILABLE', `replication runtime of node ${this.nodeId} stopped`);
+    for (const d of this.drivers.values()) d.close(why, false);
+    this.o.transport.close();
+    this.state = wasFailed ? 'failed' : 'stopped';
+  }
+
+  // --- the loop -------------------------------------------------------------------------------
+
+  private tick(): void {
+    if (this.state !== 'running') return;
+    for (const d of this.drivers.values()) if (!d.failed) d.tick();
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.state !== 'running') return;
+    if (this.turning !== undefined) {
+      this.again = true;
+      return;
+    }
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.timers.setImmediate(() => {
+      this.scheduled = false;
+      if (this.state !== 'running' || this.turning !== undefined) return;
+      this.turning = this.runTurn();
+    });
+  }
+
+  private async runTurn(): Promise<void> {
+    let worked = false;
+    try {
+      worked = await this.turn();
+      if (worked) await this.compact();
+    } catch (e) {
+      this.fail(e as Error);
+    } finally {
+      this.turning = undefined;
+    }
+    if (worked || this.again) {
+      this.again = false;
+      this.kick();
+    }
+  }
+
+  /** One Ready turn over every group that has work; false if none had. */
+  private async turn(): Promise<boolean> {
+    const drivers = [...this.drivers.values()];
+    const max = this.o.readyGroupsPerTurnMax ?? READY_GROUPS_PER_TURN_MAX;
+    const work: { d: GroupDriver; rd: Ready }[] = [];
+    for (let i = 0; i < drivers.length && work.length < max; i++) {
+      const d = drivers[(this.cursor + i) % drivers.length] as GroupDriver;
+      const rd = d.takeReady();
+      if (rd !== undefined) work.push({ d, rd });
+    }
+    if (drivers.length > 0) this.cursor = (this.cursor + 1) % drivers.length;
+    if (work.length === 0) return false;
+    this.stats.turns++;
+
+    // 1. Persist every Ready in one engine write.
+    const mutations: Mutation[] = [];
+    let sync = false;
+    for (const { d, rd } of work) {
+      for (const m of d.stage(rd)) mutations.push(m);
+      if (rd.mustSync || rd.snapshot !== undefined) sync = true;
+    }
+    if (mutations.length > 0) {
+      await this.o.engine.write({ mutations, commitTs: 1n, nowMs: 0, sync });
+      this.stats.persistWrites++;
+      if (sync) this.stats.syncedWrites++;
+    }
+    for (const { d, rd } of work) d.persisted(rd);
+    this.stats.readiesPersisted += work.length;
+    if (this.state !== 'running' && this.state !== 'stopping') return false;
+
+    // 2. Send: only now is what the messages promise durable.
+    for (const { d, rd } of work) {
+      for (const m of rd.messages) {
+        this.o.transport.send(nodeOf(m.to), d.group, m);
+        this.stats.messagesSent++;
+        if (m.type === MessageType.Snapshot) {
+          this.stats.snapshotsSent++;
+          // Handed to the transport: wait for the follower's answer (a lost snapshot is retried
+          // after the next heartbeat response shows the follower still behind).
+          d.node.reportSnapshot(m.to, true);
+        }
+      }
+    }
+
+    // 3. Apply (submitted in order, not awaited), 4. advance.
+    for (const { d, rd } of work) d.apply(rd);
+    for (const { d, rd } of work) d.advance(rd);
+    return true;
+  }
+
+  private async compact(): Promise<void> {
+    for (const d of this.drivers.values()) {
+      const r = await d.maybeCompact();
+      if (r.compacted) this.stats.compactions++;
+      if (r.skipped) this.stats.compactionsSkipped++;
+    }
+  }
+
+  private fail(e: Error): void {
+    if (this.state === 'failed' || this.state === 'stopped') return;
+    this.state = 'failed';
+    if (this.tickHandle !== undefined) this.timers.clearInterval(this.tickHandle);
+    const why = new KeyVaError('STORAGE_ERROR', `replication runtime of node ${this.nodeId} failed: ${e.message}`, {}, { cause: e });
+    for (const d of this.drivers.values()) d.close(why, true);
+    this.o.transport.close();
+    this.o.onFatal?.(e);
+  }
+}
