@@ -9,6 +9,7 @@ export PATH="$root/node_modules/.bin:$PATH"
 echo "== node $(node --version)"
 echo "== generated code is up to date"
 node proto/scripts/gen.ts --check
+node operator/scripts/gen-crds.ts --check
 echo "== typecheck"
 tsc -p tsconfig.json
 echo "== lint"
@@ -16,5 +17,7 @@ biome check --diagnostic-level=error .
 node scripts/check-pure-cores.ts
 echo "== linearizability checker (porcupine, Go; cached by source hash)"
 node e2e/src/lincheck/lincheck.ts
+echo "== Kubernetes tools for the operator tests (built from Go modules once, then cached)"
+for tool in kube-apiserver etcd helm kubectl; do bash scripts/go-tools.sh "$tool" >/dev/null; done
 echo "== tests"
 vitest run "$@"

@@ -1,0 +1,49 @@
+/** Names shared by the CRDs, the reconcile core, the executor, the chart and the tests. */
+
+export const GROUP = 'keyva.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export const CLUSTER_KIND = 'KeyVaCluster';
+export const CLUSTER_PLURAL = 'keyvaclusters';
+export const CLUSTER_SINGULAR = 'keyvacluster';
+export const CLUSTER_SHORT_NAMES = ['kvc'] as const;
+
+/** The one field manager for every server-side apply and patch the operator makes. */
+export const FIELD_MANAGER = 'keyva-operator';
+/** Added to each KeyVaCluster so its deletion runs the deletion policy first. */
+export const FINALIZER = 'keyva.io/cluster-protection';
+
+export const LABELS = {
+  name: 'app.kubernetes.io/name',
+  instance: 'app.kubernetes.io/instance',
+  component: 'app.kubernetes.io/component',
+  managedBy: 'app.kubernetes.io/managed-by',
+  cluster: 'keyva.io/cluster',
+  member: 'keyva.io/member',
+} as const;
+
+export const ANNOTATIONS = {
+  /** Hash of the desired child (for a pod: everything that shapes it; a pod with another hash is rolled). */
+  specHash: 'keyva.io/spec-hash',
+  /** On a PVC kept by deletionPolicy Retain: uid of the KeyVaCluster it belonged to. */
+  retainedFrom: 'keyva.io/retained-from-uid',
+  /**
+   * Human approval, on the KeyVaCluster: comma-separated member ids whose volume is gone and
+   * that may be replaced by new, empty members (their data is abandoned). See docs/operations.md.
+   */
+  approveReplaceMembers: 'keyva.io/approve-replace-members',
+} as const;
+
+export const MANAGED_BY = 'keyva-operator';
+export const APP_NAME = 'keyva';
+export const NODE_COMPONENT = 'node';
+
+/** Ports and paths inside a member pod. */
+export const NODE_GRPC_PORT = 7379;
+export const NODE_HTTP_PORT = 7380;
+export const NODE_DATA_DIR = '/var/lib/keyva';
+export const NODE_CONFIG_DIR = '/etc/keyva';
+export const NODE_CONFIG_FILE = 'node.json';
+
+export const DEFAULT_NODE_IMAGE = 'ghcr.io/keyva/keyva-node:0.1.0';

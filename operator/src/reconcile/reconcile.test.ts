@@ -1,0 +1,364 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { FINALIZER } from '../api/constants.ts';
+import { specWithDefaults } from '../api/keyva-cluster.ts';
+import { conditionOf } from './conditions.ts';
+import { memberPod } from './manifests.ts';
+import { reconcile } from './reconcile.ts';
+import { APPROVE, cluster, FakeWorld } from './testing/fake-world.ts';
+import type { Action } from './types.ts';
+
+const kinds = (as: readonly Action[]) => as.map((a) => (a.type === 'apply' ? `apply:${a.object.kind}` : a.type === 'delete' ? `delete:${a.kind}` : a.type));
+
+function running(nodes = 3, spec = {}) {
+  const w = new FakeWorld(cluster({ nodes, ...spec }));
+  w.settle();
+  return w;
+}
+
+describe('reconcile: creation', () => {
+  it('adds the finalizer, the shared children, then one volume and one pod per member, volume first', () => {
+    const w = new FakeWorld(cluster({ nodes: 3 }, { finalizers: [] }));
+    const r = reconcile(w.cluster, w.observed(), w.now);
+    expect(kinds(r.actions)).toEqual([
+      'addFinalizer',
+      'apply:ConfigMap',
+      'apply:Service',
+      'apply:Service',
+      'apply:PodDisruptionBudget',
+      'apply:PersistentVolumeClaim',
+      'apply:Pod',
+      'apply:PersistentVolumeClaim',
+      'apply:Pod',
+      'apply:PersistentVolumeClaim',
+      'apply:Pod',
+    ]);
+    expect(r.status?.phase).toBe('Creating');
+    expect(r.status?.currentOperation?.type).toBe('Create');
+    expect(conditionOf(r.status?.conditions, 'Ready')?.status).toBe('False');
+  });
+
+  it('is deterministic: same cluster, observation and time give the same result', () => {
+    const w = new FakeWorld(cluster({ nodes: 3 }));
+    expect(reconcile(w.cluster, w.observed(), w.now)).toEqual(reconcile(w.cluster, w.observed(), w.now));
+  });
+
+  it('pods are named by durable member ids <cluster>-<suffix>, with --node-id = id and a volume per id', () => {
+    const w = running(3);
+    const ids = w.memberIds();
+    expect(ids).toHaveLength(3);
+    for (const id of ids) {
+      expect(id).toMatch(/^kv-[a-z0-9]{5}$/);
+      expect(w.pods.get(id)?.memberId).toBe(id);
+      expect(w.pvcs.get(`data-${id}`)?.memberId).toBe(id);
+    }
+    const args = (
+      memberPod({ name: 'kv', namespace: 'ns', uid: 'u' }, specWithDefaults(w.cluster.spec), ids[0] as string).spec as { containers: { args: string[] }[] }
+    ).containers[0]?.args;
+    expect(args?.[args.indexOf('--node-id') + 1]).toBe(ids[0]);
+  });
+
+  it('reaches Running with Ready=True, Progressing=False and a steady requeue', () => {
+    const w = running(3, { replicationFactor: 1 });
+    const r = w.step();
+    expect(r.actions).toEqual([]);
+    expect(r.status?.phase).toBe('Running');
+    expect(r.status?.readyNodes).toBe(3);
+    expect(conditionOf(r.status?.conditions, 'Ready')).toMatchObject({ status: 'True', reason: 'AllMembersReady', observedGeneration: 1 });
+    expect(conditionOf(r.status?.conditions, 'Progressing')).toMatchObject({ status: 'False', reason: 'Idle' });
+    expect(conditionOf(r.status?.conditions, 'Degraded')).toMatchObject({ status: 'False' });
+    expect(r.requeueAfterMs).toBe(60_000);
+  });
+
+  it('applies shared children only when missing or changed', () => {
+    const w = running(3);
+    expect(w.step().actions).toEqual([]);
+    w.setSpec({ observability: { logLevel: 'debug' } as never });
+    const r = w.step();
+    expect(kinds(r.actions)).toContain('apply:ConfigMap');
+    expect(kinds(r.actions)).not.toContain('apply:Service');
+  });
+});
+
+describe('reconcile: conditions', () => {
+  it('lastTransitionTime moves only when a condition flips', () => {
+    const w = running(3, { replicationFactor: 1 });
+    const t1 = conditionOf(w.step().status?.conditions, 'Ready')?.lastTransitionTime;
+    const t2 = conditionOf(w.step().status?.conditions, 'Ready')?.lastTransitionTime;
+    expect(t2).toBe(t1);
+    const [id] = w.memberIds();
+    w.pods.set(id as string, { ...w.pods.get(id as string)!, ready: false });
+    w.autoReady = false;
+    const down = conditionOf(w.step().status?.conditions, 'Ready');
+    expect(down?.status).toBe('False');
+    expect(down?.lastTransitionTime).not.toBe(t1);
+  });
+
+  it('reports under-replicated partitions from the data plane honestly (Degraded, reason PartitionsUnderReplicated)', () => {
+    const w = running(3);
+    const [id] = w.memberIds();
+    w.partitionMap = { source: id as string, epoch: 1, partitions: Array.from({ length: 8 }, (_, i) => ({ id: i, replicas: [id as string] })) };
+    const r = w.step();
+    expect(r.status?.underReplicatedPartitions).toBe(8);
+    expect(r.status?.partitions).toMatchObject({ total: 8, underReplicated: 8, source: id });
+    expect(conditionOf(r.status?.conditions, 'Degraded')).toMatchObject({ status: 'True', reason: 'PartitionsUnderReplicated' });
+    expect(conditionOf(r.status?.conditions, 'Ready')?.status).toBe('True');
+  });
+
+  it('a pod answering with another node id is not ready and marks the cluster Degraded (LESSONS #3)', () => {
+    const w = running(3);
+    const [a, b] = w.memberIds();
+    w.probes.set(a as string, { memberId: a as string, reachable: true, nodeId: b as string, partitionsHosted: 64 });
+    const r = w.step();
+    expect(r.status?.members?.find((m) => m.id === a)?.ready).toBe(false);
+    expect(conditionOf(r.status?.conditions, 'Degraded')).toMatchObject({ status: 'True', reason: 'NodeIdentityMismatch' });
+  });
+
+  it('the previous pass error shows as Degraded=ReconcileError', () => {
+    const w = running(3);
+    w.lastError = 'PATCH pods/x: 403 forbidden';
+    expect(conditionOf(w.step().status?.conditions, 'Degraded')).toMatchObject({ status: 'True', reason: 'ReconcileError' });
+  });
+});
+
+describe('reconcile: members keep their identity (LESSONS #7)', () => {
+  it('a deleted pod comes back with the same id and volume', () => {
+    const w = running(3);
+    const ids = w.memberIds();
+    const victim = ids[1] as string;
+    w.pods.delete(victim);
+    const r = w.step();
+    const applied = r.actions.filter((a) => a.type === 'apply');
+    expect(applied).toHaveLength(1);
+    expect(applied[0]).toMatchObject({ reason: 'RecreatedPod', object: { kind: 'Pod', metadata: { name: victim } } });
+    expect(r.actions.some((a) => a.type === 'delete')).toBe(false);
+    w.settle();
+    expect(w.memberIds()).toEqual(ids);
+  });
+
+  it('volumes found by label are adopted as members (a retained cluster re-created under the same name)', () => {
+    const w = running(3);
+    const ids = w.memberIds();
+    const fresh = new FakeWorld(cluster({ nodes: 3 }, { uid: 'uid-2' }));
+    for (const [k, v] of w.pvcs) fresh.pvcs.set(k, { ...v, ownedByCluster: false });
+    fresh.settle();
+    expect(new Set(fresh.memberIds())).toEqual(new Set(ids));
+    expect([...fresh.pods.keys()].sort()).toEqual([...ids].sort());
+  });
+});
+
+describe('reconcile: scaling', () => {
+  it('scale-up adds one member at a time, each after the previous is ready', () => {
+    const w = running(3);
+    w.autoReady = false;
+    w.setSpec({ nodes: 5 });
+    const r1 = w.step();
+    expect(kinds(r1.actions)).toEqual(['apply:PersistentVolumeClaim', 'apply:Pod']);
+    expect(r1.status?.phase).toBe('Scaling');
+    const r2 = w.step(); // new member not ready yet: no second member
+    expect(r2.actions.filter((a) => a.type === 'apply')).toHaveLength(0);
+    expect(r2.status?.currentOperation?.message).toMatch(/waiting for .* to be ready/);
+    w.autoReady = true;
+    w.apply({ actions: [], status: undefined, requeueAfterMs: undefined });
+    w.settle();
+    expect(w.memberIds()).toHaveLength(5);
+    expect(new Set(w.memberIds()).size).toBe(5);
+    expect(w.step().status?.phase).toBe('Running');
+  });
+
+  it('scale-down is refused up front: nothing deleted, reason in status, one Warning event (LESSONS #1, #5)', () => {
+    const w = running(4, { replicationFactor: 3 });
+    const [, , , last] = w.memberIds();
+    w.probes.set(last as string, { memberId: last as string, reachable: true, nodeId: last as string, partitionsHosted: 64 });
+    w.setSpec({ nodes: 3 });
+    const r = w.step();
+    expect(r.actions.filter((a) => a.type !== 'event')).toEqual([]);
+    expect(r.actions).toEqual([expect.objectContaining({ type: 'event', eventType: 'Warning', reason: 'ScaleDownBlocked' })]);
+    expect(r.status?.phase).toBe('Blocked');
+    expect(r.status?.currentOperation?.type).toBe('ScaleDown');
+    expect(r.status?.currentOperation?.blockedBy).toContain(`removing ${last}`);
+    expect(r.status?.currentOperation?.blockedBy).toContain('reports 64 partition replica(s)');
+    expect(conditionOf(r.status?.conditions, 'Progressing')).toMatchObject({ status: 'False', reason: 'ScaleDownBlocked' });
+    expect(conditionOf(r.status?.conditions, 'Ready')?.status).toBe('True');
+    // The event is not repeated while the reason is unchanged.
+    expect(w.step().actions).toEqual([]);
+    expect(w.pods.size).toBe(4);
+    expect(w.pvcs.size).toBe(4);
+    // Putting nodes back clears it.
+    w.setSpec({ nodes: 4 });
+    expect(w.step().status?.phase).toBe('Running');
+  });
+
+  it('an unreachable member counts as not safe to remove (LESSONS #3)', () => {
+    const w = running(4);
+    w.setSpec({ nodes: 3 });
+    expect(w.step().status?.currentOperation?.blockedBy).toContain('unknown counts as not safe');
+  });
+});
+
+describe('reconcile: rolling upgrade', () => {
+  it('an image change restarts one member at a time, waiting for readiness, keeping ids', () => {
+    const w = running(3);
+    const ids = w.memberIds();
+    w.autoReady = false;
+    w.setSpec({ image: 'keyva-node:2' });
+    const r1 = w.step();
+    expect(kinds(r1.actions)).toEqual(['delete:Pod']);
+    expect(r1.status?.phase).toBe('Upgrading');
+    const r2 = w.step(); // recreate the restarted member's pod
+    expect(kinds(r2.actions)).toEqual(['apply:Pod']);
+    const r3 = w.step(); // it is not ready: nothing else goes down
+    expect(r3.actions).toEqual([]);
+    expect(r3.status?.currentOperation?.message).toMatch(/waiting/);
+    w.autoReady = true;
+    w.apply({ actions: [], status: undefined, requeueAfterMs: undefined });
+    w.settle();
+    expect(w.memberIds()).toEqual(ids);
+    expect([...w.pods.values()].every((p) => p.image === 'keyva-node:2')).toBe(true);
+    expect(w.step().status).toMatchObject({ phase: 'Running', image: 'keyva-node:2' });
+  });
+
+  it('a member that is down because of a bad image is replaced first (a fix can roll out)', () => {
+    const w = running(3);
+    w.autoReady = false;
+    w.setSpec({ image: 'bad' });
+    w.step();
+    w.step(); // first member restarted on "bad", never ready
+    const bad = [...w.pods.values()].find((p) => p.image === 'bad');
+    w.setSpec({ image: 'good' });
+    const r = w.step();
+    expect(r.actions).toEqual([expect.objectContaining({ type: 'delete', kind: 'Pod', name: bad?.name })]);
+  });
+});
+
+describe('reconcile: lost volumes need a human (LESSONS #11)', () => {
+  it('does nothing destructive without the approval annotation, and replaces the member with a new id after it', () => {
+    const w = running(3);
+    const ids = w.memberIds();
+    const lost = ids[0] as string;
+    w.pvcs.delete(`data-${lost}`);
+    const r = w.step();
+    expect(r.actions.filter((a) => a.type === 'delete' || (a.type === 'apply' && a.object.kind !== 'Pod'))).toEqual([]);
+    expect(r.actions.filter((a) => a.type === 'apply')).toEqual([]);
+    expect(r.status?.phase).toBe('Blocked');
+    expect(r.status?.currentOperation?.blockedBy).toContain(`${APPROVE}=${lost}`);
+    expect(r.status?.members?.find((m) => m.id === lost)?.state).toBe('VolumeLost');
+    expect(conditionOf(r.status?.conditions, 'Degraded')).toMatchObject({ status: 'True', reason: 'MemberVolumeLost' });
+    for (let i = 0; i < 3; i++) expect(w.step().actions.filter((a) => a.type !== 'event')).toEqual([]);
+    w.annotate(APPROVE, lost);
+    w.settle();
+    const after = w.memberIds();
+    expect(after).toHaveLength(3);
+    expect(after).not.toContain(lost);
+    expect(after.filter((id) => ids.includes(id))).toHaveLength(2);
+    expect(w.pods.has(lost)).toBe(false);
+    expect(w.cluster.status?.retiredMembers).toEqual([lost]);
+  });
+});
+
+describe('reconcile: pause', () => {
+  it('a paused cluster gets no actions, only status', () => {
+    const w = running(3);
+    w.pods.clear();
+    w.setSpec({ pause: true, nodes: 5 });
+    const r = w.step();
+    expect(r.actions).toEqual([]);
+    expect(r.status?.phase).toBe('Paused');
+    expect(conditionOf(r.status?.conditions, 'Progressing')?.reason).toBe('Paused');
+  });
+});
+
+describe('reconcile: deletion follows deletionPolicy (LESSONS #2)', () => {
+  it('Retain: pods stop first, volumes are kept (never deleted) and released, then the finalizer goes', () => {
+    const w = running(3);
+    w.markDeleted();
+    const r1 = w.step();
+    expect(kinds(r1.actions)).toEqual(['delete:Pod', 'delete:Pod', 'delete:Pod']);
+    expect(r1.status?.phase).toBe('Deleting');
+    const r2 = w.step();
+    expect(kinds(r2.actions)).toEqual(['removeFinalizer']);
+    expect(w.pvcs.size).toBe(3);
+    expect(w.cluster.metadata.finalizers).not.toContain(FINALIZER);
+    expect(w.log.some((a) => a.type === 'delete' && a.kind === 'PersistentVolumeClaim')).toBe(false);
+  });
+
+  it('Retain after a Delete policy: owner references are removed before the finalizer goes', () => {
+    const w = running(2, { replicationFactor: 1, deletionPolicy: 'Delete' });
+    expect([...w.pvcs.values()].every((v) => v.ownedByCluster)).toBe(true);
+    w.setSpec({ deletionPolicy: 'Retain' });
+    w.markDeleted();
+    w.step();
+    const r = w.step();
+    expect(kinds(r.actions)).toEqual(['releasePvc', 'releasePvc']);
+    expect(kinds(w.step().actions)).toEqual(['removeFinalizer']);
+    expect(w.pvcs.size).toBe(2);
+  });
+
+  it('Delete: volumes are deleted only after every pod is gone', () => {
+    const w = running(3, { deletionPolicy: 'Delete' });
+    w.markDeleted();
+    expect(kinds(w.step().actions)).toEqual(['delete:Pod', 'delete:Pod', 'delete:Pod']);
+    expect(kinds(w.step().actions)).toEqual(['delete:PersistentVolumeClaim', 'delete:PersistentVolumeClaim', 'delete:PersistentVolumeClaim']);
+    expect(kinds(w.step().actions)).toEqual(['removeFinalizer']);
+    expect(w.pvcs.size).toBe(0);
+  });
+
+  it('PVCs carry an owner reference only under deletionPolicy Delete', () => {
+    expect([...running(1, { replicationFactor: 1 }).pvcs.values()].some((v) => v.ownedByCluster)).toBe(false);
+    const w = running(1, { replicationFactor: 1 });
+    w.setSpec({ deletionPolicy: 'Delete' });
+    const r = w.step();
+    expect(kinds(r.actions)).toEqual(['apply:PersistentVolumeClaim']);
+    expect([...w.pvcs.values()].every((v) => v.ownedByCluster)).toBe(true);
+  });
+});
+
+describe('reconcile: safety properties under random events', () => {
+  it('never deletes a volume unless the cluster is being deleted with deletionPolicy Delete; ids are never reused; at most one member is taken down at a time', () => {
+    const event = fc.oneof(
+      fc.record({ t: fc.constant('step' as const) }),
+      fc.record({ t: fc.constant('nodes' as const), n: fc.integer({ min: 1, max: 6 }) }),
+      fc.record({ t: fc.constant('image' as const), v: fc.integer({ min: 1, max: 3 }) }),
+      fc.record({ t: fc.constant('killPod' as const), i: fc.nat() }),
+      fc.record({ t: fc.constant('ready' as const), b: fc.boolean() }),
+      fc.record({ t: fc.constant('policy' as const), p: fc.constantFrom('Retain' as const, 'Delete' as const) }),
+    );
+    fc.assert(
+      fc.property(fc.array(event, { maxLength: 60 }), fc.boolean(), (events, deleteAtEnd) => {
+        const w = new FakeWorld(cluster({ nodes: 3, replicationFactor: 1 }));
+        const seenIds = new Set<string>();
+        const check = (actions: readonly Action[]) => {
+          const podDeletes = actions.filter((a) => a.type === 'delete' && a.kind === 'Pod');
+          if (!w.cluster.metadata.deletionTimestamp) expect(podDeletes.length).toBeLessThanOrEqual(1);
+          for (const a of actions) {
+            if (a.type === 'delete' && a.kind === 'PersistentVolumeClaim') {
+              expect(w.cluster.metadata.deletionTimestamp).toBeDefined();
+              expect(w.cluster.spec?.deletionPolicy).toBe('Delete');
+            }
+            if (a.type === 'apply' && a.object.kind === 'PersistentVolumeClaim' && a.reason === 'CreatedVolume') {
+              expect(seenIds.has(a.object.metadata.name)).toBe(false);
+              seenIds.add(a.object.metadata.name);
+            }
+          }
+        };
+        for (const e of events) {
+          if (e.t === 'step') check(w.step().actions);
+          else if (e.t === 'nodes') w.setSpec({ nodes: e.n });
+          else if (e.t === 'image') w.setSpec({ image: `img:${e.v}` });
+          else if (e.t === 'killPod') {
+            const names = [...w.pods.keys()];
+            if (names.length) w.pods.delete(names[e.i % names.length] as string);
+          } else if (e.t === 'ready') w.autoReady = e.b;
+          else w.setSpec({ deletionPolicy: e.p });
+        }
+        if (deleteAtEnd) {
+          w.markDeleted();
+          for (let i = 0; i < 10; i++) check(w.step().actions);
+          expect(w.cluster.metadata.finalizers).not.toContain(FINALIZER);
+          if (w.cluster.spec?.deletionPolicy === 'Retain') expect(w.pvcs.size).toBe(seenIds.size);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

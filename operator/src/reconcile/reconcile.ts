@@ -1,0 +1,538 @@
+/**
+ * reconcile(cluster, observed, now) -> {actions, status, requeueAfterMs}. PURE: no I/O, no clock,
+ * no randomness (new member ids come from `observed.freshSuffixes`). The executor does the I/O.
+ *
+ * Safety rules (DESIGN §7, LESSONS):
+ *  - a member is a durable id (pod name = --node-id = id; its volume is data-<id>), never an
+ *    ordinal or an IP (#7); a deleted pod is recreated with the same id and volume;
+ *  - one topology operation at a time (#6); scale-up adds one member at a time, once every
+ *    member is ready (make before break, #4/#12);
+ *  - scale-down is refused up front with the reason in status (#1/#5): the data plane has no
+ *    drain yet, so it cannot confirm that a member holds no replica (#3: unknown = not safe);
+ *  - a member whose volume vanished is never silently replaced: a human approves it by
+ *    annotation (#11);
+ *  - deletion follows deletionPolicy; Retain keeps every volume (#2).
+ */
+import { ANNOTATIONS, FINALIZER } from '../api/constants.ts';
+import {
+  type ClusterCondition,
+  type ClusterOperation,
+  type KeyVaCluster,
+  type KeyVaClusterSpec,
+  type KeyVaClusterStatus,
+  type MemberStatus,
+  type Phase,
+  specWithDefaults,
+} from '../api/keyva-cluster.ts';
+import { type ConditionInput, setCondition } from './conditions.ts';
+import { type ClusterRef, clientService, configMap, hashOf, memberPod, memberPvc, peersService, podDisruptionBudget } from './manifests.ts';
+import { isValidSuffix, names } from './names.ts';
+import type { Action, KubeManifest, Observed, PodView, PvcView, ReconcileResult } from './types.ts';
+
+export const REQUEUE = {
+  /** Something is moving (pods starting, an operation running): look again soon. */
+  activeMs: 2_000,
+  /** Blocked on a human or on the data plane: re-check now and then. */
+  blockedMs: 30_000,
+  /** Steady state: periodic re-check of the data plane summary. */
+  steadyMs: 60_000,
+} as const;
+
+interface Member {
+  readonly id: string;
+  readonly pvc: PvcView | undefined;
+  readonly pod: PodView | undefined;
+  /** Known before (in status) but its volume is gone or going. */
+  readonly volumeLost: boolean;
+}
+
+interface Ctx {
+  readonly cluster: KeyVaCluster;
+  readonly ref: ClusterRef;
+  readonly spec: KeyVaClusterSpec;
+  readonly prev: KeyVaClusterStatus;
+  readonly observed: Observed;
+  readonly nowIso: string;
+  readonly generation: number;
+}
+
+export function reconcile(cluster: KeyVaCluster, observed: Observed, nowMs: number): ReconcileResult {
+  const ctx: Ctx = {
+    cluster,
+    ref: { name: cluster.metadata.name, namespace: cluster.metadata.namespace, uid: cluster.metadata.uid },
+    spec: specWithDefaults(cluster.spec),
+    prev: cluster.status ?? {},
+    observed,
+    nowIso: new Date(nowMs).toISOString(),
+    generation: cluster.metadata.generation ?? 0,
+  };
+  if (cluster.metadata.deletionTimestamp) return finalize(ctx);
+  return converge(ctx);
+}
+
+/** Members: ids known from status (in order), then volumes found by label (adopted, oldest first). */
+export function deriveMembers(prev: KeyVaClusterStatus, pvcs: readonly PvcView[], pods: readonly PodView[]): Member[] {
+  const known = (prev.members ?? []).map((m) => m.id);
+  const pvcOf = new Map(pvcs.map((p) => [p.memberId, p]));
+  const podOf = new Map(pods.map((p) => [p.memberId, p]));
+  const adopted = pvcs
+    .filter((p) => !known.includes(p.memberId))
+    .sort((a, b) => (a.creationTimestamp ?? '').localeCompare(b.creationTimestamp ?? '') || a.memberId.localeCompare(b.memberId))
+    .map((p) => p.memberId);
+  return [...known, ...adopted].map((id) => {
+    const pvc = pvcOf.get(id);
+    return { id, pvc, pod: podOf.get(id), volumeLost: !pvc || pvc.deleting };
+  });
+}
+
+function isReady(m: Member, observed: Observed): boolean {
+  if (!m.pod || m.pod.deleting || !m.pod.ready) return false;
+  const probe = observed.probes.find((p) => p.memberId === m.id);
+  // A pod that answers with another node id is not this member (LESSONS #3).
+  return !(probe?.reachable && probe.nodeId !== undefined && probe.nodeId !== m.id);
+}
+
+function memberState(m: Member, ready: boolean): MemberStatus['state'] {
+  if (m.volumeLost) return 'VolumeLost';
+  if (m.pod?.deleting) return 'Terminating';
+  if (ready) return 'Ready';
+  if (m.pod && m.pod.phase === 'Running') return 'Running';
+  return 'Pending';
+}
+
+function approvedReplacements(cluster: KeyVaCluster): Set<string> {
+  const raw = cluster.metadata.annotations?.[ANNOTATIONS.approveReplaceMembers] ?? '';
+  return new Set(
+    raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+}
+
+function converge(ctx: Ctx): ReconcileResult {
+  const { cluster, ref, spec, prev, observed } = ctx;
+  const actions: Action[] = [];
+  const finalizers = cluster.metadata.finalizers ?? [];
+  if (!finalizers.includes(FINALIZER)) {
+    actions.push({
+      type: 'addFinalizer',
+      finalizers,
+      resourceVersion: cluster.metadata.resourceVersion ?? '',
+      reason: 'FinalizerAdded',
+      message: `added ${FINALIZER} so that deletion follows deletionPolicy ${spec.deletionPolicy}`,
+    });
+  }
+
+  const all = deriveMembers(prev, observed.pvcs, observed.pods);
+  const approved = approvedReplacements(cluster);
+  const lost = all.filter((m) => m.volumeLost);
+  const replaced = lost.filter((m) => approved.has(m.id));
+  const blockedLost = lost.filter((m) => !approved.has(m.id));
+  // Members the cluster keeps: replaced ones are forgotten (their data was abandoned by a human).
+  const members = all.filter((m) => !replaced.some((r) => r.id === m.id));
+  const healthy = members.filter((m) => !m.volumeLost);
+  const readyOf = new Map(members.map((m) => [m.id, isReady(m, observed)]));
+  const readyCount = healthy.filter((m) => readyOf.get(m.id)).length;
+
+  let operation: ClusterOperation | undefined;
+
+  if (spec.pause) {
+    return finish(ctx, { actions, members: all, readyOf, operation: undefined, paused: true, retired: [] });
+  }
+
+  // Children that do not depend on membership: apply when missing or different.
+  for (const m of [configMap(ref, spec), peersService(ref), clientService(ref), podDisruptionBudget(ref)]) {
+    const seen = observed.children.find((c) => c.kind === m.kind && c.name === m.metadata.name);
+    if (!seen || seen.deleting || seen.specHash !== hashOf(m)) {
+      actions.push({ type: 'apply', object: m, reason: seen ? `Updated${m.kind}` : `Created${m.kind}`, message: `${m.kind} ${m.metadata.name}` });
+    }
+  }
+
+  // Abandon approved lost members: their pods go, their ids are never reused.
+  for (const m of replaced) {
+    if (m.pod && !m.pod.deleting) {
+      actions.push({
+        type: 'delete',
+        kind: 'Pod',
+        name: m.pod.name,
+        uid: m.pod.uid,
+        reason: 'MemberReplaced',
+        message: `member ${m.id} lost its volume; replacement approved by ${ANNOTATIONS.approveReplaceMembers}: removing its pod`,
+      });
+    }
+  }
+
+  // Every healthy member keeps its volume (re-applied if its desired shape changed) and gets its pod back if it is gone.
+  for (const m of healthy) {
+    const pvc = memberPvc(ref, spec, m.id);
+    if (m.pvc && m.pvc.specHash !== hashOf(pvc)) {
+      actions.push({ type: 'apply', object: pvc, reason: 'UpdatedVolume', message: `PersistentVolumeClaim ${pvc.metadata.name} (member ${m.id})` });
+    }
+    if (!m.pod) {
+      actions.push({
+        type: 'apply',
+        object: memberPod(ref, spec, m.id),
+        reason: prevKnows(prev, m.id) ? 'RecreatedPod' : 'CreatedPod',
+        message: `pod ${m.id} for member ${m.id} on volume ${names.pvc(m.id)}`,
+      });
+    } else if (!m.pod.deleting && (m.pod.phase === 'Failed' || m.pod.phase === 'Succeeded')) {
+      actions.push({
+        type: 'delete',
+        kind: 'Pod',
+        name: m.pod.name,
+        uid: m.pod.uid,
+        reason: 'RestartingMember',
+        message: `pod ${m.id} is ${m.pod.phase}; it comes back with the same id and volume`,
+      });
+    }
+  }
+
+  // Topology: one operation at a time.
+  const allReady = healthy.length > 0 && readyCount === healthy.length && healthy.every((m) => m.pod && !m.pod.deleting);
+  const creating = isCreating(prev) && (healthy.length < spec.nodes || !allReady);
+  if (blockedLost.length > 0) {
+    const ids = blockedLost.map((m) => m.id).join(',');
+    operation = {
+      type: 'ReplaceMember',
+      blockedBy: `member(s) ${ids} lost their volume; replacing them abandons their data. After checking (docs/operations.md, runbook "lost member volume"), approve with: kubectl annotate keyvacluster ${ref.name} ${ANNOTATIONS.approveReplaceMembers}=${ids}`,
+    };
+  } else if (members.length === 0 && (prev.members ?? []).length === 0) {
+    // A new cluster: every initial member at once.
+    const ids = newIds(ref.name, spec.nodes, retiredIds(prev, all), observed.freshSuffixes);
+    for (const id of ids) pushNewMember(actions, ref, spec, id);
+    operation = { type: 'Create', progress: { done: 0, total: spec.nodes }, message: `creating ${ids.length} member(s): ${ids.join(', ')}` };
+  } else if (healthy.length < spec.nodes) {
+    const type = creating ? 'Create' : replaced.length > 0 ? 'ReplaceMember' : 'ScaleUp';
+    if (allReady || creating) {
+      const [id] = newIds(ref.name, 1, retiredIds(prev, all), observed.freshSuffixes);
+      if (id) pushNewMember(actions, ref, spec, id);
+      operation = { type, progress: { done: readyCount, total: spec.nodes }, message: id ? `adding member ${id}` : 'waiting for a fresh member id' };
+    } else {
+      operation = {
+        type,
+        progress: { done: readyCount, total: spec.nodes },
+        message: `waiting for ${notReadyIds(healthy, readyOf)} to be ready before adding a member`,
+      };
+    }
+  } else if (healthy.length > spec.nodes) {
+    operation = scaleDownRefusal(ctx, healthy);
+  } else if (!allReady && creating) {
+    operation = { type: 'Create', progress: { done: readyCount, total: spec.nodes }, message: `waiting for ${notReadyIds(healthy, readyOf)} to be ready` };
+  } else {
+    operation = rollingUpgrade(ctx, healthy, readyOf, actions);
+  }
+
+  if (replaced.length > 0 && !operation) {
+    operation = { type: 'ReplaceMember', message: `replacing ${replaced.map((m) => m.id).join(', ')}` };
+  }
+  if (operation?.blockedBy && operation.blockedBy !== prev.currentOperation?.blockedBy) {
+    actions.push({ type: 'event', eventType: 'Warning', reason: `${operation.type}Blocked`, message: operation.blockedBy });
+  }
+  return finish(ctx, { actions, members, readyOf, operation, paused: false, retired: replaced.map((m) => m.id) });
+}
+
+function prevKnows(prev: KeyVaClusterStatus, id: string): boolean {
+  return (prev.members ?? []).some((m) => m.id === id);
+}
+
+function isCreating(prev: KeyVaClusterStatus): boolean {
+  return prev.phase === undefined || prev.phase === 'Creating';
+}
+
+function notReadyIds(ms: readonly Member[], readyOf: Map<string, boolean>): string {
+  return (
+    ms
+      .filter((m) => !readyOf.get(m.id))
+      .map((m) => m.id)
+      .join(', ') || 'members'
+  );
+}
+
+/** Ids that may never be given to a new member: current, lost and retired ones. */
+function retiredIds(prev: KeyVaClusterStatus, all: readonly Member[]): string[] {
+  return [...(prev.retiredMembers ?? []), ...all.map((m) => m.id)];
+}
+
+function newIds(cluster: string, n: number, taken0: readonly string[], suffixes: readonly string[]): string[] {
+  const taken = new Set(taken0);
+  const out: string[] = [];
+  for (const s of suffixes) {
+    if (out.length >= n) break;
+    const id = names.memberId(cluster, s);
+    if (!isValidSuffix(s) || taken.has(id)) continue;
+    taken.add(id);
+    out.push(id);
+  }
+  return out;
+}
+
+function pushNewMember(actions: Action[], ref: ClusterRef, spec: KeyVaClusterSpec, id: string): void {
+  // The volume first: a member exists once its volume does (the durable record of its id).
+  actions.push({
+    type: 'apply',
+    object: memberPvc(ref, spec, id),
+    reason: 'CreatedVolume',
+    message: `PersistentVolumeClaim ${names.pvc(id)} for new member ${id}`,
+  });
+  actions.push({ type: 'apply', object: memberPod(ref, spec, id), reason: 'CreatedPod', message: `pod ${id} for new member ${id}` });
+}
+
+function scaleDownRefusal(ctx: Ctx, healthy: readonly Member[]): ClusterOperation {
+  const { spec, observed } = ctx;
+  // The member that would go: the most recently added one (by durable id order, never an ordinal).
+  const victim = healthy[healthy.length - 1] as Member;
+  const probe = observed.probes.find((p) => p.memberId === victim.id);
+  let dataPlane: string;
+  if (!probe?.reachable) dataPlane = `the data plane cannot be asked about ${victim.id} right now (unknown counts as not safe)`;
+  else if (probe.nodeId !== victim.id) dataPlane = `the pod of ${victim.id} answers as node ${probe.nodeId ?? '?'} (identity mismatch)`;
+  else dataPlane = `node ${victim.id} reports ${probe.partitionsHosted ?? '?'} partition replica(s)`;
+  const belowRf = spec.nodes < spec.replicationFactor ? ` and ${spec.nodes} nodes would be below replicationFactor ${spec.replicationFactor}` : '';
+  return {
+    type: 'ScaleDown',
+    progress: { done: 0, total: healthy.length - spec.nodes },
+    blockedBy:
+      `scale-down from ${healthy.length} to ${spec.nodes} members refused: removing ${victim.id} first needs the data plane to drain it and confirm ` +
+      `it holds no replica; KeyVa has no drain yet (it comes with placement/rebalancing), ${dataPlane}${belowRf}. ` +
+      `No pod or volume was touched; set spec.nodes back to ${healthy.length} to clear this.`,
+  };
+}
+
+function rollingUpgrade(ctx: Ctx, healthy: readonly Member[], readyOf: Map<string, boolean>, actions: Action[]): ClusterOperation | undefined {
+  const { ref, spec } = ctx;
+  const desiredHash = new Map(healthy.map((m) => [m.id, hashOf(memberPod(ref, spec, m.id))]));
+  const outdated = healthy.filter((m) => m.pod && m.pod.specHash !== desiredHash.get(m.id));
+  if (outdated.length === 0) return undefined;
+  const upToDateReady = healthy.filter((m) => m.pod && !m.pod.deleting && m.pod.specHash === desiredHash.get(m.id) && readyOf.get(m.id)).length;
+  const progress = { done: upToDateReady, total: healthy.length };
+  const unavailable = healthy.filter((m) => !readyOf.get(m.id) || !m.pod || m.pod.deleting);
+  let victim: Member | undefined;
+  if (unavailable.length === 0) victim = outdated[0];
+  else if (unavailable.length === 1 && outdated.includes(unavailable[0] as Member) && !unavailable[0]?.pod?.deleting) victim = unavailable[0];
+  if (!victim?.pod) {
+    return { type: 'RollingUpgrade', progress, message: `waiting for ${notReadyIds(healthy, readyOf)} to be ready (at most one member down at a time)` };
+  }
+  actions.push({
+    type: 'delete',
+    kind: 'Pod',
+    name: victim.pod.name,
+    uid: victim.pod.uid,
+    reason: 'RollingMember',
+    message: `restarting member ${victim.id} with image ${spec.image} (same id and volume; ${outdated.length} member(s) outdated). Leader transfer first comes with replication.`,
+  });
+  return { type: 'RollingUpgrade', progress, message: `restarting ${victim.id}` };
+}
+
+interface Finish {
+  readonly actions: Action[];
+  readonly members: readonly Member[];
+  readonly readyOf: Map<string, boolean>;
+  readonly operation: ClusterOperation | undefined;
+  readonly paused: boolean;
+  /** Members abandoned in this pass (by approval). */
+  readonly retired: readonly string[];
+}
+
+function finish(ctx: Ctx, f: Finish): ReconcileResult {
+  const { spec, prev, observed, nowIso, generation } = ctx;
+  const memberStatus: MemberStatus[] = f.members
+    // A member is recorded once its volume was seen (or it was recorded before): status.members is the list of ids with data.
+    .filter((m) => m.pvc || prevKnows(prev, m.id))
+    .map((m) => {
+      const ready = f.readyOf.get(m.id) ?? false;
+      const s: MemberStatus = { id: m.id, pvc: names.pvc(m.id), state: memberState(m, ready), ready };
+      if (m.pod?.podIP) s.podIP = m.pod.podIP;
+      if (m.pod?.image) s.image = m.pod.image;
+      return s;
+    });
+  const healthy = memberStatus.filter((m) => m.state !== 'VolumeLost');
+  const readyNodes = healthy.filter((m) => m.ready).length;
+  const lost = memberStatus.filter((m) => m.state === 'VolumeLost');
+  const mismatched = observed.probes.filter((p) => p.reachable && p.nodeId !== undefined && p.nodeId !== p.memberId);
+
+  let operation = f.operation;
+  if (operation) {
+    const startedAt = prev.currentOperation?.type === operation.type && prev.currentOperation.startedAt ? prev.currentOperation.startedAt : nowIso;
+    operation = { ...operation, startedAt };
+  }
+
+  const allReady = healthy.length > 0 && readyNodes === healthy.length && lost.length === 0;
+  let phase: Phase;
+  if (f.paused) phase = 'Paused';
+  else if (operation?.blockedBy) phase = 'Blocked';
+  else if (operation?.type === 'Create') phase = 'Creating';
+  else if (operation?.type === 'ScaleUp') phase = 'Scaling';
+  else if (operation?.type === 'ReplaceMember') phase = 'Recovering';
+  else if (operation?.type === 'RollingUpgrade') phase = 'Upgrading';
+  else if (!allReady) phase = 'Recovering';
+  else phase = 'Running';
+
+  // Partition summary from the data plane (a member's partition map).
+  const map = observed.partitionMap;
+  const underReplicated = map ? map.partitions.filter((p) => new Set(p.replicas).size < spec.replicationFactor).length : undefined;
+  const partitions: NonNullable<KeyVaClusterStatus['partitions']> = { total: map ? map.partitions.length : spec.partitions };
+  if (map) {
+    partitions.underReplicated = underReplicated as number;
+    partitions.mapEpoch = map.epoch;
+    partitions.source = map.source;
+  }
+
+  const ready: ConditionInput = allReady
+    ? { type: 'Ready', status: 'True', reason: 'AllMembersReady', message: `${readyNodes}/${healthy.length} members ready` }
+    : {
+        type: 'Ready',
+        status: 'False',
+        reason: healthy.length === 0 ? 'NoMembers' : lost.length ? 'MemberVolumeLost' : 'MembersNotReady',
+        message: `${readyNodes}/${healthy.length} members ready${notReadyList(healthy)}`,
+      };
+
+  let progressing: ConditionInput;
+  if (f.paused)
+    progressing = { type: 'Progressing', status: 'False', reason: 'Paused', message: 'spec.pause is true: the operator does not act on this cluster' };
+  else if (operation?.blockedBy) progressing = { type: 'Progressing', status: 'False', reason: `${operation.type}Blocked`, message: operation.blockedBy };
+  else if (operation) progressing = { type: 'Progressing', status: 'True', reason: operation.type, message: operation.message ?? operation.type };
+  else if (!allReady) progressing = { type: 'Progressing', status: 'True', reason: 'RecoveringMembers', message: 'waiting for member pods to be ready' };
+  else progressing = { type: 'Progressing', status: 'False', reason: 'Idle', message: 'spec reached' };
+
+  let degraded: ConditionInput;
+  if (lost.length)
+    degraded = {
+      type: 'Degraded',
+      status: 'True',
+      reason: 'MemberVolumeLost',
+      message: `volume of ${lost.map((m) => m.id).join(', ')} is gone (see currentOperation.blockedBy)`,
+    };
+  else if (mismatched.length)
+    degraded = {
+      type: 'Degraded',
+      status: 'True',
+      reason: 'NodeIdentityMismatch',
+      message: mismatched.map((p) => `pod of member ${p.memberId} answers as node ${p.nodeId}`).join('; '),
+    };
+  else if (observed.lastError) degraded = { type: 'Degraded', status: 'True', reason: 'ReconcileError', message: observed.lastError.slice(0, 1000) };
+  else if (phase === 'Recovering' && !operation)
+    degraded = {
+      type: 'Degraded',
+      status: 'True',
+      reason: 'MembersUnavailable',
+      message: `${readyNodes}/${healthy.length} members ready${notReadyList(healthy)}`,
+    };
+  else if (underReplicated)
+    degraded = {
+      type: 'Degraded',
+      status: 'True',
+      reason: 'PartitionsUnderReplicated',
+      message: `${underReplicated}/${partitions.total} partitions have fewer than ${spec.replicationFactor} replicas (replication is not implemented yet: each node serves its own copy of the keyspace)`,
+    };
+  else degraded = { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no problem detected' };
+
+  const conditions: ClusterCondition[] = [ready, progressing, degraded].map((c) => setCondition(prev.conditions, c, generation, nowIso));
+  const images = new Set(healthy.map((m) => m.image).filter((x): x is string => x !== undefined));
+
+  const status: KeyVaClusterStatus = {
+    phase,
+    observedGeneration: generation,
+    conditions,
+    nodes: healthy.length,
+    readyNodes,
+    members: memberStatus,
+    partitions,
+  };
+  if (images.size === 1 && healthy.every((m) => m.image)) status.image = [...images][0] as string;
+  if (spec.version && status.image === spec.image) status.version = spec.version;
+  if (underReplicated !== undefined) status.underReplicatedPartitions = underReplicated;
+  if (operation) status.currentOperation = operation;
+  const retired = [...new Set([...(prev.retiredMembers ?? []), ...f.retired])].slice(-1000);
+  if (retired.length) status.retiredMembers = retired;
+
+  let requeueAfterMs: number;
+  if (f.paused || operation?.blockedBy) requeueAfterMs = REQUEUE.blockedMs;
+  else if (operation || !allReady || f.actions.length > 0) requeueAfterMs = REQUEUE.activeMs;
+  else requeueAfterMs = REQUEUE.steadyMs;
+  return { actions: f.actions, status, requeueAfterMs };
+}
+
+function notReadyList(ms: readonly MemberStatus[]): string {
+  const ids = ms.filter((m) => !m.ready).map((m) => `${m.id} (${m.state})`);
+  return ids.length ? `; not ready: ${ids.join(', ')}` : '';
+}
+
+/** Deletion: stop the pods, then apply deletionPolicy to the volumes, then release the finalizer. */
+function finalize(ctx: Ctx): ReconcileResult {
+  const { cluster, spec, observed, prev, nowIso, generation, ref } = ctx;
+  const finalizers = cluster.metadata.finalizers ?? [];
+  if (!finalizers.includes(FINALIZER)) return { actions: [], status: undefined, requeueAfterMs: undefined };
+  const actions: Action[] = [];
+  const policy = spec.deletionPolicy;
+  for (const p of observed.pods) {
+    if (!p.deleting) {
+      actions.push({
+        type: 'delete',
+        kind: 'Pod',
+        name: p.name,
+        uid: p.uid,
+        reason: 'StoppingMember',
+        message: `cluster deleted: stopping member ${p.memberId} (deletionPolicy ${policy})`,
+      });
+    }
+  }
+  let message: string;
+  let done = false;
+  if (observed.pods.length > 0) {
+    message = `waiting for ${observed.pods.length} member pod(s) to stop`;
+  } else if (policy === 'Retain') {
+    for (const v of observed.pvcs.filter((x) => x.ownedByCluster)) {
+      actions.push({
+        type: 'releasePvc',
+        name: v.name,
+        uid: v.uid,
+        ownerUid: ref.uid,
+        reason: 'RetainedVolume',
+        message: `deletionPolicy Retain: kept PersistentVolumeClaim ${v.name} (member ${v.memberId}) and removed its owner reference`,
+      });
+    }
+    done = observed.pvcs.every((x) => !x.ownedByCluster);
+    message = `deletionPolicy Retain: keeping ${observed.pvcs.length} volume(s)`;
+  } else {
+    for (const v of observed.pvcs.filter((x) => !x.deleting)) {
+      actions.push({
+        type: 'delete',
+        kind: 'PersistentVolumeClaim',
+        name: v.name,
+        uid: v.uid,
+        reason: 'DeletedVolume',
+        message: `deletionPolicy Delete: deleting PersistentVolumeClaim ${v.name} of member ${v.memberId}`,
+      });
+    }
+    done = observed.pvcs.length === 0;
+    message = `deletionPolicy Delete: ${observed.pvcs.length} volume(s) left to delete`;
+  }
+  if (done) {
+    actions.push({
+      type: 'removeFinalizer',
+      finalizers,
+      reason: 'Deleted',
+      message: policy === 'Retain' ? `members stopped; ${observed.pvcs.length} volume(s) retained` : 'members stopped and volumes deleted',
+    });
+    return { actions, status: undefined, requeueAfterMs: undefined };
+  }
+  const operation: ClusterOperation = {
+    type: 'Delete',
+    startedAt: prev.currentOperation?.type === 'Delete' && prev.currentOperation.startedAt ? prev.currentOperation.startedAt : nowIso,
+    message,
+  };
+  const status: KeyVaClusterStatus = {
+    ...prev,
+    phase: 'Deleting',
+    observedGeneration: generation,
+    currentOperation: operation,
+    conditions: [
+      setCondition(prev.conditions, { type: 'Ready', status: 'False', reason: 'Deleting', message }, generation, nowIso),
+      setCondition(prev.conditions, { type: 'Progressing', status: 'True', reason: 'Delete', message }, generation, nowIso),
+      setCondition(prev.conditions, { type: 'Degraded', status: 'False', reason: 'Deleting', message: 'the cluster is being deleted' }, generation, nowIso),
+    ],
+  };
+  return { actions, status, requeueAfterMs: REQUEUE.activeMs };
+}
+
+export type { KubeManifest };
