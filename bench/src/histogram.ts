@@ -28,3 +28,29 @@ export function summarize(h: hdr.Histogram): LatencySummary {
     maxUs: h.maxValue,
   };
 }
+
+/** A histogram as text (HDR's compressed base64 V2 encoding), to cross process boundaries and go into JSON. */
+export function encodeHistogram(h: hdr.Histogram): string {
+  return hdr.encodeIntoCompressedBase64(h);
+}
+
+export function decodeHistogram(encoded: string): hdr.Histogram {
+  return hdr.decodeFromCompressedBase64(encoded, 64, false);
+}
+
+/** One histogram holding every value of the given (encoded) histograms. */
+export function mergeHistograms(encoded: readonly string[]): hdr.Histogram {
+  const out = newHistogram();
+  for (const e of encoded) out.add(decodeHistogram(e));
+  return out;
+}
+
+export interface FullLatencySummary extends LatencySummary {
+  readonly count: number;
+  readonly meanUs: number;
+}
+
+export function summarizeFull(h: hdr.Histogram): FullLatencySummary {
+  // Max as the top of its HDR bucket, so a merged (decoded) histogram reports what a direct one does.
+  return { count: h.totalCount, meanUs: Math.round(h.mean * 10) / 10, ...summarize(h), maxUs: h.totalCount === 0 ? 0 : h.getValueAtPercentile(100) };
+}

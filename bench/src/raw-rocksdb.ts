@@ -11,6 +11,10 @@ import { createRocksLevel, type RocksLevelDb } from '@keyva/node/engine/rocksdb-
 export interface RawRocks {
   put(key: Buffer, value: Buffer): Promise<void>;
   get(key: Buffer): Promise<Buffer | undefined>;
+  /** Up to `limit` entries with gte <= key < lt, in key order (YCSB workload E). */
+  scan(gte: Buffer, lt: Buffer, limit: number): Promise<number>;
+  /** Writes `entries` in one synced batch (bulk load). */
+  putMany(entries: readonly (readonly [Buffer, Buffer])[]): Promise<void>;
   readonly groups: number;
   close(): Promise<void>;
 }
@@ -52,7 +56,18 @@ export async function openRawRocks(): Promise<RawRocks> {
         keyEncoding: 'buffer',
         valueEncoding: 'buffer',
       });
-      return r.rows[0];
+      // Rows come as [key, value] pairs; with keys: false the key slot is undefined.
+      return r.rows[1];
+    },
+    scan: async (gte, lt, limit) => {
+      const r = db.querySync({ gte, lt, limit, keys: true, values: true, keyEncoding: 'buffer', valueEncoding: 'buffer' });
+      return r.rows.length / 2;
+    },
+    putMany: async (entries) => {
+      const b = db.batch();
+      for (const [k, v] of entries) b.put(k, v);
+      b._writeSync({ sync: true });
+      b._closeSync();
     },
     get groups() {
       return groups;

@@ -37,7 +37,7 @@ export interface Row {
   readonly target?: number;
 }
 
-async function startEchoProcess(): Promise<{ address: string; pid: number; stop(): void }> {
+export async function startEchoProcess(): Promise<{ address: string; pid: number; stop(): void }> {
   const child = spawn(process.execPath, [resolve(import.meta.dirname, 'echo-service.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((res, rej) => {
     createInterface({ input: child.stdout }).on('line', (l) => {

@@ -1,0 +1,46 @@
+/** Resident memory of another process (Linux /proc/<pid>/status VmRSS), sampled during a run. */
+import { readFileSync } from 'node:fs';
+
+export function processRssBytes(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Samples the summed RSS of `pids` every `intervalMs` until stopped; reports the peak and the last sample. */
+export function sampleRss(pids: readonly number[], intervalMs = 200): { stop(): { maxBytes: number; endBytes: number; samples: number } } {
+  let maxBytes = 0;
+  let endBytes = 0;
+  let samples = 0;
+  const take = () => {
+    if (pids.length === 0) return;
+    const v = pids.reduce((s, p) => s + (processRssBytes(p) || 0), 0);
+    samples++;
+    endBytes = v;
+    if (v > maxBytes) maxBytes = v;
+  };
+  take();
+  const t = setInterval(take, intervalMs);
+  return {
+    stop: () => {
+      clearInterval(t);
+      take();
+      return { maxBytes, endBytes, samples };
+    },
+  };
+}
+
+/** CPU seconds all processes of the machine have been busy so far (/proc/stat, user+nice+system+irq+softirq+steal). */
+export function machineBusyCpuSec(): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = f;
+    return (user + nice + system + irq + softirq + steal) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}

@@ -1,0 +1,48 @@
+/** The `ycsb` and `plot` suites' command lines. */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { writePlots } from './plot.ts';
+import { runYcsb, stopRunningTargets, type YcsbReport } from './ycsb.ts';
+import { parseYcsbArgs, YCSB_USAGE } from './ycsb-main-args.ts';
+import { renderMarkdown } from './ycsb-report.ts';
+
+export async function runSuiteCli(suite: 'ycsb' | 'plot', args: readonly string[]): Promise<number> {
+  try {
+    if (suite === 'plot') {
+      const { positionals, values } = parseArgs({ args: [...args], allowPositionals: true, options: { out: { type: 'string' } } });
+      const file = positionals[0];
+      if (!file) {
+        process.stderr.write('usage: npm run bench -- plot <report.json> [--out <dir>]   (default dir: the report path without .json)\n');
+        return 2;
+      }
+      const report = JSON.parse(readFileSync(file, 'utf8')) as YcsbReport;
+      const out = values.out ?? file.replace(/\.json$/, '');
+      for (const f of writePlots(report, out)) process.stderr.write(`wrote ${f}\n`);
+      return 0;
+    }
+    const a = parseYcsbArgs(args);
+    if (a.help) {
+      process.stdout.write(YCSB_USAGE);
+      return 0;
+    }
+    process.once('SIGINT', () => {
+      process.stderr.write('\ninterrupted: stopping the servers\n');
+      void stopRunningTargets().finally(() => process.exit(130));
+    });
+    const report = await runYcsb(a.options);
+    const md = renderMarkdown(report);
+    process.stdout.write(`\n${md}\n`);
+    if (a.json) {
+      mkdirSync(dirname(a.json), { recursive: true });
+      writeFileSync(a.json, `${JSON.stringify(report, null, 1)}\n`);
+      process.stderr.write(`wrote ${a.json}\n`);
+    }
+    if (a.markdown) writeFileSync(a.markdown, `${md}\n`);
+    if (a.plots) for (const f of writePlots(report, a.plots)) process.stderr.write(`wrote ${f}\n`);
+    return 0;
+  } catch (e) {
+    process.stderr.write(`error: ${(e as Error).message}\n`);
+    return 2;
+  }
+}

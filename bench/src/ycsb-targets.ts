@@ -1,0 +1,344 @@
+/**
+ * The systems a YCSB run measures, side by side in one run: KeyVa, its peers (a 3-node etcd
+ * cluster, Redis with two fsync policies) and the ceilings (a bare grpc-js echo server, raw
+ * RocksDB through KeyVa's binding). This file is the coordinator's side: start and stop the
+ * servers on loopback, in temp dirs, and say which durability setting is in force. The
+ * workers' side (clients) is in ycsb-drivers.ts.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startLocalNode } from '@keyva/cli/local-node';
+import { startEchoProcess } from './single-node.ts';
+import type { OpType } from './ycsb-workloads.ts';
+
+export const TARGET_NAMES = ['keyva', 'keyva-unary', 'etcd', 'redis-always', 'redis-everysec', 'echo', 'rocksdb-raw'] as const;
+export type TargetName = (typeof TARGET_NAMES)[number];
+export const DEFAULT_TARGETS: readonly TargetName[] = ['keyva', 'etcd', 'redis-always', 'redis-everysec', 'echo', 'rocksdb-raw'];
+
+/** What a client process needs to reach a target (JSON, crosses the IPC channel). */
+export type TargetSpec =
+  | { readonly kind: 'keyva'; readonly endpoints: readonly string[]; readonly useStream: boolean }
+  | { readonly kind: 'etcd'; readonly endpoints: readonly string[] }
+  | { readonly kind: 'redis'; readonly host: string; readonly port: number }
+  | { readonly kind: 'echo'; readonly address: string }
+  | { readonly kind: 'rocksdb-raw' };
+
+export type TargetRole = 'system' | 'peer' | 'ceiling';
+
+export interface TargetInfo {
+  readonly name: TargetName;
+  readonly label: string;
+  readonly role: TargetRole;
+  /** The durability setting in force for every figure of this target. */
+  readonly durability: string;
+  readonly nodes: number;
+  readonly notes: string;
+}
+
+export interface StartedTarget extends TargetInfo {
+  readonly spec: TargetSpec;
+  /** Server processes (for CPU and RSS); empty for in-process ceilings. */
+  readonly pids: readonly number[];
+  /** Operation types the target serves (others' workloads are skipped, with the reason). */
+  readonly supports: ReadonlySet<OpType>;
+  /** Client processes to use at most (raw RocksDB is one process: the database is locked). */
+  readonly clientsMax: number;
+  stop(): Promise<void>;
+}
+
+export interface TargetOptions {
+  readonly keyvaNodes: number;
+  readonly keyvaEngine: 'rocksdb' | 'memory';
+  /** Bench an already running KeyVa instead of starting one (no server CPU/RSS then). */
+  readonly keyvaEndpoint?: string | undefined;
+  readonly etcdMembers: number;
+  readonly etcdBinary?: string | undefined;
+  readonly redisBinary?: string | undefined;
+}
+
+const ALL_OPS: ReadonlySet<OpType> = new Set(['read', 'update', 'insert', 'scan', 'rmw']);
+const POINT_OPS: ReadonlySet<OpType> = new Set(['read', 'update', 'insert', 'rmw']);
+const REPO = resolve(import.meta.dirname, '..', '..');
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (a && typeof a === 'object' ? res(a.port) : rej(new Error('no port'))));
+    });
+  });
+}
+
+function killAndWait(p: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+  return new Promise((res) => {
+    const t = setTimeout(() => p.kill('SIGKILL'), graceMs);
+    p.once('exit', () => {
+      clearTimeout(t);
+      res();
+    });
+    p.kill('SIGTERM');
+  });
+}
+
+async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boolean>, exited?: () => string | undefined): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const why = exited?.();
+    if (why) throw new Error(`${what}: ${why}`);
+    if (await probe().catch(() => false)) return;
+    if (Date.now() > until) throw new Error(`${what} not ready within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export function describeTarget(name: TargetName, o: TargetOptions): TargetInfo {
+  switch (name) {
+    case 'keyva':
+    case 'keyva-unary':
+      return {
+        name,
+        label: name === 'keyva' ? `KeyVa ${o.keyvaNodes} node (stream)` : `KeyVa ${o.keyvaNodes} node (unary)`,
+        role: 'system',
+        durability:
+          o.keyvaEngine === 'rocksdb'
+            ? 'RocksDB WAL fsync per group commit before every write is acknowledged'
+            : 'none (memory engine: nothing survives a restart)',
+        nodes: o.keyvaNodes,
+        notes: `${name === 'keyva' ? 'SDK with useStream: single-key ops pipelined on one bidi stream per client process' : 'SDK with useStream: false: one unary RPC per op'}; linearizable reads (default); engine ${o.keyvaEngine}; RF 1 (replication not built yet)`,
+      };
+    case 'etcd':
+      return {
+        name,
+        label: `etcd ${o.etcdMembers}-member cluster`,
+        role: 'peer',
+        durability: 'Raft WAL fsync on every member before a write is acknowledged (default; --unsafe-no-fsync NOT set)',
+        nodes: o.etcdMembers,
+        notes: 'etcd v3.6 on loopback, npm etcd3 client (gRPC KV Range/Put/Txn), linearizable reads (default), clients spread over all members',
+      };
+    case 'redis-always':
+    case 'redis-everysec': {
+      const always = name === 'redis-always';
+      return {
+        name,
+        label: always ? 'Redis (AOF fsync always)' : 'Redis (AOF fsync everysec)',
+        role: 'peer',
+        durability: always
+          ? 'AOF with appendfsync always: fsync before replies (batched per event-loop turn)'
+          : 'AOF with appendfsync everysec: up to ~1 s of acknowledged writes can be lost',
+        nodes: 1,
+        notes:
+          "single redis-server, --save '' --appendonly yes; npm @redis/client, one connection per client process, auto-pipelined; no ordered scans (workload E skipped)",
+      };
+    }
+    case 'echo':
+      return {
+        name,
+        label: 'grpc-js echo (transport ceiling)',
+        role: 'ceiling',
+        durability: 'n/a (stores nothing)',
+        nodes: 1,
+        notes: 'bare grpc-js bidi-stream echo server, each op one round trip of a payload the size of the KeyVa request/answer: what the transport allows',
+      };
+    case 'rocksdb-raw':
+      return {
+        name,
+        label: 'raw RocksDB (storage ceiling)',
+        role: 'ceiling',
+        durability: 'fsync per group commit (all writes pending in one event-loop turn in one synced batch)',
+        nodes: 1,
+        notes: 'same binding KeyVa uses (@nxtedition/rocksdb), in the client process: no network, no MVCC; one client process (the database is locked)',
+      };
+  }
+}
+
+export function etcdBinary(explicit?: string): string {
+  if (explicit) return explicit;
+  const script = join(REPO, 'scripts', 'go-tools.sh');
+  try {
+    return execFileSync('bash', [script, 'cached', 'etcd'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    throw new Error(`etcd is not built yet: run 'bash scripts/go-tools.sh path etcd' (builds etcd v3.6 from Go modules, cached) or pass --etcd-binary`);
+  }
+}
+
+export function redisBinary(explicit?: string): string {
+  const p = explicit ?? '/usr/bin/redis-server';
+  if (!existsSync(p)) throw new Error(`redis-server not found at ${p}: apt-get update && apt-get install -y redis-server (or pass --redis-binary)`);
+  return p;
+}
+
+export async function startTarget(name: TargetName, o: TargetOptions): Promise<StartedTarget> {
+  const info = describeTarget(name, o);
+  switch (name) {
+    case 'keyva':
+    case 'keyva-unary': {
+      const useStream = name === 'keyva';
+      if (o.keyvaEndpoint)
+        return { ...info, spec: { kind: 'keyva', endpoints: [o.keyvaEndpoint], useStream }, pids: [], supports: ALL_OPS, clientsMax: 64, stop: async () => {} };
+      if (o.keyvaNodes !== 1) throw new Error(`KeyVa with ${o.keyvaNodes} nodes: not yet (replication is not built); only --keyva-nodes 1 runs today`);
+      const dir = mkdtempSync(join(tmpdir(), 'keyva-ycsb-node-'));
+      const node = await startLocalNode({ dataDir: dir, engine: o.keyvaEngine, grpcPort: 0, httpPort: 0, logLevel: 'warn' });
+      return {
+        ...info,
+        spec: { kind: 'keyva', endpoints: [node.grpc], useStream },
+        pids: [node.process.pid as number],
+        supports: ALL_OPS,
+        clientsMax: 64,
+        stop: async () => {
+          await node.stop();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    }
+    case 'etcd':
+      return { ...info, ...(await startEtcdCluster(etcdBinary(o.etcdBinary), o.etcdMembers)), supports: ALL_OPS, clientsMax: 64 };
+    case 'redis-always':
+    case 'redis-everysec':
+      return {
+        ...info,
+        ...(await startRedis(redisBinary(o.redisBinary), name === 'redis-always' ? 'always' : 'everysec')),
+        supports: POINT_OPS,
+        clientsMax: 64,
+      };
+    case 'echo': {
+      const echo = await startEchoProcess();
+      return {
+        ...info,
+        spec: { kind: 'echo', address: echo.address },
+        pids: [echo.pid],
+        supports: ALL_OPS,
+        clientsMax: 64,
+        stop: async () => echo.stop(),
+      };
+    }
+    case 'rocksdb-raw':
+      return { ...info, spec: { kind: 'rocksdb-raw' }, pids: [], supports: ALL_OPS, clientsMax: 1, stop: async () => {} };
+  }
+}
+
+async function startEtcdCluster(bin: string, members: number): Promise<{ spec: TargetSpec; pids: number[]; stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'keyva-ycsb-etcd-'));
+  const ms = [];
+  for (let i = 0; i < members; i++) ms.push({ name: `m${i}`, client: await freePort(), peer: await freePort() });
+  const initialCluster = ms.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(',');
+  const procs: ChildProcess[] = [];
+  const stop = async () => {
+    await Promise.all(procs.map((p) => killAndWait(p)));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    for (const m of ms) {
+      const p = spawn(
+        bin,
+        [
+          '--name',
+          m.name,
+          '--data-dir',
+          join(dir, m.name),
+          '--listen-client-urls',
+          `http://127.0.0.1:${m.client}`,
+          '--advertise-client-urls',
+          `http://127.0.0.1:${m.client}`,
+          '--listen-peer-urls',
+          `http://127.0.0.1:${m.peer}`,
+          '--initial-advertise-peer-urls',
+          `http://127.0.0.1:${m.peer}`,
+          '--initial-cluster',
+          initialCluster,
+          '--initial-cluster-token',
+          'keyva-bench',
+          '--initial-cluster-state',
+          'new',
+          '--quota-backend-bytes',
+          String(8 * 1024 ** 3),
+          '--log-level',
+          'error',
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      let tail = '';
+      p.stderr?.on('data', (d: Buffer) => {
+        tail = (tail + d.toString()).slice(-2000);
+      });
+      p.once('exit', (c) => {
+        if (c !== 0 && c !== null) process.stderr.write(`etcd ${m.name} exited ${c}: ${tail}\n`);
+      });
+      procs.push(p);
+    }
+    for (const m of ms)
+      await waitFor(
+        `etcd ${m.name}`,
+        30_000,
+        async () => {
+          const r = await fetch(`http://127.0.0.1:${m.client}/health`);
+          return r.ok && ((await r.json()) as { health?: string }).health === 'true';
+        },
+        () => (procs.some((p) => p.exitCode !== null) ? 'a member exited' : undefined),
+      );
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { spec: { kind: 'etcd', endpoints: ms.map((m) => `127.0.0.1:${m.client}`) }, pids: procs.map((p) => p.pid as number), stop };
+}
+
+async function startRedis(bin: string, fsync: 'always' | 'everysec'): Promise<{ spec: TargetSpec; pids: number[]; stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'keyva-ycsb-redis-'));
+  const port = await freePort();
+  const p = spawn(
+    bin,
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--protected-mode',
+      'yes',
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      fsync,
+      '--dir',
+      dir,
+      '--daemonize',
+      'no',
+      '--logfile',
+      join(dir, 'redis.log'),
+    ],
+    { stdio: 'ignore' },
+  );
+  const stop = async () => {
+    await killAndWait(p);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const { createClient } = await import('@redis/client');
+    await waitFor(
+      'redis-server',
+      15_000,
+      async () => {
+        const c = createClient({ socket: { host: '127.0.0.1', port, reconnectStrategy: false } });
+        c.on('error', () => undefined);
+        try {
+          await c.connect();
+          return (await c.ping()) === 'PONG';
+        } finally {
+          if (c.isOpen) c.destroy();
+        }
+      },
+      () => (p.exitCode !== null ? `exited ${p.exitCode}` : undefined),
+    );
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { spec: { kind: 'redis', host: '127.0.0.1', port }, pids: [p.pid as number], stop };
+}
