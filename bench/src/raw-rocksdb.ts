@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import { createRocksLevel, type RocksLevelDb } from '@keyva/node/engine/rocksdb-binding';
 
 export interface RawRocks {
+  /** Durable put, group-committed with every put pending at the same time (the storage ceiling). */
   put(key: Buffer, value: Buffer): Promise<void>;
+  /** Durable put as the binding does it when used directly: one synced batch per put, on this thread. */
+  putDirect(key: Buffer, value: Buffer): Promise<void>;
   get(key: Buffer): Promise<Buffer | undefined>;
   /** Up to `limit` entries with gte <= key < lt, in key order (YCSB workload E). */
   scan(gte: Buffer, lt: Buffer, limit: number): Promise<number>;
@@ -38,6 +41,12 @@ export async function openRawRocks(): Promise<RawRocks> {
     for (const w of group) w.done();
   };
   return {
+    putDirect: async (key, value) => {
+      const b = db.batch();
+      b.put(key, value);
+      b._writeSync({ sync: true });
+      b._closeSync();
+    },
     put: (key, value) =>
       new Promise<void>((done) => {
         pending.push({ key, value, done });

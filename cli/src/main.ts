@@ -2,6 +2,7 @@
 /** keyva: run a local KeyVa, read and write data, inspect the cluster. `keyva --help`. */
 import { isKeyVaError } from '@keyva/client';
 import { Command, Option } from 'commander';
+import { BENCH_HELP, runBench } from './commands/bench.ts';
 import { type ConnOptions, cmdDel, cmdGet, cmdPut, cmdScan } from './commands/data.ts';
 import { runDev } from './commands/dev.ts';
 import { cmdStatus } from './commands/status.ts';
@@ -34,14 +35,15 @@ const run = (fn: () => Promise<number>) => async () => {
 
 program
   .command('dev')
-  .description('start a local KeyVa node (real process, RocksDB in .keyva/dev) and keep it running')
+  .description('start a local KeyVa (real node processes, RocksDB in .keyva/dev) and keep it running; --nodes 3 for a replicated cluster')
   .option('--data-dir <dir>', 'where the node keeps its data', '.keyva/dev')
   .option('--memory', 'use the memory engine (nothing is kept)', false)
   .option('--grpc-port <port>', 'gRPC port', '7379')
   .option('--http-port <port>', 'REST/metrics port', '7380')
+  .option('--nodes <n>', 'node processes: 1, or 3/5 for a replicated cluster (ports step by 10)', '1')
   .option('--json', 'print the node addresses as JSON', false)
-  .action(async (o: { dataDir: string; memory: boolean; grpcPort: string; httpPort: string; json: boolean }) => {
-    await runDev({ dataDir: o.dataDir, memory: o.memory, grpcPort: Number(o.grpcPort), httpPort: Number(o.httpPort), json: o.json });
+  .action(async (o: { dataDir: string; memory: boolean; grpcPort: string; httpPort: string; nodes: string; json: boolean }) => {
+    await runDev({ dataDir: o.dataDir, memory: o.memory, grpcPort: Number(o.grpcPort), httpPort: Number(o.httpPort), json: o.json, nodes: Number(o.nodes) });
   });
 
 conn(program.command('get <key>').description('print the value of a key')).action((key: string, o) => run(() => cmdGet(connOf(o), key))());
@@ -67,6 +69,24 @@ conn(program.command('scan').description('list keys: inside a hash tag in key or
   .action((o) => run(() => cmdScan(connOf(o), o))());
 
 conn(program.command('status').description('show nodes, partitions and health')).action((o) => run(() => cmdStatus(connOf(o)))());
+
+program
+  .command('bench')
+  .description('run benchmarks: single-node, ycsb (YCSB A-F vs etcd and Redis), plot (see docs/benchmarks.md)')
+  .argument('[suite]', 'single-node | ycsb | plot')
+  .argument('[args...]', 'options of the suite (keyva bench ycsb --help)')
+  .allowUnknownOption()
+  .helpOption(false)
+  .addHelpText('after', `\n${BENCH_HELP}`)
+  .action((suite: string | undefined, args: string[]) =>
+    run(async () => {
+      if (suite === undefined || suite === '--help' || suite === '-h') {
+        process.stdout.write(`Usage: keyva bench <suite> [options]\n\n${BENCH_HELP}\n`);
+        return 0;
+      }
+      return runBench([suite, ...args]);
+    })(),
+  );
 
 program
   .parseAsync(process.argv)

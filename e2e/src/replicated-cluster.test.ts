@@ -60,7 +60,8 @@ describe('replicated 3-node cluster', () => {
 
   it('replicates, fails over after kill -9 without losing acknowledged writes, and catches up a restarted node', { timeout: 90_000 }, async () => {
     specs = [];
-    for (let i = 0; i < NODES; i++) specs.push({ id: `node-${i + 1}`, dataDir: join(root, `node-${i + 1}`), grpcPort: await freePort(), httpPort: await freePort() });
+    for (let i = 0; i < NODES; i++)
+      specs.push({ id: `node-${i + 1}`, dataDir: join(root, `node-${i + 1}`), grpcPort: await freePort(), httpPort: await freePort() });
     peers = specs.map((s) => `${s.id}=127.0.0.1:${s.grpcPort}`).join(',');
     const t0 = performance.now();
     await Promise.all(specs.map(start));
@@ -85,7 +86,9 @@ describe('replicated 3-node cluster', () => {
         await putRetrying(`k${i}`, `v${i}`, 15_000);
         acked.set(`k${i}`, `v${i}`);
       }
-      console.log(`3 node processes ready after ${Math.round(readyMs)} ms; 64 keys over every partition written ${Math.round(performance.now() - t0 - readyMs)} ms later`);
+      console.log(
+        `3 node processes ready after ${Math.round(readyMs)} ms; 64 keys over every partition written ${Math.round(performance.now() - t0 - readyMs)} ms later`,
+      );
       for (const [k, v] of acked) expect(await kv.getString(k)).toBe(v);
 
       // Every node serves the map with all peers as replicas and the current leaders.
@@ -165,9 +168,9 @@ describe('replicated 3-node cluster', () => {
         { type: 'put', key: '{t}:b', value: 'b' },
       ]);
       expect(ok.versions).toHaveLength(2);
-      await expect(
-        kv.batchWrite(Array.from({ length: 16 }, (_, i) => ({ type: 'put' as const, key: `spread-${i}`, value: 'x' }))),
-      ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(kv.batchWrite(Array.from({ length: 16 }, (_, i) => ({ type: 'put' as const, key: `spread-${i}`, value: 'x' })))).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+      });
     } finally {
       await kv.close();
     }

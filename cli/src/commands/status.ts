@@ -19,11 +19,28 @@ const duration = (ms: number) => {
 };
 
 export async function cmdStatus(o: ConnOptions): Promise<number> {
-  const { health, info, map } = await withClient(o, async (kv) => ({
-    health: await kv.health(),
-    info: await kv.nodeInfo(),
-    map: await kv.partitionMap({ refresh: true }),
-  }));
+  const { health, info, map, others } = await withClient(o, async (kv) => {
+    const health = await kv.health();
+    const info = await kv.nodeInfo();
+    const map = await kv.partitionMap({ refresh: true });
+    // The other nodes of a cluster answer for themselves (a node that does not is shown as down).
+    const others = new Map<string, { health: typeof health; info: typeof info } | undefined>();
+    await Promise.all(
+      [...map.nodes.values()]
+        .filter((n) => n.id !== info.nodeId && n.grpcAddress !== '')
+        .map(async (n) => {
+          const opts = { endpoint: n.grpcAddress, deadlineMs: 2000 };
+          others.set(
+            n.id,
+            await Promise.all([kv.health(opts), kv.nodeInfo(opts)]).then(
+              ([h, i]) => ({ health: h, info: i }),
+              () => undefined,
+            ),
+          );
+        }),
+    );
+    return { health, info, map, others };
+  });
   const perNode = new Map<string, { replicas: number; leaders: number }>();
   for (const p of map.partitions) {
     for (const r of p.replicas) {
@@ -46,19 +63,20 @@ export async function cmdStatus(o: ConnOptions): Promise<number> {
       ['node', 'status', 'gRPC', 'REST', 'engine', 'partitions', 'leaders', 'storage', 'keys (est.)', 'uptime', 'version'],
       [...map.nodes.values()].map((n) => {
         const counts = perNode.get(n.id) ?? { replicas: 0, leaders: 0 };
-        const self = n.id === info.nodeId;
+        const known = n.id === info.nodeId ? { health, info } : others.get(n.id);
+        const up = known?.health.status === 'SERVING';
         return [
           n.id,
-          self ? (ok ? 'up' : health.status) : '?',
+          known === undefined ? (others.has(n.id) ? 'down' : '?') : up ? 'up' : known.health.status,
           n.grpcAddress,
-          n.httpAddress,
-          self ? info.engine : '',
+          known?.info.httpAddress || n.httpAddress,
+          known?.info.engine ?? '',
           counts.replicas,
           counts.leaders,
-          self ? human(info.storageBytes) : '',
-          self ? info.keysEstimate : '',
-          self ? duration(info.uptimeMs) : '',
-          self ? info.version : '',
+          known ? human(known.info.storageBytes) : '',
+          known?.info.keysEstimate ?? '',
+          known ? duration(known.info.uptimeMs) : '',
+          known?.info.version ?? '',
         ];
       }),
     )}\n`,

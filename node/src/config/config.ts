@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { replicationProblems } from './peers.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const bytes = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -62,12 +63,32 @@ const NodeConfigObject = z
     slowOpMs: z.coerce.number().int().min(0).default(100).describe('Requests slower than this are logged at warn level.'),
     shutdownGraceMs: z.coerce.number().int().min(0).default(10_000).describe('On SIGTERM, how long in-flight requests may take before they are cancelled.'),
     tracing: bool.default(true).describe('Export traces when the standard OTEL_* variables configure an exporter.'),
+    peers: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Replicated mode: every member of a static cluster as id=grpcHost:port, comma-separated, this node included (needs --node-id). Unset: a single node without Raft.',
+      ),
+    replicationFactor: z.coerce
+      .number()
+      .int()
+      .optional()
+      .describe('Replicas per partition with --peers: 1, 3 or 5 (default 3); for now it must equal the number of peers (every partition lives on every peer).'),
+    raftTickMs: z.coerce.number().int().min(1).max(10_000).default(100).describe('Raft tick with --peers (election timeout 10 ticks, heartbeat 2 ticks).'),
   })
   .strict();
 
 export const NodeConfigSchema = NodeConfigObject.refine((c) => c.messageBytesMax > c.valueBytesMax + c.keyBytesMax, {
   message: 'messageBytesMax must be larger than valueBytesMax + keyBytesMax',
   path: ['messageBytesMax'],
+}).superRefine((c, ctx) => {
+  if (c.peers === undefined) {
+    if (c.replicationFactor !== undefined && c.replicationFactor !== 1)
+      ctx.addIssue({ code: 'custom', path: ['replicationFactor'], message: 'a replication factor above 1 needs --peers' });
+    return;
+  }
+  for (const message of replicationProblems(c.peers, c.nodeId, c.replicationFactor)) ctx.addIssue({ code: 'custom', path: ['peers'], message });
 });
 
 export type NodeConfig = z.infer<typeof NodeConfigSchema>;

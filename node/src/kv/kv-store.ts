@@ -11,6 +11,10 @@ import { msFromTs, tsFromMs } from '../clock/hybrid-clock.ts';
 import { HASH_SPACE_END, MAX_TS, type Mutation, type ScanRange, type StorageEngine, type Timestamp } from '../engine/types.ts';
 import { withSpan } from '../observability/tracing.ts';
 import type { PartitionTable } from '../partition/partition-table.ts';
+import type { GroupStatus } from '../replication/group-driver.ts';
+import type { GroupId } from '../replication/raft-keys.ts';
+import type { DataMutation } from '../replication/replicated-command.ts';
+import type { ProposeResult } from '../replication/replication-results.ts';
 import { checkBatch, checkKey, checkTtl, checkValue, type Limits } from './limits.ts';
 import { decodeCursor, encodeCursor, scanFingerprint } from './scan-cursor.ts';
 import type { DeleteInput, GetInput, GetOutput, KeyValueOut, MutationInput, PutInput, ReadSpec, ScanChunk, ScanInput } from './types.ts';
@@ -23,16 +27,29 @@ export interface KvStoreOptions extends Limits {
 
 const SCAN_CHUNK_ITEMS_MAX = 256;
 
+/** What the store needs from the Multi-Raft runtime in replicated mode (`MultiRaft` implements it). */
+export interface Replicator {
+  propose(group: GroupId, mutations: readonly DataMutation[]): Promise<ProposeResult>;
+  read(group: GroupId): Promise<void>;
+  status(group: GroupId): GroupStatus | undefined;
+}
+
+/** The Raft group of a partition (ADR 0008 §1: group 0 is the meta group). */
+export const groupOf = (partitionId: number): GroupId => (partitionId + 1) as GroupId;
+
 export class KvStore {
   private readonly engine: StorageEngine;
   private readonly partitions: PartitionTable;
   private readonly clock: HybridClock;
   private readonly opts: KvStoreOptions;
   private readonly guard: ClockGuard | undefined;
+  /** Replicated mode: writes are proposals to the partition's group; undefined on a lone node. */
+  private readonly raft: Replicator | undefined;
 
-  constructor(engine: StorageEngine, partitions: PartitionTable, clock: HybridClock, opts: KvStoreOptions, guard?: ClockGuard) {
+  constructor(engine: StorageEngine, partitions: PartitionTable, clock: HybridClock, opts: KvStoreOptions, guard?: ClockGuard, raft?: Replicator) {
     this.engine = engine;
     this.guard = guard;
+    this.raft = raft;
     this.partitions = partitions;
     this.clock = clock;
     this.opts = opts;
@@ -65,6 +82,7 @@ export class KvStore {
     checkKey(input.key, this.opts);
     const hash = keyHash(input.key);
     const partition = this.partitions.route(hash);
+    if (this.raft !== undefined && input.read.consistency !== 'follower') await this.leaderRead(partition.id);
     const { engineTs, reportedTs } = this.readTs(input.read);
     const v = await withSpan('keyva.storage.get', { 'keyva.partition': partition.id }, () => this.engine.get(hash, input.key, engineTs, this.clock.nowMs()));
     return v
@@ -111,6 +129,7 @@ export class KvStore {
         prepared.push({ type: 'delete', hash, key: m.key, condition: m.condition });
       }
     }
+    if (this.raft !== undefined) return this.replicatedWrite(this.raft, prepared, partitionIds);
     // One node holds every partition, so the whole batch is one atomic engine write.
     await this.guard?.ensure();
     const commitTs = this.clock.now();
@@ -124,6 +143,75 @@ export class KvStore {
       });
     }
     return { versions: prepared.map(() => commitTs), existed: result.existed };
+  }
+
+  /**
+   * Replicated mode: the batch is ONE proposal to its partition's group (atomic there); the
+   * leader stamps the commit timestamp. Batches spanning partitions are refused until
+   * cross-partition transactions exist (keys sharing a hash tag share a partition).
+   */
+  private async replicatedWrite(
+    raft: Replicator,
+    prepared: Mutation[],
+    partitionIds: ReadonlySet<number>,
+  ): Promise<{ versions: Timestamp[]; existed: readonly boolean[] }> {
+    if (partitionIds.size > 1)
+      throw new KeyVaError(
+        'INVALID_ARGUMENT',
+        `the batch touches ${partitionIds.size} partitions; in a replicated cluster a batch is atomic within one partition only: give its keys one hash tag ({tag}key) or write them separately`,
+        { field: 'mutations' },
+      );
+    const partitionId = [...partitionIds][0] as number;
+    await this.guard?.ensure();
+    const r = await withSpan('keyva.storage.propose', { 'keyva.mutations': prepared.length, 'keyva.partition': partitionId }, () =>
+      raft.propose(groupOf(partitionId), prepared as DataMutation[]),
+    );
+    if (r.ok) return { versions: prepared.map(() => r.commitTs), existed: r.existed };
+    if (!r.refused)
+      throw new KeyVaError('CONDITION_FAILED', `condition failed for mutation ${r.failedIndex}; nothing was written`, {
+        index: String(r.failedIndex),
+        currentVersion: r.currentVersion.toString(),
+      });
+    if (r.reason === 'notLeader' && r.leaderHint !== undefined && r.leaderHint !== this.partitions.nodeId) throw this.notLeader(partitionId, r.leaderHint);
+    if (r.reason === 'unknownGroup')
+      throw new KeyVaError('WRONG_PARTITION', `partition ${partitionId} is not hosted on node ${this.partitions.nodeId}`, this.routing(partitionId));
+    // Nothing was proposed: warming up, busy, transferring, stopped, or no leader known yet.
+    throw new KeyVaError('UNAVAILABLE', `partition ${partitionId} cannot take writes here right now (${r.reason}); nothing was written, retry`, {
+      ...this.routing(partitionId),
+      reason: r.reason,
+    });
+  }
+
+  /** Replicated mode: only the partition's serving leader answers, after a ReadIndex barrier. */
+  private async leaderRead(partitionId: number): Promise<void> {
+    const raft = this.raft as Replicator;
+    const group = groupOf(partitionId);
+    const s = raft.status(group);
+    if (s === undefined)
+      throw new KeyVaError('WRONG_PARTITION', `partition ${partitionId} is not hosted on node ${this.partitions.nodeId}`, this.routing(partitionId));
+    if (s.leader !== undefined && s.leader !== this.partitions.nodeId) throw this.notLeader(partitionId, s.leader);
+    if (!s.serving) throw new KeyVaError('UNAVAILABLE', `partition ${partitionId} has no serving leader here yet; retry`, this.routing(partitionId));
+    try {
+      await raft.read(group);
+    } catch (e) {
+      if (e instanceof KeyVaError && e.code === 'NOT_LEADER') {
+        const leader = raft.status(group)?.leader;
+        if (leader !== undefined && leader !== this.partitions.nodeId) throw this.notLeader(partitionId, leader);
+        throw new KeyVaError('UNAVAILABLE', `partition ${partitionId}: leadership is changing; retry`, this.routing(partitionId));
+      }
+      throw e;
+    }
+  }
+
+  private routing(partitionId: number): Record<string, string> {
+    return { partitionId: String(partitionId), epoch: String(this.partitions.current.epoch) };
+  }
+
+  private notLeader(partitionId: number, leaderHint: string): KeyVaError {
+    return new KeyVaError('NOT_LEADER', `node ${this.partitions.nodeId} does not lead partition ${partitionId}; its leader is ${leaderHint}`, {
+      ...this.routing(partitionId),
+      leaderHint,
+    });
   }
 
   /**
@@ -146,6 +234,17 @@ export class KvStore {
       throw new KeyVaError('INVALID_ARGUMENT', 'start/end ranges need a hash tag (keys are only ordered inside a tag)', { field: 'tag' });
     const scanId = scanFingerprint([tag, input.start, input.end, input.prefix, Buffer.from([input.keysOnly ? 1 : 0])]);
     const cursor = input.cursor ? decodeCursor(input.cursor, scanId) : undefined;
+    // Replicated mode: a new linearizable scan first waits, on every partition it reads, until
+    // this replica applied what its leader had committed (ReadIndex works on followers too).
+    if (this.raft !== undefined && cursor === undefined && input.read.consistency === 'linearizable') {
+      const raft = this.raft;
+      const ids = tag.length > 0 ? [this.partitions.route(tagHash(tag)).id] : this.partitions.hosted().map((p) => p.id);
+      await Promise.all(ids.map((id) => raft.read(groupOf(id)))).catch((e: unknown) => {
+        if (e instanceof KeyVaError && e.code === 'NOT_LEADER') throw new KeyVaError('UNAVAILABLE', `scan: ${e.message}; retry`, {});
+        throw e;
+      });
+    }
+
     let readTs: Timestamp;
     if (cursor) readTs = cursor.readTs;
     else if (input.read.consistency === 'snapshot') readTs = this.readTs(input.read).engineTs;

@@ -10,7 +10,7 @@ export interface GrpcServerOptions {
 
 export function createGrpcServer(
   opts: GrpcServerOptions,
-  handlers: { kv: grpc.UntypedServiceImplementation; admin: grpc.UntypedServiceImplementation },
+  handlers: { kv: grpc.UntypedServiceImplementation; admin: grpc.UntypedServiceImplementation; raft?: grpc.UntypedServiceImplementation },
 ): grpc.Server {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': opts.messageBytesMax,
@@ -22,6 +22,8 @@ export function createGrpcServer(
   });
   server.addService(tolerantService(keyvaV1.KV.service), handlers.kv);
   server.addService(tolerantService(keyvaV1.Admin.service), handlers.admin);
+  // Node-to-node Raft traffic (replicated mode); the transport tolerates malformed input itself.
+  if (handlers.raft !== undefined) server.addService(keyvaV1.Raft.service, handlers.raft);
   new ReflectionService(packageDefinition).addToServer(server);
   return server;
 }

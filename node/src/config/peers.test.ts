@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, validateNodeConfig } from './config.ts';
+import { parsePeers, replicationProblems } from './peers.ts';
+
+describe('parsePeers', () => {
+  it('parses id=host:port lists, tolerating spaces and a trailing comma', () => {
+    expect(parsePeers('node-1=127.0.0.1:7379, node-2=10.0.0.2:7389,node-3=keyva-3.svc:7399,')).toEqual([
+      { id: 'node-1', grpcAddress: '127.0.0.1:7379' },
+      { id: 'node-2', grpcAddress: '10.0.0.2:7389' },
+      { id: 'node-3', grpcAddress: 'keyva-3.svc:7399' },
+    ]);
+  });
+
+  it('names every problem', () => {
+    expect(() => parsePeers('')).toThrow(/no peer given/);
+    expect(() => parsePeers('127.0.0.1:7379')).toThrow(/is not id=host:port/);
+    expect(() => parsePeers('Node_1=h:1')).toThrow(/peer id 'Node_1'/);
+    expect(() => parsePeers('a=h')).toThrow(/address 'h' is not host:port/);
+    expect(() => parsePeers('a=h:0')).toThrow(/port 1-65535/);
+    expect(() => parsePeers('a=h:x1')).toThrow(/is not host:port/);
+    expect(() => parsePeers('a=h:1,a=h:2')).toThrow(/peer id 'a' appears twice/);
+    expect(() => parsePeers('a=h:1,b=h:1')).toThrow(/address 'h:1' appears twice/);
+  });
+});
+
+describe('replicated configuration', () => {
+  const peers = 'node-1=127.0.0.1:7379,node-2=127.0.0.1:7389,node-3=127.0.0.1:7399';
+
+  it('needs this node among the peers and a replication factor equal to the peer count', () => {
+    expect(replicationProblems(peers, 'node-2', undefined)).toEqual([]);
+    expect(replicationProblems(peers, 'node-2', 3)).toEqual([]);
+    expect(replicationProblems(peers, undefined, 3)).toEqual([expect.stringMatching(/--node-id is required/)]);
+    expect(replicationProblems(peers, 'node-9', 3)).toEqual([expect.stringMatching(/'node-9' is not in --peers/)]);
+    expect(replicationProblems(peers, 'node-1', 5)).toEqual([expect.stringMatching(/needs exactly 5 peers, --peers lists 3/)]);
+    expect(replicationProblems(peers, 'node-1', 2)).toEqual([expect.stringMatching(/must be 1, 3 or 5/)]);
+    expect(replicationProblems('node-1=h:1', 'node-1', undefined)).toEqual([expect.stringMatching(/pass --replication-factor 1/)]);
+    expect(replicationProblems('node-1=h:1', 'node-1', 1)).toEqual([]);
+  });
+
+  it('is validated with the rest of the configuration', () => {
+    const c = validateNodeConfig({ peers, nodeId: 'node-1' });
+    expect(c.peers).toBe(peers);
+    expect(c.replicationFactor).toBeUndefined();
+    expect(c.raftTickMs).toBe(100);
+    expect(() => validateNodeConfig({ peers })).toThrow(ConfigError);
+    expect(() => validateNodeConfig({ peers, nodeId: 'node-1', replicationFactor: '5' })).toThrow(
+      /peers \(flag --peers, env KEYVA_PEERS\): --replication-factor 5/,
+    );
+    expect(() => validateNodeConfig({ replicationFactor: 3 })).toThrow(/needs --peers/);
+    expect(validateNodeConfig({}).peers).toBeUndefined();
+  });
+});

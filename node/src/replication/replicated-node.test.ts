@@ -1,0 +1,158 @@
+/**
+ * Replicated mode of `startNode` (`--peers`): three nodes in this process on the memory engine,
+ * KV writes as proposals to the partition's group, the KV error mapping (NOT_LEADER with the
+ * leader's id, batches confined to one partition), linearizable reads on leaders only, the
+ * partition map with every peer and the current leaders, and a graceful stop that hands off.
+ */
+import { createServer } from 'node:net';
+import { keyHash } from '@keyva/client/keyspace';
+import type { GetPartitionMapResponseOut } from '@keyva/proto';
+import { KeyVaError } from '@keyva/proto/errors';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { groupOf } from '../kv/kv-store.ts';
+import { startTestNode, type TestNode } from '../testing/test-node.ts';
+import { until } from './testing/replication-cluster.ts';
+
+const PARTITIONS = 4;
+const read = { consistency: 'linearizable' } as const;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function rejection(p: Promise<unknown>): Promise<KeyVaError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof KeyVaError) return e;
+    throw e;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('replicated node (--peers)', () => {
+  const nodes: TestNode[] = [];
+  const ids = ['node-1', 'node-2', 'node-3'];
+
+  beforeAll(async () => {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const peers = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]}`).join(',');
+    for (const [i, id] of ids.entries())
+      nodes.push(await startTestNode('memory', { nodeId: id, grpcPort: ports[i], peers, partitions: PARTITIONS, raftTickMs: 50 }));
+    await until(
+      () => Array.from({ length: PARTITIONS }, (_, p) => groupOf(p)).every((g) => nodes.some((n) => n.node.raft?.status(g)?.serving)),
+      10_000,
+      'a serving leader in every group',
+    );
+  });
+  afterAll(async () => {
+    for (const n of nodes) await n.close();
+  });
+
+  const partitionOf = (key: string) => Number((keyHash(Buffer.from(key)) * BigInt(PARTITIONS)) >> 64n);
+  const leaderOf = (key: string) => nodes.find((n) => n.node.raft?.status(groupOf(partitionOf(key)))?.serving) as TestNode;
+  const followerOf = (key: string) => nodes.find((n) => n !== leaderOf(key)) as TestNode;
+
+  it('writes through the leader, answers NOT_LEADER with its id elsewhere, and reads linearizably on the leader only', async () => {
+    const key = Buffer.from('alpha');
+    const leader = leaderOf('alpha');
+    const follower = followerOf('alpha');
+    const version = await leader.node.kv.put({ key, value: Buffer.from('one'), ttlMs: 0 });
+    expect(version).toBeGreaterThan(0n);
+
+    const refused = await rejection(follower.node.kv.put({ key, value: Buffer.from('two'), ttlMs: 0 }));
+    expect(refused.code).toBe('NOT_LEADER');
+    expect(refused.details).toMatchObject({ leaderHint: leader.node.nodeId, partitionId: String(partitionOf('alpha')), epoch: '1' });
+
+    expect((await leader.node.kv.get({ key, read })).value.toString()).toBe('one');
+    expect((await rejection(follower.node.kv.get({ key, read }))).code).toBe('NOT_LEADER');
+    // Follower reads serve the replica's applied state: the write arrives there too.
+    const end = Date.now() + 5000;
+    for (;;) {
+      const r = await follower.node.kv.get({ key, read: { consistency: 'follower' } });
+      if (r.found) {
+        expect(r).toMatchObject({ value: Buffer.from('one'), version });
+        break;
+      }
+      if (Date.now() > end) throw new Error('the follower never applied the write');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  });
+
+  it('evaluates conditions on the leader and returns their outcome', async () => {
+    const key = Buffer.from('cond');
+    const leader = leaderOf('cond');
+    await leader.node.kv.put({ key, value: Buffer.from('a'), ttlMs: 0, condition: { kind: 'absent' } });
+    const failed = await rejection(leader.node.kv.put({ key, value: Buffer.from('b'), ttlMs: 0, condition: { kind: 'absent' } }));
+    expect(failed.code).toBe('CONDITION_FAILED');
+    expect(await leader.node.kv.delete({ key })).toMatchObject({ deleted: true });
+    expect(await leader.node.kv.delete({ key })).toMatchObject({ deleted: false });
+  });
+
+  it('keeps a batch atomic within one partition and refuses one spanning partitions', async () => {
+    const leader = leaderOf('{t}:a');
+    const versions = await leader.node.kv.batchWrite([
+      { type: 'put', key: Buffer.from('{t}:a'), value: Buffer.from('1'), ttlMs: 0 },
+      { type: 'put', key: Buffer.from('{t}:b'), value: Buffer.from('2'), ttlMs: 0 },
+    ]);
+    expect(new Set(versions).size).toBe(1);
+    const spread = Array.from({ length: 16 }, (_, i) => ({ type: 'put' as const, key: Buffer.from(`s${i}`), value: Buffer.from('x'), ttlMs: 0 }));
+    const e = await rejection(leader.node.kv.batchWrite(spread));
+    expect(e.code).toBe('INVALID_ARGUMENT');
+    expect(e.message).toMatch(/hash tag/);
+  });
+
+  it('scans linearizably on any replica (ReadIndex through the leader)', async () => {
+    const follower = followerOf('{t}:a');
+    const items: string[] = [];
+    for await (const chunk of follower.node.kv.scan({
+      tag: Buffer.from('t'),
+      start: Buffer.alloc(0),
+      end: Buffer.alloc(0),
+      prefix: Buffer.alloc(0),
+      limit: 0,
+      cursor: '',
+      read,
+      keysOnly: false,
+    }))
+      for (const it of chunk.items) items.push(`${it.key}=${it.value}`);
+    expect(items).toEqual(['{t}:a=1', '{t}:b=2']);
+  });
+
+  it('serves a partition map listing every peer and the current leaders', async () => {
+    const wire = await new Promise<GetPartitionMapResponseOut>((resolve, reject) =>
+      (nodes[1] as TestNode).admin.getPartitionMap({}, (e, r) => (e || r === undefined ? reject(e) : resolve(r))),
+    );
+    const map = wire.map as NonNullable<GetPartitionMapResponseOut['map']>;
+    expect(map.partitions).toHaveLength(PARTITIONS);
+    for (const p of map.partitions) {
+      expect([...p.replicas].sort()).toEqual(ids);
+      expect(p.leaderHint).toBe(nodes.find((n) => n.node.raft?.status(groupOf(p.id))?.serving)?.node.nodeId);
+    }
+    expect(map.nodes.map((n) => n.id).sort()).toEqual(ids);
+    expect(map.nodes.every((n) => n.grpcAddress !== '')).toBe(true);
+  });
+
+  it('hands leadership off on a graceful stop', async () => {
+    const leader = leaderOf('alpha');
+    const led = [...Array(PARTITIONS).keys()].map(groupOf).filter((g) => leader.node.raft?.status(g)?.serving);
+    const t0 = performance.now();
+    await leader.close();
+    nodes.splice(nodes.indexOf(leader), 1);
+    const stopMs = performance.now() - t0;
+    expect(stopMs).toBeLessThan(3000);
+    // Every group the stopped node led has a serving leader among the survivors sooner than an
+    // election could make one (election timeout >= 10 ticks = 500 ms): it was handed off.
+    expect(led.length).toBeGreaterThan(0);
+    await until(() => led.every((g) => nodes.some((n) => n.node.raft?.status(g)?.serving)), 400, 'new leaders');
+    const key = Buffer.from('alpha');
+    expect((await leaderOf('alpha').node.kv.get({ key, read })).value.toString()).toBe('one');
+  });
+});
