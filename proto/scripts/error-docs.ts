@@ -17,7 +17,11 @@ export function renderTable(): string {
     const s = ErrorCodes[code];
     return `| \`${code}\` | ${grpcName(s.grpc)} (${s.grpc}) | ${s.http} | ${s.retryable ? 'yes' : 'no'} | ${s.summary} |`;
   });
-  return section(SECTION, 'proto/scripts/error-docs.ts', ['| code | gRPC status | HTTP | retryable | meaning |', '| --- | --- | --- | --- | --- |', ...rows].join('\n'));
+  return section(
+    SECTION,
+    'proto/scripts/error-docs.ts',
+    ['| code | gRPC status | HTTP | retryable | meaning |', '| --- | --- | --- | --- | --- |', ...rows].join('\n'),
+  );
 }
 
 if (import.meta.main && process.argv.includes('--write')) {
