@@ -20,4 +20,8 @@ node e2e/src/lincheck/lincheck.ts
 echo "== Kubernetes tools for the operator tests (built from Go modules once, then cached)"
 for tool in kube-apiserver etcd helm kubectl; do bash scripts/go-tools.sh "$tool" >/dev/null; done
 echo "== tests"
-vitest run "$@"
+rm -rf .vitest-results
+status=0
+vitest run --reporter=default --reporter=json --outputFile.json=.vitest-results/results.json "$@" || status=$?
+node scripts/test-summary.ts .vitest-results/results.json || true
+exit "$status"
