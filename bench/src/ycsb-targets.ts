@@ -5,12 +5,14 @@
  * servers on loopback, in temp dirs, and say which durability setting is in force. The
  * workers' side (clients) is in ycsb-drivers.ts.
  */
+
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startLocalNode } from '@keyva/cli/local-node';
+import { stopProcess } from '@keyva/cli/stop-process';
 import { startEchoProcess } from './single-node.ts';
 import type { OpType } from './ycsb-workloads.ts';
 
@@ -71,18 +73,6 @@ export async function freePort(): Promise<number> {
       const a = s.address();
       s.close(() => (a && typeof a === 'object' ? res(a.port) : rej(new Error('no port'))));
     });
-  });
-}
-
-function killAndWait(p: ChildProcess, graceMs = 10_000): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
-  return new Promise((res) => {
-    const t = setTimeout(() => p.kill('SIGKILL'), graceMs);
-    p.once('exit', () => {
-      clearTimeout(t);
-      res();
-    });
-    p.kill('SIGTERM');
   });
 }
 
@@ -229,7 +219,7 @@ async function startEtcdCluster(bin: string, members: number): Promise<{ spec: T
   const initialCluster = ms.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(',');
   const procs: ChildProcess[] = [];
   const stop = async () => {
-    await Promise.all(procs.map((p) => killAndWait(p)));
+    await Promise.all(procs.map((p) => stopProcess(p)));
     rmSync(dir, { recursive: true, force: true });
   };
   try {
@@ -316,7 +306,7 @@ async function startRedis(bin: string, fsync: 'always' | 'everysec'): Promise<{ 
     { stdio: 'ignore' },
   );
   const stop = async () => {
-    await killAndWait(p);
+    await stopProcess(p);
     rmSync(dir, { recursive: true, force: true });
   };
   try {

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { stopProcess } from './stop-process.ts';
 
 export const NODE_MAIN = resolve(import.meta.dirname, '..', '..', 'node', 'src', 'main.ts');
 
@@ -83,12 +84,8 @@ export async function startLocalNode(o: LocalNodeOptions): Promise<LocalNode> {
     });
   });
   const stop = async (graceMs = 15_000) => {
-    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-    child.kill('SIGTERM');
-    const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    const code = await exited;
-    clearTimeout(t);
-    return code;
+    await stopProcess(child, graceMs);
+    return exited;
   };
   return { ...ready, logFile, process: child, stop, exited };
 }

@@ -4,12 +4,14 @@
  * certificates and a temp dir — started the way scripts/kube-smoke.sh does (its flags are the
  * reference). No scheduler, no kubelet, no controller-manager: see fake-kubelet.ts.
  */
+
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { stopProcess } from '@keyva/cli/stop-process';
 import { KubeClient } from '@keyva/operator/kube';
 
 const run = promisify(execFile);
@@ -113,18 +115,6 @@ function tail(file: string): string {
   } catch {
     return '';
   }
-}
-
-function stopProcess(p: ChildProcess | undefined, graceMs = 10_000): Promise<void> {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
-  return new Promise((res) => {
-    const t = setTimeout(() => p.kill('SIGKILL'), graceMs);
-    p.once('exit', () => {
-      clearTimeout(t);
-      res();
-    });
-    p.kill('SIGTERM');
-  });
 }
 
 export async function startControlPlane(o: { keepDir?: boolean } = {}): Promise<ControlPlane> {
