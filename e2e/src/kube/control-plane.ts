@@ -180,7 +180,7 @@ export async function startControlPlane(o: { keepDir?: boolean } = {}): Promise<
     const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
     const peerUrl = `http://127.0.0.1:${etcdPeerPort}`;
     const etcdLog = join(dir, 'etcd.log');
-    etcd = spawn(
+    etcd = spawnLogged(
       etcdBin,
       [
         '--name=test',
@@ -194,17 +194,14 @@ export async function startControlPlane(o: { keepDir?: boolean } = {}): Promise<
         '--unsafe-no-fsync',
         '--log-level=warn',
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      etcdLog,
     );
-    const el = createWriteStream(etcdLog);
-    etcd.stdout?.pipe(el);
-    etcd.stderr?.pipe(el);
     await waitFor('etcd', etcd, etcdLog, 60_000, async () => (await fetch(`${etcdUrl}/readyz`)).ok);
 
     const server = `https://127.0.0.1:${apiPort}`;
     const apiLog = join(dir, 'kube-apiserver.log');
     mkdirSync(join(dir, 'apiserver-certs'));
-    apiserver = spawn(
+    apiserver = spawnLogged(
       apiserverBin,
       [
         `--etcd-servers=${etcdUrl}`,
@@ -225,11 +222,8 @@ export async function startControlPlane(o: { keepDir?: boolean } = {}): Promise<
         '--allow-privileged=true',
         '-v=0',
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      apiLog,
     );
-    const al = createWriteStream(apiLog);
-    apiserver.stdout?.pipe(al);
-    apiserver.stderr?.pipe(al);
 
     const adminKubeconfigPath = join(dir, 'admin.kubeconfig');
     const adminText = kubeconfigText(server, join(pki, 'ca.crt'), join(pki, 'admin.crt'), join(pki, 'admin.key'));
@@ -284,4 +278,13 @@ async function distinctPorts(n: number): Promise<number[]> {
   const out = new Set<number>();
   while (out.size < n) out.add(await freePort());
   return [...out];
+}
+
+/** Spawns a control-plane binary with its stdout and stderr appended to a log file. */
+function spawnLogged(bin: string, args: string[], logPath: string): ChildProcess {
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = createWriteStream(logPath);
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  return child;
 }
