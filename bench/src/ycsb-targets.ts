@@ -8,11 +8,11 @@
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startLocalNode } from '@keyva/cli/local-node';
 import { stopProcess } from '@keyva/cli/stop-process';
+import { freePort } from '@keyva/node/testing/free-port';
 import { startEchoProcess } from './single-node.ts';
 import type { OpType } from './ycsb-workloads.ts';
 
@@ -64,17 +64,6 @@ export interface TargetOptions {
 const ALL_OPS: ReadonlySet<OpType> = new Set(['read', 'update', 'insert', 'scan', 'rmw']);
 const POINT_OPS: ReadonlySet<OpType> = new Set(['read', 'update', 'insert', 'rmw']);
 const REPO = resolve(import.meta.dirname, '..', '..');
-
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? res(a.port) : rej(new Error('no port'))));
-    });
-  });
-}
 
 async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boolean>, exited?: () => string | undefined): Promise<void> {
   const until = Date.now() + timeoutMs;

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type LocalNode, startLocalNode } from '@keyva/cli/local-node';
 import { isKeyVaError, KeyVa, writeOutcome } from '@keyva/client';
+import { freePort } from '@keyva/node/testing/free-port';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort } from './free-port.ts';
 import { History } from './lincheck/history.ts';
 import { checkHistory } from './lincheck/lincheck.ts';
 

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type LocalNode, startLocalNode } from '@keyva/cli/local-node';
 import { KeyVa } from '@keyva/client';
+import { freePort } from '@keyva/node/testing/free-port';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort } from './free-port.ts';
 
 const NODES = 3;
 const PARTITIONS = 16;

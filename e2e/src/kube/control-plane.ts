@@ -7,11 +7,11 @@
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { stopProcess } from '@keyva/cli/stop-process';
+import { freePort } from '@keyva/node/testing/free-port';
 import { KubeClient } from '@keyva/operator/kube';
 
 const run = promisify(execFile);
@@ -39,18 +39,6 @@ export interface ControlPlane {
 export async function goTool(tool: string): Promise<string> {
   const { stdout } = await run('bash', [join(REPO, 'scripts', 'go-tools.sh'), 'path', tool], { maxBuffer: 1 << 20, timeout: 40 * 60_000 });
   return stdout.trim().split('\n').pop() ?? '';
-}
-
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, host, () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => res(port));
-    });
-  });
 }
 
 async function openssl(cwd: string, args: string[]): Promise<void> {

@@ -75,6 +75,16 @@ function endpointOf(podIP: string): string {
   return `${podIP}:7379`;
 }
 
+/** The key written when the cluster was created reads back through the node behind this pod IP. */
+async function expectHelloThrough(podIP: string | undefined): Promise<void> {
+  const kv = await KeyVa.connect({ endpoints: [endpointOf(podIP as string)] });
+  try {
+    expect((await kv.get('k8s:hello'))?.value.toString()).toBe('world');
+  } finally {
+    await kv.close();
+  }
+}
+
 beforeAll(async () => {
   const t0 = Date.now();
   cp = await startControlPlane();
@@ -304,12 +314,7 @@ describe('a KeyVaCluster lifecycle with real nodes', { timeout: 150_000 }, () =>
     // The node behind the new pod reports the same durable id (from its data dir and --node-id).
     const info = (await (await fetch(`http://${m?.podIP}:7380/v1/node`)).json()) as { nodeId: string };
     expect(info.nodeId).toBe(victim);
-    const kv = await KeyVa.connect({ endpoints: [endpointOf(m?.podIP as string)] });
-    try {
-      expect((await kv.get('k8s:hello'))?.value.toString()).toBe('world');
-    } finally {
-      await kv.close();
-    }
+    await expectHelloThrough(m?.podIP);
   });
 
   it('LESSONS #6: scale-up 3 -> 4 adds one member (one operation at a time) with a new durable id', async () => {
@@ -370,12 +375,7 @@ describe('a KeyVaCluster lifecycle with real nodes', { timeout: 150_000 }, () =>
     const restarted = new Set(kubelet.events.filter((x) => x.t >= t0 && x.event === 'stopped').map((x) => x.pod));
     expect([...restarted].sort()).toEqual([...ids].sort());
     const m = k.status?.members?.[0];
-    const kv = await KeyVa.connect({ endpoints: [endpointOf(m?.podIP as string)] });
-    try {
-      expect((await kv.get('k8s:hello'))?.value.toString()).toBe('world');
-    } finally {
-      await kv.close();
-    }
+    await expectHelloThrough(m?.podIP);
   });
 
   it('LESSONS #2: deleting the cluster with deletionPolicy Retain stops the pods and keeps every volume; re-creating it brings the same members and data back', async () => {
@@ -394,12 +394,7 @@ describe('a KeyVaCluster lifecycle with real nodes', { timeout: 150_000 }, () =>
     const k = await waitReady(admin, ns, name, 4);
     expect(new Set((k.status?.members ?? []).map((m) => m.id))).toEqual(new Set(ids));
     const m = k.status?.members?.[0];
-    const kv = await KeyVa.connect({ endpoints: [endpointOf(m?.podIP as string)] });
-    try {
-      expect((await kv.get('k8s:hello'))?.value.toString()).toBe('world');
-    } finally {
-      await kv.close();
-    }
+    await expectHelloThrough(m?.podIP);
   });
 });
 

@@ -6,7 +6,7 @@
 
 import { metaKey } from '../engine/key-codec.ts';
 import type { StorageEngine, Timestamp } from '../engine/types.ts';
-import { type HybridClock, tsFromMs } from './hybrid-clock.ts';
+import { type HybridClock, maxTs, tsFromMs } from './hybrid-clock.ts';
 
 const HIGH_WATER_KEY = metaKey('clock-high-water');
 
@@ -38,10 +38,7 @@ export class ClockGuard {
   /** Persists a mark `windowMs` ahead of now (single-flight). */
   extend(): Promise<void> {
     if (this.extending) return this.extending;
-    const byClock = this.clock.current() + tsFromMs(this.windowMs);
-    const byWall = tsFromMs(this.clock.nowMs() + this.windowMs);
-    // biome-ignore lint/complexity/useMathMinMax: bigints (Math.max takes numbers only)
-    const next = byClock > byWall ? byClock : byWall;
+    const next = maxTs(this.clock.current() + tsFromMs(this.windowMs), tsFromMs(this.clock.nowMs() + this.windowMs));
     const value = Buffer.alloc(8);
     value.writeBigUInt64BE(next);
     this.extending = this.engine
@@ -57,10 +54,7 @@ export class ClockGuard {
 
   /** Ensures the next timestamp is covered; extends early once half the window is used. */
   async ensure(): Promise<void> {
-    const byClock = this.clock.current() + 1n;
-    const byWall = tsFromMs(this.clock.nowMs());
-    // biome-ignore lint/complexity/useMathMinMax: bigints (Math.max takes numbers only)
-    const next = byClock > byWall ? byClock : byWall;
+    const next = maxTs(this.clock.current() + 1n, tsFromMs(this.clock.nowMs()));
     if (next + tsFromMs(this.windowMs / 2) < this.persisted) return;
     const p = this.extend();
     if (!this.covers(next)) await p;

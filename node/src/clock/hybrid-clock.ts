@@ -16,6 +16,11 @@ export function tsFromMs(ms: number): Timestamp {
   return BigInt(Math.floor(ms)) << LOGICAL_BITS;
 }
 
+/** The later of two timestamps. */
+export function maxTs(a: Timestamp, b: Timestamp): Timestamp {
+  return a > b ? a : b;
+}
+
 export function msFromTs(ts: Timestamp): number {
   return Number(ts >> LOGICAL_BITS);
 }

@@ -23,7 +23,7 @@
  *   snapshot index and the runtime installs the snapshot again on the next start.
  */
 import { KeyVaError } from '@keyva/proto/errors';
-import type { HybridClock } from '../clock/hybrid-clock.ts';
+import { type HybridClock, maxTs } from '../clock/hybrid-clock.ts';
 import type { Mutation, ScanItem, StorageEngine, Timestamp, WriteResult } from '../engine/types.ts';
 import type { Entry, Index, Snapshot, Term } from '../raft/types.ts';
 import { decodePartitionSnapshot, dumpPartition, encodePartitionSnapshot, type HashRange, SNAPSHOT_BYTES_MAX } from './partition-snapshot.ts';
@@ -178,7 +178,7 @@ export class GroupStateMachine {
       const state: AppliedState = {
         index: e.index,
         term: e.term,
-        maxCommitTs: laterTs(command.commitTs, this.submitted.maxCommitTs),
+        maxCommitTs: maxTs(command.commitTs, this.submitted.maxCommitTs),
       };
       this.submitted = state;
       const mutations: Mutation[] = [...command.mutations, this.stateMutation(state)];
@@ -217,7 +217,7 @@ export class GroupStateMachine {
       if (rows === undefined) byVersion.set(r.version, [r]);
       else rows.push(r);
     }
-    const maxCommitTs = laterTs(data.maxCommitTs, this.submitted.maxCommitTs);
+    const maxCommitTs = maxTs(data.maxCommitTs, this.submitted.maxCommitTs);
     this.o.clock.observe(maxCommitTs);
     const state: AppliedState = { index, term, maxCommitTs };
     this.submitted = state;
@@ -297,11 +297,6 @@ export class GroupStateMachine {
   private checkUsable(): void {
     if (this.failed) throw this.failed;
   }
-}
-
-/** The later of two timestamps (`Math.max` does not take bigints). */
-function laterTs(a: Timestamp, b: Timestamp): Timestamp {
-  return a > b ? a : b;
 }
 
 function settleRiders(riders: readonly ((o: ApplyOutcome) => void)[], write: Promise<WriteResult>): void {

@@ -4,28 +4,18 @@
  * leader's id, batches confined to one partition), linearizable reads on leaders only, the
  * partition map with every peer and the current leaders, and a graceful stop that hands off.
  */
-import { createServer } from 'node:net';
+
 import { keyHash } from '@keyva/client/keyspace';
 import type { GetPartitionMapResponseOut } from '@keyva/proto';
 import { KeyVaError } from '@keyva/proto/errors';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { groupOf } from '../kv/kv-store.ts';
+import { freePort } from '../testing/free-port.ts';
 import { startTestNode, type TestNode } from '../testing/test-node.ts';
 import { until } from './testing/replication-cluster.ts';
 
 const PARTITIONS = 4;
 const read = { consistency: 'linearizable' } as const;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function rejection(p: Promise<unknown>): Promise<KeyVaError> {
   try {

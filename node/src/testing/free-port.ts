@@ -6,8 +6,8 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
     const s = createServer();
     s.once('error', reject);
     s.listen(0, host, () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
+      const a = s.address();
+      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port assigned'))));
     });
   });
 }
