@@ -7,11 +7,19 @@ import type { GetPartitionMapRequest as _keyva_v1_GetPartitionMapRequest, GetPar
 import type { GetPartitionMapResponse as _keyva_v1_GetPartitionMapResponse, GetPartitionMapResponse__Output as _keyva_v1_GetPartitionMapResponse__Output } from './keyva/v1/GetPartitionMapResponse.ts';
 import type { HealthRequest as _keyva_v1_HealthRequest, HealthRequest__Output as _keyva_v1_HealthRequest__Output } from './keyva/v1/HealthRequest.ts';
 import type { HealthResponse as _keyva_v1_HealthResponse, HealthResponse__Output as _keyva_v1_HealthResponse__Output } from './keyva/v1/HealthResponse.ts';
+import type { MergePartitions as _keyva_v1_MergePartitions, MergePartitions__Output as _keyva_v1_MergePartitions__Output } from './keyva/v1/MergePartitions.ts';
 import type { NodeAddress as _keyva_v1_NodeAddress, NodeAddress__Output as _keyva_v1_NodeAddress__Output } from './keyva/v1/NodeAddress.ts';
 import type { NodeInfoRequest as _keyva_v1_NodeInfoRequest, NodeInfoRequest__Output as _keyva_v1_NodeInfoRequest__Output } from './keyva/v1/NodeInfoRequest.ts';
 import type { NodeInfoResponse as _keyva_v1_NodeInfoResponse, NodeInfoResponse__Output as _keyva_v1_NodeInfoResponse__Output } from './keyva/v1/NodeInfoResponse.ts';
 import type { Partition as _keyva_v1_Partition, Partition__Output as _keyva_v1_Partition__Output } from './keyva/v1/Partition.ts';
 import type { PartitionMap as _keyva_v1_PartitionMap, PartitionMap__Output as _keyva_v1_PartitionMap__Output } from './keyva/v1/PartitionMap.ts';
+import type { RegisterNodeRequest as _keyva_v1_RegisterNodeRequest, RegisterNodeRequest__Output as _keyva_v1_RegisterNodeRequest__Output } from './keyva/v1/RegisterNodeRequest.ts';
+import type { RegisterNodeResponse as _keyva_v1_RegisterNodeResponse, RegisterNodeResponse__Output as _keyva_v1_RegisterNodeResponse__Output } from './keyva/v1/RegisterNodeResponse.ts';
+import type { SetNodeState as _keyva_v1_SetNodeState, SetNodeState__Output as _keyva_v1_SetNodeState__Output } from './keyva/v1/SetNodeState.ts';
+import type { SetPartitionReplicas as _keyva_v1_SetPartitionReplicas, SetPartitionReplicas__Output as _keyva_v1_SetPartitionReplicas__Output } from './keyva/v1/SetPartitionReplicas.ts';
+import type { SplitPartition as _keyva_v1_SplitPartition, SplitPartition__Output as _keyva_v1_SplitPartition__Output } from './keyva/v1/SplitPartition.ts';
+import type { UpdatePartitionMapRequest as _keyva_v1_UpdatePartitionMapRequest, UpdatePartitionMapRequest__Output as _keyva_v1_UpdatePartitionMapRequest__Output } from './keyva/v1/UpdatePartitionMapRequest.ts';
+import type { UpdatePartitionMapResponse as _keyva_v1_UpdatePartitionMapResponse, UpdatePartitionMapResponse__Output as _keyva_v1_UpdatePartitionMapResponse__Output } from './keyva/v1/UpdatePartitionMapResponse.ts';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -25,11 +33,19 @@ export interface ProtoGrpcType {
       GetPartitionMapResponse: MessageTypeDefinition<_keyva_v1_GetPartitionMapResponse, _keyva_v1_GetPartitionMapResponse__Output>
       HealthRequest: MessageTypeDefinition<_keyva_v1_HealthRequest, _keyva_v1_HealthRequest__Output>
       HealthResponse: MessageTypeDefinition<_keyva_v1_HealthResponse, _keyva_v1_HealthResponse__Output>
+      MergePartitions: MessageTypeDefinition<_keyva_v1_MergePartitions, _keyva_v1_MergePartitions__Output>
       NodeAddress: MessageTypeDefinition<_keyva_v1_NodeAddress, _keyva_v1_NodeAddress__Output>
       NodeInfoRequest: MessageTypeDefinition<_keyva_v1_NodeInfoRequest, _keyva_v1_NodeInfoRequest__Output>
       NodeInfoResponse: MessageTypeDefinition<_keyva_v1_NodeInfoResponse, _keyva_v1_NodeInfoResponse__Output>
       Partition: MessageTypeDefinition<_keyva_v1_Partition, _keyva_v1_Partition__Output>
       PartitionMap: MessageTypeDefinition<_keyva_v1_PartitionMap, _keyva_v1_PartitionMap__Output>
+      RegisterNodeRequest: MessageTypeDefinition<_keyva_v1_RegisterNodeRequest, _keyva_v1_RegisterNodeRequest__Output>
+      RegisterNodeResponse: MessageTypeDefinition<_keyva_v1_RegisterNodeResponse, _keyva_v1_RegisterNodeResponse__Output>
+      SetNodeState: MessageTypeDefinition<_keyva_v1_SetNodeState, _keyva_v1_SetNodeState__Output>
+      SetPartitionReplicas: MessageTypeDefinition<_keyva_v1_SetPartitionReplicas, _keyva_v1_SetPartitionReplicas__Output>
+      SplitPartition: MessageTypeDefinition<_keyva_v1_SplitPartition, _keyva_v1_SplitPartition__Output>
+      UpdatePartitionMapRequest: MessageTypeDefinition<_keyva_v1_UpdatePartitionMapRequest, _keyva_v1_UpdatePartitionMapRequest__Output>
+      UpdatePartitionMapResponse: MessageTypeDefinition<_keyva_v1_UpdatePartitionMapResponse, _keyva_v1_UpdatePartitionMapResponse__Output>
     }
   }
 }

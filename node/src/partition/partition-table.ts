@@ -1,6 +1,8 @@
 /**
  * The partitions this node hosts and the routing of a key hash to one of them (DESIGN §3).
- * A lone node hosts every partition; replication will make the map come from the meta group.
+ * The map follows the node's meta state (`node/src/meta`): the meta group's map in replicated
+ * mode (every applied change is `replace`d in, newer or equal epochs only), a local one on a
+ * lone node. Leader hints are not kept here in replicated mode: they are live Raft facts.
  */
 
 import { type NodeAddressInfo, type NodeId, type PartitionInfo, PartitionMap } from '@keyva/client/keyspace';

@@ -41,6 +41,13 @@ describe('replicated node (--peers)', () => {
       10_000,
       'a serving leader in every group',
     );
+    // The meta group's map: bootstrapped and every node registered (its HTTP address known) everywhere.
+    await until(
+      () => nodes.every((n) => n.node.meta.state.nodes.length === ids.length && n.node.meta.state.nodes.every((x) => x.httpAddress !== '')),
+      10_000,
+      'the partition map with every node registered',
+    );
+    await until(() => new Set(nodes.map((n) => n.node.meta.state.epoch)).size === 1, 5000, 'one epoch on every node');
   });
   afterAll(async () => {
     for (const n of nodes) await n.close();
@@ -59,7 +66,11 @@ describe('replicated node (--peers)', () => {
 
     const refused = await rejection(follower.node.kv.put({ key, value: Buffer.from('two'), ttlMs: 0 }));
     expect(refused.code).toBe('NOT_LEADER');
-    expect(refused.details).toMatchObject({ leaderHint: leader.node.nodeId, partitionId: String(partitionOf('alpha')), epoch: '1' });
+    expect(refused.details).toMatchObject({
+      leaderHint: leader.node.nodeId,
+      partitionId: String(partitionOf('alpha')),
+      epoch: String(follower.node.meta.state.epoch),
+    });
 
     expect((await leader.node.kv.get({ key, read })).value.toString()).toBe('one');
     expect((await rejection(follower.node.kv.get({ key, read }))).code).toBe('NOT_LEADER');

@@ -1,8 +1,25 @@
-/** The Admin gRPC service: Health, NodeInfo, GetPartitionMap. */
+/**
+ * The Admin gRPC service: Health, NodeInfo, GetPartitionMap (optionally linearizable through the
+ * meta group), and the meta changes a placement controller makes: UpdatePartitionMap
+ * (compare-and-set on the map's epoch) and RegisterNode. Changes are decided by the meta group's
+ * leader; another node answers NOT_LEADER with the leader's id and address (no forwarding here).
+ */
 import type * as grpc from '@grpc/grpc-js';
-import type { PartitionMap } from '@keyva/client/keyspace';
-import type { GetPartitionMapResponse, HealthResponse, NodeInfoResponse } from '@keyva/proto';
+import type { NodeId, PartitionMap } from '@keyva/client/keyspace';
+import type {
+  GetPartitionMapResponse,
+  HealthResponse,
+  NodeInfoResponse,
+  RegisterNodeRequestOut,
+  RegisterNodeResponse,
+  UpdatePartitionMapRequestOut,
+  UpdatePartitionMapResponse,
+} from '@keyva/proto';
+import { KeyVaError } from '@keyva/proto/errors';
 import { HASH_SPACE_END } from '../engine/types.ts';
+import type { MetaService } from '../meta/meta-service.ts';
+import type { MetaCommand, NodeState } from '../meta/meta-state.ts';
+import { commandFromWire, nodeStateToWire, refusalError } from '../meta/meta-wire.ts';
 import { contextFromMetadata } from './grpc-context.ts';
 import { asKeyVaError, toServiceError } from './grpc-errors.ts';
 import type { RequestRunner } from './request-runner.ts';
@@ -10,9 +27,13 @@ import type { RequestRunner } from './request-runner.ts';
 export interface AdminSource {
   health(): HealthResponse;
   nodeInfo(): NodeInfoResponse;
+  /** The map this node serves and routes by (its latest applied meta state, with live leader hints). */
   partitionMap(): PartitionMap;
+  /** The node's meta API; without it, GetPartitionMap ignores `linearizable` and changes are UNIMPLEMENTED. */
+  readonly meta?: MetaService;
 }
 
+/** The wire map. Node objects that carry a registry `state` (see `partitionMapOf`) report it. */
 export function partitionMapToWire(m: PartitionMap): GetPartitionMapResponse {
   return {
     map: {
@@ -25,19 +46,32 @@ export function partitionMapToWire(m: PartitionMap): GetPartitionMapResponse {
         replicas: [...p.replicas],
         leaderHint: p.leaderHint ?? '',
       })),
-      nodes: [...m.nodes.values()].map((n) => ({ id: n.id, grpcAddress: n.grpcAddress, httpAddress: n.httpAddress })),
+      nodes: [...m.nodes.values()].map((n) => ({
+        id: n.id,
+        grpcAddress: n.grpcAddress,
+        httpAddress: n.httpAddress,
+        state: nodeStateToWire((n as { state?: NodeState }).state),
+      })),
     },
   };
 }
 
+/** Applies a change through the meta group and answers its new epoch, or the refusal as an error. */
+async function change(src: AdminSource, command: () => MetaCommand): Promise<UpdatePartitionMapResponse & RegisterNodeResponse> {
+  if (src.meta === undefined) throw new KeyVaError('ROUTE_NOT_FOUND', 'this node has no meta API');
+  const r = await src.meta.proposeMetaChange(command());
+  if (!r.ok) throw refusalError(r);
+  return { epoch: r.epoch.toString(), changed: r.changed };
+}
+
 export function adminGrpcHandlers(src: AdminSource, runner: RequestRunner): grpc.UntypedServiceImplementation {
   const unary =
-    <Res>(method: string, fn: () => Res): grpc.handleUnaryCall<unknown, Res> =>
+    <Req, Res>(method: string, fn: (req: Req) => Res | Promise<Res>): grpc.handleUnaryCall<Req, Res> =>
     (call, callback) => {
       // Health answers even while draining, so probes see NOT_SERVING instead of an error.
-      if (method === 'Health') return callback(null, fn());
+      if (method === 'Health') return callback(null, fn(call.request) as Res);
       runner
-        .run(method, 'grpc', contextFromMetadata(call.metadata), async () => fn())
+        .run(method, 'grpc', contextFromMetadata(call.metadata), async () => fn(call.request))
         .then(
           (res) => callback(null, res),
           (e) => callback(toServiceError(asKeyVaError(e))),
@@ -46,6 +80,16 @@ export function adminGrpcHandlers(src: AdminSource, runner: RequestRunner): grpc
   return {
     Health: unary('Health', () => src.health()),
     NodeInfo: unary('NodeInfo', () => src.nodeInfo()),
-    GetPartitionMap: unary('GetPartitionMap', () => partitionMapToWire(src.partitionMap())),
+    GetPartitionMap: unary('GetPartitionMap', async (req: { linearizable?: boolean }) => {
+      if (req.linearizable === true) await src.meta?.readBarrier();
+      return partitionMapToWire(src.partitionMap());
+    }),
+    UpdatePartitionMap: unary('UpdatePartitionMap', (req: UpdatePartitionMapRequestOut) => change(src, () => commandFromWire(req))),
+    RegisterNode: unary('RegisterNode', (req: RegisterNodeRequestOut) =>
+      change(src, () => {
+        if (req.node === null) throw new KeyVaError('INVALID_ARGUMENT', 'RegisterNode needs node', { field: 'node' });
+        return { kind: 'registerNode', node: { id: req.node.id as NodeId, grpcAddress: req.node.grpcAddress, httpAddress: req.node.httpAddress } };
+      }),
+    ),
   } as grpc.UntypedServiceImplementation;
 }

@@ -9,6 +9,10 @@ import type { HealthRequest as _keyva_v1_HealthRequest, HealthRequest__Output as
 import type { HealthResponse as _keyva_v1_HealthResponse, HealthResponse__Output as _keyva_v1_HealthResponse__Output } from '../../keyva/v1/HealthResponse.ts';
 import type { NodeInfoRequest as _keyva_v1_NodeInfoRequest, NodeInfoRequest__Output as _keyva_v1_NodeInfoRequest__Output } from '../../keyva/v1/NodeInfoRequest.ts';
 import type { NodeInfoResponse as _keyva_v1_NodeInfoResponse, NodeInfoResponse__Output as _keyva_v1_NodeInfoResponse__Output } from '../../keyva/v1/NodeInfoResponse.ts';
+import type { RegisterNodeRequest as _keyva_v1_RegisterNodeRequest, RegisterNodeRequest__Output as _keyva_v1_RegisterNodeRequest__Output } from '../../keyva/v1/RegisterNodeRequest.ts';
+import type { RegisterNodeResponse as _keyva_v1_RegisterNodeResponse, RegisterNodeResponse__Output as _keyva_v1_RegisterNodeResponse__Output } from '../../keyva/v1/RegisterNodeResponse.ts';
+import type { UpdatePartitionMapRequest as _keyva_v1_UpdatePartitionMapRequest, UpdatePartitionMapRequest__Output as _keyva_v1_UpdatePartitionMapRequest__Output } from '../../keyva/v1/UpdatePartitionMapRequest.ts';
+import type { UpdatePartitionMapResponse as _keyva_v1_UpdatePartitionMapResponse, UpdatePartitionMapResponse__Output as _keyva_v1_UpdatePartitionMapResponse__Output } from '../../keyva/v1/UpdatePartitionMapResponse.ts';
 
 export interface AdminClient extends grpc.Client {
   GetPartitionMap(argument: _keyva_v1_GetPartitionMapRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_GetPartitionMapResponse__Output>): grpc.ClientUnaryCall;
@@ -38,6 +42,24 @@ export interface AdminClient extends grpc.Client {
   nodeInfo(argument: _keyva_v1_NodeInfoRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_NodeInfoResponse__Output>): grpc.ClientUnaryCall;
   nodeInfo(argument: _keyva_v1_NodeInfoRequest, callback: grpc.requestCallback<_keyva_v1_NodeInfoResponse__Output>): grpc.ClientUnaryCall;
   
+  RegisterNode(argument: _keyva_v1_RegisterNodeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_RegisterNodeResponse__Output>): grpc.ClientUnaryCall;
+  RegisterNode(argument: _keyva_v1_RegisterNodeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_RegisterNodeResponse__Output>): grpc.ClientUnaryCall;
+  RegisterNode(argument: _keyva_v1_RegisterNodeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_RegisterNodeResponse__Output>): grpc.ClientUnaryCall;
+  RegisterNode(argument: _keyva_v1_RegisterNodeRequest, callback: grpc.requestCallback<_keyva_v1_RegisterNodeResponse__Output>): grpc.ClientUnaryCall;
+  registerNode(argument: _keyva_v1_RegisterNodeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_RegisterNodeResponse__Output>): grpc.ClientUnaryCall;
+  registerNode(argument: _keyva_v1_RegisterNodeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_RegisterNodeResponse__Output>): grpc.ClientUnaryCall;
+  registerNode(argument: _keyva_v1_RegisterNodeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_RegisterNodeResponse__Output>): grpc.ClientUnaryCall;
+  registerNode(argument: _keyva_v1_RegisterNodeRequest, callback: grpc.requestCallback<_keyva_v1_RegisterNodeResponse__Output>): grpc.ClientUnaryCall;
+  
+  UpdatePartitionMap(argument: _keyva_v1_UpdatePartitionMapRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_UpdatePartitionMapResponse__Output>): grpc.ClientUnaryCall;
+  UpdatePartitionMap(argument: _keyva_v1_UpdatePartitionMapRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_UpdatePartitionMapResponse__Output>): grpc.ClientUnaryCall;
+  UpdatePartitionMap(argument: _keyva_v1_UpdatePartitionMapRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_UpdatePartitionMapResponse__Output>): grpc.ClientUnaryCall;
+  UpdatePartitionMap(argument: _keyva_v1_UpdatePartitionMapRequest, callback: grpc.requestCallback<_keyva_v1_UpdatePartitionMapResponse__Output>): grpc.ClientUnaryCall;
+  updatePartitionMap(argument: _keyva_v1_UpdatePartitionMapRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_UpdatePartitionMapResponse__Output>): grpc.ClientUnaryCall;
+  updatePartitionMap(argument: _keyva_v1_UpdatePartitionMapRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_UpdatePartitionMapResponse__Output>): grpc.ClientUnaryCall;
+  updatePartitionMap(argument: _keyva_v1_UpdatePartitionMapRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_UpdatePartitionMapResponse__Output>): grpc.ClientUnaryCall;
+  updatePartitionMap(argument: _keyva_v1_UpdatePartitionMapRequest, callback: grpc.requestCallback<_keyva_v1_UpdatePartitionMapResponse__Output>): grpc.ClientUnaryCall;
+  
 }
 
 export interface AdminHandlers extends grpc.UntypedServiceImplementation {
@@ -47,10 +69,16 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   
   NodeInfo: grpc.handleUnaryCall<_keyva_v1_NodeInfoRequest__Output, _keyva_v1_NodeInfoResponse>;
   
+  RegisterNode: grpc.handleUnaryCall<_keyva_v1_RegisterNodeRequest__Output, _keyva_v1_RegisterNodeResponse>;
+  
+  UpdatePartitionMap: grpc.handleUnaryCall<_keyva_v1_UpdatePartitionMapRequest__Output, _keyva_v1_UpdatePartitionMapResponse>;
+  
 }
 
 export interface AdminDefinition extends grpc.ServiceDefinition {
   GetPartitionMap: MethodDefinition<_keyva_v1_GetPartitionMapRequest, _keyva_v1_GetPartitionMapResponse, _keyva_v1_GetPartitionMapRequest__Output, _keyva_v1_GetPartitionMapResponse__Output>
   Health: MethodDefinition<_keyva_v1_HealthRequest, _keyva_v1_HealthResponse, _keyva_v1_HealthRequest__Output, _keyva_v1_HealthResponse__Output>
   NodeInfo: MethodDefinition<_keyva_v1_NodeInfoRequest, _keyva_v1_NodeInfoResponse, _keyva_v1_NodeInfoRequest__Output, _keyva_v1_NodeInfoResponse__Output>
+  RegisterNode: MethodDefinition<_keyva_v1_RegisterNodeRequest, _keyva_v1_RegisterNodeResponse, _keyva_v1_RegisterNodeRequest__Output, _keyva_v1_RegisterNodeResponse__Output>
+  UpdatePartitionMap: MethodDefinition<_keyva_v1_UpdatePartitionMapRequest, _keyva_v1_UpdatePartitionMapResponse, _keyva_v1_UpdatePartitionMapRequest__Output, _keyva_v1_UpdatePartitionMapResponse__Output>
 }

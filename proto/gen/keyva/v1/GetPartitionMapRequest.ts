@@ -3,7 +3,19 @@
 
 
 export interface GetPartitionMapRequest {
+  /**
+   * Confirm with the meta group's leader (ReadIndex) before answering: the map is then at least
+   * as new as every change acknowledged before this call. Default: the answering node's applied
+   * map, which may trail the leader's by a few milliseconds.
+   */
+  'linearizable'?: (boolean);
 }
 
 export interface GetPartitionMapRequest__Output {
+  /**
+   * Confirm with the meta group's leader (ReadIndex) before answering: the map is then at least
+   * as new as every change acknowledged before this call. Default: the answering node's applied
+   * map, which may trail the leader's by a few milliseconds.
+   */
+  'linearizable': (boolean);
 }

@@ -2,14 +2,76 @@
 // Original file: proto/keyva/v1/admin.proto
 
 
+// Original file: proto/keyva/v1/admin.proto
+
+/**
+ * Registry state of a node (the meta group's node registry).
+ */
+export const _keyva_v1_NodeAddress_State = {
+  /**
+   * not known (e.g. a request that does not set it)
+   */
+  STATE_UNSPECIFIED: 'STATE_UNSPECIFIED',
+  ACTIVE: 'ACTIVE',
+  /**
+   * replicas are being moved off it
+   */
+  DRAINING: 'DRAINING',
+  /**
+   * gone for good; its id is never used again
+   */
+  REMOVED: 'REMOVED',
+} as const;
+
+/**
+ * Registry state of a node (the meta group's node registry).
+ */
+export type _keyva_v1_NodeAddress_State =
+  /**
+   * not known (e.g. a request that does not set it)
+   */
+  | 'STATE_UNSPECIFIED'
+  | 0
+  | 'ACTIVE'
+  | 1
+  /**
+   * replicas are being moved off it
+   */
+  | 'DRAINING'
+  | 2
+  /**
+   * gone for good; its id is never used again
+   */
+  | 'REMOVED'
+  | 3
+
+/**
+ * Registry state of a node (the meta group's node registry).
+ */
+export type _keyva_v1_NodeAddress_State__Output = typeof _keyva_v1_NodeAddress_State[keyof typeof _keyva_v1_NodeAddress_State]
+
 export interface NodeAddress {
+  /**
+   * durable node id
+   */
   'id'?: (string);
   'grpcAddress'?: (string);
+  /**
+   * empty until the node registered it
+   */
   'httpAddress'?: (string);
+  'state'?: (_keyva_v1_NodeAddress_State);
 }
 
 export interface NodeAddress__Output {
+  /**
+   * durable node id
+   */
   'id': (string);
   'grpcAddress': (string);
+  /**
+   * empty until the node registered it
+   */
   'httpAddress': (string);
+  'state': (_keyva_v1_NodeAddress_State__Output);
 }
