@@ -2,22 +2,37 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { AddLearnerRequest as _keyva_v1_AddLearnerRequest, AddLearnerRequest__Output as _keyva_v1_AddLearnerRequest__Output } from './keyva/v1/AddLearnerRequest.ts';
 import type { AdminClient as _keyva_v1_AdminClient, AdminDefinition as _keyva_v1_AdminDefinition } from './keyva/v1/Admin.ts';
+import type { DropReplicaRequest as _keyva_v1_DropReplicaRequest, DropReplicaRequest__Output as _keyva_v1_DropReplicaRequest__Output } from './keyva/v1/DropReplicaRequest.ts';
+import type { DropReplicaResponse as _keyva_v1_DropReplicaResponse, DropReplicaResponse__Output as _keyva_v1_DropReplicaResponse__Output } from './keyva/v1/DropReplicaResponse.ts';
 import type { GetPartitionMapRequest as _keyva_v1_GetPartitionMapRequest, GetPartitionMapRequest__Output as _keyva_v1_GetPartitionMapRequest__Output } from './keyva/v1/GetPartitionMapRequest.ts';
 import type { GetPartitionMapResponse as _keyva_v1_GetPartitionMapResponse, GetPartitionMapResponse__Output as _keyva_v1_GetPartitionMapResponse__Output } from './keyva/v1/GetPartitionMapResponse.ts';
+import type { GetPartitionReplicasRequest as _keyva_v1_GetPartitionReplicasRequest, GetPartitionReplicasRequest__Output as _keyva_v1_GetPartitionReplicasRequest__Output } from './keyva/v1/GetPartitionReplicasRequest.ts';
 import type { HealthRequest as _keyva_v1_HealthRequest, HealthRequest__Output as _keyva_v1_HealthRequest__Output } from './keyva/v1/HealthRequest.ts';
 import type { HealthResponse as _keyva_v1_HealthResponse, HealthResponse__Output as _keyva_v1_HealthResponse__Output } from './keyva/v1/HealthResponse.ts';
+import type { HostReplicaRequest as _keyva_v1_HostReplicaRequest, HostReplicaRequest__Output as _keyva_v1_HostReplicaRequest__Output } from './keyva/v1/HostReplicaRequest.ts';
+import type { HostReplicaResponse as _keyva_v1_HostReplicaResponse, HostReplicaResponse__Output as _keyva_v1_HostReplicaResponse__Output } from './keyva/v1/HostReplicaResponse.ts';
+import type { LocalReplicaRequest as _keyva_v1_LocalReplicaRequest, LocalReplicaRequest__Output as _keyva_v1_LocalReplicaRequest__Output } from './keyva/v1/LocalReplicaRequest.ts';
+import type { LocalReplicaResponse as _keyva_v1_LocalReplicaResponse, LocalReplicaResponse__Output as _keyva_v1_LocalReplicaResponse__Output } from './keyva/v1/LocalReplicaResponse.ts';
+import type { MembershipChangeResponse as _keyva_v1_MembershipChangeResponse, MembershipChangeResponse__Output as _keyva_v1_MembershipChangeResponse__Output } from './keyva/v1/MembershipChangeResponse.ts';
 import type { MergePartitions as _keyva_v1_MergePartitions, MergePartitions__Output as _keyva_v1_MergePartitions__Output } from './keyva/v1/MergePartitions.ts';
 import type { NodeAddress as _keyva_v1_NodeAddress, NodeAddress__Output as _keyva_v1_NodeAddress__Output } from './keyva/v1/NodeAddress.ts';
 import type { NodeInfoRequest as _keyva_v1_NodeInfoRequest, NodeInfoRequest__Output as _keyva_v1_NodeInfoRequest__Output } from './keyva/v1/NodeInfoRequest.ts';
 import type { NodeInfoResponse as _keyva_v1_NodeInfoResponse, NodeInfoResponse__Output as _keyva_v1_NodeInfoResponse__Output } from './keyva/v1/NodeInfoResponse.ts';
 import type { Partition as _keyva_v1_Partition, Partition__Output as _keyva_v1_Partition__Output } from './keyva/v1/Partition.ts';
 import type { PartitionMap as _keyva_v1_PartitionMap, PartitionMap__Output as _keyva_v1_PartitionMap__Output } from './keyva/v1/PartitionMap.ts';
+import type { PartitionReplicasResponse as _keyva_v1_PartitionReplicasResponse, PartitionReplicasResponse__Output as _keyva_v1_PartitionReplicasResponse__Output } from './keyva/v1/PartitionReplicasResponse.ts';
+import type { PromoteLearnerRequest as _keyva_v1_PromoteLearnerRequest, PromoteLearnerRequest__Output as _keyva_v1_PromoteLearnerRequest__Output } from './keyva/v1/PromoteLearnerRequest.ts';
 import type { RegisterNodeRequest as _keyva_v1_RegisterNodeRequest, RegisterNodeRequest__Output as _keyva_v1_RegisterNodeRequest__Output } from './keyva/v1/RegisterNodeRequest.ts';
 import type { RegisterNodeResponse as _keyva_v1_RegisterNodeResponse, RegisterNodeResponse__Output as _keyva_v1_RegisterNodeResponse__Output } from './keyva/v1/RegisterNodeResponse.ts';
+import type { RemoveReplicaRequest as _keyva_v1_RemoveReplicaRequest, RemoveReplicaRequest__Output as _keyva_v1_RemoveReplicaRequest__Output } from './keyva/v1/RemoveReplicaRequest.ts';
+import type { ReplicaStatus as _keyva_v1_ReplicaStatus, ReplicaStatus__Output as _keyva_v1_ReplicaStatus__Output } from './keyva/v1/ReplicaStatus.ts';
 import type { SetNodeState as _keyva_v1_SetNodeState, SetNodeState__Output as _keyva_v1_SetNodeState__Output } from './keyva/v1/SetNodeState.ts';
 import type { SetPartitionReplicas as _keyva_v1_SetPartitionReplicas, SetPartitionReplicas__Output as _keyva_v1_SetPartitionReplicas__Output } from './keyva/v1/SetPartitionReplicas.ts';
 import type { SplitPartition as _keyva_v1_SplitPartition, SplitPartition__Output as _keyva_v1_SplitPartition__Output } from './keyva/v1/SplitPartition.ts';
+import type { TransferLeaderRequest as _keyva_v1_TransferLeaderRequest, TransferLeaderRequest__Output as _keyva_v1_TransferLeaderRequest__Output } from './keyva/v1/TransferLeaderRequest.ts';
+import type { TransferLeaderResponse as _keyva_v1_TransferLeaderResponse, TransferLeaderResponse__Output as _keyva_v1_TransferLeaderResponse__Output } from './keyva/v1/TransferLeaderResponse.ts';
 import type { UpdatePartitionMapRequest as _keyva_v1_UpdatePartitionMapRequest, UpdatePartitionMapRequest__Output as _keyva_v1_UpdatePartitionMapRequest__Output } from './keyva/v1/UpdatePartitionMapRequest.ts';
 import type { UpdatePartitionMapResponse as _keyva_v1_UpdatePartitionMapResponse, UpdatePartitionMapResponse__Output as _keyva_v1_UpdatePartitionMapResponse__Output } from './keyva/v1/UpdatePartitionMapResponse.ts';
 
@@ -28,22 +43,37 @@ type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> 
 export interface ProtoGrpcType {
   keyva: {
     v1: {
+      AddLearnerRequest: MessageTypeDefinition<_keyva_v1_AddLearnerRequest, _keyva_v1_AddLearnerRequest__Output>
       Admin: SubtypeConstructor<typeof grpc.Client, _keyva_v1_AdminClient> & { service: _keyva_v1_AdminDefinition }
+      DropReplicaRequest: MessageTypeDefinition<_keyva_v1_DropReplicaRequest, _keyva_v1_DropReplicaRequest__Output>
+      DropReplicaResponse: MessageTypeDefinition<_keyva_v1_DropReplicaResponse, _keyva_v1_DropReplicaResponse__Output>
       GetPartitionMapRequest: MessageTypeDefinition<_keyva_v1_GetPartitionMapRequest, _keyva_v1_GetPartitionMapRequest__Output>
       GetPartitionMapResponse: MessageTypeDefinition<_keyva_v1_GetPartitionMapResponse, _keyva_v1_GetPartitionMapResponse__Output>
+      GetPartitionReplicasRequest: MessageTypeDefinition<_keyva_v1_GetPartitionReplicasRequest, _keyva_v1_GetPartitionReplicasRequest__Output>
       HealthRequest: MessageTypeDefinition<_keyva_v1_HealthRequest, _keyva_v1_HealthRequest__Output>
       HealthResponse: MessageTypeDefinition<_keyva_v1_HealthResponse, _keyva_v1_HealthResponse__Output>
+      HostReplicaRequest: MessageTypeDefinition<_keyva_v1_HostReplicaRequest, _keyva_v1_HostReplicaRequest__Output>
+      HostReplicaResponse: MessageTypeDefinition<_keyva_v1_HostReplicaResponse, _keyva_v1_HostReplicaResponse__Output>
+      LocalReplicaRequest: MessageTypeDefinition<_keyva_v1_LocalReplicaRequest, _keyva_v1_LocalReplicaRequest__Output>
+      LocalReplicaResponse: MessageTypeDefinition<_keyva_v1_LocalReplicaResponse, _keyva_v1_LocalReplicaResponse__Output>
+      MembershipChangeResponse: MessageTypeDefinition<_keyva_v1_MembershipChangeResponse, _keyva_v1_MembershipChangeResponse__Output>
       MergePartitions: MessageTypeDefinition<_keyva_v1_MergePartitions, _keyva_v1_MergePartitions__Output>
       NodeAddress: MessageTypeDefinition<_keyva_v1_NodeAddress, _keyva_v1_NodeAddress__Output>
       NodeInfoRequest: MessageTypeDefinition<_keyva_v1_NodeInfoRequest, _keyva_v1_NodeInfoRequest__Output>
       NodeInfoResponse: MessageTypeDefinition<_keyva_v1_NodeInfoResponse, _keyva_v1_NodeInfoResponse__Output>
       Partition: MessageTypeDefinition<_keyva_v1_Partition, _keyva_v1_Partition__Output>
       PartitionMap: MessageTypeDefinition<_keyva_v1_PartitionMap, _keyva_v1_PartitionMap__Output>
+      PartitionReplicasResponse: MessageTypeDefinition<_keyva_v1_PartitionReplicasResponse, _keyva_v1_PartitionReplicasResponse__Output>
+      PromoteLearnerRequest: MessageTypeDefinition<_keyva_v1_PromoteLearnerRequest, _keyva_v1_PromoteLearnerRequest__Output>
       RegisterNodeRequest: MessageTypeDefinition<_keyva_v1_RegisterNodeRequest, _keyva_v1_RegisterNodeRequest__Output>
       RegisterNodeResponse: MessageTypeDefinition<_keyva_v1_RegisterNodeResponse, _keyva_v1_RegisterNodeResponse__Output>
+      RemoveReplicaRequest: MessageTypeDefinition<_keyva_v1_RemoveReplicaRequest, _keyva_v1_RemoveReplicaRequest__Output>
+      ReplicaStatus: MessageTypeDefinition<_keyva_v1_ReplicaStatus, _keyva_v1_ReplicaStatus__Output>
       SetNodeState: MessageTypeDefinition<_keyva_v1_SetNodeState, _keyva_v1_SetNodeState__Output>
       SetPartitionReplicas: MessageTypeDefinition<_keyva_v1_SetPartitionReplicas, _keyva_v1_SetPartitionReplicas__Output>
       SplitPartition: MessageTypeDefinition<_keyva_v1_SplitPartition, _keyva_v1_SplitPartition__Output>
+      TransferLeaderRequest: MessageTypeDefinition<_keyva_v1_TransferLeaderRequest, _keyva_v1_TransferLeaderRequest__Output>
+      TransferLeaderResponse: MessageTypeDefinition<_keyva_v1_TransferLeaderResponse, _keyva_v1_TransferLeaderResponse__Output>
       UpdatePartitionMapRequest: MessageTypeDefinition<_keyva_v1_UpdatePartitionMapRequest, _keyva_v1_UpdatePartitionMapRequest__Output>
       UpdatePartitionMapResponse: MessageTypeDefinition<_keyva_v1_UpdatePartitionMapResponse, _keyva_v1_UpdatePartitionMapResponse__Output>
     }

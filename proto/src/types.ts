@@ -1,4 +1,6 @@
 /** Friendly names for the generated message types. `*Out` = as received (defaults filled). */
+
+export type { AddLearnerRequest, AddLearnerRequest__Output as AddLearnerRequestOut } from '../gen/keyva/v1/AddLearnerRequest.ts';
 export type { AdminClient } from '../gen/keyva/v1/Admin.ts';
 export type { BatchGetRequest, BatchGetRequest__Output as BatchGetRequestOut } from '../gen/keyva/v1/BatchGetRequest.ts';
 export type { BatchGetResponse, BatchGetResponse__Output as BatchGetResponseOut } from '../gen/keyva/v1/BatchGetResponse.ts';
@@ -7,18 +9,37 @@ export type { BatchWriteResponse, BatchWriteResponse__Output as BatchWriteRespon
 export type { Condition, Condition__Output as ConditionOut } from '../gen/keyva/v1/Condition.ts';
 export type { DeleteRequest, DeleteRequest__Output as DeleteRequestOut } from '../gen/keyva/v1/DeleteRequest.ts';
 export type { DeleteResponse, DeleteResponse__Output as DeleteResponseOut } from '../gen/keyva/v1/DeleteResponse.ts';
+export type { DropReplicaRequest, DropReplicaRequest__Output as DropReplicaRequestOut } from '../gen/keyva/v1/DropReplicaRequest.ts';
+export type { DropReplicaResponse, DropReplicaResponse__Output as DropReplicaResponseOut } from '../gen/keyva/v1/DropReplicaResponse.ts';
 export type { Error as WireError, Error__Output as WireErrorOut } from '../gen/keyva/v1/Error.ts';
 export type { GetPartitionMapResponse, GetPartitionMapResponse__Output as GetPartitionMapResponseOut } from '../gen/keyva/v1/GetPartitionMapResponse.ts';
+export type {
+  GetPartitionReplicasRequest,
+  GetPartitionReplicasRequest__Output as GetPartitionReplicasRequestOut,
+} from '../gen/keyva/v1/GetPartitionReplicasRequest.ts';
 export type { GetRequest, GetRequest__Output as GetRequestOut } from '../gen/keyva/v1/GetRequest.ts';
 export type { GetResponse, GetResponse__Output as GetResponseOut } from '../gen/keyva/v1/GetResponse.ts';
 export type { HealthResponse, HealthResponse__Output as HealthResponseOut } from '../gen/keyva/v1/HealthResponse.ts';
+export type { HostReplicaRequest, HostReplicaRequest__Output as HostReplicaRequestOut } from '../gen/keyva/v1/HostReplicaRequest.ts';
+export type { HostReplicaResponse, HostReplicaResponse__Output as HostReplicaResponseOut } from '../gen/keyva/v1/HostReplicaResponse.ts';
 export type { KeyValue, KeyValue__Output as KeyValueOut } from '../gen/keyva/v1/KeyValue.ts';
 export type { KVClient } from '../gen/keyva/v1/KV.ts';
+export type { LocalReplicaRequest, LocalReplicaRequest__Output as LocalReplicaRequestOut } from '../gen/keyva/v1/LocalReplicaRequest.ts';
+export type { LocalReplicaResponse, LocalReplicaResponse__Output as LocalReplicaResponseOut } from '../gen/keyva/v1/LocalReplicaResponse.ts';
+export type {
+  MembershipChangeResponse,
+  MembershipChangeResponse__Output as MembershipChangeResponseOut,
+} from '../gen/keyva/v1/MembershipChangeResponse.ts';
 export type { Mutation, Mutation__Output as MutationOut } from '../gen/keyva/v1/Mutation.ts';
 export type { NodeAddress, NodeAddress__Output as NodeAddressOut } from '../gen/keyva/v1/NodeAddress.ts';
 export type { NodeInfoResponse, NodeInfoResponse__Output as NodeInfoResponseOut } from '../gen/keyva/v1/NodeInfoResponse.ts';
 export type { Partition, Partition__Output as PartitionOut } from '../gen/keyva/v1/Partition.ts';
 export type { PartitionMap, PartitionMap__Output as PartitionMapOut } from '../gen/keyva/v1/PartitionMap.ts';
+export type {
+  PartitionReplicasResponse,
+  PartitionReplicasResponse__Output as PartitionReplicasResponseOut,
+} from '../gen/keyva/v1/PartitionReplicasResponse.ts';
+export type { PromoteLearnerRequest, PromoteLearnerRequest__Output as PromoteLearnerRequestOut } from '../gen/keyva/v1/PromoteLearnerRequest.ts';
 export type { PutRequest, PutRequest__Output as PutRequestOut } from '../gen/keyva/v1/PutRequest.ts';
 export type { PutResponse, PutResponse__Output as PutResponseOut } from '../gen/keyva/v1/PutResponse.ts';
 export type { RaftClient } from '../gen/keyva/v1/Raft.ts';
@@ -26,10 +47,14 @@ export type { RaftBatch, RaftBatch__Output as RaftBatchOut } from '../gen/keyva/
 export type { ReadOptions, ReadOptions__Output as ReadOptionsOut } from '../gen/keyva/v1/ReadOptions.ts';
 export type { RegisterNodeRequest, RegisterNodeRequest__Output as RegisterNodeRequestOut } from '../gen/keyva/v1/RegisterNodeRequest.ts';
 export type { RegisterNodeResponse } from '../gen/keyva/v1/RegisterNodeResponse.ts';
+export type { RemoveReplicaRequest, RemoveReplicaRequest__Output as RemoveReplicaRequestOut } from '../gen/keyva/v1/RemoveReplicaRequest.ts';
+export type { ReplicaStatus, ReplicaStatus__Output as ReplicaStatusOut } from '../gen/keyva/v1/ReplicaStatus.ts';
 export type { ScanRequest, ScanRequest__Output as ScanRequestOut } from '../gen/keyva/v1/ScanRequest.ts';
 export type { ScanResponse, ScanResponse__Output as ScanResponseOut } from '../gen/keyva/v1/ScanResponse.ts';
 export type { StreamRequest, StreamRequest__Output as StreamRequestOut } from '../gen/keyva/v1/StreamRequest.ts';
 export type { StreamResponse, StreamResponse__Output as StreamResponseOut } from '../gen/keyva/v1/StreamResponse.ts';
+export type { TransferLeaderRequest, TransferLeaderRequest__Output as TransferLeaderRequestOut } from '../gen/keyva/v1/TransferLeaderRequest.ts';
+export type { TransferLeaderResponse, TransferLeaderResponse__Output as TransferLeaderResponseOut } from '../gen/keyva/v1/TransferLeaderResponse.ts';
 export type {
   UpdatePartitionMapRequest,
   UpdatePartitionMapRequest__Output as UpdatePartitionMapRequestOut,

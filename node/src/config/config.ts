@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { replicationProblems } from './peers.ts';
+import { raftDialProblems, replicationProblems } from './peers.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const bytes = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -42,6 +42,13 @@ const NodeConfigObject = z
       .describe('Longest TTL in ms (default 10 years).'),
     scanLimitMax: bytes(1, 1_000_000).default(10_000).describe('Largest limit a scan may ask for.'),
     snapshotSkewMsMax: z.coerce.number().int().min(0).default(5000).describe('Snapshot reads further ahead of the node clock than this are refused.'),
+    followerStalenessMs: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(3_600_000)
+      .default(1000)
+      .describe('With --peers: how stale a follower read may be by default, in ms (a request may ask for another bound).'),
     compression: z.enum(['zstd', 'none']).default('zstd').describe('RocksDB block compression (the binding offers zstd or none).'),
     bloomBitsPerKey: z.coerce.number().int().min(0).max(32).default(10).describe('RocksDB bloom filter bits per key (0 = no filter).'),
     blockCacheBytes: bytes(0, 4_294_967_295)
@@ -76,6 +83,18 @@ const NodeConfigObject = z
       .optional()
       .describe('Replicas per partition with --peers: 1, 3 or 5 (default 3); for now it must equal the number of peers (every partition lives on every peer).'),
     raftTickMs: z.coerce.number().int().min(1).max(10_000).default(100).describe('Raft tick with --peers (election timeout 10 ticks, heartbeat 2 ticks).'),
+    join: bool
+      .default(false)
+      .describe(
+        'With --peers: this node joins an existing cluster instead of founding it. It bootstraps nothing and hosts no Raft group until a partition leader adds it as a replica (Admin.AddLearner); --peers lists the members it contacts to register, plus itself.',
+      ),
+    raftDial: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "With --peers: the address THIS node dials for some peers' Raft traffic, as id=host:port,... (e.g. a local proxy or sidecar); clients still get the --peers addresses. Unset: dial the --peers addresses.",
+      ),
   })
   .strict();
 
@@ -86,9 +105,13 @@ export const NodeConfigSchema = NodeConfigObject.refine((c) => c.messageBytesMax
   if (c.peers === undefined) {
     if (c.replicationFactor !== undefined && c.replicationFactor !== 1)
       ctx.addIssue({ code: 'custom', path: ['replicationFactor'], message: 'a replication factor above 1 needs --peers' });
+    if (c.raftDial !== undefined) ctx.addIssue({ code: 'custom', path: ['raftDial'], message: '--raft-dial needs --peers' });
+    if (c.join) ctx.addIssue({ code: 'custom', path: ['join'], message: '--join needs --peers' });
     return;
   }
-  for (const message of replicationProblems(c.peers, c.nodeId, c.replicationFactor)) ctx.addIssue({ code: 'custom', path: ['peers'], message });
+  for (const message of replicationProblems(c.peers, c.nodeId, c.replicationFactor, c.join)) ctx.addIssue({ code: 'custom', path: ['peers'], message });
+  if (c.raftDial !== undefined)
+    for (const message of raftDialProblems(c.raftDial, c.peers, c.nodeId)) ctx.addIssue({ code: 'custom', path: ['raftDial'], message });
 });
 
 export type NodeConfig = z.infer<typeof NodeConfigSchema>;

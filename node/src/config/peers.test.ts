@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, validateNodeConfig } from './config.ts';
-import { parsePeers, replicationProblems } from './peers.ts';
+import { parsePeers, raftDialProblems, replicationProblems } from './peers.ts';
 
 describe('parsePeers', () => {
   it('parses id=host:port lists, tolerating spaces and a trailing comma', () => {
@@ -37,6 +37,14 @@ describe('replicated configuration', () => {
     expect(replicationProblems('node-1=h:1', 'node-1', 1)).toEqual([]);
   });
 
+  it('lets a joining node (--join) list any number of contacts plus itself', () => {
+    const four = `${peers},node-4=127.0.0.1:7409`;
+    expect(replicationProblems(four, 'node-4', 3, true)).toEqual([]);
+    expect(replicationProblems(four, 'node-4', 3)).toEqual([expect.stringMatching(/needs exactly 3 peers/)]);
+    expect(validateNodeConfig({ peers: four, nodeId: 'node-4', join: true }).join).toBe(true);
+    expect(() => validateNodeConfig({ join: true })).toThrow(/--join needs --peers/);
+  });
+
   it('is validated with the rest of the configuration', () => {
     const c = validateNodeConfig({ peers, nodeId: 'node-1' });
     expect(c.peers).toBe(peers);
@@ -48,5 +56,17 @@ describe('replicated configuration', () => {
     );
     expect(() => validateNodeConfig({ replicationFactor: 3 })).toThrow(/needs --peers/);
     expect(validateNodeConfig({}).peers).toBeUndefined();
+  });
+
+  it('accepts --raft-dial overrides for other peers only', () => {
+    expect(raftDialProblems('node-2=127.0.0.1:9001,node-3=127.0.0.1:9002', peers, 'node-1')).toEqual([]);
+    expect(raftDialProblems('node-1=127.0.0.1:9001', peers, 'node-1')).toEqual([expect.stringMatching(/'node-1' is this node/)]);
+    expect(raftDialProblems('node-9=127.0.0.1:9001', peers, 'node-1')).toEqual([expect.stringMatching(/'node-9' is not in --peers/)]);
+    expect(raftDialProblems('node-2=nowhere', peers, 'node-1')).toEqual([expect.stringMatching(/is not host:port/)]);
+    expect(validateNodeConfig({ peers, nodeId: 'node-1', raftDial: 'node-2=127.0.0.1:9001' }).raftDial).toBe('node-2=127.0.0.1:9001');
+    expect(() => validateNodeConfig({ raftDial: 'node-2=127.0.0.1:9001' })).toThrow(
+      /raftDial \(flag --raft-dial, env KEYVA_RAFT_DIAL\): --raft-dial needs --peers/,
+    );
+    expect(() => validateNodeConfig({ peers, nodeId: 'node-1', raftDial: 'node-1=127.0.0.1:9001' })).toThrow(/raftDial .*this node/);
   });
 });

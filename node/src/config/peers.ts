@@ -55,7 +55,7 @@ export const DEFAULT_REPLICATION_FACTOR = 3;
  * the peers and, while every partition lives on every peer, the replication factor must equal
  * the peer count.
  */
-export function replicationProblems(peersText: string, nodeId: string | undefined, replicationFactor: number | undefined): string[] {
+export function replicationProblems(peersText: string, nodeId: string | undefined, replicationFactor: number | undefined, join = false): string[] {
   let peers: Peer[];
   try {
     peers = parsePeers(peersText);
@@ -68,9 +68,32 @@ export function replicationProblems(peersText: string, nodeId: string | undefine
     problems.push(`--node-id '${nodeId}' is not in --peers (${peers.map((p) => p.id).join(', ')}); list every member, this node included`);
   const rf = replicationFactor ?? DEFAULT_REPLICATION_FACTOR;
   if (!REPLICATION_FACTORS.includes(rf)) problems.push(`--replication-factor ${rf}: must be 1, 3 or 5`);
-  else if (rf !== peers.length)
+  // A joining node (--join) lists the members it contacts plus itself: any count.
+  else if (!join && rf !== peers.length)
     problems.push(
       `--replication-factor ${rf} needs exactly ${rf} peers, --peers lists ${peers.length}: every partition lives on every peer until placement exists (pass --replication-factor ${peers.length} if that is 1, 3 or 5)`,
     );
+  return problems;
+}
+
+/**
+ * Problems of `--raft-dial id=host:port,...` (empty when fine): per-node overrides of the address
+ * this node dials for another peer's Raft traffic (a proxy or sidecar in between); every id must
+ * be another member of `--peers`.
+ */
+export function raftDialProblems(dialText: string, peersText: string, nodeId: string | undefined): string[] {
+  let dial: Peer[];
+  let peers: Peer[];
+  try {
+    dial = parsePeers(dialText);
+    peers = parsePeers(peersText);
+  } catch (e) {
+    return [(e as Error).message];
+  }
+  const problems: string[] = [];
+  for (const d of dial) {
+    if (d.id === nodeId) problems.push(`'${d.id}' is this node: --raft-dial only names other peers`);
+    else if (!peers.some((p) => p.id === d.id)) problems.push(`'${d.id}' is not in --peers (${peers.map((p) => p.id).join(', ')})`);
+  }
   return problems;
 }

@@ -39,6 +39,11 @@ export interface ReplicatedMetaOptions {
   /** A node's gRPC address when the registry does not know it (yet): e.g. from `--peers`. */
   readonly fallbackAddressOf?: (id: NodeId) => string | undefined;
   readonly log?: Logger;
+  /**
+   * A node that hosts no meta replica (it joined with --join): the members it sends its
+   * registration to (forwarded to the meta leader), by id (addresses from `fallbackAddressOf`).
+   */
+  readonly contacts?: readonly NodeId[];
   /** Pause between attempts of the background upkeep. */
   readonly retryMs?: number;
 }
@@ -113,6 +118,10 @@ export class ReplicatedMeta implements MetaService {
   }
 
   async readBarrier(): Promise<void> {
+    if (this.o.raft.status(META_GROUP) === undefined)
+      throw new KeyVaError('UNAVAILABLE', `node ${this.o.self} holds no meta replica (it joined with --join): ask a meta member for a linearizable map`, {
+        group: String(META_GROUP),
+      });
     try {
       await this.o.raft.read(META_GROUP);
     } catch (e) {
@@ -159,8 +168,41 @@ export class ReplicatedMeta implements MetaService {
     }
   }
 
+  /**
+   * Registration of a node without a meta replica: sent to each contact in turn (a follower
+   * answers NOT_LEADER with the leader's address: sent there then). True once registered.
+   */
+  private async registerThroughContacts(me: NodeAddresses): Promise<boolean> {
+    const forwarder = this.o.forwarder;
+    if (forwarder === undefined) return true;
+    const command = { kind: 'registerNode', node: me } as const;
+    for (const id of this.o.contacts ?? []) {
+      if (id === this.o.self || this.stopped) continue;
+      const address = this.o.fallbackAddressOf?.(id);
+      if (address === undefined) continue;
+      let r: MetaResult;
+      try {
+        r = await forwarder.propose(address, command);
+      } catch (e) {
+        const leaderAddress = e instanceof KeyVaError && e.code === 'NOT_LEADER' ? e.details.leaderAddress : undefined;
+        if (typeof leaderAddress !== 'string' || leaderAddress === '') continue;
+        r = await forwarder.propose(leaderAddress, command).catch(() => ({ ok: false, reason: MetaRefusal.Invalid, message: '', epoch: 0n }) as const);
+      }
+      if (r.ok) {
+        this.o.log?.info({ epoch: r.epoch.toString(), changed: r.changed }, 'registered this node with the cluster (no meta replica here)');
+        return true;
+      }
+      if (r.reason === MetaRefusal.NodeRemoved) {
+        this.o.log?.error({ nodeId: me.id }, 'this node id was removed from the cluster: it does not register again');
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** One attempt; true when there is nothing left to do. */
   private async upkeepStep(job: MetaUpkeep): Promise<boolean> {
+    if (this.o.raft.status(META_GROUP) === undefined) return this.registerThroughContacts(job.self);
     const s = this.state;
     if (s.epoch === 0n) {
       if (job.initial !== undefined && this.o.raft.status(META_GROUP)?.serving === true) {

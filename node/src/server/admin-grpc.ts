@@ -3,6 +3,10 @@
  * meta group), and the meta changes a placement controller makes: UpdatePartitionMap
  * (compare-and-set on the map's epoch) and RegisterNode. Changes are decided by the meta group's
  * leader; another node answers NOT_LEADER with the leader's id and address (no forwarding here).
+ * Replica membership of a partition's Raft group (AddLearner, PromoteLearner, RemoveReplica,
+ * TransferLeader, GetPartitionReplicas) is served by the partition's leader, and the internal
+ * node-to-node steps behind it (HostReplica, DropReplica, LocalReplica) by the target node
+ * (`node/src/membership/replica-membership.ts`).
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { NodeId, PartitionMap } from '@keyva/client/keyspace';
@@ -17,6 +21,7 @@ import type {
 } from '@keyva/proto';
 import { KeyVaError } from '@keyva/proto/errors';
 import { HASH_SPACE_END } from '../engine/types.ts';
+import type { ReplicaMembership } from '../membership/replica-membership.ts';
 import type { MetaService } from '../meta/meta-service.ts';
 import type { MetaCommand, NodeState } from '../meta/meta-state.ts';
 import { commandFromWire, nodeStateToWire, refusalError } from '../meta/meta-wire.ts';
@@ -31,6 +36,23 @@ export interface AdminSource {
   partitionMap(): PartitionMap;
   /** The node's meta API; without it, GetPartitionMap ignores `linearizable` and changes are UNIMPLEMENTED. */
   readonly meta?: MetaService;
+  /** Replica membership (replicated mode); without it the membership RPCs are UNIMPLEMENTED. */
+  readonly membership?: ReplicaMembership;
+}
+
+function membershipOf(src: AdminSource): ReplicaMembership {
+  if (src.membership === undefined) throw new KeyVaError('ROUTE_NOT_FOUND', 'replica membership needs a replicated node (--peers)');
+  return src.membership;
+}
+
+function u64(text: string, field: string): bigint {
+  if (!/^\d{1,20}$/.test(text)) throw new KeyVaError('INVALID_ARGUMENT', `${field} is not a u64`, { field });
+  return BigInt(text);
+}
+
+interface MemberReq {
+  readonly partitionId: number;
+  readonly nodeId: string;
 }
 
 /** The wire map. Node objects that carry a registry `state` (see `partitionMapOf`) report it. */
@@ -91,5 +113,20 @@ export function adminGrpcHandlers(src: AdminSource, runner: RequestRunner): grpc
         return { kind: 'registerNode', node: { id: req.node.id as NodeId, grpcAddress: req.node.grpcAddress, httpAddress: req.node.httpAddress } };
       }),
     ),
+    AddLearner: unary('AddLearner', (req: MemberReq) => membershipOf(src).addLearner(req.partitionId, req.nodeId)),
+    PromoteLearner: unary('PromoteLearner', (req: MemberReq) => membershipOf(src).promoteLearner(req.partitionId, req.nodeId)),
+    RemoveReplica: unary('RemoveReplica', (req: MemberReq & { force: boolean }) => membershipOf(src).removeReplica(req.partitionId, req.nodeId, req.force)),
+    TransferLeader: unary('TransferLeader', (req: { partitionId: number; toNodeId: string }) =>
+      membershipOf(src).transferLeader(req.partitionId, req.toNodeId),
+    ),
+    GetPartitionReplicas: unary('GetPartitionReplicas', (req: { partitionId: number }) => membershipOf(src).replicas(req.partitionId)),
+    HostReplica: unary('HostReplica', (req: { partitionId: number; start: string; end: string }) => {
+      const end = u64(req.end, 'end');
+      return membershipOf(src).hostReplica(req.partitionId, { start: u64(req.start, 'start'), end: end === 0n ? HASH_SPACE_END : end });
+    }),
+    DropReplica: unary('DropReplica', (req: { partitionId: number; index: string; term: string }) =>
+      membershipOf(src).dropReplica(req.partitionId, { index: Number(u64(req.index, 'index')), term: Number(u64(req.term, 'term')) }),
+    ),
+    LocalReplica: unary('LocalReplica', (req: { partitionId: number }) => membershipOf(src).localReplica(req.partitionId)),
   } as grpc.UntypedServiceImplementation;
 }

@@ -3,18 +3,50 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { AddLearnerRequest as _keyva_v1_AddLearnerRequest, AddLearnerRequest__Output as _keyva_v1_AddLearnerRequest__Output } from '../../keyva/v1/AddLearnerRequest.ts';
+import type { DropReplicaRequest as _keyva_v1_DropReplicaRequest, DropReplicaRequest__Output as _keyva_v1_DropReplicaRequest__Output } from '../../keyva/v1/DropReplicaRequest.ts';
+import type { DropReplicaResponse as _keyva_v1_DropReplicaResponse, DropReplicaResponse__Output as _keyva_v1_DropReplicaResponse__Output } from '../../keyva/v1/DropReplicaResponse.ts';
 import type { GetPartitionMapRequest as _keyva_v1_GetPartitionMapRequest, GetPartitionMapRequest__Output as _keyva_v1_GetPartitionMapRequest__Output } from '../../keyva/v1/GetPartitionMapRequest.ts';
 import type { GetPartitionMapResponse as _keyva_v1_GetPartitionMapResponse, GetPartitionMapResponse__Output as _keyva_v1_GetPartitionMapResponse__Output } from '../../keyva/v1/GetPartitionMapResponse.ts';
+import type { GetPartitionReplicasRequest as _keyva_v1_GetPartitionReplicasRequest, GetPartitionReplicasRequest__Output as _keyva_v1_GetPartitionReplicasRequest__Output } from '../../keyva/v1/GetPartitionReplicasRequest.ts';
 import type { HealthRequest as _keyva_v1_HealthRequest, HealthRequest__Output as _keyva_v1_HealthRequest__Output } from '../../keyva/v1/HealthRequest.ts';
 import type { HealthResponse as _keyva_v1_HealthResponse, HealthResponse__Output as _keyva_v1_HealthResponse__Output } from '../../keyva/v1/HealthResponse.ts';
+import type { HostReplicaRequest as _keyva_v1_HostReplicaRequest, HostReplicaRequest__Output as _keyva_v1_HostReplicaRequest__Output } from '../../keyva/v1/HostReplicaRequest.ts';
+import type { HostReplicaResponse as _keyva_v1_HostReplicaResponse, HostReplicaResponse__Output as _keyva_v1_HostReplicaResponse__Output } from '../../keyva/v1/HostReplicaResponse.ts';
+import type { LocalReplicaRequest as _keyva_v1_LocalReplicaRequest, LocalReplicaRequest__Output as _keyva_v1_LocalReplicaRequest__Output } from '../../keyva/v1/LocalReplicaRequest.ts';
+import type { LocalReplicaResponse as _keyva_v1_LocalReplicaResponse, LocalReplicaResponse__Output as _keyva_v1_LocalReplicaResponse__Output } from '../../keyva/v1/LocalReplicaResponse.ts';
+import type { MembershipChangeResponse as _keyva_v1_MembershipChangeResponse, MembershipChangeResponse__Output as _keyva_v1_MembershipChangeResponse__Output } from '../../keyva/v1/MembershipChangeResponse.ts';
 import type { NodeInfoRequest as _keyva_v1_NodeInfoRequest, NodeInfoRequest__Output as _keyva_v1_NodeInfoRequest__Output } from '../../keyva/v1/NodeInfoRequest.ts';
 import type { NodeInfoResponse as _keyva_v1_NodeInfoResponse, NodeInfoResponse__Output as _keyva_v1_NodeInfoResponse__Output } from '../../keyva/v1/NodeInfoResponse.ts';
+import type { PartitionReplicasResponse as _keyva_v1_PartitionReplicasResponse, PartitionReplicasResponse__Output as _keyva_v1_PartitionReplicasResponse__Output } from '../../keyva/v1/PartitionReplicasResponse.ts';
+import type { PromoteLearnerRequest as _keyva_v1_PromoteLearnerRequest, PromoteLearnerRequest__Output as _keyva_v1_PromoteLearnerRequest__Output } from '../../keyva/v1/PromoteLearnerRequest.ts';
 import type { RegisterNodeRequest as _keyva_v1_RegisterNodeRequest, RegisterNodeRequest__Output as _keyva_v1_RegisterNodeRequest__Output } from '../../keyva/v1/RegisterNodeRequest.ts';
 import type { RegisterNodeResponse as _keyva_v1_RegisterNodeResponse, RegisterNodeResponse__Output as _keyva_v1_RegisterNodeResponse__Output } from '../../keyva/v1/RegisterNodeResponse.ts';
+import type { RemoveReplicaRequest as _keyva_v1_RemoveReplicaRequest, RemoveReplicaRequest__Output as _keyva_v1_RemoveReplicaRequest__Output } from '../../keyva/v1/RemoveReplicaRequest.ts';
+import type { TransferLeaderRequest as _keyva_v1_TransferLeaderRequest, TransferLeaderRequest__Output as _keyva_v1_TransferLeaderRequest__Output } from '../../keyva/v1/TransferLeaderRequest.ts';
+import type { TransferLeaderResponse as _keyva_v1_TransferLeaderResponse, TransferLeaderResponse__Output as _keyva_v1_TransferLeaderResponse__Output } from '../../keyva/v1/TransferLeaderResponse.ts';
 import type { UpdatePartitionMapRequest as _keyva_v1_UpdatePartitionMapRequest, UpdatePartitionMapRequest__Output as _keyva_v1_UpdatePartitionMapRequest__Output } from '../../keyva/v1/UpdatePartitionMapRequest.ts';
 import type { UpdatePartitionMapResponse as _keyva_v1_UpdatePartitionMapResponse, UpdatePartitionMapResponse__Output as _keyva_v1_UpdatePartitionMapResponse__Output } from '../../keyva/v1/UpdatePartitionMapResponse.ts';
 
 export interface AdminClient extends grpc.Client {
+  AddLearner(argument: _keyva_v1_AddLearnerRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  AddLearner(argument: _keyva_v1_AddLearnerRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  AddLearner(argument: _keyva_v1_AddLearnerRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  AddLearner(argument: _keyva_v1_AddLearnerRequest, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  addLearner(argument: _keyva_v1_AddLearnerRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  addLearner(argument: _keyva_v1_AddLearnerRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  addLearner(argument: _keyva_v1_AddLearnerRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  addLearner(argument: _keyva_v1_AddLearnerRequest, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  
+  DropReplica(argument: _keyva_v1_DropReplicaRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_DropReplicaResponse__Output>): grpc.ClientUnaryCall;
+  DropReplica(argument: _keyva_v1_DropReplicaRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_DropReplicaResponse__Output>): grpc.ClientUnaryCall;
+  DropReplica(argument: _keyva_v1_DropReplicaRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_DropReplicaResponse__Output>): grpc.ClientUnaryCall;
+  DropReplica(argument: _keyva_v1_DropReplicaRequest, callback: grpc.requestCallback<_keyva_v1_DropReplicaResponse__Output>): grpc.ClientUnaryCall;
+  dropReplica(argument: _keyva_v1_DropReplicaRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_DropReplicaResponse__Output>): grpc.ClientUnaryCall;
+  dropReplica(argument: _keyva_v1_DropReplicaRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_DropReplicaResponse__Output>): grpc.ClientUnaryCall;
+  dropReplica(argument: _keyva_v1_DropReplicaRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_DropReplicaResponse__Output>): grpc.ClientUnaryCall;
+  dropReplica(argument: _keyva_v1_DropReplicaRequest, callback: grpc.requestCallback<_keyva_v1_DropReplicaResponse__Output>): grpc.ClientUnaryCall;
+  
   GetPartitionMap(argument: _keyva_v1_GetPartitionMapRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_GetPartitionMapResponse__Output>): grpc.ClientUnaryCall;
   GetPartitionMap(argument: _keyva_v1_GetPartitionMapRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_GetPartitionMapResponse__Output>): grpc.ClientUnaryCall;
   GetPartitionMap(argument: _keyva_v1_GetPartitionMapRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_GetPartitionMapResponse__Output>): grpc.ClientUnaryCall;
@@ -23,6 +55,15 @@ export interface AdminClient extends grpc.Client {
   getPartitionMap(argument: _keyva_v1_GetPartitionMapRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_GetPartitionMapResponse__Output>): grpc.ClientUnaryCall;
   getPartitionMap(argument: _keyva_v1_GetPartitionMapRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_GetPartitionMapResponse__Output>): grpc.ClientUnaryCall;
   getPartitionMap(argument: _keyva_v1_GetPartitionMapRequest, callback: grpc.requestCallback<_keyva_v1_GetPartitionMapResponse__Output>): grpc.ClientUnaryCall;
+  
+  GetPartitionReplicas(argument: _keyva_v1_GetPartitionReplicasRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_PartitionReplicasResponse__Output>): grpc.ClientUnaryCall;
+  GetPartitionReplicas(argument: _keyva_v1_GetPartitionReplicasRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_PartitionReplicasResponse__Output>): grpc.ClientUnaryCall;
+  GetPartitionReplicas(argument: _keyva_v1_GetPartitionReplicasRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_PartitionReplicasResponse__Output>): grpc.ClientUnaryCall;
+  GetPartitionReplicas(argument: _keyva_v1_GetPartitionReplicasRequest, callback: grpc.requestCallback<_keyva_v1_PartitionReplicasResponse__Output>): grpc.ClientUnaryCall;
+  getPartitionReplicas(argument: _keyva_v1_GetPartitionReplicasRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_PartitionReplicasResponse__Output>): grpc.ClientUnaryCall;
+  getPartitionReplicas(argument: _keyva_v1_GetPartitionReplicasRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_PartitionReplicasResponse__Output>): grpc.ClientUnaryCall;
+  getPartitionReplicas(argument: _keyva_v1_GetPartitionReplicasRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_PartitionReplicasResponse__Output>): grpc.ClientUnaryCall;
+  getPartitionReplicas(argument: _keyva_v1_GetPartitionReplicasRequest, callback: grpc.requestCallback<_keyva_v1_PartitionReplicasResponse__Output>): grpc.ClientUnaryCall;
   
   Health(argument: _keyva_v1_HealthRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_HealthResponse__Output>): grpc.ClientUnaryCall;
   Health(argument: _keyva_v1_HealthRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_HealthResponse__Output>): grpc.ClientUnaryCall;
@@ -33,6 +74,24 @@ export interface AdminClient extends grpc.Client {
   health(argument: _keyva_v1_HealthRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_HealthResponse__Output>): grpc.ClientUnaryCall;
   health(argument: _keyva_v1_HealthRequest, callback: grpc.requestCallback<_keyva_v1_HealthResponse__Output>): grpc.ClientUnaryCall;
   
+  HostReplica(argument: _keyva_v1_HostReplicaRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_HostReplicaResponse__Output>): grpc.ClientUnaryCall;
+  HostReplica(argument: _keyva_v1_HostReplicaRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_HostReplicaResponse__Output>): grpc.ClientUnaryCall;
+  HostReplica(argument: _keyva_v1_HostReplicaRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_HostReplicaResponse__Output>): grpc.ClientUnaryCall;
+  HostReplica(argument: _keyva_v1_HostReplicaRequest, callback: grpc.requestCallback<_keyva_v1_HostReplicaResponse__Output>): grpc.ClientUnaryCall;
+  hostReplica(argument: _keyva_v1_HostReplicaRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_HostReplicaResponse__Output>): grpc.ClientUnaryCall;
+  hostReplica(argument: _keyva_v1_HostReplicaRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_HostReplicaResponse__Output>): grpc.ClientUnaryCall;
+  hostReplica(argument: _keyva_v1_HostReplicaRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_HostReplicaResponse__Output>): grpc.ClientUnaryCall;
+  hostReplica(argument: _keyva_v1_HostReplicaRequest, callback: grpc.requestCallback<_keyva_v1_HostReplicaResponse__Output>): grpc.ClientUnaryCall;
+  
+  LocalReplica(argument: _keyva_v1_LocalReplicaRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_LocalReplicaResponse__Output>): grpc.ClientUnaryCall;
+  LocalReplica(argument: _keyva_v1_LocalReplicaRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_LocalReplicaResponse__Output>): grpc.ClientUnaryCall;
+  LocalReplica(argument: _keyva_v1_LocalReplicaRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_LocalReplicaResponse__Output>): grpc.ClientUnaryCall;
+  LocalReplica(argument: _keyva_v1_LocalReplicaRequest, callback: grpc.requestCallback<_keyva_v1_LocalReplicaResponse__Output>): grpc.ClientUnaryCall;
+  localReplica(argument: _keyva_v1_LocalReplicaRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_LocalReplicaResponse__Output>): grpc.ClientUnaryCall;
+  localReplica(argument: _keyva_v1_LocalReplicaRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_LocalReplicaResponse__Output>): grpc.ClientUnaryCall;
+  localReplica(argument: _keyva_v1_LocalReplicaRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_LocalReplicaResponse__Output>): grpc.ClientUnaryCall;
+  localReplica(argument: _keyva_v1_LocalReplicaRequest, callback: grpc.requestCallback<_keyva_v1_LocalReplicaResponse__Output>): grpc.ClientUnaryCall;
+  
   NodeInfo(argument: _keyva_v1_NodeInfoRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_NodeInfoResponse__Output>): grpc.ClientUnaryCall;
   NodeInfo(argument: _keyva_v1_NodeInfoRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_NodeInfoResponse__Output>): grpc.ClientUnaryCall;
   NodeInfo(argument: _keyva_v1_NodeInfoRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_NodeInfoResponse__Output>): grpc.ClientUnaryCall;
@@ -42,6 +101,15 @@ export interface AdminClient extends grpc.Client {
   nodeInfo(argument: _keyva_v1_NodeInfoRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_NodeInfoResponse__Output>): grpc.ClientUnaryCall;
   nodeInfo(argument: _keyva_v1_NodeInfoRequest, callback: grpc.requestCallback<_keyva_v1_NodeInfoResponse__Output>): grpc.ClientUnaryCall;
   
+  PromoteLearner(argument: _keyva_v1_PromoteLearnerRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  PromoteLearner(argument: _keyva_v1_PromoteLearnerRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  PromoteLearner(argument: _keyva_v1_PromoteLearnerRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  PromoteLearner(argument: _keyva_v1_PromoteLearnerRequest, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  promoteLearner(argument: _keyva_v1_PromoteLearnerRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  promoteLearner(argument: _keyva_v1_PromoteLearnerRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  promoteLearner(argument: _keyva_v1_PromoteLearnerRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  promoteLearner(argument: _keyva_v1_PromoteLearnerRequest, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  
   RegisterNode(argument: _keyva_v1_RegisterNodeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_RegisterNodeResponse__Output>): grpc.ClientUnaryCall;
   RegisterNode(argument: _keyva_v1_RegisterNodeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_RegisterNodeResponse__Output>): grpc.ClientUnaryCall;
   RegisterNode(argument: _keyva_v1_RegisterNodeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_RegisterNodeResponse__Output>): grpc.ClientUnaryCall;
@@ -50,6 +118,24 @@ export interface AdminClient extends grpc.Client {
   registerNode(argument: _keyva_v1_RegisterNodeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_RegisterNodeResponse__Output>): grpc.ClientUnaryCall;
   registerNode(argument: _keyva_v1_RegisterNodeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_RegisterNodeResponse__Output>): grpc.ClientUnaryCall;
   registerNode(argument: _keyva_v1_RegisterNodeRequest, callback: grpc.requestCallback<_keyva_v1_RegisterNodeResponse__Output>): grpc.ClientUnaryCall;
+  
+  RemoveReplica(argument: _keyva_v1_RemoveReplicaRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  RemoveReplica(argument: _keyva_v1_RemoveReplicaRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  RemoveReplica(argument: _keyva_v1_RemoveReplicaRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  RemoveReplica(argument: _keyva_v1_RemoveReplicaRequest, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  removeReplica(argument: _keyva_v1_RemoveReplicaRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  removeReplica(argument: _keyva_v1_RemoveReplicaRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  removeReplica(argument: _keyva_v1_RemoveReplicaRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  removeReplica(argument: _keyva_v1_RemoveReplicaRequest, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
+  
+  TransferLeader(argument: _keyva_v1_TransferLeaderRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_TransferLeaderResponse__Output>): grpc.ClientUnaryCall;
+  TransferLeader(argument: _keyva_v1_TransferLeaderRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_TransferLeaderResponse__Output>): grpc.ClientUnaryCall;
+  TransferLeader(argument: _keyva_v1_TransferLeaderRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_TransferLeaderResponse__Output>): grpc.ClientUnaryCall;
+  TransferLeader(argument: _keyva_v1_TransferLeaderRequest, callback: grpc.requestCallback<_keyva_v1_TransferLeaderResponse__Output>): grpc.ClientUnaryCall;
+  transferLeader(argument: _keyva_v1_TransferLeaderRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_TransferLeaderResponse__Output>): grpc.ClientUnaryCall;
+  transferLeader(argument: _keyva_v1_TransferLeaderRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_TransferLeaderResponse__Output>): grpc.ClientUnaryCall;
+  transferLeader(argument: _keyva_v1_TransferLeaderRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_TransferLeaderResponse__Output>): grpc.ClientUnaryCall;
+  transferLeader(argument: _keyva_v1_TransferLeaderRequest, callback: grpc.requestCallback<_keyva_v1_TransferLeaderResponse__Output>): grpc.ClientUnaryCall;
   
   UpdatePartitionMap(argument: _keyva_v1_UpdatePartitionMapRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_UpdatePartitionMapResponse__Output>): grpc.ClientUnaryCall;
   UpdatePartitionMap(argument: _keyva_v1_UpdatePartitionMapRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_UpdatePartitionMapResponse__Output>): grpc.ClientUnaryCall;
@@ -63,22 +149,46 @@ export interface AdminClient extends grpc.Client {
 }
 
 export interface AdminHandlers extends grpc.UntypedServiceImplementation {
+  AddLearner: grpc.handleUnaryCall<_keyva_v1_AddLearnerRequest__Output, _keyva_v1_MembershipChangeResponse>;
+  
+  DropReplica: grpc.handleUnaryCall<_keyva_v1_DropReplicaRequest__Output, _keyva_v1_DropReplicaResponse>;
+  
   GetPartitionMap: grpc.handleUnaryCall<_keyva_v1_GetPartitionMapRequest__Output, _keyva_v1_GetPartitionMapResponse>;
+  
+  GetPartitionReplicas: grpc.handleUnaryCall<_keyva_v1_GetPartitionReplicasRequest__Output, _keyva_v1_PartitionReplicasResponse>;
   
   Health: grpc.handleUnaryCall<_keyva_v1_HealthRequest__Output, _keyva_v1_HealthResponse>;
   
+  HostReplica: grpc.handleUnaryCall<_keyva_v1_HostReplicaRequest__Output, _keyva_v1_HostReplicaResponse>;
+  
+  LocalReplica: grpc.handleUnaryCall<_keyva_v1_LocalReplicaRequest__Output, _keyva_v1_LocalReplicaResponse>;
+  
   NodeInfo: grpc.handleUnaryCall<_keyva_v1_NodeInfoRequest__Output, _keyva_v1_NodeInfoResponse>;
   
+  PromoteLearner: grpc.handleUnaryCall<_keyva_v1_PromoteLearnerRequest__Output, _keyva_v1_MembershipChangeResponse>;
+  
   RegisterNode: grpc.handleUnaryCall<_keyva_v1_RegisterNodeRequest__Output, _keyva_v1_RegisterNodeResponse>;
+  
+  RemoveReplica: grpc.handleUnaryCall<_keyva_v1_RemoveReplicaRequest__Output, _keyva_v1_MembershipChangeResponse>;
+  
+  TransferLeader: grpc.handleUnaryCall<_keyva_v1_TransferLeaderRequest__Output, _keyva_v1_TransferLeaderResponse>;
   
   UpdatePartitionMap: grpc.handleUnaryCall<_keyva_v1_UpdatePartitionMapRequest__Output, _keyva_v1_UpdatePartitionMapResponse>;
   
 }
 
 export interface AdminDefinition extends grpc.ServiceDefinition {
+  AddLearner: MethodDefinition<_keyva_v1_AddLearnerRequest, _keyva_v1_MembershipChangeResponse, _keyva_v1_AddLearnerRequest__Output, _keyva_v1_MembershipChangeResponse__Output>
+  DropReplica: MethodDefinition<_keyva_v1_DropReplicaRequest, _keyva_v1_DropReplicaResponse, _keyva_v1_DropReplicaRequest__Output, _keyva_v1_DropReplicaResponse__Output>
   GetPartitionMap: MethodDefinition<_keyva_v1_GetPartitionMapRequest, _keyva_v1_GetPartitionMapResponse, _keyva_v1_GetPartitionMapRequest__Output, _keyva_v1_GetPartitionMapResponse__Output>
+  GetPartitionReplicas: MethodDefinition<_keyva_v1_GetPartitionReplicasRequest, _keyva_v1_PartitionReplicasResponse, _keyva_v1_GetPartitionReplicasRequest__Output, _keyva_v1_PartitionReplicasResponse__Output>
   Health: MethodDefinition<_keyva_v1_HealthRequest, _keyva_v1_HealthResponse, _keyva_v1_HealthRequest__Output, _keyva_v1_HealthResponse__Output>
+  HostReplica: MethodDefinition<_keyva_v1_HostReplicaRequest, _keyva_v1_HostReplicaResponse, _keyva_v1_HostReplicaRequest__Output, _keyva_v1_HostReplicaResponse__Output>
+  LocalReplica: MethodDefinition<_keyva_v1_LocalReplicaRequest, _keyva_v1_LocalReplicaResponse, _keyva_v1_LocalReplicaRequest__Output, _keyva_v1_LocalReplicaResponse__Output>
   NodeInfo: MethodDefinition<_keyva_v1_NodeInfoRequest, _keyva_v1_NodeInfoResponse, _keyva_v1_NodeInfoRequest__Output, _keyva_v1_NodeInfoResponse__Output>
+  PromoteLearner: MethodDefinition<_keyva_v1_PromoteLearnerRequest, _keyva_v1_MembershipChangeResponse, _keyva_v1_PromoteLearnerRequest__Output, _keyva_v1_MembershipChangeResponse__Output>
   RegisterNode: MethodDefinition<_keyva_v1_RegisterNodeRequest, _keyva_v1_RegisterNodeResponse, _keyva_v1_RegisterNodeRequest__Output, _keyva_v1_RegisterNodeResponse__Output>
+  RemoveReplica: MethodDefinition<_keyva_v1_RemoveReplicaRequest, _keyva_v1_MembershipChangeResponse, _keyva_v1_RemoveReplicaRequest__Output, _keyva_v1_MembershipChangeResponse__Output>
+  TransferLeader: MethodDefinition<_keyva_v1_TransferLeaderRequest, _keyva_v1_TransferLeaderResponse, _keyva_v1_TransferLeaderRequest__Output, _keyva_v1_TransferLeaderResponse__Output>
   UpdatePartitionMap: MethodDefinition<_keyva_v1_UpdatePartitionMapRequest, _keyva_v1_UpdatePartitionMapResponse, _keyva_v1_UpdatePartitionMapRequest__Output, _keyva_v1_UpdatePartitionMapResponse__Output>
 }

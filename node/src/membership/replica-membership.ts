@@ -1,0 +1,514 @@
+/**
+ * Replica membership of the partition groups on this node (the data-plane half of placement):
+ * what a placement controller calls through the Admin API, and the node-to-node steps behind it.
+ *
+ * Leader side (served by the partition's Raft leader; NOT_LEADER with the leader hint elsewhere).
+ * Each call is idempotent — its goal is checked against the applied membership first, so a
+ * controller that crashed may send it again — and maps to one Raft conf change through the
+ * group's log (the core refuses a second one while one is pending: UNAVAILABLE, retry):
+ * - `addLearner`: asks the node to host an empty replica (`HostReplica`, durable on that node),
+ *   then proposes AddLearner; the leader catches the learner up by snapshot and log;
+ * - `promoteLearner`: only when the learner's match index is within `lagMax` of the leader's last
+ *   index (CONDITION_FAILED learnerBehind otherwise);
+ * - `removeReplica`: refused below the replication factor (unless `force`) and for the leader
+ *   itself (transfer first); once applied, the leader asks the removed node to drop its replica
+ *   (`DropReplica` with the removal entry's index and term), retrying for a few seconds;
+ * - `transferLeader`, `replicas` (per replica: role, match, applied, caught up).
+ * Each answers once the change is applied on the leader (or DEADLINE_EXCEEDED: outcome unknown,
+ * call again).
+ *
+ * Target side: `hostReplica` creates an empty group that waits for its leader's snapshot (never
+ * from an unsolicited Raft message); `dropReplica` stops the group and deletes its data only when
+ * this replica can confirm its own removal (`removalConfirmed`): never for a group it still
+ * belongs to. A background sweep drops replicas whose own log shows their applied removal (the
+ * leader's DropReplica may not have reached them).
+ */
+import type { NodeId } from '@keyva/client/keyspace';
+import type {
+  DropReplicaResponse,
+  HostReplicaResponse,
+  LocalReplicaResponse,
+  MembershipChangeResponse,
+  PartitionReplicasResponse,
+  ReplicaStatus,
+  TransferLeaderResponse,
+} from '@keyva/proto';
+import { KeyVaError } from '@keyva/proto/errors';
+import type { StorageEngine } from '../engine/types.ts';
+import type { Logger } from '../observability/logger.ts';
+import { isLearner, isMember, isVoter } from '../raft/conf-change.ts';
+import type { RaftStatus } from '../raft/raft.ts';
+import { Refusal } from '../raft/results.ts';
+import { type ConfChange, ConfChangeType, type ConfState, type Entry, type ReplicaId, Role } from '../raft/types.ts';
+import type { MultiRaft } from '../replication/multi-raft.ts';
+import type { HashRange } from '../replication/partition-snapshot.ts';
+import type { GroupId } from '../replication/raft-keys.ts';
+import { nodeOf, replicaOf } from '../replication/replica-id.ts';
+import type { PeerAdmin } from './peer-admin.ts';
+import { dropGroupData, writeHosting } from './replica-hosting.ts';
+
+/** A learner may be promoted when its match index trails the leader's last index by at most this. */
+export const PROMOTE_LAG_MAX = 100;
+/** How long a change may take to commit and apply on the leader before the answer is "unknown". */
+export const CONF_CHANGE_TIMEOUT_MS = 10_000;
+export const TRANSFER_TIMEOUT_MS = 5_000;
+/** How long the leader keeps asking a removed node to drop its replica. */
+export const DROP_RETRY_MS = 5_000;
+export const SWEEP_INTERVAL_MS = 1_000;
+const POLL_MS = 10;
+
+export interface MembershipStats {
+  confChangesProposed: number;
+  replicasHosted: number;
+  replicasDropped: number;
+  dropsRefused: number;
+  dropsUnconfirmed: number;
+}
+
+export interface ReplicaMembershipOptions {
+  readonly self: NodeId;
+  readonly raft: MultiRaft;
+  readonly engine: StorageEngine;
+  /** Voters a group keeps at least, unless a removal is forced. */
+  readonly replicationFactor: number;
+  /** The partition's hash range from the map (what AddLearner tells the new replica). */
+  readonly rangeOf: (partitionId: number) => HashRange | undefined;
+  /** gRPC address of a node (registry, then --peers). */
+  readonly addressOf: (node: NodeId) => string | undefined;
+  readonly peers: PeerAdmin;
+  readonly log?: Logger;
+  readonly lagMax?: number;
+  readonly confChangeTimeoutMs?: number;
+  readonly transferTimeoutMs?: number;
+  readonly dropRetryMs?: number;
+  readonly sweepIntervalMs?: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function refused(reason: string, message: string, details: Record<string, string> = {}): KeyVaError {
+  return new KeyVaError('CONDITION_FAILED', message, { reason, ...details });
+}
+
+function groupOf(partitionId: number): GroupId {
+  if (!Number.isInteger(partitionId) || partitionId < 0 || partitionId > 0xffff_fffe)
+    throw new KeyVaError('INVALID_ARGUMENT', `partition_id ${partitionId} is not a partition id`, { field: 'partition_id' });
+  return partitionId + 1;
+}
+
+function checkNodeId(id: string, field: string): NodeId {
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(id)) throw new KeyVaError('INVALID_ARGUMENT', `${field} '${id}' is not a node id`, { field });
+  return id as NodeId;
+}
+
+/** Whether this replica's own log shows it removed by a committed, applied entry (and not re-added). */
+export function removalConfirmed(
+  self: ReplicaId,
+  st: Pick<RaftStatus, 'applied' | 'confState' | 'lastIndex'>,
+  entries: readonly Entry[],
+  proof?: { index: number; term: number },
+): boolean {
+  const changesOfSelf = entries.filter((e): e is Extract<Entry, { type: 'confChange' }> => e.type === 'confChange' && e.change.replica === self);
+  const lastRemoval = (upTo: number) => [...changesOfSelf].reverse().find((e) => e.index <= upTo && e.change.type === ConfChangeType.RemoveReplica);
+  const readdedAfter = (index: number) => changesOfSelf.some((e) => e.index > index && e.change.type === ConfChangeType.AddLearner);
+  // 1. Applied here: not a member any more, and the removal is in the applied log.
+  if (!isMember(st.confState, self)) {
+    const r = lastRemoval(st.applied);
+    if (r !== undefined && !readdedAfter(r.index)) return true;
+  }
+  // 2. The leader applied the removal at (index, term): a committed entry; our log holds the same one.
+  if (proof !== undefined && proof.index > 0) {
+    const e = changesOfSelf.find((x) => x.index === proof.index);
+    if (e !== undefined && e.term === proof.term && e.change.type === ConfChangeType.RemoveReplica && !readdedAfter(e.index)) return true;
+  }
+  return false;
+}
+
+export class ReplicaMembership {
+  readonly stats: MembershipStats = { confChangesProposed: 0, replicasHosted: 0, replicasDropped: 0, dropsRefused: 0, dropsUnconfirmed: 0 };
+  private readonly o: ReplicaMembershipOptions;
+  /** One membership operation per group at a time on this node. */
+  private readonly locks = new Map<GroupId, Promise<unknown>>();
+  /** Recent removals this leader applied, to re-send DropReplica when RemoveReplica is repeated. */
+  private readonly removals = new Map<string, { index: number; term: number }>();
+  private sweepTimer: ReturnType<typeof setInterval> | undefined;
+  private compactionsSkippedSeen = 0;
+  private stopped = false;
+
+  constructor(o: ReplicaMembershipOptions) {
+    this.o = o;
+  }
+
+  /** Starts the background sweep (drops replicas whose own log shows their removal). */
+  start(): void {
+    if (this.sweepTimer !== undefined || this.stopped) return;
+    this.sweepTimer = setInterval(() => {
+      this.sweep().catch((e) => this.o.log?.warn({ err: e }, 'replica sweep failed'));
+    }, this.o.sweepIntervalMs ?? SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    await Promise.all([...this.locks.values()].map((p) => p.catch(() => undefined)));
+  }
+
+  // --- leader side ------------------------------------------------------------------------------
+
+  addLearner(partitionId: number, nodeIdText: string): Promise<MembershipChangeResponse> {
+    const group = groupOf(partitionId);
+    const node = checkNodeId(nodeIdText, 'node_id');
+    return this.exclusive(group, async () => {
+      const st = this.leaderStatus(group, partitionId);
+      const rid = replicaOf(node);
+      if (isMember(st.confState, rid)) return { changed: false, replicas: await this.replicasOf(group, partitionId), dropped: false };
+      const address = this.o.addressOf(node);
+      if (address === undefined) throw refused('unknownNode', `node ${node} has no known address (register it first)`, { nodeId: node });
+      const range = this.o.raft.rangeOf(group) ?? this.o.rangeOf(partitionId);
+      if (range === undefined) throw new KeyVaError('INTERNAL', `partition ${partitionId}: no hash range known`);
+      // The new replica must exist (empty) before the leader sends it anything.
+      try {
+        await this.o.peers.call(address, 'HostReplica', {
+          partitionId,
+          start: range.start.toString(),
+          end: range.end === 1n << 64n ? '0' : range.end.toString(),
+        });
+      } catch (e) {
+        throw new KeyVaError(
+          'UNAVAILABLE',
+          `node ${node} could not be asked to host partition ${partitionId} (${(e as Error).message}); nothing was proposed, retry`,
+          { nodeId: node, partitionId: String(partitionId) },
+          { cause: e },
+        );
+      }
+      await this.change(group, partitionId, { type: ConfChangeType.AddLearner, replica: rid }, (c) => isMember(c, rid));
+      return { changed: true, replicas: await this.replicasOf(group, partitionId), dropped: false };
+    });
+  }
+
+  promoteLearner(partitionId: number, nodeIdText: string): Promise<MembershipChangeResponse> {
+    const group = groupOf(partitionId);
+    const node = checkNodeId(nodeIdText, 'node_id');
+    return this.exclusive(group, async () => {
+      const st = this.leaderStatus(group, partitionId);
+      const rid = replicaOf(node);
+      if (isVoter(st.confState, rid)) return { changed: false, replicas: await this.replicasOf(group, partitionId), dropped: false };
+      if (!isLearner(st.confState, rid))
+        throw refused('notLearner', `node ${node} is not a learner of partition ${partitionId}: AddLearner first`, {
+          nodeId: node,
+          partitionId: String(partitionId),
+        });
+      const match = st.progress.get(rid)?.match ?? 0;
+      const lagMax = this.o.lagMax ?? PROMOTE_LAG_MAX;
+      if (match + lagMax < st.lastIndex)
+        throw refused(
+          'learnerBehind',
+          `learner ${node} of partition ${partitionId} is not caught up: match index ${match}, leader's last index ${st.lastIndex} (at most ${lagMax} behind); retry later`,
+          { nodeId: node, partitionId: String(partitionId), matchIndex: String(match), lastIndex: String(st.lastIndex), lagMax: String(lagMax) },
+        );
+      await this.change(group, partitionId, { type: ConfChangeType.PromoteLearner, replica: rid }, (c) => isVoter(c, rid));
+      return { changed: true, replicas: await this.replicasOf(group, partitionId), dropped: false };
+    });
+  }
+
+  removeReplica(partitionId: number, nodeIdText: string, force: boolean): Promise<MembershipChangeResponse> {
+    const group = groupOf(partitionId);
+    const node = checkNodeId(nodeIdText, 'node_id');
+    return this.exclusive(group, async () => {
+      const st = this.leaderStatus(group, partitionId);
+      const rid = replicaOf(node);
+      const key = `${group}/${node}`;
+      if (!isMember(st.confState, rid)) {
+        // Already removed: make sure the node dropped its replica (a repeated call after a crash).
+        const proof = this.removals.get(key);
+        const dropped = proof === undefined ? false : await this.askDrop(node, partitionId, proof, 1);
+        return { changed: false, replicas: await this.replicasOf(group, partitionId), dropped };
+      }
+      if (node === this.o.self)
+        throw refused('removingLeader', `node ${node} leads partition ${partitionId}: TransferLeader to another voter first`, {
+          partitionId: String(partitionId),
+        });
+      const rf = this.o.replicationFactor;
+      if (isVoter(st.confState, rid) && st.confState.voters.length - 1 < rf && !force)
+        throw refused(
+          'belowReplicationFactor',
+          `removing voter ${node} would leave partition ${partitionId} ${st.confState.voters.length - 1} voters, below the replication factor ${rf}; add and promote a replacement first, or set force`,
+          { partitionId: String(partitionId), voters: String(st.confState.voters.length), replicationFactor: String(rf) },
+        );
+      const at = await this.change(group, partitionId, { type: ConfChangeType.RemoveReplica, replica: rid }, (c) => !isMember(c, rid));
+      this.removals.set(key, at);
+      if (this.removals.size > 1024) this.removals.delete(this.removals.keys().next().value as string);
+      const dropped = await this.askDrop(node, partitionId, at, this.o.dropRetryMs ?? DROP_RETRY_MS);
+      return { changed: true, replicas: await this.replicasOf(group, partitionId), dropped };
+    });
+  }
+
+  async transferLeader(partitionId: number, toText: string): Promise<TransferLeaderResponse> {
+    const group = groupOf(partitionId);
+    const to = checkNodeId(toText, 'to_node_id');
+    const s = this.o.raft.status(group);
+    if (s?.leader === to) return { changed: false, leader: to };
+    this.leaderStatus(group, partitionId);
+    const r = this.o.raft.transferLeader(group, to);
+    if (r === undefined) throw this.notHosted(partitionId);
+    if (!r.ok) {
+      if (r.reason === Refusal.NotVoter) throw refused('notVoter', `node ${to} is not a voter of partition ${partitionId}`, { nodeId: to });
+      throw this.refusalError(group, partitionId, r.reason, r.leader);
+    }
+    const end = Date.now() + (this.o.transferTimeoutMs ?? TRANSFER_TIMEOUT_MS);
+    while (Date.now() < end) {
+      const now = this.o.raft.status(group);
+      if (now?.leader === to) return { changed: true, leader: to };
+      await sleep(POLL_MS);
+    }
+    throw new KeyVaError('UNAVAILABLE', `partition ${partitionId}: leadership did not move to ${to} in time (abandoned); retry`, {
+      partitionId: String(partitionId),
+    });
+  }
+
+  async replicas(partitionId: number): Promise<PartitionReplicasResponse> {
+    const group = groupOf(partitionId);
+    this.leaderStatus(group, partitionId);
+    return this.replicasOf(group, partitionId);
+  }
+
+  // --- target side ------------------------------------------------------------------------------
+
+  hostReplica(partitionId: number, range: HashRange): Promise<HostReplicaResponse> {
+    const group = groupOf(partitionId);
+    if (range.start < 0n || range.end <= range.start || range.end > 1n << 64n)
+      throw new KeyVaError('INVALID_ARGUMENT', `HostReplica: [${range.start}, ${range.end}) is not a hash range`, { field: 'start' });
+    return this.exclusive(group, async () => {
+      if (this.o.raft.status(group) !== undefined) return { changed: false };
+      await writeHosting(this.o.engine, group, range);
+      await this.o.raft.addGroup({ group, range });
+      this.stats.replicasHosted++;
+      this.o.log?.info({ group, partitionId }, 'hosting an empty replica: waiting for the leader');
+      return { changed: true };
+    });
+  }
+
+  dropReplica(partitionId: number, proof: { index: number; term: number }): Promise<DropReplicaResponse> {
+    const group = groupOf(partitionId);
+    return this.exclusive(group, async () => {
+      const st = this.o.raft.raftStatus(group);
+      if (st === undefined) return { changed: false };
+      const entries = this.o.raft.logEntries(group, st.firstIndex, st.lastIndex + 1);
+      if (!removalConfirmed(replicaOf(this.o.self), st, entries, proof)) {
+        this.stats.dropsRefused++;
+        throw refused(
+          'cannotConfirmRemoval',
+          `node ${this.o.self} cannot confirm its removal from partition ${partitionId} (entry ${proof.index} of term ${proof.term} is not in its log, and its applied membership includes it); nothing deleted`,
+          { partitionId: String(partitionId) },
+        );
+      }
+      await this.drop(group, partitionId);
+      return { changed: true };
+    });
+  }
+
+  localReplica(partitionId: number): LocalReplicaResponse {
+    const group = groupOf(partitionId);
+    const s = this.o.raft.status(group);
+    if (s === undefined) return { hosted: false, appliedIndex: '0', lastIndex: '0', term: '0', leader: '' };
+    return { hosted: true, appliedIndex: String(s.applied.index), lastIndex: String(s.lastIndex), term: String(s.term), leader: s.leader ?? '' };
+  }
+
+  // --- internals --------------------------------------------------------------------------------
+
+  private async drop(group: GroupId, partitionId: number): Promise<void> {
+    const range = this.o.raft.rangeOf(group) ?? { start: 0n, end: 0n };
+    await this.o.raft.removeGroup(group);
+    const { rawRows } = await dropGroupData(this.o.engine, group, range);
+    this.stats.replicasDropped++;
+    this.o.log?.info({ group, partitionId, rawRows }, 'removed from the group: replica stopped and its data deleted');
+  }
+
+  /** Drops hosted data groups whose own applied log shows this replica removed. */
+  private async sweep(): Promise<void> {
+    const skipped = this.o.raft.stats.compactionsSkipped;
+    if (skipped > this.compactionsSkippedSeen) {
+      this.compactionsSkippedSeen = skipped;
+      this.o.log?.warn(
+        { compactionsSkipped: skipped },
+        'a partition is larger than the snapshot limit (SNAPSHOT_BYTES_MAX): its Raft log is not compacted and grows; new replicas catch up from the last snapshot that fit plus the whole log since',
+      );
+    }
+    const me = replicaOf(this.o.self);
+    for (const group of this.o.raft.groups()) {
+      if (group === 0 || this.stopped) continue;
+      const st = this.o.raft.raftStatus(group);
+      if (st === undefined || isMember(st.confState, me)) continue;
+      const entries = this.o.raft.logEntries(group, st.firstIndex, st.lastIndex + 1);
+      if (!removalConfirmed(me, st, entries)) continue;
+      await this.exclusive(group, async () => {
+        if (this.o.raft.status(group) !== undefined) await this.drop(group, group - 1);
+      });
+    }
+  }
+
+  /** Asks `node` to drop its replica, retrying for `retryMs`; true once it confirmed. */
+  private async askDrop(node: NodeId, partitionId: number, proof: { index: number; term: number }, retryMs: number): Promise<boolean> {
+    const end = Date.now() + retryMs;
+    for (;;) {
+      const address = this.o.addressOf(node);
+      try {
+        if (address !== undefined) {
+          await this.o.peers.call(address, 'DropReplica', { partitionId, index: String(proof.index), term: String(proof.term) });
+          return true;
+        }
+      } catch (e) {
+        this.o.log?.debug({ err: e, node, partitionId }, 'DropReplica not confirmed yet');
+      }
+      if (Date.now() >= end || this.stopped) {
+        this.stats.dropsUnconfirmed++;
+        this.o.log?.warn({ node, partitionId }, 'the removed replica did not confirm dropping its data; it drops it once its log shows the removal');
+        return false;
+      }
+      await sleep(100);
+    }
+  }
+
+  /**
+   * Proposes `change` and waits until the leader applied it (`done` holds for the applied
+   * membership). Returns the entry's index and term.
+   */
+  private async change(group: GroupId, partitionId: number, change: ConfChange, done: (c: ConfState) => boolean): Promise<{ index: number; term: number }> {
+    const r = this.o.raft.proposeConfChange(group, change);
+    if (r === undefined) throw this.notHosted(partitionId);
+    if (!r.ok) throw this.refusalError(group, partitionId, r.reason, r.leader);
+    this.stats.confChangesProposed++;
+    const end = Date.now() + (this.o.confChangeTimeoutMs ?? CONF_CHANGE_TIMEOUT_MS);
+    const unknown = (why: string) =>
+      new KeyVaError(
+        'DEADLINE_EXCEEDED',
+        `partition ${partitionId}: ${change.type} of ${nodeOf(change.replica)} ${why}; outcome unknown, call again (idempotent)`,
+        {
+          partitionId: String(partitionId),
+        },
+      );
+    while (Date.now() < end) {
+      const st = this.o.raft.raftStatus(group);
+      if (st === undefined) throw unknown('stopped: the group is no longer hosted here');
+      if (st.applied >= r.index) {
+        if (done(st.confState)) return { index: r.index, term: r.term };
+        throw unknown(`was applied without effect (entry ${r.index})`);
+      }
+      if (st.hardState.term !== r.term) throw unknown(`lost leadership (term ${r.term} → ${st.hardState.term}) before it applied`);
+      await sleep(POLL_MS);
+    }
+    throw unknown(`did not apply within ${this.o.confChangeTimeoutMs ?? CONF_CHANGE_TIMEOUT_MS} ms`);
+  }
+
+  /** The core's status if this node leads `group` and serves; NOT_LEADER / UNAVAILABLE / WRONG_PARTITION otherwise. */
+  private leaderStatus(group: GroupId, partitionId: number): RaftStatus {
+    const s = this.o.raft.status(group);
+    const st = this.o.raft.raftStatus(group);
+    if (s === undefined || st === undefined) throw this.notHosted(partitionId);
+    if (st.softState.role !== Role.Leader) throw this.notLeader(partitionId, s.leader);
+    if (!s.serving)
+      throw new KeyVaError('UNAVAILABLE', `partition ${partitionId}: the leader is warming up; retry`, {
+        reason: 'warmingUp',
+        partitionId: String(partitionId),
+      });
+    return st;
+  }
+
+  private notHosted(partitionId: number): KeyVaError {
+    return new KeyVaError('WRONG_PARTITION', `partition ${partitionId} is not hosted on node ${this.o.self}`, { partitionId: String(partitionId) });
+  }
+
+  private notLeader(partitionId: number, leader: NodeId | undefined): KeyVaError {
+    const details: Record<string, string> = { partitionId: String(partitionId), leaderHint: leader ?? '', leaderAddress: '' };
+    if (leader !== undefined) details.leaderAddress = this.o.addressOf(leader) ?? '';
+    return new KeyVaError(
+      'NOT_LEADER',
+      `node ${this.o.self} does not lead partition ${partitionId}${leader === undefined ? ' (no leader known)' : `; its leader is ${leader}`}`,
+      details,
+    );
+  }
+
+  private refusalError(_group: GroupId, partitionId: number, reason: string, leader: ReplicaId | undefined): KeyVaError {
+    switch (reason) {
+      case Refusal.NotLeader:
+        return this.notLeader(partitionId, leader === undefined ? undefined : nodeOf(leader));
+      case Refusal.ConfChangePending:
+      case Refusal.LeaderNotReady:
+      case Refusal.LeaderTransferring:
+      case Refusal.TooManyUncommitted:
+        return new KeyVaError('UNAVAILABLE', `partition ${partitionId}: cannot change membership now (${reason}); nothing was proposed, retry`, {
+          reason,
+          partitionId: String(partitionId),
+        });
+      default:
+        return refused(reason, `partition ${partitionId}: membership change refused (${reason})`, { partitionId: String(partitionId) });
+    }
+  }
+
+  private async replicasOf(group: GroupId, partitionId: number): Promise<PartitionReplicasResponse> {
+    const st = this.o.raft.raftStatus(group);
+    if (st === undefined) throw this.notHosted(partitionId);
+    const lagMax = this.o.lagMax ?? PROMOTE_LAG_MAX;
+    const leading = st.softState.role === Role.Leader;
+    const one = async (rid: ReplicaId, role: 'VOTER' | 'LEARNER'): Promise<ReplicaStatus> => {
+      const node = nodeOf(rid);
+      const match = rid === st.id ? st.lastIndex : (st.progress.get(rid)?.match ?? 0);
+      let applied = 0;
+      let reachable = false;
+      if (node === this.o.self) {
+        applied = this.o.raft.status(group)?.applied.index ?? 0;
+        reachable = true;
+      } else {
+        const address = this.o.addressOf(node);
+        if (address !== undefined) {
+          try {
+            const r = await this.o.peers.call<object, LocalReplicaResponse>(address, 'LocalReplica', { partitionId }, 1000);
+            if (r.hosted) {
+              applied = Number(r.appliedIndex);
+              reachable = true;
+            }
+          } catch {
+            reachable = false;
+          }
+        }
+      }
+      return {
+        nodeId: node,
+        role,
+        matchIndex: String(leading ? match : 0),
+        appliedIndex: String(applied),
+        caughtUp: leading && match + lagMax >= st.lastIndex,
+        reachable,
+      };
+    };
+    const replicas = await Promise.all([...st.confState.voters.map((v) => one(v, 'VOTER')), ...st.confState.learners.map((l) => one(l, 'LEARNER'))]);
+    const s = this.o.raft.status(group);
+    return {
+      partitionId,
+      leader: s?.leader ?? '',
+      term: String(st.hardState.term),
+      lastIndex: String(st.lastIndex),
+      commitIndex: String(st.hardState.commit),
+      confChangePending: st.confState.voters.length === 0 ? false : this.pendingConfChange(group, st),
+      replicas,
+    };
+  }
+
+  /** A conf change entry in the log above the applied index. */
+  private pendingConfChange(group: GroupId, st: RaftStatus): boolean {
+    return this.o.raft.logEntries(group, st.applied + 1, st.lastIndex + 1).some((e) => e.type === 'confChange');
+  }
+
+  private exclusive<T>(group: GroupId, fn: () => Promise<T>): Promise<T> {
+    if (this.stopped) return Promise.reject(new KeyVaError('UNAVAILABLE', `node ${this.o.self} is stopping`));
+    const prev = this.locks.get(group) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(group, tail);
+    tail.then(() => {
+      if (this.locks.get(group) === tail) this.locks.delete(group);
+    });
+    return run;
+  }
+}
