@@ -101,6 +101,15 @@ class Regroup {
 
 type UnaryInvoke<Res> = (c: PooledClients, md: grpc.Metadata, options: grpc.CallOptions, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall;
 
+/**
+ * The SDK routes to partition leaders itself: it asks nodes to answer NOT_LEADER with the leader
+ * hint (which it follows and learns from) instead of forwarding its requests (docs/api.md, Routing).
+ */
+function directRouting(md: grpc.Metadata): grpc.Metadata {
+  md.set('keyva-routing', 'direct');
+  return md;
+}
+
 export class KeyVa {
   private readonly o: ResolvedOptions;
   private readonly pool: ChannelPool;
@@ -518,7 +527,7 @@ export class KeyVa {
         queueMax: this.o.streamQueueMax,
         open: async (deadlineMs) => {
           const c = await this.pool.ready(address, deadlineMs);
-          const call = c.kv.Stream(new grpc.Metadata(), {});
+          const call = c.kv.Stream(directRouting(new grpc.Metadata()), {});
           return call;
         },
       });
@@ -533,7 +542,7 @@ export class KeyVa {
     const clients = await this.pool.ready(a.route.address, a.deadlineMs, signal);
     // The signal may have fired after the channel became ready, before this continuation ran.
     if (signal?.aborted) throw cancelledError(signal);
-    const md = injectContext(a.ctx.trace, new grpc.Metadata());
+    const md = injectContext(a.ctx.trace, directRouting(new grpc.Metadata()));
     return new Promise<Res>((resolve, reject) => {
       const onAbort = (): void => call.cancel();
       const call = invoke(clients, md, { deadline: a.deadlineMs }, (err, res) => {

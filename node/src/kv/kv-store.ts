@@ -14,22 +14,46 @@ import type { PartitionTable } from '../partition/partition-table.ts';
 import type { GroupStatus } from '../replication/group-driver.ts';
 import type { GroupId } from '../replication/raft-keys.ts';
 import type { DataMutation } from '../replication/replicated-command.ts';
-import type { ProposeResult } from '../replication/replication-results.ts';
+import type { ProposeOptions, ProposeResult } from '../replication/replication-results.ts';
+import { FOLLOWER_STALENESS_MS_DEFAULT, FollowerFreshness } from './follower-freshness.ts';
 import { checkBatch, checkKey, checkTtl, checkValue, type Limits } from './limits.ts';
 import { decodeCursor, encodeCursor, scanFingerprint } from './scan-cursor.ts';
-import type { DeleteInput, GetInput, GetOutput, KeyValueOut, MutationInput, PutInput, ReadSpec, ScanChunk, ScanInput } from './types.ts';
+import {
+  type DeleteInput,
+  type GetInput,
+  type GetOutput,
+  type KeyValueOut,
+  MAJORITY,
+  type MutationInput,
+  type PutInput,
+  type ReadSpec,
+  type ScanChunk,
+  type ScanInput,
+  type WriteSpec,
+} from './types.ts';
 
 export interface KvStoreOptions extends Limits {
   readonly snapshotSkewMsMax: number;
   /** Items per streamed scan chunk. */
   readonly scanChunkItemsMax?: number;
+  /** Default bound of a `follower` read's staleness (ms). */
+  readonly followerStalenessMs?: number;
+}
+
+/** Largest staleness a follower read may ask for (ms). */
+export const FOLLOWER_STALENESS_MS_MAX = 3_600_000;
+
+/** Keys of a batch get that this node cannot serve: they go to `leader` (NOT_LEADER here). */
+export interface RemoteKeys {
+  readonly leader: string;
+  readonly indexes: number[];
 }
 
 const SCAN_CHUNK_ITEMS_MAX = 256;
 
 /** What the store needs from the Multi-Raft runtime in replicated mode (`MultiRaft` implements it). */
 export interface Replicator {
-  propose(group: GroupId, mutations: readonly DataMutation[]): Promise<ProposeResult>;
+  propose(group: GroupId, mutations: readonly DataMutation[], opts?: ProposeOptions): Promise<ProposeResult>;
   read(group: GroupId): Promise<void>;
   status(group: GroupId): GroupStatus | undefined;
 }
@@ -45,6 +69,10 @@ export class KvStore {
   private readonly guard: ClockGuard | undefined;
   /** Replicated mode: writes are proposals to the partition's group; undefined on a lone node. */
   private readonly raft: Replicator | undefined;
+  /** Replicated mode: per partition, how fresh this replica is known to be (follower reads). */
+  private readonly freshness = new Map<number, FollowerFreshness>();
+  /** Replicated mode, on a leader: the empty proposal closing a snapshot timestamp, per partition. */
+  private readonly closing = new Map<number, { readonly ts: Timestamp; readonly done: Promise<ProposeResult> }>();
 
   constructor(engine: StorageEngine, partitions: PartitionTable, clock: HybridClock, opts: KvStoreOptions, guard?: ClockGuard, raft?: Replicator) {
     this.engine = engine;
@@ -80,38 +108,85 @@ export class KvStore {
 
   async get(input: GetInput): Promise<GetOutput> {
     checkKey(input.key, this.opts);
+    this.checkRead(input.read);
     const hash = keyHash(input.key);
     const partition = this.partitions.route(hash);
-    if (this.raft !== undefined && input.read.consistency !== 'follower') await this.leaderRead(partition.id);
-    const { engineTs, reportedTs } = this.readTs(input.read);
-    const v = await withSpan('keyva.storage.get', { 'keyva.partition': partition.id }, () => this.engine.get(hash, input.key, engineTs, this.clock.nowMs()));
+    if (this.raft !== undefined) await this.readBarrier(partition.id, input.read);
+    return this.readLocal(hash, input.key, input.read, partition.id);
+  }
+
+  private async readLocal(hash: bigint, key: Buffer, read: ReadSpec, partitionId: number): Promise<GetOutput> {
+    const { engineTs, reportedTs } = this.raft !== undefined && read.consistency === 'follower' ? this.followerTs(partitionId) : this.readTs(read);
+    const v = await withSpan('keyva.storage.get', { 'keyva.partition': partitionId }, () => this.engine.get(hash, key, engineTs, this.clock.nowMs()));
     return v
       ? { found: true, value: v.value, version: v.version, expiresAtMs: v.expiresAtMs, readTs: reportedTs }
       : { found: false, value: Buffer.alloc(0), version: 0n, expiresAtMs: 0, readTs: reportedTs };
   }
 
   async batchGet(keys: readonly Buffer[], read: ReadSpec): Promise<GetOutput[]> {
-    checkBatch(keys.length, this.opts, 'batch get');
-    for (const k of keys) checkKey(k, this.opts);
-    return Promise.all(keys.map((key) => this.get({ key, read })));
+    const { results, remote } = await this.batchGetParts(keys, read);
+    const first = remote[0];
+    if (first !== undefined) throw this.notLeader(this.partitions.route(keyHash(keys[first.indexes[0] as number] as Buffer)).id, first.leader);
+    return results as GetOutput[];
   }
 
-  async put(input: PutInput): Promise<Timestamp> {
-    const [version] = await this.batchWrite([{ type: 'put', ...input }]);
+  /**
+   * A batch get with ONE read barrier per partition (not per key). Keys of partitions this node
+   * can serve are answered; keys of partitions whose barrier said NOT_LEADER are returned in
+   * `remote`, grouped by leader, for the caller to forward (their results stay undefined).
+   */
+  async batchGetParts(keys: readonly Buffer[], read: ReadSpec): Promise<{ results: (GetOutput | undefined)[]; remote: RemoteKeys[] }> {
+    checkBatch(keys.length, this.opts, 'batch get');
+    for (const k of keys) checkKey(k, this.opts);
+    this.checkRead(read);
+    const byPartition = new Map<number, number[]>();
+    const hashes = keys.map((k) => keyHash(k));
+    for (const [i, h] of hashes.entries()) {
+      const id = this.partitions.route(h).id;
+      const list = byPartition.get(id);
+      if (list === undefined) byPartition.set(id, [i]);
+      else list.push(i);
+    }
+    const results: (GetOutput | undefined)[] = new Array(keys.length).fill(undefined);
+    const remote = new Map<string, number[]>();
+    await Promise.all(
+      [...byPartition].map(async ([partitionId, indexes]) => {
+        if (this.raft !== undefined) {
+          try {
+            await this.readBarrier(partitionId, read);
+          } catch (e) {
+            const leader = e instanceof KeyVaError && e.code === 'NOT_LEADER' ? e.details.leaderHint : undefined;
+            if (leader === undefined || leader === '') throw e;
+            remote.set(leader, [...(remote.get(leader) ?? []), ...indexes]);
+            return;
+          }
+        }
+        await Promise.all(
+          indexes.map(async (i) => {
+            results[i] = await this.readLocal(hashes[i] as bigint, keys[i] as Buffer, read, partitionId);
+          }),
+        );
+      }),
+    );
+    return { results, remote: [...remote].map(([leader, indexes]) => ({ leader, indexes: indexes.sort((a, b) => a - b) })) };
+  }
+
+  async put(input: PutInput, write: WriteSpec = MAJORITY): Promise<Timestamp> {
+    const [version] = await this.batchWrite([{ type: 'put', ...input }], write);
     return version as Timestamp;
   }
 
-  async delete(input: DeleteInput): Promise<{ deleted: boolean; version: Timestamp }> {
-    const { versions, existed } = await this.write([{ type: 'delete', ...input }]);
+  async delete(input: DeleteInput, write: WriteSpec = MAJORITY): Promise<{ deleted: boolean; version: Timestamp }> {
+    const { versions, existed } = await this.write([{ type: 'delete', ...input }], write);
     return { deleted: existed[0] ?? false, version: versions[0] as Timestamp };
   }
 
-  async batchWrite(mutations: readonly MutationInput[]): Promise<Timestamp[]> {
-    return (await this.write(mutations)).versions;
+  async batchWrite(mutations: readonly MutationInput[], write: WriteSpec = MAJORITY): Promise<Timestamp[]> {
+    return (await this.write(mutations, write)).versions;
   }
 
   /** Validates everything first, so a bad mutation anywhere leaves stored data untouched. */
-  private async write(mutations: readonly MutationInput[]): Promise<{ versions: Timestamp[]; existed: readonly boolean[] }> {
+  private async write(mutations: readonly MutationInput[], write: WriteSpec): Promise<{ versions: Timestamp[]; existed: readonly boolean[] }> {
     if (mutations.length === 0) throw new KeyVaError('INVALID_ARGUMENT', 'a batch needs at least one mutation', { field: 'mutations' });
     checkBatch(mutations.length, this.opts, 'batch write');
     const nowMs = this.clock.nowMs();
@@ -129,7 +204,13 @@ export class KvStore {
         prepared.push({ type: 'delete', hash, key: m.key, condition: m.condition });
       }
     }
-    if (this.raft !== undefined) return this.replicatedWrite(this.raft, prepared, partitionIds);
+    if (write.concern === 'leader' && mutations.some((m) => m.condition !== undefined))
+      throw new KeyVaError(
+        'INVALID_ARGUMENT',
+        'write concern leader answers before the write commits, so a condition cannot be checked yet: use majority or all for conditional writes',
+        { field: 'write.concern' },
+      );
+    if (this.raft !== undefined) return this.replicatedWrite(this.raft, prepared, partitionIds, write);
     // One node holds every partition, so the whole batch is one atomic engine write.
     await this.guard?.ensure();
     const commitTs = this.clock.now();
@@ -154,6 +235,7 @@ export class KvStore {
     raft: Replicator,
     prepared: Mutation[],
     partitionIds: ReadonlySet<number>,
+    write: WriteSpec,
   ): Promise<{ versions: Timestamp[]; existed: readonly boolean[] }> {
     if (partitionIds.size > 1)
       throw new KeyVaError(
@@ -164,7 +246,7 @@ export class KvStore {
     const partitionId = [...partitionIds][0] as number;
     await this.guard?.ensure();
     const r = await withSpan('keyva.storage.propose', { 'keyva.mutations': prepared.length, 'keyva.partition': partitionId }, () =>
-      raft.propose(groupOf(partitionId), prepared as DataMutation[]),
+      raft.propose(groupOf(partitionId), prepared as DataMutation[], { concern: write.concern, allTimeoutMs: write.allTimeoutMs }),
     );
     if (r.ok) return { versions: prepared.map(() => r.commitTs), existed: r.existed };
     if (!r.refused)
@@ -182,6 +264,135 @@ export class KvStore {
     });
   }
 
+  private checkRead(read: ReadSpec): void {
+    const m = read.maxStalenessMs;
+    if (m !== undefined && (!Number.isSafeInteger(m) || m < 1 || m > FOLLOWER_STALENESS_MS_MAX))
+      throw new KeyVaError('INVALID_ARGUMENT', `maxStalenessMs must be an integer from 1 to ${FOLLOWER_STALENESS_MS_MAX}`, { field: 'maxStalenessMs' });
+  }
+
+  /**
+   * Replicated mode: what must hold before this replica reads partition `partitionId` locally.
+   * - `linearizable`: this node is the partition's serving leader and passed a ReadIndex barrier
+   *   (otherwise NOT_LEADER with the leader's id, which the server forwards).
+   * - `follower`: any replica, once it is known to be at most `maxStalenessMs` stale
+   *   (`follower-freshness.ts`); if it cannot prove that (no leader reachable): UNAVAILABLE with
+   *   the leader hint it has.
+   * - `snapshot`: see `snapshotBarrier`.
+   */
+  private async readBarrier(partitionId: number, read: ReadSpec, catchUp = false): Promise<void> {
+    await this.readBarrierOf(partitionId, read, catchUp);
+    this.refuseWhileInstalling(partitionId);
+  }
+
+  /**
+   * A replica writing a streamed snapshot into the partition's range holds neither the old state
+   * nor the new one (ADR 0008 §9): no local read until the install is done.
+   */
+  private refuseWhileInstalling(partitionId: number): void {
+    if (this.raft?.status(groupOf(partitionId))?.installingSnapshot !== true) return;
+    throw new KeyVaError('UNAVAILABLE', `partition ${partitionId}: this replica is installing a snapshot; retry`, this.routing(partitionId));
+  }
+
+  private async readBarrierOf(partitionId: number, read: ReadSpec, catchUp: boolean): Promise<void> {
+    if (read.consistency === 'snapshot') return this.snapshotBarrier(partitionId, read.snapshotTs ?? 0n, catchUp);
+    if (read.consistency === 'follower') {
+      const max = read.maxStalenessMs ?? this.opts.followerStalenessMs ?? FOLLOWER_STALENESS_MS_DEFAULT;
+      try {
+        await this.freshnessOf(partitionId).ensure(max);
+      } catch (e) {
+        const leader = this.raft?.status(groupOf(partitionId))?.leader;
+        const why = e instanceof Error ? e.message : String(e);
+        throw new KeyVaError('UNAVAILABLE', `partition ${partitionId}: this replica cannot serve a read at most ${max} ms stale (${why}); retry`, {
+          ...this.routing(partitionId),
+          ...(leader === undefined ? {} : { leaderHint: leader }),
+          maxStalenessMs: String(max),
+        });
+      }
+      return;
+    }
+    return this.leaderRead(partitionId);
+  }
+
+  /**
+   * A follower read is served at the replica's highest applied commit timestamp, and reports it
+   * as its read_ts: commit timestamps grow along the log, so every commit at or below it is
+   * applied here, and the answer is exactly the partition's snapshot at that timestamp (a later
+   * snapshot read at read_ts returns the same), even while newer entries are being applied.
+   */
+  private followerTs(partitionId: number): { engineTs: Timestamp; reportedTs: Timestamp } {
+    const ts = this.raft?.status(groupOf(partitionId))?.applied.maxCommitTs ?? 0n;
+    return { engineTs: ts, reportedTs: ts };
+  }
+
+  /** ReadIndex on any replica; a barrier that completes also refreshes the follower-read record. */
+  private async barrier(partitionId: number): Promise<void> {
+    const started = this.clock.nowMs();
+    await (this.raft as Replicator).read(groupOf(partitionId));
+    this.freshness.get(partitionId)?.confirm(started);
+    this.refuseWhileInstalling(partitionId);
+  }
+
+  private freshnessOf(partitionId: number): FollowerFreshness {
+    let f = this.freshness.get(partitionId);
+    if (f === undefined) {
+      f = new FollowerFreshness(
+        () => (this.raft as Replicator).read(groupOf(partitionId)),
+        () => this.clock.nowMs(),
+      );
+      this.freshness.set(partitionId, f);
+    }
+    return f;
+  }
+
+  /**
+   * Snapshot reads at `ts` must never return what a later commit with a timestamp <= ts could
+   * change. Commit timestamps grow along each group's log: a leader stamps its proposals from
+   * its clock, and a new leader serves only after applying its first entry (ADR 0008 §5), by
+   * which time its clock passed every earlier entry's stamp. So once a replica has APPLIED an
+   * entry stamped >= ts, every later entry is stamped above ts, and its state at ts is final:
+   * any replica (follower included) then reads locally, no leader needed.
+   *
+   * Otherwise the leader closes `ts`: it observes ts into its clock, then commits an empty
+   * command (stamped above ts) and reads once that applied. Observing ts and reading after a
+   * ReadIndex would NOT be enough: a later leader whose clock runs behind could still commit a
+   * write stamped <= ts; the empty command carries the closed timestamp through the log to
+   * every future leader. A replica that does not lead answers NOT_LEADER (forwarded); with
+   * `catchUp` (scans, which are not forwarded) it first passes a ReadIndex barrier, in case the
+   * leader already committed an entry stamped >= ts.
+   */
+  private async snapshotBarrier(partitionId: number, ts: Timestamp, catchUp = false): Promise<void> {
+    const raft = this.raft as Replicator;
+    const group = groupOf(partitionId);
+    const s = raft.status(group);
+    if (s === undefined)
+      throw new KeyVaError('WRONG_PARTITION', `partition ${partitionId} is not hosted on node ${this.partitions.nodeId}`, this.routing(partitionId));
+    this.readTs({ consistency: 'snapshot', snapshotTs: ts }); // validates ts before anything is proposed
+    if (s.applied.maxCommitTs >= ts) return;
+    if (s.leader !== undefined && s.leader !== this.partitions.nodeId) {
+      if (catchUp) {
+        await this.barrier(partitionId);
+        if ((raft.status(group)?.applied.maxCommitTs ?? 0n) >= ts) return;
+      }
+      throw this.notLeader(partitionId, s.leader);
+    }
+    if (!s.serving) throw new KeyVaError('UNAVAILABLE', `partition ${partitionId} has no serving leader here yet; retry`, this.routing(partitionId));
+    // Reads waiting for a timestamp at or below one being closed share its proposal.
+    let c = this.closing.get(partitionId);
+    if (c === undefined || c.ts < ts) {
+      this.clock.observe(ts);
+      const done = raft.propose(group, []).finally(() => {
+        if (this.closing.get(partitionId)?.done === done) this.closing.delete(partitionId);
+      });
+      c = { ts, done };
+      this.closing.set(partitionId, c);
+    }
+    const r = await c.done;
+    if (r.ok) return;
+    if (r.refused && r.reason === 'notLeader' && r.leaderHint !== undefined && r.leaderHint !== this.partitions.nodeId)
+      throw this.notLeader(partitionId, r.leaderHint);
+    throw new KeyVaError('UNAVAILABLE', `partition ${partitionId}: could not close snapshot timestamp ${ts} (${r.reason}); retry`, this.routing(partitionId));
+  }
+
   /** Replicated mode: only the partition's serving leader answers, after a ReadIndex barrier. */
   private async leaderRead(partitionId: number): Promise<void> {
     const raft = this.raft as Replicator;
@@ -192,7 +403,7 @@ export class KvStore {
     if (s.leader !== undefined && s.leader !== this.partitions.nodeId) throw this.notLeader(partitionId, s.leader);
     if (!s.serving) throw new KeyVaError('UNAVAILABLE', `partition ${partitionId} has no serving leader here yet; retry`, this.routing(partitionId));
     try {
-      await raft.read(group);
+      await this.barrier(partitionId);
     } catch (e) {
       if (e instanceof KeyVaError && e.code === 'NOT_LEADER') {
         const leader = raft.status(group)?.leader;
@@ -234,13 +445,18 @@ export class KvStore {
       throw new KeyVaError('INVALID_ARGUMENT', 'start/end ranges need a hash tag (keys are only ordered inside a tag)', { field: 'tag' });
     const scanId = scanFingerprint([tag, input.start, input.end, input.prefix, Buffer.from([input.keysOnly ? 1 : 0])]);
     const cursor = input.cursor ? decodeCursor(input.cursor, scanId) : undefined;
-    // Replicated mode: a new linearizable scan first waits, on every partition it reads, until
-    // this replica applied what its leader had committed (ReadIndex works on followers too).
-    if (this.raft !== undefined && cursor === undefined && input.read.consistency === 'linearizable') {
-      const raft = this.raft;
+    this.checkRead(input.read);
+    // Replicated mode: scans are served by the replica that receives them (every node hosts
+    // every partition), never forwarded. A new scan first passes, on every partition it reads:
+    // linearizable, a ReadIndex barrier (it works on followers too: this replica then holds what
+    // the leader had committed); follower, the staleness bound; snapshot, the closed timestamp
+    // (a partition whose leader is elsewhere and has not closed the timestamp yet: NOT_LEADER).
+    if (this.raft !== undefined && cursor === undefined) {
       const ids = tag.length > 0 ? [this.partitions.route(tagHash(tag)).id] : this.partitions.hosted().map((p) => p.id);
-      await Promise.all(ids.map((id) => raft.read(groupOf(id)))).catch((e: unknown) => {
-        if (e instanceof KeyVaError && e.code === 'NOT_LEADER') throw new KeyVaError('UNAVAILABLE', `scan: ${e.message}; retry`, {});
+      const read = input.read;
+      await Promise.all(ids.map((id) => (read.consistency === 'linearizable' ? this.barrier(id) : this.readBarrier(id, read, true)))).catch((e: unknown) => {
+        if (e instanceof KeyVaError && e.code === 'NOT_LEADER' && read.consistency === 'linearizable')
+          throw new KeyVaError('UNAVAILABLE', `scan: ${e.message}; retry`, {});
         throw e;
       });
     }

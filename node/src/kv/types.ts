@@ -8,7 +8,18 @@ export interface ReadSpec {
   readonly consistency: Consistency;
   /** With 'snapshot': the timestamp to read at. */
   readonly snapshotTs?: Timestamp | undefined;
+  /** With 'follower': the most staleness accepted, in ms (default: the node's setting). */
+  readonly maxStalenessMs?: number | undefined;
 }
+
+/** When a write is acknowledged (ADR 0008 §7); a lone node treats every concern alike. */
+export interface WriteSpec {
+  readonly concern: Concern;
+  /** With 'all': how long to wait for every replica once the write committed. */
+  readonly allTimeoutMs?: number | undefined;
+}
+
+export const MAJORITY: WriteSpec = { concern: 'majority' };
 
 export interface GetInput {
   readonly key: Buffer;

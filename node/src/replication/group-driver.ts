@@ -8,7 +8,11 @@
  * Waiters:
  * - a proposal waits at its (index, term); when the entry applies locally it resolves with the
  *   apply outcome; if this replica stops leading that term before the entry was handed to the
- *   state machine as committed, it is rejected with `ProposalOutcomeUnknownError`;
+ *   state machine as committed, it is rejected with `ProposalOutcomeUnknownError`. Write concern
+ *   (ADR 0008 §7): `leader` resolves as soon as the entry is durable in this leader's log (and
+ *   the later outcome is dropped); `all` resolves only once, after the apply, every voter's match
+ *   index reached the entry, or rejects with `NotOnAllReplicasError` (committed, not everywhere
+ *   yet) when that takes longer than its timeout or leadership moves;
  * - a read waits for its ReadState (the leader's confirmed commit index), then for the local
  *   applied index to reach it; it is rejected (retryably) when the leader or term it asked
  *   changes before the ReadState arrives, or after `readTimeoutTicks`.
@@ -28,13 +32,20 @@ import type { GroupId } from './raft-keys.ts';
 import { nodeOf, replicaOf } from './replica-id.ts';
 import { type DataMutation, encodeCommand } from './replicated-command.ts';
 import {
+  NotOnAllReplicasError,
   notLeaderError,
   ProposalDroppedError,
   ProposalOutcomeUnknownError,
+  type ProposeApplied,
+  type ProposeOptions,
   ProposeRefusal,
   type ProposeRefused,
   type ProposeResult,
+  WriteConcern,
 } from './replication-results.ts';
+
+/** Default wait of write concern `all` for every voter, after the entry applied on the leader. */
+export const CONCERN_ALL_TIMEOUT_MS = 5000;
 
 /** The core's tunables a runtime may set (ids, storage and randomness come from the runtime). */
 export type RaftTuning = Partial<
@@ -100,6 +111,8 @@ export interface GroupStatus {
   readonly pendingProposals: number;
   readonly pendingReads: number;
   readonly failed: boolean;
+  /** A streamed snapshot is being written into the range: local reads must wait (ADR 0008 §9). */
+  readonly installingSnapshot: boolean;
 }
 
 export interface CompactionResult {
@@ -112,8 +125,19 @@ interface ProposalWaiter {
   readonly index: Index;
   readonly term: Term;
   readonly id: bigint;
+  readonly concern: WriteConcern;
+  readonly commitTs: bigint;
+  readonly mutations: number;
   /** Handed to the state machine as committed: leadership changes no longer matter. */
   committed: boolean;
+  readonly resolve: (r: ProposeResult) => void;
+  readonly reject: (e: Error) => void;
+}
+
+/** Write concern `all`: an applied entry waiting for every voter's match index. */
+interface AllWaiter {
+  readonly result: ProposeApplied;
+  readonly deadlineMs: number;
   readonly resolve: (r: ProposeResult) => void;
   readonly reject: (e: Error) => void;
 }
@@ -142,6 +166,7 @@ export class GroupDriver {
   private readonly o: GroupDriverOptions;
   private readonly proposals = new Map<Index, ProposalWaiter>();
   private readonly reads = new Map<string, ReadWaiter>();
+  private readonly allWaiters = new Set<AllWaiter>();
   private ticks = 0;
   private readSeq = 0;
   /** After a snapshot was refused as too large: no new attempt before this applied index. */
@@ -180,10 +205,12 @@ export class GroupDriver {
         r.reject(new KeyVaError('UNAVAILABLE', `group ${this.group}: read index not confirmed within ${this.o.readTimeoutTicks} ticks; retry`));
       }
     }
+    this.checkAll();
   }
 
   step(m: Message): void {
     this.node.step(m);
+    this.checkAll();
   }
 
   /**
@@ -191,7 +218,8 @@ export class GroupDriver {
    * this replica leads and has applied an entry of its term; otherwise resolves once the entry
    * applied locally. Throws INVALID_ARGUMENT for mutations the engine would refuse.
    */
-  propose(mutations: readonly DataMutation[]): Promise<ProposeResult> {
+  propose(mutations: readonly DataMutation[], opts: ProposeOptions = {}): Promise<ProposeResult> {
+    const concern = opts.concern ?? WriteConcern.Majority;
     const st = this.node.basicStatus();
     const term = st.hardState.term;
     if (this.failedWith) return Promise.resolve(this.refused(ProposeRefusal.Stopped, undefined, term));
@@ -199,15 +227,24 @@ export class GroupDriver {
     // ADR 0008 §5: until it applied its own first entry, a new leader may not have applied (and
     // so not observed the commit timestamps of) entries of earlier terms.
     if (this.sm.applied.term !== term) return Promise.resolve(this.refused(ProposeRefusal.WarmingUp, this.replica, term));
-    if (this.proposals.size >= this.o.pendingProposalsMax) return Promise.resolve(this.refused(ProposeRefusal.Busy, this.replica, term));
+    if (this.proposals.size + this.allWaiters.size >= this.o.pendingProposalsMax) return Promise.resolve(this.refused(ProposeRefusal.Busy, this.replica, term));
     const id = this.o.nextProposalId();
     const commitTs = this.o.clock.now();
     const data = encodeCommand({ id, mutations, commitTs, nowMs: this.o.clock.nowMs() });
     const r = this.node.propose(data);
     if (!r.ok) return Promise.resolve(this.refused(REFUSAL_OF_CORE[r.reason] ?? ProposeRefusal.Busy, r.leader, r.term));
     this.o.kick();
-    return new Promise<ProposeResult>((resolve, reject) => {
-      this.proposals.set(r.index, { index: r.index, term: r.term, id, committed: false, resolve, reject });
+    const outcome = new Promise<ProposeResult>((resolve, reject) => {
+      this.proposals.set(r.index, { index: r.index, term: r.term, id, concern, commitTs, mutations: mutations.length, committed: false, resolve, reject });
+    });
+    if (concern !== WriteConcern.All) return outcome;
+    const timeoutMs = opts.allTimeoutMs ?? CONCERN_ALL_TIMEOUT_MS;
+    return outcome.then((res) => {
+      if (!res.ok) return res; // a failed condition wrote nothing anywhere: nothing to wait for
+      return new Promise<ProposeResult>((resolve, reject) => {
+        this.allWaiters.add({ result: res, deadlineMs: this.o.clock.nowMs() + timeoutMs, resolve, reject });
+        this.checkAll();
+      });
     });
   }
 
@@ -240,7 +277,8 @@ export class GroupDriver {
   // --- Ready phases, in order -----------------------------------------------------------------
 
   takeReady(): Ready | undefined {
-    if (this.failedWith || !this.node.hasReady()) return undefined;
+    // While a streamed snapshot is written into the range, nothing else is submitted (ADR 0008 §9).
+    if (this.failedWith || this.sm.installing || !this.node.hasReady()) return undefined;
     return this.node.ready();
   }
 
@@ -249,16 +287,25 @@ export class GroupDriver {
     return this.log.stage(rd);
   }
 
-  /** `rd` is durable: record it in the log's in-memory copy. */
+  /** `rd` is durable: record it in the log's in-memory copy; answer write concern `leader`. */
   persisted(rd: Ready): void {
     this.log.commit(rd);
+    for (const e of rd.entries) {
+      const w = this.proposals.get(e.index);
+      if (w === undefined || w.concern !== WriteConcern.Leader || w.term !== e.term) continue;
+      // Durable here only: the later apply outcome (or an unknown one) is not reported.
+      w.resolve({ ok: true, durability: 'leader', index: w.index, term: w.term, commitTs: w.commitTs, existed: new Array<boolean>(w.mutations).fill(false) });
+    }
   }
 
   /** Submits the snapshot and committed entries to the state machine and records read points. */
   apply(rd: Ready): void {
     if (rd.snapshot !== undefined) {
       this.sm.installSnapshot(rd.snapshot).then(
-        () => this.serveReads(),
+        () => {
+          this.serveReads();
+          this.o.kick(); // Readys held while the snapshot was installing
+        },
         () => undefined, // the state machine reports the failure through onFatal
       );
     }
@@ -299,6 +346,31 @@ export class GroupDriver {
       if (r.index !== undefined || (r.term === term && r.leader === st.softState.leader)) continue;
       this.reads.delete(key);
       r.reject(new KeyVaError('UNAVAILABLE', `group ${this.group}: leadership changed while confirming a read; retry`));
+    }
+    this.checkAll();
+  }
+
+  /** Write concern `all`: settles waiters whose entry every voter holds, or that can wait no longer. */
+  private checkAll(): void {
+    if (this.allWaiters.size === 0) return;
+    const st = this.node.status();
+    const leading = st.softState.role === Role.Leader;
+    const now = this.o.clock.nowMs();
+    for (const w of this.allWaiters) {
+      const { index, term, commitTs } = w.result;
+      if (leading && st.hardState.term === term) {
+        if (st.confState.voters.every((v) => (st.progress.get(v)?.match ?? 0) >= index)) {
+          this.allWaiters.delete(w);
+          w.resolve(w.result);
+        } else if (now >= w.deadlineMs) {
+          this.allWaiters.delete(w);
+          const behind = st.confState.voters.filter((v) => (st.progress.get(v)?.match ?? 0) < index).map(nodeOf);
+          w.reject(new NotOnAllReplicasError(this.group, index, commitTs, `still missing on ${behind.join(', ')} when the wait ended`));
+        }
+        continue;
+      }
+      this.allWaiters.delete(w);
+      w.reject(new NotOnAllReplicasError(this.group, index, commitTs, `this replica stopped leading term ${term} before every replica confirmed it`));
     }
   }
 
@@ -347,6 +419,7 @@ export class GroupDriver {
       pendingProposals: this.proposals.size,
       pendingReads: this.reads.size,
       failed: this.failedWith !== undefined,
+      installingSnapshot: this.sm.installing,
     };
   }
 
@@ -364,6 +437,8 @@ export class GroupDriver {
     }
     for (const r of this.reads.values()) r.reject(why);
     this.reads.clear();
+    for (const w of this.allWaiters) w.reject(new NotOnAllReplicasError(this.group, w.result.index, w.result.commitTs, why.message));
+    this.allWaiters.clear();
   }
 
   private settleProposal(w: ProposalWaiter, a: AppliedEntry, outcome: ApplyOutcome): void {
@@ -392,6 +467,14 @@ export class GroupDriver {
         return;
       case 'noop':
         w.reject(new KeyVaError('INTERNAL', `group ${this.group}: own command at ${a.index} applied as a no-op`));
+        return;
+      case 'wrongPartition':
+        // Its keys left this group's range by a split applied before it (docs/adr/0010-splits.md): nothing was written.
+        w.reject(
+          new KeyVaError('WRONG_PARTITION', `group ${this.group} no longer owns these keys (split before entry ${a.index}); nothing was written, retry`, {
+            group: String(this.group),
+          }),
+        );
         return;
       case 'failed':
         w.reject(new ProposalOutcomeUnknownError(this.group, w.index, w.term, `the storage engine failed while applying it (${outcome.error.message})`));

@@ -41,9 +41,28 @@ export interface ProposeRefused {
   readonly term: Term;
 }
 
-/** The entry committed and was applied locally (write concern `majority`). */
+/**
+ * When a proposal's promise resolves (ADR 0008 §7): `majority` once the entry committed and
+ * applied on the leader; `all` once, besides, every voter's match index reached it; `leader`
+ * once it is durable in the leader's log only (it may still be lost on failover).
+ */
+export const WriteConcern = { Majority: 'majority', All: 'all', Leader: 'leader' } as const;
+export type WriteConcern = (typeof WriteConcern)[keyof typeof WriteConcern];
+
+export interface ProposeOptions {
+  readonly concern?: WriteConcern;
+  /** With `all`: how long to wait for every voter after the entry applied (default 5 s). */
+  readonly allTimeoutMs?: number;
+}
+
+/**
+ * The entry committed and was applied locally (write concern `majority`, `all`), or, with
+ * `durability: 'leader'`, is durable in the leader's log only: not yet committed, so `existed`
+ * is unknown (all false) and conditions were not evaluated yet.
+ */
 export interface ProposeApplied {
   readonly ok: true;
+  readonly durability?: 'leader';
   readonly index: Index;
   readonly term: Term;
   /** The version every data mutation of the batch got. */
@@ -96,4 +115,20 @@ export class ProposalDroppedError extends KeyVaError {
 /** `read` refused: this replica knows no leader to confirm a read index with. */
 export function notLeaderError(group: GroupId, leaderHint: NodeId | undefined): KeyVaError {
   return new KeyVaError('NOT_LEADER', `group ${group} has no known leader here`, { partitionGroup: String(group), leaderHint: leaderHint ?? '' });
+}
+
+/**
+ * Write concern `all`: the entry committed and applied on the leader (a majority has it durably),
+ * but not every voter confirmed it within the wait. The write IS committed; it will reach the
+ * other replicas when they catch up. Not an unknown outcome: `details.committed = 'true'`.
+ */
+export class NotOnAllReplicasError extends KeyVaError {
+  constructor(group: GroupId, index: Index, commitTs: Timestamp, why: string) {
+    super(
+      'DEADLINE_EXCEEDED',
+      `write committed (version ${commitTs}, entry ${index} of group ${group}) and durable on a majority, but not confirmed on all replicas: ${why}; do not write it again, it is not lost`,
+      { committed: 'true', version: commitTs.toString(), group: String(group), index: String(index) },
+    );
+    this.name = 'NotOnAllReplicasError';
+  }
 }

@@ -6,7 +6,8 @@
  * Replica membership of a partition's Raft group (AddLearner, PromoteLearner, RemoveReplica,
  * TransferLeader, GetPartitionReplicas) is served by the partition's leader, and the internal
  * node-to-node steps behind it (HostReplica, DropReplica, LocalReplica) by the target node
- * (`node/src/membership/replica-membership.ts`).
+ * (`node/src/membership/replica-membership.ts`). SplitPartition records a split in the map and
+ * waits for the partition's group to apply it (`node/src/split`, docs/adr/0010-splits.md).
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { NodeId, PartitionMap } from '@keyva/client/keyspace';
@@ -16,6 +17,8 @@ import type {
   NodeInfoResponse,
   RegisterNodeRequestOut,
   RegisterNodeResponse,
+  SplitPartitionRequestOut,
+  SplitPartitionResponse,
   UpdatePartitionMapRequestOut,
   UpdatePartitionMapResponse,
 } from '@keyva/proto';
@@ -23,6 +26,7 @@ import { KeyVaError } from '@keyva/proto/errors';
 import { HASH_SPACE_END } from '../engine/types.ts';
 import type { ReplicaMembership } from '../membership/replica-membership.ts';
 import type { MetaService } from '../meta/meta-service.ts';
+import type { SplitCoordinator } from '../split/split-coordinator.ts';
 import type { MetaCommand, NodeState } from '../meta/meta-state.ts';
 import { commandFromWire, nodeStateToWire, refusalError } from '../meta/meta-wire.ts';
 import { contextFromMetadata } from './grpc-context.ts';
@@ -38,6 +42,26 @@ export interface AdminSource {
   readonly meta?: MetaService;
   /** Replica membership (replicated mode); without it the membership RPCs are UNIMPLEMENTED. */
   readonly membership?: ReplicaMembership;
+  /** Partition splits (replicated mode, docs/adr/0010-splits.md); without it SplitPartition is UNIMPLEMENTED. */
+  readonly splits?: SplitCoordinator;
+}
+
+function splitsOf(src: AdminSource): SplitCoordinator {
+  if (src.splits === undefined) throw new KeyVaError('ROUTE_NOT_FOUND', 'partition splits need a replicated node (--peers)');
+  return src.splits;
+}
+
+async function splitPartition(src: AdminSource, req: SplitPartitionRequestOut): Promise<SplitPartitionResponse> {
+  const at = u64(req.atHash, 'at_hash');
+  const r = await splitsOf(src).splitPartition(req.partitionId, at === 0n ? undefined : at);
+  return {
+    changed: r.changed,
+    epoch: r.epoch.toString(),
+    partitionId: r.partitionId,
+    newPartitionId: r.newPartitionId,
+    atHash: r.atHash.toString(),
+    applied: r.applied,
+  };
 }
 
 function membershipOf(src: AdminSource): ReplicaMembership {
@@ -128,5 +152,6 @@ export function adminGrpcHandlers(src: AdminSource, runner: RequestRunner): grpc
       membershipOf(src).dropReplica(req.partitionId, { index: Number(u64(req.index, 'index')), term: Number(u64(req.term, 'term')) }),
     ),
     LocalReplica: unary('LocalReplica', (req: { partitionId: number }) => membershipOf(src).localReplica(req.partitionId)),
+    SplitPartition: unary('SplitPartition', (req: SplitPartitionRequestOut) => splitPartition(src, req)),
   } as grpc.UntypedServiceImplementation;
 }

@@ -6,16 +6,21 @@
  *   GET /healthz, /readyz, /metrics
  * Bodies: JSON (`{"value": base64}` or `{"text": "utf-8"}`, plus ttlMs/ifAbsent/ifVersion/ifValue)
  * or raw `application/octet-stream` (options then come from the query string).
+ * Reads take `?consistency=linearizable|follower|snapshot` (+ `snapshotTs`, `maxStalenessMs`);
+ * writes take `?concern=majority|all|leader`. Key operations run through `KvOps`, like gRPC, so
+ * in a replicated cluster any node answers them (forwarding to the partition's leader).
  */
 import * as http from 'node:http';
+import type { ConditionOut, ReadOptionsOut, WriteOptionsOut } from '@keyva/proto';
 import { ERROR_METADATA, KeyVaError } from '@keyva/proto/errors';
 import { propagation, ROOT_CONTEXT, type TextMapGetter } from '@opentelemetry/api';
 import type { Condition } from '../engine/types.ts';
-import type { KvStore } from '../kv/kv-store.ts';
-import type { GetOutput, KeyValueOut, ReadSpec } from '../kv/types.ts';
+import { FOLLOWER_STALENESS_MS_MAX, type KvStore } from '../kv/kv-store.ts';
+import type { KeyValueOut, ReadSpec } from '../kv/types.ts';
 import type { NodeMetrics } from '../observability/metrics.ts';
 import { type AdminSource, partitionMapToWire } from './admin-grpc.ts';
 import { asKeyVaError } from './grpc-errors.ts';
+import { type CallInfo, KvOps } from './kv-grpc.ts';
 import type { RequestRunner } from './request-runner.ts';
 import { u64 } from './wire.ts';
 
@@ -63,6 +68,43 @@ function readSpecFrom(q: URLSearchParams): ReadSpec {
   if (c === 'linearizable' || c === 'follower') return { consistency: c };
   if (c === 'snapshot') return { consistency: 'snapshot', snapshotTs: u64(q.get('snapshotTs'), 'snapshotTs') };
   throw new KeyVaError('INVALID_ARGUMENT', `consistency must be linearizable, follower or snapshot, not '${c}'`, { field: 'consistency' });
+}
+
+const CONSISTENCY_WIRE = { linearizable: 'LINEARIZABLE', follower: 'FOLLOWER', snapshot: 'SNAPSHOT' } as const;
+
+function readOptionsFrom(q: URLSearchParams): ReadOptionsOut {
+  const spec = readSpecFrom(q);
+  return { consistency: CONSISTENCY_WIRE[spec.consistency], snapshotTs: (spec.snapshotTs ?? 0n).toString() };
+}
+
+function writeOptionsFrom(q: URLSearchParams): WriteOptionsOut {
+  const c = q.get('concern') ?? 'majority';
+  if (c === 'majority') return { concern: 'MAJORITY' };
+  if (c === 'all') return { concern: 'ALL' };
+  if (c === 'leader') return { concern: 'LEADER' };
+  throw new KeyVaError('INVALID_ARGUMENT', `concern must be majority, all or leader, not '${c}'`, { field: 'concern' });
+}
+
+function callInfoFrom(q: URLSearchParams): CallInfo {
+  const s = q.get('maxStalenessMs');
+  if (s === null || s === '') return { forwardedBy: undefined, deadlineMs: undefined, maxStalenessMs: undefined };
+  if (!/^\d{1,10}$/.test(s) || Number(s) < 1 || Number(s) > FOLLOWER_STALENESS_MS_MAX)
+    throw new KeyVaError('INVALID_ARGUMENT', `maxStalenessMs must be an integer from 1 to ${FOLLOWER_STALENESS_MS_MAX}`, { field: 'maxStalenessMs' });
+  return { forwardedBy: undefined, deadlineMs: undefined, maxStalenessMs: Number(s) };
+}
+
+function conditionWire(c: Condition | undefined): ConditionOut | null {
+  if (c === undefined) return null;
+  switch (c.kind) {
+    case 'absent':
+      return { kind: 'absent', absent: true };
+    case 'exists':
+      return { kind: 'exists', exists: true };
+    case 'versionEquals':
+      return { kind: 'versionEquals', versionEquals: c.version.toString() };
+    case 'valueEquals':
+      return { kind: 'valueEquals', valueEquals: c.value };
+  }
 }
 
 function intParam(q: URLSearchParams, name: string, code: 'INVALID_ARGUMENT' | 'INVALID_TTL' = 'INVALID_ARGUMENT'): number {
@@ -122,6 +164,8 @@ function readBody(req: http.IncomingMessage, max: number): Promise<Buffer> {
 
 export interface RestDeps {
   readonly kv: KvStore;
+  /** The routed KV operations (forwarding in a replicated cluster); default: local only. */
+  readonly ops?: KvOps;
   readonly runner: RequestRunner;
   readonly metrics: NodeMetrics;
   readonly admin: AdminSource;
@@ -130,6 +174,7 @@ export interface RestDeps {
 
 export function createRestGateway(opts: RestOptions, deps: RestDeps): http.Server {
   const { kv, runner, metrics, admin } = deps;
+  const ops = deps.ops ?? new KvOps(kv);
 
   const send = (res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     const text = `${JSON.stringify(body)}\n`;
@@ -144,13 +189,17 @@ export function createRestGateway(opts: RestOptions, deps: RestDeps): http.Serve
   async function kvKey(req: http.IncomingMessage, res: http.ServerResponse, key: Buffer, q: URLSearchParams): Promise<void> {
     const method = req.method ?? 'GET';
     if (method === 'GET' || method === 'HEAD') {
-      const out: GetOutput = await kv.get({ key, read: readSpecFrom(q) });
+      const out = await ops.get({ key, read: readOptionsFrom(q) }, callInfoFrom(q));
       if (!out.found) throw new KeyVaError('KEY_NOT_FOUND', 'no such key', { key: key.toString('base64') });
-      const meta = { 'keyva-version': out.version.toString(), 'keyva-read-ts': out.readTs.toString(), 'keyva-expires-at-ms': String(out.expiresAtMs) };
+      const value = Buffer.from(out.value ?? Buffer.alloc(0));
+      const version = String(out.version ?? '0');
+      const readTs = String(out.readTs ?? '0');
+      const expiresAtMs = Number(out.expiresAtMs ?? 0);
+      const meta = { 'keyva-version': version, 'keyva-read-ts': readTs, 'keyva-expires-at-ms': String(expiresAtMs) };
       if ((req.headers.accept ?? '').includes('application/octet-stream')) {
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': out.value.length, ...meta });
-        res.end(method === 'HEAD' ? undefined : out.value);
-      } else send(res, 200, { ...entryJson(key, out), readTs: out.readTs.toString() }, meta);
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': value.length, ...meta });
+        res.end(method === 'HEAD' ? undefined : value);
+      } else send(res, 200, { ...entryJson(key, { value, version: BigInt(version), expiresAtMs }), readTs }, meta);
       return;
     }
     if (method === 'PUT' || method === 'POST') {
@@ -200,8 +249,9 @@ export function createRestGateway(opts: RestOptions, deps: RestDeps): http.Serve
           { contentType: type ?? '' },
         );
       }
-      const version = await kv.put({ key, value, ttlMs, condition });
-      send(res, 200, { version: version.toString() });
+      const write = writeOptionsFrom(q);
+      const out = await ops.put({ key, value, ttlMs: String(ttlMs), condition: conditionWire(condition), write }, callInfoFrom(q));
+      send(res, 200, { version: String(out.version ?? '0') });
       return;
     }
     if (method === 'DELETE') {
@@ -210,8 +260,8 @@ export function createRestGateway(opts: RestOptions, deps: RestDeps): http.Serve
         ifVersion: q.get('ifVersion') ?? undefined,
         ifValue: q.get('ifValue') ?? undefined,
       });
-      const d = await kv.delete({ key, condition });
-      send(res, 200, { deleted: d.deleted, version: d.version.toString() });
+      const d = await ops.delete({ key, condition: conditionWire(condition), write: writeOptionsFrom(q) }, callInfoFrom(q));
+      send(res, 200, { deleted: d.deleted ?? false, version: String(d.version ?? '0') });
       return;
     }
     throw new KeyVaError('METHOD_NOT_ALLOWED', `${method} is not allowed on /v1/kv/{key}`, { allow: 'GET, HEAD, PUT, POST, DELETE' });
@@ -232,7 +282,7 @@ export function createRestGateway(opts: RestOptions, deps: RestDeps): http.Serve
       end: bytes('end'),
       limit,
       cursor: q.get('cursor') ?? '',
-      read: readSpecFrom(q),
+      read: { ...readSpecFrom(q), maxStalenessMs: callInfoFrom(q).maxStalenessMs },
       keysOnly,
     })) {
       for (const it of chunk.items as KeyValueOut[]) items.push(entryJson(it.key, it, keysOnly));

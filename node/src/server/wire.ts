@@ -14,10 +14,11 @@ import type {
   PutRequestOut,
   ReadOptionsOut,
   ScanRequestOut,
+  WriteOptionsOut,
 } from '@keyva/proto';
 import { KeyVaError } from '@keyva/proto/errors';
 import type { Condition, Timestamp } from '../engine/types.ts';
-import type { DeleteInput, GetInput, GetOutput, KeyValueOut, MutationInput, PutInput, ReadSpec, ScanInput } from '../kv/types.ts';
+import type { Concern, DeleteInput, GetInput, GetOutput, KeyValueOut, MutationInput, PutInput, ReadSpec, ScanInput } from '../kv/types.ts';
 
 const U64 = /^\d{1,20}$/;
 const I64 = /^-?\d{1,19}$/;
@@ -110,4 +111,20 @@ export function keyValue(kv: KeyValueOut): KeyValue {
 
 export function tsString(ts: Timestamp): string {
   return ts.toString();
+}
+
+/** The write concern of a request (unset = MAJORITY). */
+export function concern(w: WriteOptionsOut | null | undefined): Concern {
+  const c = w?.concern ?? 'WRITE_CONCERN_UNSPECIFIED';
+  switch (c) {
+    case 'WRITE_CONCERN_UNSPECIFIED':
+    case 'MAJORITY':
+      return 'majority';
+    case 'ALL':
+      return 'all';
+    case 'LEADER':
+      return 'leader';
+    default:
+      throw new KeyVaError('INVALID_ARGUMENT', `unknown write concern ${String(c)}`, { field: 'write.concern' });
+  }
 }
