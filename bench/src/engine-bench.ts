@@ -4,7 +4,8 @@
  *
  * (a) raw synced `batch.write` on the calling thread, one at a time (no grouping);
  * (b) `RocksDbEngine.write` with 64 concurrent synced writers (writer thread + group commit);
- * (c) `RocksDbEngine.get` at MAX_TS on the main thread (querySync), random keys;
+ * (c) `RocksDbEngine.get` on the main thread, random keys: at MAX_TS (a latest-space point
+ *     lookup), of absent keys, and snapshot reads below the newest version (plus a history seek);
  * (d) the cost of sending a batch to the writer thread: structuredClone (postMessage's copy)
  *     versus `encodeBatch` + transfer, per value size;
  * plus the memory engine for reference. Each database lives in a fresh dir under os.tmpdir().
@@ -75,13 +76,22 @@ async function concurrentWrites(engine: StorageEngine, sync: boolean): Promise<{
   return { opsPerSec: (done * 1000) / (performance.now() - t0), batches: done };
 }
 
-async function gets(engine: StorageEngine): Promise<{ opsPerSec: number }> {
-  // Preload every key once.
-  for (let k = 0; k < KEYS; k += 500) {
-    const mutations = [];
-    for (let j = k; j < Math.min(KEYS, k + 500); j++) mutations.push(...batchFor(j, 0n, false).mutations);
-    await engine.write({ commitTs: 5n + BigInt(k), nowMs: NOW, sync: false, mutations });
+type GetCase = 'hit' | 'miss' | 'history';
+
+/**
+ * Gets of random keys, one at a time. `hit`: at MAX_TS (served by the latest space); `miss`:
+ * absent keys; `history`: a snapshot read below each key's newest version (latest-space lookup,
+ * then a seek of the version history). Every key is written twice (versions 5+k and 20005+k).
+ */
+async function gets(engine: StorageEngine, kind: GetCase = 'hit'): Promise<{ opsPerSec: number }> {
+  for (const base of [5n, 20_005n]) {
+    for (let k = 0; k < KEYS; k += 500) {
+      const mutations = [];
+      for (let j = k; j < Math.min(KEYS, k + 500); j++) mutations.push(...batchFor(j, 0n, false).mutations);
+      await engine.write({ commitTs: base + BigInt(k), nowMs: NOW, sync: false, mutations });
+    }
   }
+  const readTs = kind === 'history' ? 20_000n : MAX_TS;
   let n = 0;
   let found = 0;
   let x = 12345;
@@ -90,12 +100,12 @@ async function gets(engine: StorageEngine): Promise<{ opsPerSec: number }> {
     for (let j = 0; j < 1000; j++) {
       x = (x * 1103515245 + 12345) & 0x7fffffff;
       const i = x % KEYS;
-      const v = await engine.get(BigInt(i % 1024), Buffer.from(`key${i}`), MAX_TS, NOW);
+      const v = await engine.get(BigInt(i % 1024), Buffer.from(kind === 'miss' ? `nokey${i}` : `key${i}`), readTs, NOW);
       if (v !== undefined) found++;
       n++;
     }
   }
-  if (found !== n) throw new Error(`missing keys: ${n - found}`);
+  if (found !== (kind === 'miss' ? 0 : n)) throw new Error(`unexpected ${kind} results: ${found} found of ${n}`);
   return { opsPerSec: (n * 1000) / (performance.now() - t0) };
 }
 
@@ -158,6 +168,10 @@ log(
 
 const rocksGets = await withRocks((e) => gets(e));
 log(`(c) RocksDbEngine.get at MAX_TS, random of ${KEYS} keys (memtable-resident): ${fmt(rocksGets.opsPerSec)} gets/s`);
+const rocksMisses = await withRocks((e) => gets(e, 'miss'));
+log(`    same, absent keys: ${fmt(rocksMisses.opsPerSec)} gets/s`);
+const rocksHistory = await withRocks((e) => gets(e, 'history'));
+log(`    same, snapshot reads below the newest version (history seek): ${fmt(rocksHistory.opsPerSec)} gets/s`);
 
 for (const bytes of [100, 4096, 65536, 1 << 20]) {
   const c = sendCost(bytes);

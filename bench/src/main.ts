@@ -3,17 +3,21 @@
  * `npm run bench -- <suite> [options]`: KeyVa benchmarks. Suites:
  *   single-node   KeyVa get/put beside grpc-js echo and raw RocksDB (the foundation figures)
  *   ycsb          YCSB workloads A-F against KeyVa, etcd, Redis and the ceilings (`ycsb --help`)
+ *   replicated    KeyVa 3 nodes RF 3 against etcd 3 members: puts and linearizable gets (`replicated --help`)
  *   plot          SVG plots from a ycsb JSON report: `plot <report.json> [--out dir]`
  */
 import { parseArgs } from 'node:util';
 import { renderRows, runSingleNode, writeJson } from './single-node.ts';
 
-const SUITES = 'single-node, ycsb, plot';
+const SUITES = 'single-node, ycsb, replicated, plot';
 const sub = process.argv[2];
 
 if (sub === 'ycsb' || sub === 'plot') {
   const { runSuiteCli } = await import('./ycsb-cli.ts');
   process.exitCode = await runSuiteCli(sub, process.argv.slice(3));
+} else if (sub === 'replicated') {
+  const { runReplicatedCli } = await import('./replicated-cli.ts');
+  process.exitCode = await runReplicatedCli(process.argv.slice(3));
 } else {
   const { positionals, values } = parseArgs({
     allowPositionals: true,

@@ -3,6 +3,7 @@
  * per system, each with the same five operations, so one load generator drives them all.
  */
 import { KeyVa } from '@keyva/client';
+import { keyHash } from '@keyva/client/keyspace';
 import { echoClient } from './echo-service.ts';
 import { openRawRocks } from './raw-rocksdb.ts';
 import type { TargetSpec } from './ycsb-targets.ts';
@@ -49,7 +50,17 @@ async function keyvaDriver(endpoints: readonly string[], useStream: boolean): Pr
     },
     scan: async (tag, startKey, count) => (await kv.scanPage({ tag, start: startKey, limit: count })).items.length,
     load: async (entries) => {
-      await kv.batchWrite(entries.map(([key, value]) => ({ type: 'put' as const, key, value })));
+      // Replicated, a batch is atomic within one partition only (the node refuses others): one batch per partition.
+      const map = await kv.partitionMap();
+      const replicated = map.partitions.some((p) => p.replicas.length > 1);
+      const groups = new Map<number, (readonly [string, Buffer])[]>();
+      for (const e of entries) {
+        const id = replicated ? map.locate(keyHash(Buffer.from(e[0]))).id : 0;
+        const g = groups.get(id);
+        if (g) g.push(e);
+        else groups.set(id, [e]);
+      }
+      await Promise.all([...groups.values()].map((g) => kv.batchWrite(g.map(([key, value]) => ({ type: 'put' as const, key, value })))));
     },
     loadBatch: 500,
     close: () => kv.close(),

@@ -20,7 +20,9 @@ export const YCSB_USAGE = `npm run bench -- ycsb [options]     (or: keyva bench 
   --scan-length-max <n>   workload E scans 1..n records (default ${YCSB_DEFAULTS.scanLengthMax})
   --tags <n>              hash tags the records are spread over (default ${YCSB_DEFAULTS.tags})
   --seed <n>              PRNG seed (default ${YCSB_DEFAULTS.seed})
-  --keyva-nodes <n>       KeyVa nodes (only 1 today: replication is not built yet)
+  --keyva-nodes <n>       KeyVa nodes (default 1); more than 1 starts a replicated cluster (--peers)
+  --keyva-replication-factor <n>  replicas per partition (default min(3, nodes))
+  --keyva-partitions <n>  partitions, one Raft group each when replicated (default: the node's, 64)
   --keyva-engine <e>      rocksdb (durable, default) or memory
   --keyva-endpoint <h:p>  bench a running KeyVa instead of starting one (no server CPU/RSS then)
   --etcd-members <n>      etcd cluster size (default ${YCSB_DEFAULTS.etcdMembers})
@@ -58,6 +60,8 @@ export function parseYcsbArgs(args: readonly string[]): { options: YcsbOptions; 
       seed: { type: 'string', default: String(d.seed) },
       'load-concurrency': { type: 'string', default: String(d.loadConcurrency) },
       'keyva-nodes': { type: 'string', default: String(d.keyvaNodes) },
+      'keyva-replication-factor': { type: 'string' },
+      'keyva-partitions': { type: 'string' },
       'keyva-engine': { type: 'string', default: d.keyvaEngine },
       'keyva-endpoint': { type: 'string' },
       'etcd-members': { type: 'string', default: String(d.etcdMembers) },
@@ -89,6 +93,8 @@ export function parseYcsbArgs(args: readonly string[]): { options: YcsbOptions; 
     seed: int(values.seed, 'seed', 0),
     loadConcurrency: int(values['load-concurrency'], 'load-concurrency'),
     keyvaNodes: int(values['keyva-nodes'], 'keyva-nodes'),
+    keyvaReplicationFactor: values['keyva-replication-factor'] === undefined ? undefined : int(values['keyva-replication-factor'], 'keyva-replication-factor'),
+    keyvaPartitions: values['keyva-partitions'] === undefined ? undefined : int(values['keyva-partitions'], 'keyva-partitions'),
     keyvaEngine: values['keyva-engine'],
     keyvaEndpoint: values['keyva-endpoint'],
     etcdMembers: int(values['etcd-members'], 'etcd-members'),

@@ -1,5 +1,6 @@
 /**
- * The systems a YCSB run measures, side by side in one run: KeyVa, its peers (a 3-node etcd
+ * The systems a YCSB run measures, side by side in one run: KeyVa (1 node, or a replicated
+ * cluster of `--keyva-nodes` processes, keyva-cluster.ts), its peers (a 3-node etcd
  * cluster, Redis with two fsync policies) and the ceilings (a bare grpc-js echo server, raw
  * RocksDB through KeyVa's binding). This file is the coordinator's side: start and stop the
  * servers on loopback, in temp dirs, and say which durability setting is in force. The
@@ -13,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { startLocalNode } from '@keyva/cli/local-node';
 import { stopProcess } from '@keyva/cli/stop-process';
 import { freePort } from '@keyva/node/testing/free-port';
+import { startKeyvaCluster } from './keyva-cluster.ts';
 import { startEchoProcess } from './single-node.ts';
 import type { OpType } from './ycsb-workloads.ts';
 
@@ -48,11 +50,21 @@ export interface StartedTarget extends TargetInfo {
   readonly supports: ReadonlySet<OpType>;
   /** Client processes to use at most (raw RocksDB is one process: the database is locked). */
   readonly clientsMax: number;
+  /** Each partition's leader (replicated KeyVa only): partition id -> node id, '(none)' while leaderless. */
+  readonly leaders?: () => Promise<Record<string, string>>;
   stop(): Promise<void>;
 }
 
 export interface TargetOptions {
   readonly keyvaNodes: number;
+  /** Replicas per partition; default min(3, keyvaNodes). */
+  readonly keyvaReplicationFactor?: number | undefined;
+  /** Partitions (Raft groups when replicated); default the node's own default (64). */
+  readonly keyvaPartitions?: number | undefined;
+  /** Directory for V8 CPU profiles of the KeyVa node processes (node --cpu-prof), written when they stop. */
+  readonly keyvaCpuProfDir?: string | undefined;
+  /** Keep the replicated KeyVa nodes' logs in this directory (the data dirs go). */
+  readonly keyvaLogDir?: string | undefined;
   readonly keyvaEngine: 'rocksdb' | 'memory';
   /** Bench an already running KeyVa instead of starting one (no server CPU/RSS then). */
   readonly keyvaEndpoint?: string | undefined;
@@ -76,21 +88,37 @@ async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boo
   }
 }
 
+/** The node's own default partition count (node/src/config/config.ts). */
+export const KEYVA_PARTITIONS_DEFAULT = 64;
+
+/** Replicas per partition: as given, else min(3, nodes). */
+export function keyvaReplicationFactor(o: Pick<TargetOptions, 'keyvaNodes' | 'keyvaReplicationFactor'>): number {
+  return o.keyvaReplicationFactor ?? Math.min(3, o.keyvaNodes);
+}
+
 export function describeTarget(name: TargetName, o: TargetOptions): TargetInfo {
   switch (name) {
     case 'keyva':
-    case 'keyva-unary':
+    case 'keyva-unary': {
+      const rf = keyvaReplicationFactor(o);
+      const size = o.keyvaNodes === 1 ? 'KeyVa 1 node' : `KeyVa ${o.keyvaNodes} nodes RF ${rf}`;
       return {
         name,
-        label: name === 'keyva' ? `KeyVa ${o.keyvaNodes} node (stream)` : `KeyVa ${o.keyvaNodes} node (unary)`,
+        label: name === 'keyva' ? `${size} (stream)` : `${size} (unary)`,
         role: 'system',
         durability:
           o.keyvaEngine === 'rocksdb'
-            ? 'RocksDB WAL fsync per group commit before every write is acknowledged'
+            ? rf > 1
+              ? `Raft log fsync (RocksDB WAL, group commit) on a majority of the ${rf} replicas before a write is acknowledged (write concern majority, the default)`
+              : 'RocksDB WAL fsync per group commit before every write is acknowledged'
             : 'none (memory engine: nothing survives a restart)',
         nodes: o.keyvaNodes,
-        notes: `${name === 'keyva' ? 'SDK with useStream: single-key ops pipelined on one bidi stream per client process' : 'SDK with useStream: false: one unary RPC per op'}; linearizable reads (default); engine ${o.keyvaEngine}; RF 1 (replication not built yet)`,
+        notes:
+          `${name === 'keyva' ? 'SDK with useStream: single-key ops pipelined on one bidi stream per node per client process' : 'SDK with useStream: false: one unary RPC per op'}; ` +
+          `linearizable reads (default); engine ${o.keyvaEngine}; RF ${rf}` +
+          `${o.keyvaNodes > 1 ? `, ${o.keyvaPartitions ?? KEYVA_PARTITIONS_DEFAULT} partitions (one Raft group each), clients route each key to its partition's leader (partition map + NOT_LEADER hints)` : ''}`,
       };
+    }
     case 'etcd':
       return {
         name,
@@ -160,9 +188,35 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<S
       const useStream = name === 'keyva';
       if (o.keyvaEndpoint)
         return { ...info, spec: { kind: 'keyva', endpoints: [o.keyvaEndpoint], useStream }, pids: [], supports: ALL_OPS, clientsMax: 64, stop: async () => {} };
-      if (o.keyvaNodes !== 1) throw new Error(`KeyVa with ${o.keyvaNodes} nodes: not yet (replication is not built); only --keyva-nodes 1 runs today`);
+      if (o.keyvaNodes > 1) {
+        const cluster = await startKeyvaCluster({
+          nodes: o.keyvaNodes,
+          replicationFactor: keyvaReplicationFactor(o),
+          partitions: o.keyvaPartitions ?? KEYVA_PARTITIONS_DEFAULT,
+          engine: o.keyvaEngine,
+          cpuProfDir: o.keyvaCpuProfDir,
+          keepLogsDir: o.keyvaLogDir,
+        });
+        return {
+          ...info,
+          spec: { kind: 'keyva', endpoints: cluster.endpoints, useStream },
+          pids: cluster.pids,
+          supports: ALL_OPS,
+          clientsMax: 64,
+          leaders: () => cluster.leaders(),
+          stop: () => cluster.stop(),
+        };
+      }
       const dir = mkdtempSync(join(tmpdir(), 'keyva-ycsb-node-'));
-      const node = await startLocalNode({ dataDir: dir, engine: o.keyvaEngine, grpcPort: 0, httpPort: 0, logLevel: 'warn' });
+      const node = await startLocalNode({
+        dataDir: dir,
+        engine: o.keyvaEngine,
+        grpcPort: 0,
+        httpPort: 0,
+        logLevel: 'warn',
+        extraArgs: o.keyvaPartitions ? ['--partitions', String(o.keyvaPartitions)] : [],
+        ...(o.keyvaCpuProfDir ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${o.keyvaCpuProfDir}` } } : {}),
+      });
       return {
         ...info,
         spec: { kind: 'keyva', endpoints: [node.grpc], useStream },

@@ -14,10 +14,10 @@ import { encodeHistogram, newHistogram } from './histogram.ts';
 import { seededRng } from './prng.ts';
 import { type Driver, openDriver } from './ycsb-drivers.ts';
 import type { TargetSpec } from './ycsb-targets.ts';
-import { type Distribution, keyChooser, keyOf, type OpType, opChooser, tagOf, valueSource, WORKLOADS, type WorkloadName } from './ycsb-workloads.ts';
+import { type Distribution, keyChooser, keyOf, type OpType, opChooser, type RunnableWorkload, tagOf, valueSource, workloadOf } from './ycsb-workloads.ts';
 
 export interface RunParams {
-  readonly workload: WorkloadName;
+  readonly workload: RunnableWorkload;
   readonly distribution: Distribution;
   /** Records loaded (key choice is over these). */
   readonly records: number;
@@ -63,7 +63,7 @@ export interface WorkerResult {
 }
 
 export async function runWorkload(driver: Driver, p: RunParams, onProgress?: (ops: number, errors: number) => void): Promise<WorkerResult> {
-  const w = WORKLOADS[p.workload];
+  const w = workloadOf(p.workload);
   const rng = seededRng(p.seed * 1000 + p.workerIndex * 7 + p.workload.charCodeAt(0));
   const nextOp = opChooser(w, rng);
   const layout = { tags: p.tags };

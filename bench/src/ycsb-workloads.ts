@@ -13,10 +13,14 @@ export type OpType = 'read' | 'update' | 'insert' | 'scan' | 'rmw';
 export const OP_TYPES: readonly OpType[] = ['read', 'update', 'insert', 'scan', 'rmw'];
 export type WorkloadName = 'A' | 'B' | 'C' | 'D' | 'E' | 'F';
 export const WORKLOAD_NAMES: readonly WorkloadName[] = ['A', 'B', 'C', 'D', 'E', 'F'];
+/** Single-operation workloads of the replicated suite (not YCSB's): only puts, only gets. */
+export type MicroWorkloadName = 'put' | 'get';
+/** Anything a client process can run. */
+export type RunnableWorkload = WorkloadName | MicroWorkloadName;
 export type Distribution = 'zipfian' | 'uniform';
 
 export interface Workload {
-  readonly name: WorkloadName;
+  readonly name: RunnableWorkload;
   readonly title: string;
   readonly mix: Readonly<Partial<Record<OpType, number>>>;
   /** The request distribution YCSB specifies; `latest` (D) is kept even when uniform is asked for. */
@@ -31,6 +35,15 @@ export const WORKLOADS: Readonly<Record<WorkloadName, Workload>> = {
   E: { name: 'E', title: 'short ranges: 95% scan (1-100 records, inside a hash tag), 5% insert', mix: { scan: 0.95, insert: 0.05 }, distribution: 'default' },
   F: { name: 'F', title: 'read-modify-write: 50% read, 50% read-modify-write', mix: { read: 0.5, rmw: 0.5 }, distribution: 'default' },
 };
+
+export const MICRO_WORKLOADS: Readonly<Record<MicroWorkloadName, Workload>> = {
+  put: { name: 'put', title: 'puts: 100% update of a loaded record', mix: { update: 1 }, distribution: 'default' },
+  get: { name: 'get', title: 'gets: 100% read of a loaded record', mix: { read: 1 }, distribution: 'default' },
+};
+
+export function workloadOf(name: RunnableWorkload): Workload {
+  return name === 'put' || name === 'get' ? MICRO_WORKLOADS[name] : WORKLOADS[name];
+}
 
 export function parseWorkloads(s: string): WorkloadName[] {
   const out = s

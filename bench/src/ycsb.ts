@@ -16,7 +16,7 @@ import { machineBusyCpuSec, sampleRss } from './proc-mem.ts';
 import { progressBar } from './progress.ts';
 import { etcdBinary, redisBinary, type StartedTarget, startTarget, type TargetInfo, type TargetName, type TargetOptions } from './ycsb-targets.ts';
 import type { RunParams, WorkerResult } from './ycsb-worker.ts';
-import { type Distribution, OP_TYPES, type OpType, WORKLOADS, type WorkloadName } from './ycsb-workloads.ts';
+import { type Distribution, OP_TYPES, type OpType, type RunnableWorkload, WORKLOADS, type WorkloadName } from './ycsb-workloads.ts';
 
 export interface YcsbOptions extends TargetOptions {
   readonly targets: readonly TargetName[];
@@ -67,9 +67,9 @@ export interface OpSummary extends FullLatencySummary {
   readonly histogram: string;
 }
 
-export interface WorkloadResult {
+export interface WorkloadResult<W extends RunnableWorkload = WorkloadName> {
   readonly target: TargetName;
-  readonly workload: WorkloadName;
+  readonly workload: W;
   readonly distribution: Distribution;
   readonly seconds: number;
   readonly ops: number;
@@ -122,7 +122,7 @@ const WORKER = resolve(import.meta.dirname, 'ycsb-worker.ts');
 type Reply = { type: string; [k: string]: unknown };
 
 /** The client processes of one target. */
-class Clients {
+export class Clients {
   readonly procs: ChildProcess[];
   private constructor(procs: ChildProcess[]) {
     this.procs = procs;
@@ -212,10 +212,10 @@ function mergeOp(parts: readonly { count: number; errors: number; histogram: str
 }
 
 /** Merges the client processes' results of one workload run. */
-export function mergeWorkerResults(
-  base: Pick<WorkloadResult, 'target' | 'workload' | 'distribution' | 'clients' | 'concurrency' | 'serverCpu' | 'serverRss' | 'machineCpu'>,
+export function mergeWorkerResults<W extends RunnableWorkload>(
+  base: Pick<WorkloadResult<W>, 'target' | 'workload' | 'distribution' | 'clients' | 'concurrency' | 'serverCpu' | 'serverRss' | 'machineCpu'>,
   parts: readonly WorkerResult[],
-): WorkloadResult {
+): WorkloadResult<W> {
   const seconds = Math.max(0, ...parts.map((p) => p.seconds));
   const ops = parts.reduce((s, p) => s + p.ops, 0);
   const byOp: Partial<Record<OpType, OpSummary>> = {};
@@ -251,7 +251,8 @@ export async function stopRunningTargets(): Promise<void> {
   running.clear();
 }
 
-interface Live {
+/** A started, loaded target with its client processes. */
+export interface Live {
   readonly name: TargetName;
   readonly target: StartedTarget;
   readonly clients: Clients;
@@ -261,8 +262,191 @@ interface Live {
   frontier: number;
 }
 
+/** What starting, loading and running a target needs (YcsbOptions has all of it). */
+export type LiveOptions = TargetOptions &
+  Pick<YcsbOptions, 'records' | 'valueSize' | 'concurrency' | 'clients' | 'tags' | 'seed' | 'loadConcurrency'> &
+  Pick<YcsbOptions, 'distribution' | 'durationMs' | 'warmupMs' | 'opsMax' | 'scanLengthMax'>;
+
 function fmt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
+}
+
+/** Starts `name`, forks its client processes and loads the records; on failure everything started is stopped. */
+export async function startLive(name: TargetName, o: LiveOptions, log: (line: string) => void): Promise<{ live: Live; report: TargetReport }> {
+  const target = await startTarget(name, o);
+  running.add(target);
+  let clients: Clients | undefined;
+  try {
+    const n = Math.max(1, Math.min(o.clients, target.clientsMax));
+    const perClient = Math.max(1, Math.ceil(o.concurrency / n));
+    clients = await Clients.start(n, target, o.valueSize);
+    const cs = clients;
+    // Load phase: each client process loads a contiguous slice of the records.
+    const rssLoad = sampleRss(target.pids);
+    const t0 = performance.now();
+    const loading = cs.all((p, i) =>
+      cs.ask(
+        p,
+        {
+          type: 'load',
+          from: Math.floor((o.records * i) / n),
+          to: Math.floor((o.records * (i + 1)) / n),
+          tags: o.tags,
+          valueSize: o.valueSize,
+          concurrency: o.loadConcurrency,
+          seed: o.seed * 31 + i,
+        },
+        'loaded',
+        // Bounded: at least 100 records/s per process, or the run is abandoned.
+        60_000 + Math.ceil(o.records / n / 100) * 1000,
+      ),
+    );
+    // The sampler's timer must stop on failure too, or it keeps the process alive.
+    const loaded = await loading.finally(() => rssLoad.stop());
+    const loadSec = (performance.now() - t0) / 1000;
+    const rssAfterLoad = rssLoad.stop();
+    const loadedRecords = loaded.reduce((s, m) => s + Number(m.records), 0);
+    const loadErrors = loaded.reduce((s, m) => s + Number(m.errors), 0);
+    if (loadErrors > 0) log(`  ${name}: ${loadErrors} records failed to load: ${loaded.flatMap((m) => m.errorSamples as string[]).join(' | ')}`);
+    log(`  ${target.label}: loaded ${fmt(loadedRecords)} records in ${loadSec.toFixed(1)} s (${fmt(loadedRecords / loadSec)} records/s)`);
+    const report: TargetReport = {
+      name: target.name,
+      label: target.label,
+      role: target.role,
+      durability: target.durability,
+      nodes: target.nodes,
+      notes: target.notes,
+      version: versionOf(name, o),
+      clients: n,
+      serverProcesses: target.pids.length,
+      load: { records: loadedRecords, errors: loadErrors, seconds: loadSec, recordsPerSec: loadedRecords / loadSec },
+      rssAfterLoadBytes: target.pids.length > 0 ? rssAfterLoad.endBytes : null,
+    };
+    return { live: { name, target, clients: cs, n, perClient, frontier: o.records }, report };
+  } catch (e) {
+    clients?.close();
+    running.delete(target);
+    await target.stop();
+    throw e;
+  }
+}
+
+/** Closes the client processes and stops the target. */
+export async function stopLive(L: Live): Promise<void> {
+  L.clients.close();
+  running.delete(L.target);
+  await L.target.stop();
+}
+
+/**
+ * Runs one workload on a live target through all its client processes (warm-up first, not
+ * measured), with a progress bar, and merges their results with server CPU and RSS.
+ */
+export async function runPhase<W extends RunnableWorkload>(
+  L: Live,
+  wl: W,
+  o: LiveOptions,
+  log: (line: string) => void,
+  label: string = wl,
+): Promise<WorkloadResult<W>> {
+  const { name, target, clients: cs, n, perClient } = L;
+  const startAtMs = Date.now() + 300;
+  const measureAt = startAtMs + o.warmupMs;
+  const bar = progressBar(`  ${label} ${name.padEnd(14)}`);
+  const rss = sampleRss(target.pids);
+  let cpuStart = Number.NaN;
+  let machineStart = Number.NaN;
+  let cpuStartAt = 0;
+  const cpuTimer = setTimeout(
+    () => {
+      cpuStart = target.pids.reduce((s, p) => s + processCpuSec(p), 0);
+      machineStart = machineBusyCpuSec();
+      cpuStartAt = performance.now();
+    },
+    Math.max(0, measureAt - Date.now()),
+  );
+  const progress = new Map<number, number>();
+  const running = cs.all(async (p, i) => {
+    const params: RunParams = {
+      workload: wl,
+      distribution: o.distribution,
+      records: o.records,
+      insertStart: L.frontier,
+      workerIndex: i,
+      workers: n,
+      concurrency: perClient,
+      startAtMs,
+      warmupMs: o.warmupMs,
+      durationMs: o.durationMs,
+      opsMax: Math.ceil(o.opsMax / n),
+      scanLengthMax: o.scanLengthMax,
+      tags: o.tags,
+      valueSize: o.valueSize,
+      seed: o.seed,
+    };
+    const m = await cs.ask(p, { type: 'run', params }, 'done', o.warmupMs + o.durationMs + 60_000, (pm) => {
+      if (pm.type !== 'progress') return;
+      progress.set(i, Number(pm.ops));
+      const elapsed = Math.max(0, Date.now() - measureAt);
+      const opsNow = [...progress.values()].reduce((s, x) => s + x, 0);
+      bar.update(
+        elapsed / o.durationMs,
+        Date.now() < measureAt
+          ? 'warming up'
+          : `${(elapsed / 1000).toFixed(1)}/${o.durationMs / 1000} s  ${fmt(opsNow / Math.max(0.001, elapsed / 1000))} ops/s`,
+      );
+    });
+    return m.result as WorkerResult;
+  });
+  // Timers stop on failure too, or they keep the process alive.
+  const parts = await running.finally(() => {
+    clearTimeout(cpuTimer);
+    bar.done();
+    rss.stop();
+  });
+  const rssStats = rss.stop();
+  const cpuEnd = target.pids.reduce((s, p) => s + processCpuSec(p), 0);
+  const machineSec = machineBusyCpuSec() - machineStart;
+  const windowSec = (performance.now() - cpuStartAt) / 1000;
+  const cpuSec = cpuEnd - cpuStart;
+  const merged = mergeWorkerResults<W>(
+    {
+      target: name,
+      workload: wl,
+      distribution: o.distribution,
+      clients: n,
+      concurrency: perClient * n,
+      serverCpu: target.pids.length > 0 && !Number.isNaN(cpuSec) ? { cpuSec, cores: cpuSec / windowSec } : null,
+      serverRss: target.pids.length > 0 ? { maxBytes: rssStats.maxBytes, endBytes: rssStats.endBytes } : null,
+      machineCpu: null,
+    },
+    parts,
+  );
+  const machineCores = machineSec / windowSec;
+  const ours = merged.clientCpu.cores + (merged.serverCpu?.cores ?? 0);
+  const result: WorkloadResult<W> = {
+    ...merged,
+    machineCpu: Number.isFinite(machineCores) ? { cores: machineCores, otherCores: Math.max(0, machineCores - ours) } : null,
+  };
+  L.frontier += n * Math.max(0, ...parts.map((p) => p.insertsIssued));
+  log(
+    `  ${label} ${name.padEnd(14)} ${fmt(result.opsPerSec).padStart(9)} ops/s  p50 ${(result.all.p50Us / 1000).toFixed(2)} ms  p99 ${(result.all.p99Us / 1000).toFixed(2)} ms` +
+      `  client CPU ${result.clientCpu.cores.toFixed(2)}  server CPU ${result.serverCpu ? result.serverCpu.cores.toFixed(2) : 'in-process'}` +
+      `${result.machineCpu ? `  other load ${result.machineCpu.otherCores.toFixed(2)}` : ''}` +
+      `${result.serverRss ? `  RSS ${(result.serverRss.maxBytes / 2 ** 20).toFixed(0)} MiB` : ''}${result.errors > 0 ? `  ERRORS ${result.errors}: ${result.errorSamples[0]}` : ''}`,
+  );
+  return result;
+}
+
+export function machineInfo(): YcsbReport['machine'] {
+  return {
+    nproc: cpus().length,
+    memoryGiB: Math.round((totalmem() / 1024 ** 3) * 10) / 10,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    kernel: release(),
+    loadAvgAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
+  };
 }
 
 export async function runYcsb(o: YcsbOptions, log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<YcsbReport> {
@@ -270,14 +454,7 @@ export async function runYcsb(o: YcsbOptions, log: (line: string) => void = (l) 
     benchmark: 'ycsb',
     schema: 1,
     date: new Date().toISOString(),
-    machine: {
-      nproc: cpus().length,
-      memoryGiB: Math.round((totalmem() / 1024 ** 3) * 10) / 10,
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      node: process.version,
-      kernel: release(),
-      loadAvgAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
-    },
+    machine: machineInfo(),
     options: o,
     targets: [],
     results: [],
@@ -292,163 +469,25 @@ export async function runYcsb(o: YcsbOptions, log: (line: string) => void = (l) 
   const live: Live[] = [];
   try {
     for (const name of o.targets) {
-      const target = await startTarget(name, o);
-      running.add(target);
-      let clients: Clients | undefined;
-      try {
-        const n = Math.max(1, Math.min(o.clients, target.clientsMax));
-        const perClient = Math.max(1, Math.ceil(o.concurrency / n));
-        clients = await Clients.start(n, target, o.valueSize);
-        const cs = clients;
-        // Load phase: each client process loads a contiguous slice of the records.
-        const rssLoad = sampleRss(target.pids);
-        const t0 = performance.now();
-        const loaded = await cs.all((p, i) =>
-          cs.ask(
-            p,
-            {
-              type: 'load',
-              from: Math.floor((o.records * i) / n),
-              to: Math.floor((o.records * (i + 1)) / n),
-              tags: o.tags,
-              valueSize: o.valueSize,
-              concurrency: o.loadConcurrency,
-              seed: o.seed * 31 + i,
-            },
-            'loaded',
-            // Bounded: at least 100 records/s per process, or the run is abandoned.
-            60_000 + Math.ceil(o.records / n / 100) * 1000,
-          ),
-        );
-        const loadSec = (performance.now() - t0) / 1000;
-        const rssAfterLoad = rssLoad.stop();
-        const loadedRecords = loaded.reduce((s, m) => s + Number(m.records), 0);
-        const loadErrors = loaded.reduce((s, m) => s + Number(m.errors), 0);
-        if (loadErrors > 0) log(`  ${name}: ${loadErrors} records failed to load: ${loaded.flatMap((m) => m.errorSamples as string[]).join(' | ')}`);
-        log(`  ${target.label}: loaded ${fmt(loadedRecords)} records in ${loadSec.toFixed(1)} s (${fmt(loadedRecords / loadSec)} records/s)`);
-        report.targets.push({
-          name: target.name,
-          label: target.label,
-          role: target.role,
-          durability: target.durability,
-          nodes: target.nodes,
-          notes: target.notes,
-          version: versionOf(name, o),
-          clients: n,
-          serverProcesses: target.pids.length,
-          load: { records: loadedRecords, errors: loadErrors, seconds: loadSec, recordsPerSec: loadedRecords / loadSec },
-          rssAfterLoadBytes: target.pids.length > 0 ? rssAfterLoad.endBytes : null,
-        });
-
-        live.push({ name, target, clients: cs, n, perClient, frontier: o.records });
-      } catch (e) {
-        clients?.close();
-        running.delete(target);
-        await target.stop();
-        throw e;
-      }
+      const { live: L, report: tr } = await startLive(name, o, log);
+      report.targets.push(tr);
+      live.push(L);
     }
     for (const wl of o.workloads) {
       for (const L of live) {
-        const { name, target, clients: cs, n, perClient } = L;
         const w = WORKLOADS[wl];
-        const missing = Object.keys(w.mix).filter((t) => !target.supports.has(t as OpType));
+        const missing = Object.keys(w.mix).filter((t) => !L.target.supports.has(t as OpType));
         if (missing.length > 0) {
-          const reason = `${target.label} does not serve ${missing.join(', ')}`;
-          report.skipped.push({ target: name, workload: wl, reason });
-          log(`  ${wl} ${name}: skipped (${reason})`);
+          const reason = `${L.target.label} does not serve ${missing.join(', ')}`;
+          report.skipped.push({ target: L.name, workload: wl, reason });
+          log(`  ${wl} ${L.name}: skipped (${reason})`);
           continue;
         }
-        const startAtMs = Date.now() + 300;
-        const measureAt = startAtMs + o.warmupMs;
-        const bar = progressBar(`  ${wl} ${name.padEnd(14)}`);
-        const rss = sampleRss(target.pids);
-        let cpuStart = Number.NaN;
-        let machineStart = Number.NaN;
-        let cpuStartAt = 0;
-        const cpuTimer = setTimeout(
-          () => {
-            cpuStart = target.pids.reduce((s, p) => s + processCpuSec(p), 0);
-            machineStart = machineBusyCpuSec();
-            cpuStartAt = performance.now();
-          },
-          Math.max(0, measureAt - Date.now()),
-        );
-        const progress = new Map<number, number>();
-        const parts = await cs.all(async (p, i) => {
-          const params: RunParams = {
-            workload: wl,
-            distribution: o.distribution,
-            records: o.records,
-            insertStart: L.frontier,
-            workerIndex: i,
-            workers: n,
-            concurrency: perClient,
-            startAtMs,
-            warmupMs: o.warmupMs,
-            durationMs: o.durationMs,
-            opsMax: Math.ceil(o.opsMax / n),
-            scanLengthMax: o.scanLengthMax,
-            tags: o.tags,
-            valueSize: o.valueSize,
-            seed: o.seed,
-          };
-          const m = await cs.ask(p, { type: 'run', params }, 'done', o.warmupMs + o.durationMs + 60_000, (pm) => {
-            if (pm.type !== 'progress') return;
-            progress.set(i, Number(pm.ops));
-            const elapsed = Math.max(0, Date.now() - measureAt);
-            const opsNow = [...progress.values()].reduce((s, x) => s + x, 0);
-            bar.update(
-              elapsed / o.durationMs,
-              Date.now() < measureAt
-                ? 'warming up'
-                : `${(elapsed / 1000).toFixed(1)}/${o.durationMs / 1000} s  ${fmt(opsNow / Math.max(0.001, elapsed / 1000))} ops/s`,
-            );
-          });
-          return m.result as WorkerResult;
-        });
-        clearTimeout(cpuTimer);
-        bar.done();
-        const cpuEnd = target.pids.reduce((s, p) => s + processCpuSec(p), 0);
-        const machineSec = machineBusyCpuSec() - machineStart;
-        const windowSec = (performance.now() - cpuStartAt) / 1000;
-        const cpuSec = cpuEnd - cpuStart;
-        const rssStats = rss.stop();
-        const merged = mergeWorkerResults(
-          {
-            target: name,
-            workload: wl,
-            distribution: o.distribution,
-            clients: n,
-            concurrency: perClient * n,
-            serverCpu: target.pids.length > 0 && !Number.isNaN(cpuSec) ? { cpuSec, cores: cpuSec / windowSec } : null,
-            serverRss: target.pids.length > 0 ? { maxBytes: rssStats.maxBytes, endBytes: rssStats.endBytes } : null,
-            machineCpu: null,
-          },
-          parts,
-        );
-        const machineCores = machineSec / windowSec;
-        const ours = merged.clientCpu.cores + (merged.serverCpu?.cores ?? 0);
-        const result: WorkloadResult = {
-          ...merged,
-          machineCpu: Number.isFinite(machineCores) ? { cores: machineCores, otherCores: Math.max(0, machineCores - ours) } : null,
-        };
-        L.frontier += n * Math.max(0, ...parts.map((p) => p.insertsIssued));
-        report.results.push(result);
-        log(
-          `  ${wl} ${name.padEnd(14)} ${fmt(result.opsPerSec).padStart(9)} ops/s  p50 ${(result.all.p50Us / 1000).toFixed(2)} ms  p99 ${(result.all.p99Us / 1000).toFixed(2)} ms` +
-            `  client CPU ${result.clientCpu.cores.toFixed(2)}  server CPU ${result.serverCpu ? result.serverCpu.cores.toFixed(2) : 'in-process'}` +
-            `${result.machineCpu ? `  other load ${result.machineCpu.otherCores.toFixed(2)}` : ''}` +
-            `${result.serverRss ? `  RSS ${(result.serverRss.maxBytes / 2 ** 20).toFixed(0)} MiB` : ''}${result.errors > 0 ? `  ERRORS ${result.errors}: ${result.errorSamples[0]}` : ''}`,
-        );
+        report.results.push(await runPhase(L, wl, o, log));
       }
     }
   } finally {
-    for (const L of live) {
-      L.clients.close();
-      running.delete(L.target);
-      await L.target.stop();
-    }
+    for (const L of live) await stopLive(L);
   }
   return report;
 }

@@ -12,6 +12,7 @@ export const BENCH_MAIN = resolve(import.meta.dirname, '..', '..', '..', 'bench'
 export const BENCH_HELP = `Suites:
   single-node   KeyVa get/put beside a grpc-js echo server and raw RocksDB
   ycsb          YCSB workloads A-F against KeyVa, etcd, Redis and the ceilings (keyva bench ycsb --help)
+  replicated    KeyVa 3 nodes RF 3 against etcd 3 members: puts and linearizable gets (keyva bench replicated --help)
   plot          SVG plots from a ycsb JSON report: keyva bench plot <report.json> [--out dir]
 
 Example:
