@@ -4,14 +4,23 @@ import {
   checkRawKey,
   decodeDataKey,
   decodeDataValue,
+  decodeHashRange,
+  decodeLatestValue,
   encodeDataKey,
   encodeDataValue,
+  encodeHashRange,
+  encodeLatestKey,
+  encodeLatestValue,
   escapeKey,
   hashRangeBounds,
   keyLowerBound,
   keyPrefixRange,
   keyUpperBound,
+  latestHashRangeBounds,
+  latestValueOfRow,
+  prefixOfLatestKey,
   unescapeKey,
+  versionsPrefix,
   visibleVersionsRange,
 } from './key-codec.ts';
 import { HASH_SPACE_END, MAX_TS } from './types.ts';
@@ -161,5 +170,54 @@ describe('key codec', () => {
     expect(() => checkRawKey(Buffer.from([0x6d, 0, 1]), true)).toThrow();
     expect(() => checkRawKey(Buffer.from([0x6d, 0, 1]), false)).not.toThrow();
     expect(() => checkRawKey(Buffer.from('mnode'), true)).not.toThrow();
+  });
+
+  it('raw keys must not start with l (the latest key space)', () => {
+    expect(() => checkRawKey(Buffer.from('lx'), true)).toThrow();
+    expect(() => checkRawKey(Buffer.from('lx'), false)).toThrow();
+  });
+
+  it('latest keys are the versions prefix behind an l, in the same order, inside their hash range', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: MAX_TS }), keyArb, fc.bigInt({ min: 0n, max: MAX_TS }), keyArb, (h1, k1, h2, k2) => {
+        const a = encodeLatestKey(h1, k1);
+        const b = encodeLatestKey(h2, k2);
+        expect(a[0]).toBe(0x6c);
+        expect(prefixOfLatestKey(a).equals(versionsPrefix(h1, k1))).toBe(true);
+        expect(Math.sign(Buffer.compare(a, b))).toBe(Math.sign(Buffer.compare(versionsPrefix(h1, k1), versionsPrefix(h2, k2))));
+        const { lo: rlo, hi: rhi } = latestHashRangeBounds(h1, h1 + 1n);
+        const inRange = (x: Buffer): boolean => Buffer.compare(x, rlo) >= 0 && Buffer.compare(x, rhi) < 0;
+        expect(inRange(a)).toBe(true);
+        expect(inRange(b)).toBe(h1 === h2);
+        const all = latestHashRangeBounds(0n, HASH_SPACE_END);
+        expect(Buffer.compare(a, all.lo) >= 0 && Buffer.compare(a, all.hi) < 0).toBe(true);
+      }),
+    );
+  });
+
+  it('latest values round-trip and embed the data value', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: MAX_TS }), fc.option(keyArb, { nil: undefined }), fc.nat({ max: Number.MAX_SAFE_INTEGER }), (ts, value, exp) => {
+        const { latest, dataValue } = encodeLatestValue(ts, value, exp);
+        expect(dataValue.equals(encodeDataValue(value, exp))).toBe(true);
+        expect(latestValueOfRow(ts, dataValue).equals(latest)).toBe(true);
+        const d = decodeLatestValue(latest);
+        expect(d.version).toBe(ts);
+        expect(d.tombstone).toBe(value === undefined);
+        expect(d.expiresAtMs).toBe(exp);
+        expect(d.value.equals(value ?? Buffer.alloc(0))).toBe(true);
+      }),
+    );
+  });
+
+  it('hash ranges round-trip through the pending range delete marker', () => {
+    for (const [s, e] of [
+      [0n, HASH_SPACE_END],
+      [5n, 9n],
+      [MAX_TS - 1n, MAX_TS],
+    ] as const) {
+      expect(decodeHashRange(encodeHashRange(s, e))).toEqual({ startHash: s, endHash: e });
+    }
+    expect(() => decodeHashRange(Buffer.alloc(3))).toThrow();
   });
 });

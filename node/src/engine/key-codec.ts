@@ -7,9 +7,15 @@
  *   `0x00 0x01`, so the escaped keys of one hash sort in the byte order of the user keys and no
  *   escaped key is a prefix of another. The commit timestamp is stored bitwise-NOT, so the
  *   versions of one key sort newest first. A hash range is one contiguous storage range.
+ * - `0x6c 'l'` latest: `l | hash64 | escape(userKey)` (the versions prefix with `'l'` in front),
+ *   one entry per user key that has any version, holding its NEWEST version:
+ *   `commitTs (8 bytes BE) | data value`. Written in the same atomic write as the `d` history, so
+ *   a read at or above the newest version is one bloom-filtered point lookup (ADR 0004,
+ *   amendment "latest space").
  * - everything else is raw: callers of `rawPut`/`rawDelete` pass keys already prefixed with their
- *   own key-space byte (`0x6d 'm'` node metadata, later Raft log/state). A raw key must not start
- *   with `'d'`, and `m\0` is reserved for the engine's own metadata (see `ENGINE_META_PREFIX`).
+ *   own key-space byte (`0x6d 'm'` node metadata, `0x72 'r'` Raft log/state). A raw key must not
+ *   start with `'d'` or `'l'`, and `m\0` is reserved for the engine's own metadata (see
+ *   `ENGINE_META_PREFIX`).
  *
  * Value encoding (data key space): `flags (1 byte: 0 = value, 1 = tombstone) |
  * expiresAtMs (8 bytes BE, 0 = never) | value bytes`.
@@ -19,12 +25,27 @@ import { HASH_SPACE_END, MAX_TS, type Timestamp } from './types.ts';
 
 /** Leading byte of the data key space. */
 export const DATA_PREFIX = 0x64; // 'd'
+/** Leading byte of the latest-version key space (newest version per user key). */
+export const LATEST_PREFIX = 0x6c; // 'l'
 /** Leading byte of the node metadata key space (raw keys). */
 export const META_PREFIX = 0x6d; // 'm'
 /** Raw keys under this prefix belong to the engine itself (GC watermark); callers may not write them. */
 export const ENGINE_META_PREFIX: Buffer = Buffer.from([META_PREFIX, 0x00]);
 /** Where the engine persists its GC watermark (8 bytes BE). */
 export const GC_WATERMARK_KEY: Buffer = Buffer.concat([ENGINE_META_PREFIX, Buffer.from('gc-watermark')]);
+/**
+ * Where the engine records its on-disk layout version (u32 BE). Absent: a data directory written
+ * before the latest space existed (layout 1, `d` only); `LAYOUT_VERSION`: `d` + `l`.
+ */
+export const LAYOUT_KEY: Buffer = Buffer.concat([ENGINE_META_PREFIX, Buffer.from('layout')]);
+/** The current layout: data history `d` plus the latest space `l` kept consistent with it. */
+export const LAYOUT_VERSION = 2;
+/**
+ * A range delete in progress (`encodeHashRange`): written before the `l` and `d` range deletes
+ * and removed after them; found at open, the range delete is finished (the binding offers range
+ * deletes only as separate writes, not inside one atomic batch).
+ */
+export const PENDING_DELETE_RANGE_KEY: Buffer = Buffer.concat([ENGINE_META_PREFIX, Buffer.from('pending-delete-range')]);
 
 const ESCAPE_BYTE = 0x00;
 const ESCAPED_ZERO = 0xff;
@@ -139,6 +160,85 @@ export function encodeDataKey(hash: bigint, key: Buffer, commitTs: Timestamp): B
   return out;
 }
 
+/** Storage key of the latest entry of a user key: `l | hash | escape(key) | terminator`. */
+export function encodeLatestKey(hash: bigint, key: Buffer): Buffer {
+  const out = versionsPrefix(hash, key);
+  out[0] = LATEST_PREFIX;
+  return out;
+}
+
+/** The latest-space key for a `versionsPrefix` (or any data key's prefix part): a copy with `'l'` in front. */
+export function latestKeyOfPrefix(prefix: Buffer): Buffer {
+  const out = Buffer.from(prefix);
+  out[0] = LATEST_PREFIX;
+  return out;
+}
+
+/** The `versionsPrefix` of a latest-space key (a copy with `'d'` in front). */
+export function prefixOfLatestKey(latestKey: Buffer): Buffer {
+  const out = Buffer.from(latestKey);
+  out[0] = DATA_PREFIX;
+  return out;
+}
+
+/** Bytes before the data value in an encoded latest value (the commit timestamp). */
+export const LATEST_HEADER_BYTES = U64_BYTES;
+
+/**
+ * Encodes the latest entry of a version: `commitTs | encodeDataValue(value, expiresAtMs)`.
+ * `dataValue` is a view into the result: the `d` row and the `l` row share one allocation.
+ */
+export function encodeLatestValue(commitTs: Timestamp, value: Buffer | undefined, expiresAtMs: number): { latest: Buffer; dataValue: Buffer } {
+  checkU64(commitTs, 'commitTs');
+  if (!Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0) {
+    throw new KeyVaError('INVALID_ARGUMENT', `expiresAtMs must be a non-negative integer: ${expiresAtMs}`, { field: 'expiresAtMs' });
+  }
+  const out = Buffer.allocUnsafe(LATEST_HEADER_BYTES + VALUE_HEADER_BYTES + (value?.length ?? 0));
+  out.writeBigUInt64BE(commitTs, 0);
+  out[LATEST_HEADER_BYTES] = value === undefined ? ValueFlag.tombstone : ValueFlag.value;
+  writeU64Number(out, LATEST_HEADER_BYTES + 1, expiresAtMs);
+  value?.copy(out, LATEST_HEADER_BYTES + VALUE_HEADER_BYTES);
+  return { latest: out, dataValue: out.subarray(LATEST_HEADER_BYTES) };
+}
+
+/** The latest entry for an existing `d` row (its commit timestamp and encoded value). */
+export function latestValueOfRow(commitTs: Timestamp, dataValue: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(LATEST_HEADER_BYTES + dataValue.length);
+  out.writeBigUInt64BE(commitTs, 0);
+  dataValue.copy(out, LATEST_HEADER_BYTES);
+  return out;
+}
+
+/** A decoded latest entry; `value` is a view into the encoded buffer (no copy). */
+export interface LatestValue {
+  readonly version: Timestamp;
+  readonly tombstone: boolean;
+  readonly expiresAtMs: number;
+  readonly value: Buffer;
+}
+
+export function decodeLatestValue(buf: Buffer): LatestValue {
+  if (buf.length < LATEST_HEADER_BYTES + VALUE_HEADER_BYTES) throw new KeyVaError('STORAGE_ERROR', 'corrupt latest entry: too short');
+  const flag = buf[LATEST_HEADER_BYTES];
+  if (flag !== ValueFlag.value && flag !== ValueFlag.tombstone) throw new KeyVaError('STORAGE_ERROR', `corrupt latest entry: flag ${flag}`);
+  return {
+    version: buf.readBigUInt64BE(0),
+    tombstone: flag === ValueFlag.tombstone,
+    expiresAtMs: readU64Number(buf, LATEST_HEADER_BYTES + 1),
+    value: buf.subarray(LATEST_HEADER_BYTES + VALUE_HEADER_BYTES),
+  };
+}
+
+/** Reads a u64 BE that is known to be a safe integer (expiry ms) without a BigInt. */
+function readU64Number(buf: Buffer, offset: number): number {
+  return buf.readUInt32BE(offset) * 0x1_0000_0000 + buf.readUInt32BE(offset + 4);
+}
+
+function writeU64Number(buf: Buffer, offset: number, n: number): void {
+  buf.writeUInt32BE(Math.floor(n / 0x1_0000_0000), offset);
+  buf.writeUInt32BE(n >>> 0, offset + 4);
+}
+
 /** Decodes a storage key of the data key space. */
 export function decodeDataKey(storageKey: Buffer): DataKey {
   if (storageKey[0] !== DATA_PREFIX || storageKey.length < HEADER_BYTES + 2 + U64_BYTES) {
@@ -231,6 +331,57 @@ export function hashRangeBounds(startHash: bigint, endHash: bigint): { lo: Buffe
   return { lo, hi };
 }
 
+/** Latest-space range `[lo, hi)` of hashes `[startHash, endHash)`; `endHash` may be HASH_SPACE_END. */
+export function latestHashRangeBounds(startHash: bigint, endHash: bigint): { lo: Buffer; hi: Buffer } {
+  const { lo, hi } = hashRangeBounds(startHash, endHash);
+  lo[0] = LATEST_PREFIX;
+  hi[0] = hi.length === 1 ? LATEST_PREFIX + 1 : LATEST_PREFIX;
+  return { lo, hi };
+}
+
+/**
+ * The latest-space counterpart of a data-space scan bound: `d` bounds fall between user keys
+ * (never inside a timestamp suffix), so the same bytes behind an `l` bound the same user keys.
+ */
+export function latestBoundOf(dataBound: Buffer): Buffer {
+  if (dataBound.length === 1 && dataBound[0] === DATA_PREFIX + 1) return Buffer.from([LATEST_PREFIX + 1]);
+  if (dataBound[0] !== DATA_PREFIX) throw new KeyVaError('INTERNAL', 'not a data-space bound');
+  const out = Buffer.from(dataBound);
+  out[0] = LATEST_PREFIX;
+  return out;
+}
+
+/** Decodes a latest-space key into its hash and user key. */
+export function decodeLatestKey(latestKey: Buffer): { hash: bigint; key: Buffer } {
+  if (latestKey[0] !== LATEST_PREFIX || latestKey.length < HEADER_BYTES + 2) throw new KeyVaError('STORAGE_ERROR', 'corrupt latest key: bad prefix or length');
+  const { key, end } = unescapeKey(latestKey, HEADER_BYTES);
+  if (end !== latestKey.length) throw new KeyVaError('STORAGE_ERROR', 'corrupt latest key: bytes after the key');
+  return { hash: latestKey.readBigUInt64BE(1), key };
+}
+
+/** The whole latest key space as `[lo, hi)`. */
+export function latestSpaceBounds(): { lo: Buffer; hi: Buffer } {
+  return { lo: Buffer.from([LATEST_PREFIX]), hi: Buffer.from([LATEST_PREFIX + 1]) };
+}
+
+/** Encodes a hash range for `PENDING_DELETE_RANGE_KEY`: `startHash | endFlag u8 | endHash` (endFlag 1 = HASH_SPACE_END). */
+export function encodeHashRange(startHash: bigint, endHash: bigint): Buffer {
+  checkU64(startHash, 'startHash');
+  const out = Buffer.alloc(2 * U64_BYTES + 1);
+  out.writeBigUInt64BE(startHash, 0);
+  if (endHash === HASH_SPACE_END) out[U64_BYTES] = 1;
+  else {
+    checkU64(endHash, 'endHash');
+    out.writeBigUInt64BE(endHash, U64_BYTES + 1);
+  }
+  return out;
+}
+
+export function decodeHashRange(buf: Buffer): { startHash: bigint; endHash: bigint } {
+  if (buf.length !== 2 * U64_BYTES + 1 || buf[U64_BYTES]! > 1) throw new KeyVaError('STORAGE_ERROR', 'corrupt pending range delete marker');
+  return { startHash: buf.readBigUInt64BE(0), endHash: buf[U64_BYTES] === 1 ? HASH_SPACE_END : buf.readBigUInt64BE(U64_BYTES + 1) };
+}
+
 /** The whole data key space as `[lo, hi)`. */
 export function dataSpaceBounds(): { lo: Buffer; hi: Buffer } {
   return { lo: Buffer.from([DATA_PREFIX]), hi: Buffer.from([DATA_PREFIX + 1]) };
@@ -266,13 +417,13 @@ export function decodeDataValue(buf: Buffer): DataValue {
   if (buf.length < VALUE_HEADER_BYTES) throw new KeyVaError('STORAGE_ERROR', 'corrupt data value: too short');
   const flag = buf[0];
   if (flag !== ValueFlag.value && flag !== ValueFlag.tombstone) throw new KeyVaError('STORAGE_ERROR', `corrupt data value: flag ${flag}`);
-  return { tombstone: flag === ValueFlag.tombstone, expiresAtMs: Number(buf.readBigUInt64BE(1)), value: buf.subarray(VALUE_HEADER_BYTES) };
+  return { tombstone: flag === ValueFlag.tombstone, expiresAtMs: readU64Number(buf, 1), value: buf.subarray(VALUE_HEADER_BYTES) };
 }
 
 /** true when an encoded value is a tombstone or has expired at `nowMs`. */
 export function isDeadValue(buf: Buffer, nowMs: number): boolean {
   if (buf[0] === ValueFlag.tombstone) return true;
-  const expiresAtMs = Number(buf.readBigUInt64BE(1));
+  const expiresAtMs = readU64Number(buf, 1);
   return expiresAtMs !== 0 && expiresAtMs <= nowMs;
 }
 
@@ -292,8 +443,8 @@ export function decodeTimestamp(buf: Buffer): Timestamp {
 /** Throws INVALID_ARGUMENT unless `key` may be used with rawPut/rawDelete/getRaw. */
 export function checkRawKey(key: Buffer, forWrite: boolean): void {
   if (key.length === 0) throw new KeyVaError('INVALID_ARGUMENT', 'raw key is empty', { field: 'key' });
-  if (key[0] === DATA_PREFIX) {
-    throw new KeyVaError('INVALID_ARGUMENT', "raw keys must not start with 'd' (the data key space)", { field: 'key' });
+  if (key[0] === DATA_PREFIX || key[0] === LATEST_PREFIX) {
+    throw new KeyVaError('INVALID_ARGUMENT', "raw keys must not start with 'd' or 'l' (the data and latest key spaces)", { field: 'key' });
   }
   if (forWrite && key.length >= ENGINE_META_PREFIX.length && key.subarray(0, ENGINE_META_PREFIX.length).equals(ENGINE_META_PREFIX)) {
     throw new KeyVaError('INVALID_ARGUMENT', 'raw keys under m\\0 are reserved for the engine', { field: 'key' });
@@ -302,8 +453,8 @@ export function checkRawKey(key: Buffer, forWrite: boolean): void {
 
 /** Throws INVALID_ARGUMENT unless [gte, lt) is a non-empty raw range inside one non-data prefix. */
 export function checkRawRange(gte: Buffer, lt: Buffer): void {
-  if (gte.length === 0 || lt.length === 0 || gte[0] !== lt[0] || gte[0] === DATA_PREFIX) {
-    throw new KeyVaError('INVALID_ARGUMENT', "a raw range must lie inside one key space other than 'd'", { field: 'range' });
+  if (gte.length === 0 || lt.length === 0 || gte[0] !== lt[0] || gte[0] === DATA_PREFIX || gte[0] === LATEST_PREFIX) {
+    throw new KeyVaError('INVALID_ARGUMENT', "a raw range must lie inside one key space other than 'd' and 'l'", { field: 'range' });
   }
 }
 

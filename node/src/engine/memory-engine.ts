@@ -5,7 +5,8 @@
  */
 import { KeyVaError } from '@keyva/proto/errors';
 import { GcPlanner } from './gc-planner.ts';
-import { checkRawKey, checkRawRange, dataSpaceBounds, encodeTimestamp, GC_WATERMARK_KEY, hashRangeBounds } from './key-codec.ts';
+import { checkRawKey, checkRawRange, dataSpaceBounds, encodeTimestamp, GC_WATERMARK_KEY, hashRangeBounds, latestHashRangeBounds } from './key-codec.ts';
+import { latestRepairOp, latestSpaceMismatches } from './latest-space.ts';
 import { checkReadTs, readVisible, scanVisible } from './mvcc-read.ts';
 import { SortedKv } from './sorted-kv.ts';
 import type { EngineCapabilities, EngineStats, ScanPage, ScanRange, StorageEngine, Timestamp, VersionedValue, WriteBatch, WriteResult } from './types.ts';
@@ -63,6 +64,8 @@ export class MemoryEngine implements StorageEngine {
     if (endHash <= startHash) return;
     const { lo, hi } = hashRangeBounds(startHash, endHash);
     this.#kv.deleteRange(lo, hi);
+    const l = latestHashRangeBounds(startHash, endHash);
+    this.#kv.deleteRange(l.lo, l.hi);
   }
 
   async gc(watermarkTs: Timestamp, nowMs: number): Promise<number> {
@@ -77,6 +80,10 @@ export class MemoryEngine implements StorageEngine {
     for (const row of this.#kv.range(lo, hi, Number.MAX_SAFE_INTEGER)) deletes.push(...planner.feed(row.key, row.value));
     deletes.push(...planner.finish());
     for (const key of deletes) this.#kv.del(key);
+    for (const prefix of planner.takeLatestRechecks()) {
+      const op = latestRepairOp(this.#kv, prefix);
+      if (op !== undefined) this.#kv.apply([op]);
+    }
     return deletes.length;
   }
 
@@ -91,6 +98,12 @@ export class MemoryEngine implements StorageEngine {
     this.#checkOpen();
     checkRawRange(gte, lt);
     return this.#kv.range(gte, lt, limit).map((r) => ({ key: Buffer.from(r.key), value: Buffer.from(r.value) }));
+  }
+
+  /** Tests: where the latest space disagrees with the version history (empty when consistent). */
+  latestSpaceMismatches(compareReads = false): string[] {
+    this.#checkOpen();
+    return latestSpaceMismatches(this.#kv, compareReads);
   }
 
   stats(): EngineStats {

@@ -1,16 +1,26 @@
 /**
  * MVCC reads over an `OrderedKvReader` (shared by every engine): the newest version of a key at
  * a timestamp, and scans of live keys in storage order. Pure logic; the reader does the I/O.
+ *
+ * A point read first looks up the key's latest entry (`l` space, one point lookup): no entry
+ * means the key has no version at all; an entry with version <= readTs is the answer. Only a
+ * read below the newest version seeks the `d` history (an iterator). Scans walk the latest
+ * space the same way (one row per key, old versions never read), seeking the history only for
+ * keys written after the scan's timestamp.
  */
 import { KeyVaError } from '@keyva/proto/errors';
 import {
   commitTsOf,
   decodeDataKey,
   decodeDataValue,
+  decodeLatestKey,
+  decodeLatestValue,
+  encodeLatestKey,
   hashRangeBounds,
   keyLowerBound,
   keyPrefixRange,
   keyUpperBound,
+  latestBoundOf,
   prefixUpperBound,
   versionsPrefixOf,
   visibleVersionsRange,
@@ -21,13 +31,28 @@ import type { ScanItem, ScanPage, ScanRange, Timestamp, VersionedValue } from '.
 /** Rows fetched per reader call while scanning (bounds each synchronous storage call). */
 export const SCAN_PAGE_ROWS_MAX = 256;
 
-/** Newest version of `key` with commitTs <= readTs, or undefined if none. Raw (may be dead). */
-export function newestVersion(
-  reader: OrderedKvReader,
-  hash: bigint,
-  key: Buffer,
-  readTs: Timestamp,
-): { version: Timestamp; tombstone: boolean; expiresAtMs: number; value: Buffer } | undefined {
+/** One version of a key as stored (may be dead: a tombstone or expired); `value` may be a view. */
+export interface StoredVersion {
+  readonly version: Timestamp;
+  readonly tombstone: boolean;
+  readonly expiresAtMs: number;
+  readonly value: Buffer;
+}
+
+/**
+ * Newest version of `key` with commitTs <= readTs, or undefined if none. Raw (may be dead).
+ * Uses the latest space (a point lookup) and seeks the history only below the newest version.
+ */
+export function newestVersion(reader: OrderedKvReader, hash: bigint, key: Buffer, readTs: Timestamp): StoredVersion | undefined {
+  const latest = reader.get(encodeLatestKey(hash, key));
+  if (latest === undefined) return undefined; // no version at all
+  const v = decodeLatestValue(latest);
+  if (v.version <= readTs) return v;
+  return newestVersionInHistory(reader, hash, key, readTs);
+}
+
+/** `newestVersion` from the `d` history alone (an iterator seek); the reference for the latest space. */
+export function newestVersionInHistory(reader: OrderedKvReader, hash: bigint, key: Buffer, readTs: Timestamp): StoredVersion | undefined {
   const { lo, hi } = visibleVersionsRange(hash, key, readTs);
   const row = reader.range(lo, hi, 1)[0];
   if (row === undefined) return undefined;
@@ -39,11 +64,14 @@ function isLive(v: { tombstone: boolean; expiresAtMs: number }, nowMs: number): 
   return !v.tombstone && (v.expiresAtMs === 0 || v.expiresAtMs > nowMs);
 }
 
-/** The live value of `key` at `readTs` (tombstones and expired values read as absent). */
-export function readVisible(reader: OrderedKvReader, hash: bigint, key: Buffer, readTs: Timestamp, nowMs: number): VersionedValue | undefined {
+/**
+ * The live value of `key` at `readTs` (tombstones and expired values read as absent).
+ * `copy: false` when the reader returns fresh buffers (RocksDB) and the value may be a view.
+ */
+export function readVisible(reader: OrderedKvReader, hash: bigint, key: Buffer, readTs: Timestamp, nowMs: number, copy = true): VersionedValue | undefined {
   const v = newestVersion(reader, hash, key, readTs);
   if (v === undefined || !isLive(v, nowMs)) return undefined;
-  return { value: Buffer.from(v.value), version: v.version, expiresAtMs: v.expiresAtMs };
+  return { value: copy ? Buffer.from(v.value) : v.value, version: v.version, expiresAtMs: v.expiresAtMs };
 }
 
 function maxBuf(a: Buffer, b: Buffer): Buffer {
@@ -90,7 +118,8 @@ function successor(key: Buffer): Buffer {
 
 /**
  * Live keys visible at `readTs` in `[lo, hi)`, in storage order, read page by page (each page at
- * most `pageRowsMax` rows, so each storage call is bounded).
+ * most `pageRowsMax` rows, so each storage call is bounded), from the `d` history alone: the
+ * reference for `visibleItemsFromLatest`, which scans use.
  */
 export function* visibleItems(
   reader: OrderedKvReader,
@@ -133,6 +162,38 @@ export function* visibleItems(
   }
 }
 
+/**
+ * `visibleItems` over the latest space: one row per key; a key whose newest version is above
+ * `readTs` is looked up in the history. Same bounds (mapped by `latestBoundOf`), same items.
+ */
+export function* visibleItemsFromLatest(
+  reader: OrderedKvReader,
+  lo: Buffer,
+  hi: Buffer,
+  readTs: Timestamp,
+  nowMs: number,
+  keysOnly: boolean,
+  filter: ((key: Buffer) => boolean) | undefined,
+  pageRowsMax: number = SCAN_PAGE_ROWS_MAX,
+): Generator<ScanItem> {
+  let cursor = latestBoundOf(lo);
+  const end = latestBoundOf(hi);
+  for (;;) {
+    if (Buffer.compare(cursor, end) >= 0) return;
+    const rows = reader.range(cursor, end, pageRowsMax);
+    if (rows.length === 0) return;
+    for (const row of rows) {
+      const { hash, key } = decodeLatestKey(row.key);
+      if (filter !== undefined && !filter(key)) continue;
+      const latest = decodeLatestValue(row.value);
+      const v = latest.version <= readTs ? latest : newestVersionInHistory(reader, hash, key, readTs);
+      if (v === undefined || !isLive(v, nowMs)) continue;
+      yield { hash, key, value: keysOnly ? Buffer.alloc(0) : Buffer.from(v.value), version: v.version, expiresAtMs: v.expiresAtMs };
+    }
+    cursor = successor(rows[rows.length - 1]!.key);
+  }
+}
+
 /** One page of a scan: at most `limit` live items; `more` when another live item follows. */
 export function scanVisible(
   reader: OrderedKvReader,
@@ -148,7 +209,7 @@ export function scanVisible(
   const { lo, hi, filter } = scanBounds(range);
   const items: ScanItem[] = [];
   const pageRows = Math.min(pageRowsMax, limit + 1);
-  for (const item of visibleItems(reader, lo, hi, readTs, nowMs, keysOnly, filter, Math.max(pageRows, 16))) {
+  for (const item of visibleItemsFromLatest(reader, lo, hi, readTs, nowMs, keysOnly, filter, Math.max(pageRows, 16))) {
     if (items.length === limit) return { items, more: true };
     items.push(item);
   }

@@ -1,7 +1,8 @@
 /**
- * The one primitive the MVCC logic needs from a store: a synchronous, bounded, ordered range
- * read over raw storage keys. RocksDB implements it with `querySync`, the memory engine with a
- * sorted array, and `WriteOverlay` layers not-yet-written mutations over another reader.
+ * The two primitives the MVCC logic needs from a store: a synchronous, bounded, ordered range
+ * read over raw storage keys, and a point lookup. RocksDB implements them with `querySync` and a
+ * one-key `MultiGet`, the memory engine with a sorted array, and `WriteOverlay` layers
+ * not-yet-written mutations over another reader.
  */
 
 export interface KvRow {
@@ -16,6 +17,9 @@ export interface OrderedKvReader {
    * means the range holds nothing more.
    */
   range(gte: Buffer, lt: Buffer, limit: number): KvRow[];
+
+  /** The value of exactly `key`, or undefined (RocksDB: a point lookup that bloom filters serve). */
+  get(key: Buffer): Buffer | undefined;
 }
 
 /** One raw storage mutation, produced by the write planner and applied by an engine. */

@@ -4,7 +4,8 @@
  * the calling thread; only a chained batch written with `{sync: true}` fsyncs the WAL
  * (`db.put(k, v, {sync: true})` does not pass `sync` down); `querySync` is a one-shot
  * synchronous bounded iterator returning `{rows: [k0, v0, k1, v1, ...], finished}` with each
- * row a copied Buffer (with `keyEncoding/valueEncoding: 'buffer'`). abstract-level encodes keys
+ * row a copied Buffer (with `keyEncoding/valueEncoding: 'buffer'`); `_getManySync` is a
+ * synchronous MultiGet, ~3x cheaper than a one-row `querySync` (no iterator). abstract-level encodes keys
  * as 'utf8' unless told otherwise, so `createRocksLevel` sets Buffer encodings.
  */
 import { createRequire } from 'node:module';
@@ -51,6 +52,13 @@ export interface RocksLevelDb {
   close(): Promise<void>;
   batch(): RocksChainedBatch;
   querySync(options: RocksQueryOptions): { rows: (Buffer | undefined)[]; finished: boolean };
+  /**
+   * Synchronous `rocksdb::DB::MultiGet` (bloom filters apply): per key a copied Buffer, undefined
+   * when absent (null only when a `timeout` we never set expires). Does not check that the
+   * database is open: callers must. Never pass `unsafe: true` (its buffers pin blocks of the
+   * block cache and abort the process if the database closes before they are collected).
+   */
+  _getManySync(keys: readonly Buffer[], options: { readonly fillCache?: boolean }): (Buffer | undefined | null)[];
   getProperty(name: string): string;
   /** Range delete (rocksdb::DeleteRange) of `[gte, lt)`; not synced. */
   clear(options: { gte: Buffer; lt: Buffer }): Promise<void>;

@@ -1,4 +1,7 @@
-/** `OrderedKvReader` over a RocksDB handle: bounded synchronous `querySync` calls. */
+/**
+ * `OrderedKvReader` over a RocksDB handle: bounded synchronous `querySync` calls for ranges, a
+ * one-key synchronous `MultiGet` for point lookups (no iterator; bloom filters apply).
+ */
 import { isKeyVaError, KeyVaError } from '@keyva/proto/errors';
 import type { KvRow, OrderedKvReader } from './ordered-kv.ts';
 import type { RocksLevelDb } from './rocksdb-binding.ts';
@@ -20,12 +23,16 @@ export class RocksReader implements OrderedKvReader {
   readonly #db: RocksLevelDb;
   readonly #bytesMax: number;
   readonly #fillCache: boolean;
+  readonly #getOptions: { readonly fillCache: boolean };
+  /** Reused one-key array for point lookups (the binding reads it synchronously). */
+  readonly #oneKey: Buffer[] = [Buffer.alloc(0)];
 
   /** `fillCache: false` for bulk passes (GC) so they do not evict the point-read working set. */
   constructor(db: RocksLevelDb, options: { bytesMax?: number; fillCache?: boolean } = {}) {
     this.#db = db;
     this.#bytesMax = options.bytesMax ?? READ_PAGE_BYTES_MAX;
     this.#fillCache = options.fillCache ?? true;
+    this.#getOptions = { fillCache: this.#fillCache };
   }
 
   /** May return fewer than `limit` rows (byte bound); an empty result means the range is exhausted. */
@@ -47,9 +54,16 @@ export class RocksReader implements OrderedKvReader {
     return out;
   }
 
-  /** The value of exactly `key`, or undefined. */
+  /** The value of exactly `key` (a fresh copy), or undefined. */
   get(key: Buffer): Buffer | undefined {
-    const row = this.range(key, Buffer.concat([key, Buffer.alloc(1)]), 1)[0];
-    return row?.key.equals(key) ? row.value : undefined;
+    this.#oneKey[0] = key;
+    let v: Buffer | undefined | null;
+    try {
+      v = this.#db._getManySync(this.#oneKey, this.#getOptions)[0];
+    } catch (e) {
+      throw new KeyVaError('STORAGE_ERROR', `rocksdb get failed: ${(e as Error)?.message ?? String(e)}`, {}, { cause: e });
+    }
+    if (v === null) throw new KeyVaError('STORAGE_ERROR', 'rocksdb get was aborted');
+    return v;
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Messages between `RocksDbEngine` (main thread) and its writer thread. A write batch travels
  * as one `batch-wire` ArrayBuffer, transferred (not cloned; see `batch-wire.ts` and ADR 0004).
- * Other Buffers (range bounds) are structured-cloned and arrive as plain Uint8Arrays.
+ * Other values are structured-cloned (Buffers arrive as plain Uint8Arrays).
  */
 import { isErrorCode, KeyVaError } from '@keyva/proto/errors';
 import type { Timestamp, WriteResult } from './types.ts';
@@ -22,7 +22,8 @@ export interface WriterInit {
 export type WriterRequest =
   /** `batch` is `encodeBatch(...)` output, transferred. */
   | { readonly t: 'write'; readonly id: number; readonly batch: ArrayBuffer }
-  | { readonly t: 'deleteRange'; readonly id: number; readonly lo: Uint8Array; readonly hi: Uint8Array }
+  /** Removes hashes [startHash, endHash) (endHash up to HASH_SPACE_END) from the data and latest spaces. */
+  | { readonly t: 'deleteRange'; readonly id: number; readonly startHash: bigint; readonly endHash: bigint }
   | { readonly t: 'gc'; readonly id: number; readonly watermark: Timestamp; readonly nowMs: number }
   | { readonly t: 'stop'; readonly id: number };
 

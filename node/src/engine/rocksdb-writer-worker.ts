@@ -21,6 +21,8 @@ try {
   const db = createRocksLevel(init.handle);
   await db.open();
   const writer = new RocksWriter(db, init.limits, emit, () => receiveMessageOnPort(port)?.message as WriterRequest | undefined);
+  // Before any request: finish an interrupted range delete, build the latest space if missing.
+  await writer.prepare();
   port.on('message', (req: WriterRequest) => {
     writer.submit(req).then(
       () => {

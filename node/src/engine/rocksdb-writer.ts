@@ -8,25 +8,42 @@
  *   of the group's earlier, not-yet-written batches. All successful batches go into ONE RocksDB
  *   write batch, written with `sync: true` when any batch of the group asked for sync. Then every
  *   batch is answered, in order. A batch whose condition fails contributes nothing.
- * - deleteRange: a RocksDB range delete, followed by a synced marker write (fsyncs the WAL).
- * - gc: chunks of `gcChunkRowsMax` rows; between chunks, queued writes run.
+ * - deleteRange: a pending-range marker, RocksDB range deletes of the latest (`l`) and data
+ *   (`d`) ranges, then a synced write removing the marker (fsyncs the WAL). The marker makes the
+ *   two range deletes (separate writes in this binding) all-or-nothing across a crash: `prepare`
+ *   finishes a range delete it finds pending.
+ * - gc: chunks of `gcChunkRowsMax` rows; between chunks, queued writes run. A chunk that removes
+ *   a key's newest version re-derives its latest entry in the same write.
+ * - prepare (once, before the engine is ready): finishes a pending range delete, and builds the
+ *   latest space from the history for a data directory written before it existed.
  *
- * Everything here is synchronous except `deleteRange` (the binding's `clear` returns a promise).
+ * Everything here is synchronous except range deletes (the binding's `clear` returns a promise).
  */
 import { KeyVaError } from '@keyva/proto/errors';
 import { decodeBatch } from './batch-wire.ts';
 import { GcPlanner } from './gc-planner.ts';
-import { dataSpaceBounds, ENGINE_META_PREFIX, encodeTimestamp, GC_WATERMARK_KEY } from './key-codec.ts';
+import {
+  dataSpaceBounds,
+  decodeHashRange,
+  encodeHashRange,
+  encodeTimestamp,
+  GC_WATERMARK_KEY,
+  hashRangeBounds,
+  LAYOUT_KEY,
+  LAYOUT_VERSION,
+  latestHashRangeBounds,
+  latestSpaceBounds,
+  PENDING_DELETE_RANGE_KEY,
+} from './key-codec.ts';
+import { LatestRebuilder, latestRepairOp } from './latest-space.ts';
 import type { KvOp } from './ordered-kv.ts';
 import type { RocksLevelDb } from './rocksdb-binding.ts';
 import { RocksReader, storageCall } from './rocksdb-reader.ts';
-import { type GroupLimits, toBuffer, toWireError, type WriterAnswer, type WriterEvent, type WriterRequest } from './rocksdb-writer-protocol.ts';
+import { type GroupLimits, toWireError, type WriterAnswer, type WriterEvent, type WriterRequest } from './rocksdb-writer-protocol.ts';
 import type { Timestamp, WriteResult } from './types.ts';
 import { WriteOverlay } from './write-overlay.ts';
 import { planBatch } from './write-planner.ts';
 
-/** Engine meta key written (synced) after a range delete, so the WAL holding it is fsynced. */
-const DELETE_RANGE_MARKER_KEY = Buffer.concat([ENGINE_META_PREFIX, Buffer.from('last-delete-range')]);
 /** Bytes one GC chunk reads at most. */
 const GC_CHUNK_BYTES_MAX = 8 << 20;
 
@@ -93,7 +110,7 @@ export class RocksWriter {
             break;
           case 'deleteRange':
             this.#queue.shift();
-            await this.#deleteRange(head.id, toBuffer(head.lo), toBuffer(head.hi));
+            await this.#deleteRange(head.id, head.startHash, head.endHash);
             break;
           case 'gc': {
             this.#queue.shift();
@@ -203,16 +220,78 @@ export class RocksWriter {
     });
   }
 
-  async #deleteRange(id: number, lo: Buffer, hi: Buffer): Promise<void> {
-    try {
-      if (Buffer.compare(lo, hi) < 0) {
-        try {
-          await this.#db.clear({ gte: lo, lt: hi });
-        } catch (e) {
-          throw new KeyVaError('STORAGE_ERROR', `rocksdb deleteRange failed: ${(e as Error).message}`, {}, { cause: e });
-        }
-        this.#writeOps([{ type: 'put', key: DELETE_RANGE_MARKER_KEY, value: Buffer.concat([lo, hi]) }], true);
+  /**
+   * Run once before the engine serves: finishes a range delete a crash interrupted, then makes
+   * sure the latest space exists (building it from `d` for a directory of layout 1).
+   */
+  async prepare(): Promise<void> {
+    const pending = this.#reader.get(PENDING_DELETE_RANGE_KEY);
+    if (pending !== undefined) {
+      const { startHash, endHash } = decodeHashRange(pending);
+      await this.#clearHashRange(startHash, endHash);
+    }
+    const layout = this.#reader.get(LAYOUT_KEY);
+    if (layout === undefined) {
+      await this.#buildLatestSpace();
+    } else if (layout.length !== 4 || layout.readUInt32BE(0) !== LAYOUT_VERSION) {
+      throw new KeyVaError('STORAGE_ERROR', `unsupported storage layout ${layout.toString('hex')} (this KeyVa reads layout ${LAYOUT_VERSION})`);
+    }
+  }
+
+  /**
+   * Builds the latest space from the `d` history, then records the layout. No fsync needed: the
+   * WAL is replayed in order, so the layout key never survives a crash without the entries
+   * written before it, and losing it only means building again at the next open.
+   */
+  async #buildLatestSpace(): Promise<void> {
+    const l = latestSpaceBounds();
+    // A build interrupted by a crash may have left entries; start clean (but do not leave a
+    // range tombstone over an empty space: every later point lookup would have to check it).
+    if (this.#gcReader.range(l.lo, l.hi, 1).length > 0) await this.#clear(l.lo, l.hi);
+    const rebuilder = new LatestRebuilder();
+    const { lo, hi } = dataSpaceBounds();
+    let cursor = lo;
+    for (;;) {
+      const rows = this.#gcReader.range(cursor, hi, this.#limits.gcChunkRowsMax);
+      if (rows.length === 0) break;
+      const ops: KvOp[] = [];
+      for (const row of rows) {
+        const op = rebuilder.feed(row.key, row.value);
+        if (op !== undefined) ops.push(op);
       }
+      if (ops.length > 0) this.#writeOps(ops, false);
+      cursor = Buffer.concat([rows[rows.length - 1]!.key, Buffer.alloc(1)]);
+    }
+    const version = Buffer.alloc(4);
+    version.writeUInt32BE(LAYOUT_VERSION, 0);
+    this.#writeOps([{ type: 'put', key: LAYOUT_KEY, value: version }], false);
+  }
+
+  async #clear(gte: Buffer, lt: Buffer): Promise<void> {
+    try {
+      await this.#db.clear({ gte, lt });
+    } catch (e) {
+      throw new KeyVaError('STORAGE_ERROR', `rocksdb deleteRange failed: ${(e as Error).message}`, {}, { cause: e });
+    }
+  }
+
+  /**
+   * Removes the hash range from the latest and data spaces. The marker goes into the WAL before
+   * both range deletes and is removed by the final synced write; found at open, the range
+   * delete is redone (it is idempotent).
+   */
+  async #clearHashRange(startHash: bigint, endHash: bigint): Promise<void> {
+    this.#writeOps([{ type: 'put', key: PENDING_DELETE_RANGE_KEY, value: encodeHashRange(startHash, endHash) }], false);
+    const l = latestHashRangeBounds(startHash, endHash);
+    await this.#clear(l.lo, l.hi);
+    const d = hashRangeBounds(startHash, endHash);
+    await this.#clear(d.lo, d.hi);
+    this.#writeOps([{ type: 'del', key: PENDING_DELETE_RANGE_KEY }], true);
+  }
+
+  async #deleteRange(id: number, startHash: bigint, endHash: bigint): Promise<void> {
+    try {
+      if (endHash > startHash) await this.#clearHashRange(startHash, endHash);
       this.#answer([{ id, ok: true, result: undefined }], 0, false);
     } catch (e) {
       this.#answer([{ id, ok: false, error: toWireError(e) }], 0, false);
@@ -233,6 +312,17 @@ export class RocksWriter {
       const done = rows.length === 0;
       if (done) for (const key of job.planner.finish()) ops.push({ type: 'del', key });
       else job.cursor = Buffer.concat([rows[rows.length - 1]!.key, Buffer.alloc(1)]);
+      const rechecks = job.planner.takeLatestRechecks();
+      if (rechecks.length > 0) {
+        // Re-derive those keys' latest entries as they will be after this chunk's deletes (and
+        // after any write that ran between chunks: the database is read now).
+        const after = new WriteOverlay(this.#gcReader);
+        after.apply(ops);
+        for (const prefix of rechecks) {
+          const op = latestRepairOp(after, prefix);
+          if (op !== undefined) ops.push(op);
+        }
+      }
       if (ops.length > 0 || done) this.#writeOps(ops.length > 0 ? ops : [{ type: 'put', key: GC_WATERMARK_KEY, value: encodeTimestamp(job.watermark) }], done);
       if (done) this.#answer([{ id: job.id, ok: true, result: job.planner.removed }], 0, false);
       else this.#queue.push(job);

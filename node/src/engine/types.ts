@@ -127,7 +127,7 @@ export interface ScanPage {
 export interface EngineStats {
   /** Estimated bytes on disk / in memory of live and old versions. */
   readonly sizeBytes: number;
-  /** Estimated stored entries (MVCC versions, not distinct user keys). */
+  /** Estimated stored entries (MVCC versions, plus on RocksDB one latest entry per key; not distinct user keys). */
   readonly keysEstimate: number;
   /** Block cache hit rate 0..1 (NaN when unknown or not applicable). */
   readonly blockCacheHitRate: number;

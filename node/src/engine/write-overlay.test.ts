@@ -15,6 +15,9 @@ class ShortPages implements OrderedKvReader {
   range(gte: Buffer, lt: Buffer, limit: number): KvRow[] {
     return this.#kv.range(gte, lt, Math.min(limit, this.#pageMax));
   }
+  get(key: Buffer): Buffer | undefined {
+    return this.#kv.get(key);
+  }
 }
 
 const keyArb = fc.uint8Array({ minLength: 1, maxLength: 3, max: 4 }).map((a) => Buffer.from(a));
@@ -48,6 +51,10 @@ describe('WriteOverlay', () => {
           // right rows in order, and empty only when nothing is left.
           expect(got).toEqual(want.slice(0, got.length));
           expect(got.length > 0).toBe(want.length > 0);
+          // Point lookups see the overlay first, then the base.
+          for (const k of [a, b, ...overlayOps.map((o) => o.key), ...baseOps.map((o) => o.key)]) {
+            expect(overlay.get(k)?.toString('hex'), k.toString('hex')).toBe(model.get(k)?.toString('hex'));
+          }
         },
       ),
       { numRuns: 500 },

@@ -46,6 +46,14 @@ export class WriteOverlay implements OrderedKvReader {
     for (const op of ops) this.#set(op.key, op.type === 'put' ? op.value : undefined);
   }
 
+  get(key: Buffer): Buffer | undefined {
+    if (this.#entries.length > 0) {
+      const e = this.#entries[this.#lowerBound(key)];
+      if (e?.key.equals(key)) return e.value;
+    }
+    return this.#base.get(key);
+  }
+
   clear(): void {
     this.#entries = [];
   }

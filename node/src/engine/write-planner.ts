@@ -2,9 +2,13 @@
  * Turns a `WriteBatch` into raw storage mutations, evaluating its conditions serially against a
  * reader (which, in the RocksDB writer thread, already includes the not-yet-written batches of
  * the same group commit). Pure logic; shared by every engine.
+ *
+ * Every data version written to `d` also updates the key's latest entry (`l`) in the same ops,
+ * unless the key already has a newer version (commit timestamps need not arrive in order): the
+ * latest entry always mirrors the newest `d` row. Conditions read the latest entry only.
  */
 import { KeyVaError } from '@keyva/proto/errors';
-import { checkRawKey, encodeDataKey, encodeDataValue } from './key-codec.ts';
+import { checkRawKey, encodeDataKey, encodeLatestValue, latestKeyOfPrefix, versionsPrefixOf } from './key-codec.ts';
 import { newestVersion } from './mvcc-read.ts';
 import type { KvOp, OrderedKvReader } from './ordered-kv.ts';
 import { type Condition, MAX_TS, type Mutation, type Timestamp, type WriteBatch } from './types.ts';
@@ -62,26 +66,38 @@ function conditionHolds(cond: Condition, live: { version: Timestamp; value: Buff
   }
 }
 
-function successor(key: Buffer): Buffer {
-  return Buffer.concat([key, Buffer.alloc(1)]);
+/** The `d` row of a new version plus, when it is the key's newest, its `l` entry. */
+function versionOps(
+  m: Extract<Mutation, { type: 'put' | 'delete' }>,
+  commitTs: Timestamp,
+  newest: boolean,
+  value: Buffer | undefined,
+  expiresAtMs: number,
+): KvOp[] {
+  const key = encodeDataKey(m.hash, m.key, commitTs);
+  const { latest, dataValue } = encodeLatestValue(commitTs, value, expiresAtMs);
+  const ops: KvOp[] = [{ type: 'put', key, value: dataValue }];
+  if (newest) ops.push({ type: 'put', key: latestKeyOfPrefix(versionsPrefixOf(key)), value: latest });
+  return ops;
 }
 
 function planDataMutation(
   reader: OrderedKvReader,
   m: Extract<Mutation, { type: 'put' | 'delete' }>,
   batch: WriteBatch,
-): { ok: true; existed: boolean; op: KvOp | undefined } | { ok: false; currentVersion: Timestamp } {
+): { ok: true; existed: boolean; ops: KvOp[] } | { ok: false; currentVersion: Timestamp } {
   const cur = newestVersion(reader, m.hash, m.key, MAX_TS);
   const isLive = cur !== undefined && !cur.tombstone && (cur.expiresAtMs === 0 || cur.expiresAtMs > batch.nowMs);
   const live = isLive ? cur : undefined;
   if (m.condition !== undefined && !conditionHolds(m.condition, live)) {
     return { ok: false, currentVersion: live?.version ?? 0n };
   }
-  const key = encodeDataKey(m.hash, m.key, batch.commitTs);
-  if (m.type === 'put') return { ok: true, existed: isLive, op: { type: 'put', key, value: encodeDataValue(m.value, m.expiresAtMs) } };
+  // Equal timestamps overwrite the same `d` row, so the latest entry follows it.
+  const newest = cur === undefined || cur.version <= batch.commitTs;
+  if (m.type === 'put') return { ok: true, existed: isLive, ops: versionOps(m, batch.commitTs, newest, m.value, m.expiresAtMs) };
   // A tombstone is pointless when the key has no version at all or already ends in a tombstone.
-  if (cur === undefined || cur.tombstone) return { ok: true, existed: false, op: undefined };
-  return { ok: true, existed: isLive, op: { type: 'put', key, value: encodeDataValue(undefined, 0) } };
+  if (cur === undefined || cur.tombstone) return { ok: true, existed: false, ops: [] };
+  return { ok: true, existed: isLive, ops: versionOps(m, batch.commitTs, newest, undefined, 0) };
 }
 
 /**
@@ -93,21 +109,21 @@ export function planBatch(reader: OrderedKvReader, batch: WriteBatch): BatchPlan
   const overlay = new WriteOverlay(reader);
   const ops: KvOp[] = [];
   const existed: boolean[] = [];
+  const single = batch.mutations.length === 1;
   for (let i = 0; i < batch.mutations.length; i++) {
     const m = batch.mutations[i]!;
-    let op: KvOp | undefined;
     if (m.type === 'rawPut' || m.type === 'rawDelete') {
-      existed.push(overlay.range(m.key, successor(m.key), 1).length > 0);
-      op = m.type === 'rawPut' ? { type: 'put', key: m.key, value: m.value } : { type: 'del', key: m.key };
+      existed.push(overlay.get(m.key) !== undefined);
+      const op: KvOp = m.type === 'rawPut' ? { type: 'put', key: m.key, value: m.value } : { type: 'del', key: m.key };
+      if (!single) overlay.apply([op]);
+      ops.push(op);
     } else {
       const r = planDataMutation(overlay, m, batch);
       if (!r.ok) return { ok: false, failedIndex: i, currentVersion: r.currentVersion };
       existed.push(r.existed);
-      op = r.op;
-    }
-    if (op !== undefined) {
-      overlay.apply([op]);
-      ops.push(op);
+      // A one-mutation batch has no later mutation to see its effects: skip the overlay work.
+      if (!single) overlay.apply(r.ops);
+      for (const op of r.ops) ops.push(op);
     }
   }
   return { ok: true, existed, ops };
