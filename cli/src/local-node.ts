@@ -67,10 +67,10 @@ export async function startLocalNode(o: LocalNodeOptions): Promise<LocalNode> {
     stderrTail = (stderrTail + d.toString()).slice(-4000);
   });
   const ready = await new Promise<{ nodeId: string; grpc: string; http: string }>((resolveReady, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`node did not become ready within ${o.readyTimeoutMs ?? 30_000} ms; see ${logFile}`)),
-      o.readyTimeoutMs ?? 30_000,
-    );
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // never leave a half-started node behind (it would hold its data dir's lock)
+      reject(new Error(`node did not become ready within ${o.readyTimeoutMs ?? 30_000} ms; see ${logFile}`));
+    }, o.readyTimeoutMs ?? 30_000);
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
     lines.on('line', (line) => {
       log.write(`${line}\n`);

@@ -160,6 +160,28 @@ describe('withRetry', () => {
     expect(n.details.outcome).toBeUndefined();
   });
 
+  test('an idempotent write whose earlier attempt may have applied never reports not-applied at the end', async () => {
+    // Found by the fault suite (e2e/src/faults): attempt 1 lost its answer (it may have applied),
+    // the last attempt was refused before sending; the write DID apply, the SDK said it had not.
+    const clock = new FakeClock();
+    const p = { ...policy, attemptsMax: 2 };
+    const w = await rejection(withRetry(failing([ambiguous(), notApplied('NOT_LEADER')]).fn, ctx({ clock, policy: p, idempotency: Idempotency.idempotent })));
+    expect(w.code).toBe('NOT_LEADER');
+    expect(writeOutcome(w)).toBe('unknown');
+    expect(w.details.outcome).toBe('unknown');
+    // The same when the deadline, not the attempt count, ends the retries.
+    const d = await rejection(
+      withRetry(
+        failing([ambiguous(), notApplied()]).fn,
+        ctx({ clock, deadlineAt: clock.now() + 1, policy: { ...policy, baseDelayMs: 1000 }, random: () => 0.99, idempotency: Idempotency.idempotent }),
+      ),
+    );
+    expect(writeOutcome(d)).toBe('unknown');
+    // Every attempt refused before it applied: still not-applied.
+    const n = await rejection(withRetry(failing([notApplied(), notApplied()]).fn, ctx({ clock, policy: p, idempotency: Idempotency.idempotent })));
+    expect(writeOutcome(n)).toBe('not-applied');
+  });
+
   test('never sleeps past the overall deadline', async () => {
     const clock = new FakeClock();
     const start = clock.now();

@@ -87,6 +87,10 @@ export interface RetryContext {
 /** Runs `attempt(1)`, `attempt(2)`, ... until one succeeds or the policy says stop. */
 export async function withRetry<T>(attempt: (n: number) => Promise<T>, ctx: RetryContext): Promise<T> {
   const attemptsMax = Math.max(1, ctx.policy.attemptsMax);
+  // Once one attempt of a write may have applied, the write's outcome stays unknown, whatever later attempts say.
+  let maybeApplied = false;
+  const giveUp = (err: KeyVaError) =>
+    finalError(maybeApplied && writeOutcome(err) === 'not-applied' ? withUnknownOutcome(err, err.retryable) : err, ctx.idempotency);
   for (let n = 1; ; n++) {
     if (ctx.signal?.aborted) throw cancelledError(ctx.signal);
     let err: KeyVaError;
@@ -97,12 +101,13 @@ export async function withRetry<T>(attempt: (n: number) => Promise<T>, ctx: Retr
       if (decoded === undefined) throw e;
       err = decoded;
     }
+    if (ctx.idempotency !== Idempotency.read && writeOutcome(err) === 'unknown') maybeApplied = true;
     if (ctx.signal?.aborted) throw cancelledError(ctx.signal);
-    if (!isRetryAllowed(err, ctx.idempotency) || n >= attemptsMax) throw finalError(err, ctx.idempotency);
+    if (!isRetryAllowed(err, ctx.idempotency) || n >= attemptsMax) throw giveUp(err);
     const delayMs = backoffDelayMs(n, ctx.policy, ctx.random);
     const immediate = ctx.beforeRetry === undefined ? false : await ctx.beforeRetry(err, n, delayMs);
     const waitMs = immediate ? 0 : delayMs;
-    if (ctx.clock.now() + waitMs >= ctx.deadlineAt) throw finalError(err, ctx.idempotency);
+    if (ctx.clock.now() + waitMs >= ctx.deadlineAt) throw giveUp(err);
     if (waitMs > 0) await ctx.clock.sleep(waitMs, ctx.signal);
   }
 }

@@ -7,48 +7,25 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type LocalNode, startLocalNode } from '@keyva/cli/local-node';
+import type { LocalNode } from '@keyva/cli/local-node';
 import { KeyVa } from '@keyva/client';
-import { freePort } from '@keyva/node/testing/free-port';
 import { afterAll, describe, expect, it } from 'vitest';
+import { FaultCluster } from './faults/cluster.ts';
 
 const NODES = 3;
 const PARTITIONS = 16;
 /** Writes must resume within this after a leader's node dies (election timeout 1-2 s at 100 ms ticks). */
 const FAILOVER_BOUND_MS = 10_000;
 
-interface Spec {
-  readonly id: string;
-  readonly dataDir: string;
-  readonly grpcPort: number;
-  readonly httpPort: number;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('replicated 3-node cluster', () => {
   const root = mkdtempSync(join(tmpdir(), 'keyva-replicated-'));
-  const running = new Map<string, LocalNode>();
-  let specs: Spec[] = [];
-  let peers = '';
+  let cluster: FaultCluster | undefined;
   afterAll(async () => {
-    await Promise.all([...running.values()].map((n) => n.stop(5000)));
+    await cluster?.close();
     rmSync(root, { recursive: true, force: true });
   });
-
-  const start = (s: Spec) =>
-    startLocalNode({
-      dataDir: s.dataDir,
-      engine: 'rocksdb',
-      grpcPort: s.grpcPort,
-      httpPort: s.httpPort,
-      nodeId: s.id,
-      logLevel: 'warn',
-      extraArgs: ['--peers', peers, '--replication-factor', String(NODES), '--partitions', String(PARTITIONS)],
-    }).then((n) => {
-      running.set(s.id, n);
-      return n;
-    });
 
   /** Follower read straight from one node's REST gateway: what that replica has applied. */
   const followerGet = async (n: LocalNode, key: string): Promise<string | undefined> => {
@@ -59,14 +36,13 @@ describe('replicated 3-node cluster', () => {
   };
 
   it('replicates, fails over after kill -9 without losing acknowledged writes, and catches up a restarted node', { timeout: 90_000 }, async () => {
-    specs = [];
-    for (let i = 0; i < NODES; i++)
-      specs.push({ id: `node-${i + 1}`, dataDir: join(root, `node-${i + 1}`), grpcPort: await freePort(), httpPort: await freePort() });
-    peers = specs.map((s) => `${s.id}=127.0.0.1:${s.grpcPort}`).join(',');
+    // Every Raft link runs through a fault proxy left in pass mode (the fault suite: e2e/src/faults).
+    const c = await FaultCluster.create({ root, nodes: NODES, partitions: PARTITIONS });
+    cluster = c;
     const t0 = performance.now();
-    await Promise.all(specs.map(start));
+    await c.startAll();
     const readyMs = performance.now() - t0;
-    const kv = await KeyVa.connect({ endpoints: specs.map((s) => `127.0.0.1:${s.grpcPort}`), deadlineMs: 3000, retry: { attemptsMax: 10 } });
+    const kv = await KeyVa.connect({ endpoints: c.endpoints, deadlineMs: 3000, retry: { attemptsMax: 10 } });
     try {
       // Until every group elected a leader, writes are refused (retryable); retry at this level too.
       const putRetrying = async (key: string, value: string, boundMs: number): Promise<bigint> => {
@@ -94,8 +70,8 @@ describe('replicated 3-node cluster', () => {
       // Every node serves the map with all peers as replicas and the current leaders.
       const map = await kv.partitionMap({ refresh: true });
       expect(map.partitions).toHaveLength(PARTITIONS);
-      for (const p of map.partitions) expect([...p.replicas].sort()).toEqual(specs.map((s) => s.id));
-      expect([...map.nodes.keys()].sort()).toEqual(specs.map((s) => s.id));
+      for (const p of map.partitions) expect([...p.replicas].sort()).toEqual([...c.ids]);
+      expect([...map.nodes.keys()].sort()).toEqual([...c.ids]);
       const leaders = new Map<string, number>();
       for (const p of map.partitions) if (p.leaderHint) leaders.set(p.leaderHint, (leaders.get(p.leaderHint) ?? 0) + 1);
       const [victimId, led] = [...leaders.entries()].sort((a, b) => b[1] - a[1])[0] as [string, number];
@@ -122,10 +98,7 @@ describe('replicated 3-node cluster', () => {
       };
       const writers = Array.from({ length: 8 }, (_, w) => writer(w));
       await sleep(1000);
-      const victim = running.get(victimId) as LocalNode;
-      victim.process.kill('SIGKILL');
-      await victim.exited;
-      running.delete(victimId);
+      await c.kill(victimId);
       const killedAt = performance.now();
       // Writes to every partition (the victim's included) must go through again within the bound.
       const probes = Array.from({ length: 64 }, (_, i) => `after-kill-${i}`);
@@ -149,7 +122,7 @@ describe('replicated 3-node cluster', () => {
 
       // The killed node comes back on its data and catches up: its own replicas hold every write.
       const restartedAt = performance.now();
-      const back = await start(specs.find((s) => s.id === victimId) as Spec);
+      const back = await c.start(victimId);
       const end = performance.now() + 20_000;
       let missing: string[] = [...acked.keys()];
       while (missing.length > 0) {

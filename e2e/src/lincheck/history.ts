@@ -22,12 +22,14 @@ export interface HistoryOp {
   readonly found?: boolean;
   readonly output?: string;
   readonly ok?: boolean;
+  /** Free text for a post-mortem (e.g. the error an operation ended with); the checker ignores it. */
+  readonly note?: string;
 }
 
 export type Outcome =
   | { readonly status: 'ok'; readonly found?: boolean; readonly output?: string; readonly ok?: boolean }
-  | { readonly status: 'fail' }
-  | { readonly status: 'unknown' };
+  | { readonly status: 'fail'; readonly note?: string }
+  | { readonly status: 'unknown'; readonly note?: string };
 
 const now = () => Number(process.hrtime.bigint());
 
@@ -40,6 +42,15 @@ export class History {
     fn: () => Promise<T>,
     classify: (r: { value?: T; error?: unknown }) => Outcome,
   ): Promise<T | undefined> {
+    return (await this.run(base, fn, classify)).value;
+  }
+
+  /** Like `record`, also returning the recorded operation (its status says what happened). */
+  async run<T>(
+    base: Omit<HistoryOp, 'call' | 'return' | 'status'>,
+    fn: () => Promise<T>,
+    classify: (r: { value?: T; error?: unknown }) => Outcome,
+  ): Promise<{ value: T | undefined; op: HistoryOp }> {
     const call = now();
     let outcome: Outcome;
     let value: T | undefined;
@@ -50,8 +61,9 @@ export class History {
       outcome = classify({ error });
     }
     const ret = outcome.status === 'unknown' ? null : now();
-    this.ops.push({ ...base, call, return: ret, ...outcome });
-    return value;
+    const op: HistoryOp = { ...base, call, return: ret, ...outcome };
+    this.ops.push(op);
+    return { value, op };
   }
 
   counts(): Record<OpStatus, number> {
@@ -61,6 +73,11 @@ export class History {
   }
 
   write(path: string): void {
-    writeFileSync(path, `${this.ops.map((o) => JSON.stringify(o)).join('\n')}\n`);
+    History.writeOps(path, this.ops);
+  }
+
+  /** Writes any list of operations in the checker's format (e.g. a deliberately broken copy). */
+  static writeOps(path: string, ops: readonly HistoryOp[]): void {
+    writeFileSync(path, `${ops.map((o) => JSON.stringify(o)).join('\n')}\n`);
   }
 }
