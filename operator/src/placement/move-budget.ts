@@ -1,0 +1,33 @@
+/**
+ * Rate limits for replica moves, counted from the observation (so a restarted controller sees
+ * the same numbers): a move is in flight while its partition has a learner or a voter surplus.
+ */
+import type { NodeId } from './types.ts';
+
+export class MoveBudget {
+  readonly clusterMax: number;
+  readonly perNodeMax: number;
+  private inFlight = 0;
+  private readonly perNode = new Map<NodeId, number>();
+
+  constructor(clusterMax: number, perNodeMax: number) {
+    this.clusterMax = clusterMax;
+    this.perNodeMax = perNodeMax;
+  }
+
+  get movesInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** Records a move (already running or just started) and the nodes taking part in it. */
+  count(nodes: readonly NodeId[]): void {
+    this.inFlight += 1;
+    for (const n of new Set(nodes)) this.perNode.set(n, (this.perNode.get(n) ?? 0) + 1);
+  }
+
+  /** May a new move start? Repairs of partitions below RF skip the cluster-wide limit only. */
+  canStart(nodes: readonly NodeId[], repair: boolean): boolean {
+    if (!repair && this.inFlight >= this.clusterMax) return false;
+    return nodes.every((n) => (this.perNode.get(n) ?? 0) < this.perNodeMax);
+  }
+}
