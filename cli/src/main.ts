@@ -5,6 +5,8 @@ import { Command, Option } from 'commander';
 import { BENCH_HELP, runBench } from './commands/bench.ts';
 import { type ConnOptions, cmdDel, cmdGet, cmdPut, cmdScan } from './commands/data.ts';
 import { runDev } from './commands/dev.ts';
+import { cmdNodeAdd, cmdNodeRemove } from './commands/node.ts';
+import { cmdPartitionSplit } from './commands/partition.ts';
 import { cmdStatus } from './commands/status.ts';
 import { style } from './output.ts';
 
@@ -40,11 +42,39 @@ program
   .option('--memory', 'use the memory engine (nothing is kept)', false)
   .option('--grpc-port <port>', 'gRPC port', '7379')
   .option('--http-port <port>', 'REST/metrics port', '7380')
-  .option('--nodes <n>', 'node processes: 1, or 3/5 for a replicated cluster (ports step by 10)', '1')
+  .option('--nodes <n>', 'node processes: 1, or 3/5 for a replicated cluster with the placement control loop (ports step by 10)', '1')
+  .option('--partitions <n>', 'partitions at first start (default 64)')
+  .option('--control-port <port>', 'loopback port of the control endpoint for keyva node/status (--nodes 3|5; default: any free port)', '0')
   .option('--json', 'print the node addresses as JSON', false)
-  .action(async (o: { dataDir: string; memory: boolean; grpcPort: string; httpPort: string; nodes: string; json: boolean }) => {
-    await runDev({ dataDir: o.dataDir, memory: o.memory, grpcPort: Number(o.grpcPort), httpPort: Number(o.httpPort), json: o.json, nodes: Number(o.nodes) });
-  });
+  .action(
+    async (o: {
+      dataDir: string;
+      memory: boolean;
+      grpcPort: string;
+      httpPort: string;
+      nodes: string;
+      partitions?: string;
+      controlPort: string;
+      json: boolean;
+    }) => {
+      await runDev({
+        dataDir: o.dataDir,
+        memory: o.memory,
+        grpcPort: Number(o.grpcPort),
+        httpPort: Number(o.httpPort),
+        json: o.json,
+        nodes: Number(o.nodes),
+        partitions: o.partitions === undefined ? undefined : Number(o.partitions),
+        controlPort: Number(o.controlPort),
+      });
+    },
+  );
+
+/** Options that find a local cluster's control endpoint (`keyva dev --nodes N`). */
+const control = (cmd: Command) =>
+  cmd
+    .addOption(new Option('--control <host:port>', "the local cluster's control endpoint (default: from <data dir>/control.json)").env('KEYVA_CONTROL'))
+    .option('--data-dir <dir>', 'data folder of the local cluster (where keyva dev wrote control.json)', '.keyva/dev');
 
 conn(program.command('get <key>').description('print the value of a key')).action((key: string, o) => run(() => cmdGet(connOf(o), key))());
 
@@ -68,7 +98,32 @@ conn(program.command('scan').description('list keys: inside a hash tag in key or
   .option('--keys-only', 'omit values')
   .action((o) => run(() => cmdScan(connOf(o), o))());
 
-conn(program.command('status').description('show nodes, partitions and health')).action((o) => run(() => cmdStatus(connOf(o)))());
+control(conn(program.command('status').description('show nodes, partitions and health; for a local cluster also placement: moves, blockers, invariants')))
+  .option('--watch', 'refresh every second (with a progress bar) until the change under way has finished', false)
+  .action((o, cmd: Command) =>
+    run(() =>
+      cmdStatus(connOf(o), { control: o.control, dataDir: o.dataDir, watch: o.watch, endpointGiven: cmd.getOptionValueSource('endpoint') !== 'default' }),
+    )(),
+  );
+
+const node = program.command('node').description('add or remove nodes of a local cluster (keyva dev --nodes 3|5)');
+control(node.command('add').description('start a new node; the control loop moves its share of the partitions onto it'))
+  .option('--json', 'machine-readable JSON output', false)
+  .action((o) => run(() => cmdNodeAdd({ control: o.control, dataDir: o.dataDir, json: o.json }))());
+control(
+  node.command('remove <id>').description('drain a node (refused when unsafe, with the reason), then remove and stop it once it confirms it holds no replica'),
+)
+  .option('--json', 'machine-readable JSON output', false)
+  .action((id: string, o) => run(() => cmdNodeRemove({ control: o.control, dataDir: o.dataDir, json: o.json }, id))());
+
+const partition = program.command('partition').description('partition administration (replicated clusters)');
+conn(
+  partition
+    .command('split <id>')
+    .description('split a partition at a hash point (metadata only, no data moves); repeating it with the same --at changes nothing'),
+)
+  .option('--at <hash>', 'split point, decimal or 0x-hex, strictly inside the range (default: its middle)')
+  .action((id: string, o) => run(() => cmdPartitionSplit(connOf(o), id, o.at))());
 
 program
   .command('bench')
@@ -96,7 +151,11 @@ program
   .catch((e: unknown) => {
     if (isKeyVaError(e)) {
       const endpoint = program.commands.find((c) => c.name() === program.args[0])?.opts().endpoint ?? DEFAULT_ENDPOINT;
-      const hint = e.code === 'UNAVAILABLE' || e.code === 'DEADLINE_EXCEEDED' ? `\nIs a node running at ${endpoint}? Start one with: ./keyva dev` : '';
+      // `keyva node ...` talks to the local cluster's control endpoint: its message says what to do.
+      const hint =
+        (e.code === 'UNAVAILABLE' || e.code === 'DEADLINE_EXCEEDED') && program.args[0] !== 'node'
+          ? `\nIs a node running at ${endpoint}? Start one with: ./keyva dev`
+          : '';
       process.stderr.write(`${style.red('error')} ${e.code}: ${e.message}${hint}\n`);
     } else process.stderr.write(`${style.red('error')} ${(e as Error).message}\n`);
     process.exitCode = 2;

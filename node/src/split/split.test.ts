@@ -1,0 +1,255 @@
+/**
+ * Partition splits on three real nodes in this process (`startNode` with `--peers`, RocksDB in
+ * temp dirs, real gRPC on 127.0.0.1), one partition at first. Keys written across the hash space
+ * through the SDK; SplitPartition at 2^63 while SDK clients keep writing: the map shows two
+ * partitions, every replica hosts the new group with the same founding voters and a commit
+ * timestamp floor, no acknowledged write is lost and every key is readable (routed to either
+ * half); writes continue on both halves; a write proposed to the old group for the split-off
+ * half is refused (WRONG_PARTITION) on apply; repeating the split is idempotent; split points
+ * outside the range and unknown partitions are INVALID_ARGUMENT and change nothing; the new
+ * partition splits again while one node is down (it applies the split late, from the log); a
+ * restart of every node keeps every group, its range and the data; a split recorded in the map
+ * whose partition leader stops right away is carried out by the next leader.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KeyVa } from '@keyva/client';
+import { keyHash } from '@keyva/client/keyspace';
+import type { GetPartitionMapResponseOut, SplitPartitionResponseOut } from '@keyva/proto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_TS } from '../engine/types.ts';
+import { freePort } from '../testing/free-port.ts';
+import { type CallError, startTestNode, type TestNode, unary } from '../testing/test-node.ts';
+import { rangeRecordKey } from './split-command.ts';
+
+const WAIT_MS = 20_000;
+const HALF = 1n << 63n;
+const END = 1n << 64n;
+const IDS = ['a', 'b', 'c'];
+
+async function eventually(pred: () => boolean | Promise<boolean>, what: string, timeoutMs = WAIT_MS): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await Promise.resolve(pred()).catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function failure(p: Promise<unknown>): Promise<CallError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as CallError;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe('partition split: metadata only, through the partition group', () => {
+  const root = mkdtempSync(join(tmpdir(), 'keyva-split-'));
+  const ports = new Map<string, { grpc: number; http: number }>();
+  const nodes = new Map<string, TestNode>();
+  let peers = '';
+  const acked = new Map<string, string>();
+  const clients: KeyVa[] = [];
+
+  const n = (id: string) => nodes.get(id) as TestNode;
+  const start = async (id: string) => {
+    const p = ports.get(id) as { grpc: number; http: number };
+    nodes.set(
+      id,
+      await startTestNode(
+        'rocksdb',
+        { nodeId: id, grpcPort: p.grpc, httpPort: p.http, peers, partitions: 1, raftTickMs: 50, replicationFactor: 3 },
+        join(root, id),
+      ),
+    );
+  };
+  const endpoints = () => IDS.map((id) => `127.0.0.1:${ports.get(id)?.grpc}`);
+  const connect = async () => {
+    const c = await KeyVa.connect({ endpoints: endpoints(), deadlineMs: 15_000, retry: { attemptsMax: 12, maxDelayMs: 500 } });
+    clients.push(c);
+    return c;
+  };
+  const split = (via: string, partitionId: number, atHash: bigint) =>
+    unary<object, SplitPartitionResponseOut>(n(via).admin, 'SplitPartition', { partitionId, atHash: atHash.toString() }, 20_000);
+  const mapOf = (via: string) => unary<object, GetPartitionMapResponseOut>(n(via).admin, 'GetPartitionMap', { linearizable: true });
+  const ready = () =>
+    eventually(
+      () => IDS.every((id) => (n(id).node.meta.state.epoch ?? 0n) > 0n) && IDS.some((id) => n(id).node.raft?.status(1)?.serving === true),
+      'a map and a serving leader of group 1',
+    );
+
+  beforeAll(async () => {
+    for (const id of IDS) ports.set(id, { grpc: await freePort(), http: await freePort() });
+    peers = IDS.map((id) => `${id}=127.0.0.1:${ports.get(id)?.grpc}`).join(',');
+    await Promise.all(IDS.map(start));
+    await ready();
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const c of clients) await c.close().catch(() => undefined);
+    await Promise.all([...nodes.values()].map((t) => t.close().catch(() => undefined)));
+    rmSync(root, { recursive: true, force: true });
+  }, 30_000);
+
+  it('splits while clients write, loses nothing, refuses bad requests, and survives a restart of every node', async () => {
+    const kv = await connect();
+    // Keys on both sides of the split point.
+    const low: string[] = [];
+    const high: string[] = [];
+    for (let i = 0; low.length < 60 || high.length < 60; i++) {
+      const k = `k${i}`;
+      (keyHash(Buffer.from(k)) < HALF ? low : high).push(k);
+    }
+    for (const k of [...low, ...high]) {
+      await kv.put(k, `v0-${k}`);
+      acked.set(k, `v0-${k}`);
+    }
+
+    // Concurrent writers through the SDK (three clients), during the split.
+    let writing = true;
+    const writers = [0, 1, 2].map(async (w) => {
+      const c = await connect();
+      for (let i = 0; writing; i++) {
+        const k = (i % 2 === 0 ? low : high)[(i * 7 + w * 13) % 60] as string;
+        const v = `w${w}-${i}`;
+        // Sequential per writer; keys of different writers differ in value only: record after ack.
+        await c.put(`${k}-w${w}`, v);
+        acked.set(`${k}-w${w}`, v);
+      }
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const epochBefore = n('a').node.meta.state.epoch;
+    const r = await split('a', 0, HALF);
+    expect(r.changed).toBe(true);
+    expect(r.newPartitionId).toBe(1);
+    expect(BigInt(r.atHash)).toBe(HALF);
+    expect(r.applied).toBe(true);
+    expect(BigInt(r.epoch)).toBe(epochBefore + 1n);
+    await new Promise((r) => setTimeout(r, 700));
+    writing = false;
+    await Promise.all(writers);
+
+    // Every replica: group 1 narrowed to [0, 2^63), group 2 created over [2^63, 2^64) with the
+    // same voters and a commit-timestamp floor; the map shows both partitions.
+    await eventually(
+      () => IDS.every((id) => n(id).node.raft?.rangeOf(1)?.end === HALF && n(id).node.raft?.rangeOf(2)?.start === HALF),
+      'the split applied on every replica',
+    );
+    for (const id of IDS) {
+      const raft = n(id).node.raft;
+      expect(raft?.rangeOf(2)).toEqual({ start: HALF, end: END });
+      expect([...(raft?.status(2)?.voters ?? [])].sort()).toEqual(IDS);
+      expect(raft?.status(2)?.applied.maxCommitTs ?? 0n).toBeGreaterThan(0n);
+    }
+    await eventually(() => IDS.some((id) => n(id).node.raft?.status(2)?.serving === true), 'a leader of the new group');
+    const map = (await mapOf('b')).map;
+    expect(map?.partitions.map((p) => [p.id, p.start, p.end])).toEqual([
+      [0, '0', HALF.toString()],
+      [1, HALF.toString(), '0'],
+    ]);
+
+    // Nothing acknowledged was lost; every key reads through the SDK (routed to either half).
+    for (const [k, v] of acked) expect(await kv.getString(k), k).toBe(v);
+
+    // Writes continue on both halves.
+    for (const k of [low[0], high[0], low[1], high[1]] as string[]) {
+      await kv.put(k, `after-${k}`);
+      expect(await kv.getString(k)).toBe(`after-${k}`);
+      acked.set(k, `after-${k}`);
+    }
+
+    // A write for the split-off half proposed to the old group is refused on apply, on every replica alike.
+    const leader1 = IDS.find((id) => n(id).node.raft?.status(1)?.serving) as string;
+    const hk = Buffer.from(high[2] as string);
+    const refused = await failure(
+      (n(leader1).node.raft as NonNullable<TestNode['node']['raft']>).propose(1, [
+        { type: 'put', hash: keyHash(hk), key: hk, value: Buffer.from('x'), expiresAtMs: 0 },
+      ]),
+    );
+    expect((refused as unknown as { code: string }).code).toBe('WRONG_PARTITION');
+    expect(await kv.getString(high[2] as string)).toBe(acked.get(high[2] as string));
+
+    // Repeating the split changes nothing.
+    const again = await split('c', 0, HALF);
+    expect(again.changed).toBe(false);
+    expect(again.newPartitionId).toBe(1);
+    expect(again.epoch).toBe(r.epoch);
+
+    // Split points outside the range, and unknown partitions: INVALID_ARGUMENT, nothing changes.
+    const epoch = n('a').node.meta.state.epoch;
+    const outside = await failure(split('b', 0, HALF + 1000n));
+    expect(outside.keyvaCode).toBe('INVALID_ARGUMENT');
+    expect(outside.details).toMatch(/not strictly inside/);
+    const unknown = await failure(split('b', 7, HALF));
+    expect(unknown.keyvaCode).toBe('INVALID_ARGUMENT');
+    expect(n('a').node.meta.state.epoch).toBe(epoch);
+    expect(n('a').node.raft?.rangeOf(1)).toEqual({ start: 0n, end: HALF });
+
+    // The new partition splits again (its own log, its own child) while c is down: partition 2
+    // over [3·2^62, 2^64). c applies the split late, from the log, after its restart.
+    const Q3 = 3n << 62n;
+    await n('c').close();
+    const second = await split('b', 1, Q3);
+    expect([second.changed, second.newPartitionId, second.applied]).toEqual([true, 2, true]);
+    const top = high.filter((k) => keyHash(Buffer.from(k)) >= Q3).slice(0, 5);
+    expect(top.length).toBeGreaterThan(0);
+    for (const k of top) {
+      await kv.put(k, `late-${k}`);
+      acked.set(k, `late-${k}`);
+    }
+    await start('c');
+    await eventually(
+      () => IDS.every((id) => n(id).node.raft?.rangeOf(2)?.end === Q3 && n(id).node.raft?.rangeOf(3)?.start === Q3),
+      'the second split everywhere',
+    );
+    const leader3 = () => IDS.map((id) => n(id).node.raft?.status(3)).find((st) => st?.serving);
+    await eventually(
+      () => (n('c').node.raft?.status(3)?.applied.index ?? 0) >= (leader3()?.commit ?? Number.POSITIVE_INFINITY),
+      'c caught up on the new group',
+    );
+    for (const k of top) expect((await n('c').node.engine.get(keyHash(Buffer.from(k)), Buffer.from(k), MAX_TS, 0))?.value.toString()).toBe(`late-${k}`);
+    for (const [k, v] of acked) expect(await kv.getString(k), k).toBe(v);
+
+    // Restart every node: all groups come back with their ranges (from their own records), and the data.
+    await Promise.all(IDS.map((id) => n(id).close()));
+    await Promise.all(IDS.map(start));
+    await ready();
+    for (const id of IDS) {
+      expect(n(id).node.raft?.rangeOf(1)).toEqual({ start: 0n, end: HALF });
+      expect(n(id).node.raft?.rangeOf(2)).toEqual({ start: HALF, end: Q3 });
+      expect(n(id).node.raft?.rangeOf(3)).toEqual({ start: Q3, end: END });
+      expect(await n(id).node.engine.getRaw(rangeRecordKey(3))).toBeDefined();
+    }
+    const kv2 = await connect();
+    for (const [k, v] of acked) expect(await kv2.getString(k), k).toBe(v);
+    await kv2.put(high[3] as string, 'after-restart');
+    await kv2.put(low[3] as string, 'after-restart');
+    expect(await kv2.getString(high[3] as string)).toBe('after-restart');
+    expect(await kv2.getString(low[3] as string)).toBe('after-restart');
+    acked.set(high[3] as string, 'after-restart');
+    acked.set(low[3] as string, 'after-restart');
+
+    // A split recorded in the map (UpdatePartitionMap) whose leader of the partition stops right
+    // away: the next leader of the partition carries it out (the data plane follows the map).
+    const Q1 = 1n << 62n;
+    const metaLeader = n(IDS.find((id) => n(id).node.raft?.status(0)?.serving) as string).node.meta;
+    const recorded = await metaLeader.proposeMetaChange(
+      { kind: 'splitPartition', partitionId: 0 as never, atHash: Q1, newPartitionId: 3 as never, expectedEpoch: metaLeader.state.epoch },
+      { forward: true },
+    );
+    expect(recorded.ok).toBe(true);
+    const gone = IDS.find((id) => n(id).node.raft?.status(1)?.serving) as string;
+    await n(gone).close();
+    const rest = IDS.filter((id) => id !== gone);
+    await eventually(
+      () => rest.every((id) => n(id).node.raft?.rangeOf(1)?.end === Q1 && n(id).node.raft?.rangeOf(4)?.start === Q1),
+      'the recorded split carried out by the next leader',
+    );
+    await start(gone);
+    await eventually(() => n(gone).node.raft?.rangeOf(4)?.end === HALF, 'the stopped node applying it after its restart');
+    for (const [k, v] of acked) expect(await kv2.getString(k), k).toBe(v);
+  }, 60_000);
+});
