@@ -111,7 +111,7 @@ describe('meta group (group 0) on three nodes', () => {
     for (const n of nodes) expect(metaOf(n).stats.changes).toBe(4);
   });
 
-  it('applies a split and a merge on the meta leader, with compare-and-set on the epoch', async () => {
+  it('applies a split on the meta leader with compare-and-set on the epoch, and refuses merges', async () => {
     const leader = metaLeader();
     const follower = metaFollower();
     const before = await getMap(leader);
@@ -128,26 +128,17 @@ describe('meta group (group 0) on three nodes', () => {
     expect(await hostedCount(follower)).toBe(PARTITIONS + 1);
 
     // The same change again, planned against epoch 4: refused as stale, nothing changes.
-    const stale = await failure(update(leader, { expectedEpoch: '4', mergePartitions: { leftId: 3, rightId: 9 } }));
+    const stale = await failure(update(leader, { expectedEpoch: '4', splitPartition: { partitionId: 3, atHash: mid, newPartitionId: 10 } }));
     expect(stale.keyvaCode).toBe('CONDITION_FAILED');
     expect(stale.meta).toMatchObject({ reason: 'staleEpoch', epoch: '5' });
     expect(stale.details).toMatch(/expected epoch 4, but the map is at epoch 5/);
-    const notAdjacent = await failure(update(leader, { expectedEpoch: '5', mergePartitions: { leftId: 0, rightId: 9 } }));
-    expect(notAdjacent.meta).toMatchObject({ reason: 'notAdjacent', epoch: '5' });
 
-    const merged = await update(leader, { expectedEpoch: '5', mergePartitions: { leftId: 3, rightId: 9 } });
-    expect(merged).toEqual({ epoch: '6', changed: true });
-    await until(() => nodes.every((n) => n.node.meta.state.epoch === 6n), WAIT_MS, 'epoch 6 everywhere');
-    for (const n of nodes) {
-      const m = await getMap(n);
-      expect(m.partitions.map((p) => [p.id, p.generation])).toEqual([
-        [0, '1'],
-        [1, '1'],
-        [2, '1'],
-        [3, '3'],
-      ]);
-    }
-    for (const n of nodes) expect(await hostedCount(n)).toBe(PARTITIONS);
+    // Merges are refused until the data plane carries them out (ADR 0010): nothing changes.
+    const merge = await failure(update(leader, { expectedEpoch: '5', mergePartitions: { leftId: 3, rightId: 9 } }));
+    expect(merge.keyvaCode).toBe('INVALID_ARGUMENT');
+    expect(merge.details).toMatch(/merging partitions is not supported/);
+    for (const n of nodes) expect(n.node.meta.state.epoch).toBe(5n);
+    for (const n of nodes) expect(await hostedCount(n)).toBe(PARTITIONS + 1);
   });
 
   it('refuses malformed changes without proposing anything', async () => {

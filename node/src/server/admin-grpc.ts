@@ -26,9 +26,9 @@ import { KeyVaError } from '@keyva/proto/errors';
 import { HASH_SPACE_END } from '../engine/types.ts';
 import type { ReplicaMembership } from '../membership/replica-membership.ts';
 import type { MetaService } from '../meta/meta-service.ts';
-import type { SplitCoordinator } from '../split/split-coordinator.ts';
 import type { MetaCommand, NodeState } from '../meta/meta-state.ts';
 import { commandFromWire, nodeStateToWire, refusalError } from '../meta/meta-wire.ts';
+import type { SplitCoordinator } from '../split/split-coordinator.ts';
 import { contextFromMetadata } from './grpc-context.ts';
 import { asKeyVaError, toServiceError } from './grpc-errors.ts';
 import type { RequestRunner } from './request-runner.ts';
@@ -105,7 +105,14 @@ export function partitionMapToWire(m: PartitionMap): GetPartitionMapResponse {
 /** Applies a change through the meta group and answers its new epoch, or the refusal as an error. */
 async function change(src: AdminSource, command: () => MetaCommand): Promise<UpdatePartitionMapResponse & RegisterNodeResponse> {
   if (src.meta === undefined) throw new KeyVaError('ROUTE_NOT_FOUND', 'this node has no meta API');
-  const r = await src.meta.proposeMetaChange(command());
+  const cmd = command();
+  // The data plane carries out splits but not merges yet (docs/adr/0010-splits.md): a merged map
+  // would send the right half's keys to a group that refuses them. Refuse instead of stranding data.
+  if (cmd.kind === 'mergePartitions' && src.splits !== undefined)
+    throw new KeyVaError('INVALID_ARGUMENT', 'merging partitions is not supported by the data plane yet (docs/adr/0010-splits.md); nothing was changed', {
+      field: 'merge_partitions',
+    });
+  const r = await src.meta.proposeMetaChange(cmd);
   if (!r.ok) throw refusalError(r);
   return { epoch: r.epoch.toString(), changed: r.changed };
 }
