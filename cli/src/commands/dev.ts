@@ -1,5 +1,6 @@
 /** `keyva dev`: a local KeyVa of real node processes on this machine, no Kubernetes. */
 import { resolve } from 'node:path';
+import { DevCluster } from '../dev-cluster.ts';
 import { type LocalNode, startLocalNode } from '../local-node.ts';
 import { style } from '../output.ts';
 
@@ -9,8 +10,12 @@ export interface DevOptions {
   grpcPort: number;
   httpPort: number;
   json: boolean;
-  /** Node processes: 1 (a lone node, no Raft) or 3/5 (a replicated cluster, every partition on every node). */
+  /** Node processes: 1 (a lone node, no Raft) or 3/5 (a replicated cluster with the placement control loop). */
   nodes?: number;
+  /** Partitions at first start (the node's default: 64). */
+  partitions?: number | undefined;
+  /** Port of the loopback control endpoint (`keyva node add|remove`, `keyva status`); 0: any free port. */
+  controlPort?: number | undefined;
 }
 
 /** Ports of node `i` (0-based) of a dev cluster: base + 10*i, so 7379/7389/7399 and 7380/7390/7400. */
@@ -27,48 +32,27 @@ export async function runDev(o: DevOptions): Promise<void> {
   const count = o.nodes ?? 1;
   if (![1, 3, 5].includes(count)) throw new Error(`--nodes ${count}: use 1, 3 or 5`);
   if (count > 1 && (o.grpcPort === 0 || o.httpPort === 0)) throw new Error('--nodes > 1 needs fixed ports (the peers must know each other)');
-  const replicated = count > 1;
-  const peers = replicated ? devPeers(o, count) : undefined;
-  const specs = Array.from({ length: count }, (_, i) => ({ id: `node-${i + 1}`, dataDir: resolve(o.dataDir, `node-${i + 1}`), ...devPorts(o, i) }));
-  if (!o.json)
-    process.stderr.write(
-      `Starting KeyVa: ${count} node${count > 1 ? 's' : ''} (${o.memory ? 'memory engine, nothing kept' : `RocksDB in ${resolve(o.dataDir)}`})...\n`,
-    );
-  const nodes: LocalNode[] = [];
+  if (count > 1) return runDevCluster(o, count);
+  const dataDir = resolve(o.dataDir, 'node-1');
+  if (!o.json) process.stderr.write(`Starting KeyVa: 1 node (${o.memory ? 'memory engine, nothing kept' : `RocksDB in ${resolve(o.dataDir)}`})...\n`);
+  let node: LocalNode;
   try {
-    // Replicated nodes start together: each waits for a quorum only after it reports ready.
-    const started = await Promise.allSettled(
-      specs.map((s) =>
-        startLocalNode({
-          dataDir: s.dataDir,
-          engine: o.memory ? 'memory' : 'rocksdb',
-          grpcPort: s.grpcPort,
-          httpPort: s.httpPort,
-          ...(replicated ? { nodeId: s.id, extraArgs: ['--peers', peers as string, '--replication-factor', String(count)] } : {}),
-        }),
-      ),
-    );
-    for (const r of started) if (r.status === 'fulfilled') nodes.push(r.value);
-    const failed = started.find((r) => r.status === 'rejected');
-    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+    node = await startLocalNode({
+      dataDir,
+      engine: o.memory ? 'memory' : 'rocksdb',
+      grpcPort: o.grpcPort,
+      httpPort: o.httpPort,
+      ...(o.partitions ? { extraArgs: ['--partitions', String(o.partitions)] } : {}),
+    });
   } catch (e) {
-    await Promise.all(nodes.map((n) => n.stop()));
-    const msg = (e as Error).message;
-    const hint = /EADDRINUSE|address already in use|No address added/i.test(msg)
-      ? `\nA port is taken: is another 'keyva dev' running? Pick others with --grpc-port and --http-port.`
-      : '';
-    throw new Error(`could not start the node${count > 1 ? 's' : ''}: ${msg}${hint}`);
+    throw startError(e, 1);
   }
   if (o.json) {
-    process.stdout.write(
-      `${JSON.stringify({ nodes: nodes.map((n, i) => ({ id: n.nodeId, grpc: n.grpc, http: n.http, dataDir: specs[i]?.dataDir, log: n.logFile })) })}\n`,
-    );
-  } else if (!replicated) {
-    const node = nodes[0] as LocalNode;
-    const dataDir = specs[0]?.dataDir;
+    process.stdout.write(`${JSON.stringify({ nodes: [{ id: node.nodeId, grpc: node.grpc, http: node.http, dataDir, log: node.logFile }] })}\n`);
+  } else {
     const lines = [
       '',
-      style.bold(`KeyVa is running: 1 node (${node.nodeId}), 64 partitions`),
+      style.bold(`KeyVa is running: 1 node (${node.nodeId}), ${o.partitions ?? 64} partitions`),
       `  gRPC  ${node.grpc}        grpcurl -plaintext ${node.grpc} list`,
       `  REST  http://${node.http}  curl http://${node.http}/v1/kv/hello`,
       `  data  ${o.memory ? '(memory: lost on exit)' : dataDir}`,
@@ -86,18 +70,74 @@ export async function runDev(o: DevOptions): Promise<void> {
       '',
     ];
     process.stdout.write(lines.join('\n'));
+  }
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    if (!o.json) process.stderr.write(`\n${sig}: stopping the node gracefully...\n`);
+    node.stop().then((code) => {
+      if (!o.json) process.stderr.write(`stopped (exit code ${code}).\n`);
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  const code = await node.exited;
+  if (!stopping) {
+    process.stderr.write(`node ${node.nodeId} exited unexpectedly with code ${code}; see ${node.logFile}\n`);
+    process.exit(1);
+  }
+}
+
+function startError(e: unknown, count: number): Error {
+  const msg = (e as Error).message;
+  const hint = /EADDRINUSE|address already in use|No address added/i.test(msg)
+    ? `\nA port is taken: is another 'keyva dev' running? Pick others with --grpc-port and --http-port.`
+    : '';
+  return new Error(`could not start the node${count > 1 ? 's' : ''}: ${msg}${hint}`);
+}
+
+/** `keyva dev --nodes 3|5`: founders, the placement control loop and its control endpoint. */
+async function runDevCluster(o: DevOptions, count: number): Promise<void> {
+  if (!o.json) process.stderr.write(`Starting KeyVa: ${count} nodes (${o.memory ? 'memory engine, nothing kept' : `RocksDB in ${resolve(o.dataDir)}`})...\n`);
+  const cluster = new DevCluster({
+    dataDir: o.dataDir,
+    memory: o.memory,
+    grpcPort: o.grpcPort,
+    httpPort: o.httpPort,
+    founders: count,
+    partitions: o.partitions,
+    controlPort: o.controlPort,
+    log: o.json ? undefined : (msg) => process.stderr.write(`${style.dim(`[placement] ${msg}`)}\n`),
+  });
+  try {
+    await cluster.start();
+  } catch (e) {
+    throw startError(e, count);
+  }
+  const nodes = cluster.nodes();
+  if (o.json) {
+    process.stdout.write(
+      `${JSON.stringify({ control: cluster.control, nodes: nodes.map((n) => ({ id: n.nodeId, grpc: n.grpc, http: n.http, dataDir: resolve(o.dataDir, n.nodeId), log: n.logFile })) })}\n`,
+    );
   } else {
     const endpoints = nodes.map((n) => n.grpc).join(',');
     const lines = [
       '',
-      style.bold(`KeyVa is running: ${count} nodes, 64 partitions, each replicated on all ${count} (Raft)`),
+      style.bold(`KeyVa is running: ${nodes.length} nodes, replication factor ${count}, placement control loop on`),
       `  ${'node'.padEnd(8)} ${'gRPC'.padEnd(18)} ${'REST'.padEnd(18)} data / logs`,
-      ...nodes.map((n, i) => `  ${n.nodeId.padEnd(8)} ${n.grpc.padEnd(18)} ${n.http.padEnd(18)} ${o.memory ? '(memory)' : specs[i]?.dataDir} / ${n.logFile}`),
+      ...nodes.map(
+        (n) => `  ${n.nodeId.padEnd(8)} ${n.grpc.padEnd(18)} ${n.http.padEnd(18)} ${o.memory ? '(memory)' : resolve(o.dataDir, n.nodeId)} / ${n.logFile}`,
+      ),
+      `  control ${cluster.control} (keyva node add | node remove <id> | status)`,
       '',
       'Try, in another terminal:',
       `  ./keyva put hello world --endpoint ${nodes[0]?.grpc}`,
       `  ./keyva get hello --endpoint ${nodes[1]?.grpc}`,
-      `  ./keyva status --endpoint ${nodes[0]?.grpc}`,
+      '  ./keyva status --watch',
+      '  ./keyva node add',
+      '  ./keyva node remove node-1',
       `  SDK: KeyVa.connect({ endpoints: '${endpoints}'.split(',') })`,
       '',
       style.dim('Ctrl-C stops every node; the data stays in their folders for the next start.'),
@@ -109,18 +149,18 @@ export async function runDev(o: DevOptions): Promise<void> {
   const stop = (sig: string) => {
     if (stopping) return;
     stopping = true;
-    if (!o.json) process.stderr.write(`\n${sig}: stopping ${count > 1 ? 'the nodes' : 'the node'} gracefully...\n`);
-    Promise.all(nodes.map((n) => n.stop())).then((codes) => {
-      if (!o.json) process.stderr.write(`stopped (exit code${codes.length > 1 ? 's' : ''} ${codes.join(', ')}).\n`);
+    if (!o.json) process.stderr.write(`\n${sig}: stopping the nodes gracefully...\n`);
+    cluster.stop().then(() => {
+      if (!o.json) process.stderr.write('stopped.\n');
       process.exit(0);
     });
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  const first = await Promise.race(nodes.map((n) => n.exited.then((code) => ({ n, code }))));
+  const first = await cluster.unexpectedExit;
   if (!stopping) {
-    process.stderr.write(`node ${first.n.nodeId} exited unexpectedly with code ${first.code}; see ${first.n.logFile}\n`);
-    await Promise.all(nodes.map((n) => n.stop()));
+    process.stderr.write(`node ${first.id} exited unexpectedly with code ${first.code}; see ${first.log}\n`);
+    await cluster.stop();
     process.exit(1);
   }
 }

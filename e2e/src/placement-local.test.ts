@@ -1,0 +1,195 @@
+/**
+ * The placement control loop over real node processes (`keyva dev --nodes 3`), driven by the CLI:
+ * a writer runs throughout; `keyva node add` moves the new node's ring share onto it (learner
+ * first); `keyva node remove` of a founder drains it, removes it only once it confirms it holds
+ * nothing, and stops it; a removal below RF is refused with the reason; the control loop dropped
+ * (as in a crash) again and again in the middle of a move resumes and finishes. Every
+ * acknowledged write stays readable.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import type { DevStatus } from '@keyva/cli/dev-cluster';
+import { stopProcess } from '@keyva/cli/stop-process';
+import { KeyVa } from '@keyva/client';
+import { freePort } from '@keyva/node/testing/free-port';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const CLI = resolve(import.meta.dirname, '..', '..', 'cli', 'src', 'main.ts');
+const PARTITIONS = 8;
+const RF = 3;
+const SETTLE_MS = 60_000;
+
+const run = async (...args: string[]) => {
+  try {
+    const r = await promisify(execFile)(process.execPath, [CLI, ...args], { env: { ...process.env, NO_COLOR: '1' } });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('placement control loop on a local cluster (keyva dev --nodes 3)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'keyva-placement-'));
+  let dev: ChildProcess;
+  let control = '';
+  let endpoints: string[] = [];
+  let kv: KeyVa;
+  const acked = new Map<string, string>();
+  let writing = true;
+  let writer: Promise<void> = Promise.resolve();
+
+  const status = async (): Promise<DevStatus> => {
+    const res = await fetch(`http://${control}/v1/status`);
+    return (await res.json()) as DevStatus;
+  };
+  /** Waits until `ok(status)` holds with the loop settled (nothing moving, no learner, invariants clean). */
+  const settled = async (what: string, ok: (s: DevStatus) => boolean): Promise<DevStatus> => {
+    const end = Date.now() + SETTLE_MS;
+    let s = await status();
+    while (Date.now() < end) {
+      s = await status();
+      const clean = !s.loop.changing && s.loop.violations.length === 0 && s.nodes.every((n) => n.learners === 0);
+      if (clean && ok(s)) return s;
+      await sleep(300);
+    }
+    throw new Error(`${what}: not settled in ${SETTLE_MS} ms; last status ${JSON.stringify({ nodes: s.nodes, loop: s.loop })}`);
+  };
+  const partitionsOf = (s: DevStatus, id: string) => s.nodes.find((n) => n.id === id)?.partitions ?? -1;
+  const allReadable = async () => {
+    const missing: string[] = [];
+    for (const [k, v] of acked) {
+      const e = await kv.get(k);
+      if (e === undefined || Buffer.from(e.value).toString() !== v) missing.push(k);
+    }
+    expect(missing, `acknowledged writes not readable: ${missing.slice(0, 10).join(', ')}`).toEqual([]);
+  };
+
+  beforeAll(async () => {
+    const base = await freePort();
+    dev = spawn(
+      process.execPath,
+      [
+        CLI,
+        'dev',
+        '--nodes',
+        String(RF),
+        '--partitions',
+        String(PARTITIONS),
+        '--grpc-port',
+        String(base),
+        '--http-port',
+        String(base + 1),
+        '--data-dir',
+        dir,
+        '--json',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NO_COLOR: '1' } },
+    );
+    const ready = await new Promise<{ control: string; nodes: { grpc: string }[] }>((res, rej) => {
+      const lines = createInterface({ input: dev.stdout as NodeJS.ReadableStream });
+      lines.once('line', (l) => res(JSON.parse(l) as { control: string; nodes: { grpc: string }[] }));
+      dev.once('exit', (code) => rej(new Error(`keyva dev exited with ${code}`)));
+    });
+    control = ready.control;
+    endpoints = ready.nodes.map((n) => n.grpc);
+    kv = await KeyVa.connect({ endpoints, deadlineMs: 3000, retry: { attemptsMax: 10 } });
+    await settled('founders', (s) => s.nodes.filter((n) => n.partitions === PARTITIONS).length === RF);
+    writer = (async () => {
+      for (let i = 0; writing; i++) {
+        const key = `w-${i}`;
+        const value = `v-${i}-${Date.now()}`;
+        try {
+          await kv.put(key, value);
+          acked.set(key, value);
+        } catch {
+          // not acknowledged: may or may not be there, not checked
+        }
+        await sleep(20);
+      }
+    })();
+  }, 60_000);
+
+  afterAll(async () => {
+    writing = false;
+    await writer;
+    await kv?.close();
+    if (dev && dev.exitCode === null) await stopProcess(dev, 30_000);
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('node add: the new node receives its ring share (RF voters everywhere) while writes continue', async () => {
+    const add = await run('node', 'add', '--control', control, '--json');
+    expect(add.stderr).toBe('');
+    expect(add.code).toBe(0);
+    expect(JSON.parse(add.stdout)).toMatchObject({ id: 'node-4' });
+    const during = await status();
+    expect(during.nodes.map((n) => n.id)).toContain('node-4');
+    // 8 partitions x RF 3 over 4 equal nodes: 6 each on the ring (a little off is fine).
+    const s = await settled('node-4 added', (x) => partitionsOf(x, 'node-4') >= 4);
+    expect(partitionsOf(s, 'node-4')).toBeLessThanOrEqual(8);
+    expect(s.nodes.reduce((sum, n) => sum + n.partitions, 0)).toBe(PARTITIONS * RF);
+    expect(s.loop.movesDone).toBeGreaterThanOrEqual(4);
+    const text = await run('status', '--control', control);
+    expect(text.stdout).toMatch(/node-4\s+│\s+active\s+│\s+up/);
+    expect(text.stdout).toContain('invariants: ok');
+    expect(acked.size).toBeGreaterThan(20);
+    await allReadable();
+  }, 90_000);
+
+  it('node remove of a founder: drained, removed only once empty, its process stopped; data intact, RF on the others', async () => {
+    const before = acked.size;
+    const rm = await run('node', 'remove', 'node-1', '--control', control);
+    expect(rm.code).toBe(0);
+    expect(rm.stdout).toContain('draining node-1');
+    const s = await settled('node-1 removed', (x) => x.nodes.find((n) => n.id === 'node-1')?.state === 'removed');
+    const n1 = s.nodes.find((n) => n.id === 'node-1');
+    expect(n1).toMatchObject({ state: 'removed', process: 'stopped', partitions: 0 });
+    for (const id of ['node-2', 'node-3', 'node-4']) expect(s.nodes.find((n) => n.id === id)).toMatchObject({ state: 'active', health: 'up' });
+    expect(s.nodes.reduce((sum, n) => sum + n.partitions, 0)).toBe(PARTITIONS * RF);
+    expect(acked.size).toBeGreaterThan(before);
+    await allReadable();
+  }, 90_000);
+
+  it('refuses a removal that would leave fewer nodes than RF, with the reason, and changes nothing', async () => {
+    const rm = await run('node', 'remove', 'node-2', '--control', control);
+    expect(rm.code).toBe(2);
+    expect(rm.stderr).toContain('CONDITION_FAILED');
+    expect(rm.stderr).toContain('fewer than the replication factor 3');
+    const unknown = await run('node', 'remove', 'node-99', '--control', control);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('not in the node registry');
+    const s = await status();
+    expect(s.nodes.filter((n) => n.state === 'active').map((n) => n.id)).toEqual(['node-2', 'node-3', 'node-4']);
+  });
+
+  it('a control loop dropped mid-move (again and again) resumes from the cluster and finishes', async () => {
+    const add = await run('node', 'add', '--control', control, '--json');
+    expect(JSON.parse(add.stdout)).toMatchObject({ id: 'node-5' });
+    let restarts = 0;
+    let sawMove = false;
+    const end = Date.now() + 30_000;
+    while (restarts < 4 && Date.now() < end) {
+      const s = await status();
+      const moving = s.loop.movesInFlight > 0 || s.nodes.some((n) => n.learners > 0);
+      if (moving) {
+        sawMove = true;
+        const r = await fetch(`http://${control}/v1/loop/restart`, { method: 'POST' });
+        expect(r.status).toBe(200);
+        restarts++;
+        await sleep(400 + restarts * 150);
+      } else await sleep(100);
+    }
+    expect(sawMove).toBe(true);
+    expect(restarts).toBeGreaterThanOrEqual(2);
+    const s = await settled('node-5 added after loop restarts', (x) => partitionsOf(x, 'node-5') >= 3);
+    expect(s.nodes.reduce((sum, n) => sum + n.partitions, 0)).toBe(PARTITIONS * RF);
+    expect(s.loop.violations).toEqual([]);
+    await allReadable();
+  }, 90_000);
+});
