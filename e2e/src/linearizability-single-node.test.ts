@@ -11,23 +11,13 @@ import { type LocalNode, startLocalNode } from '@keyva/cli/local-node';
 import { isKeyVaError, KeyVa, writeOutcome } from '@keyva/client';
 import { freePort } from '@keyva/node/testing/free-port';
 import { afterAll, describe, expect, it } from 'vitest';
+import { prng } from './faults/prng.ts';
 import { History } from './lincheck/history.ts';
 import { checkHistory } from './lincheck/lincheck.ts';
 
 const CLIENTS = 6;
 const KEYS = ['a', 'b', 'c', 'd'];
 const RUN_MS = 7000;
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('linearizability of a single node across kill -9 (porcupine)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'keyva-lin-'));

@@ -1,11 +1,7 @@
-/** A small seeded PRNG (mulberry32): the same seed replays the same workload and fault schedule. */
+/** A seeded random source for workloads and fault schedules: the same seed replays the same run (the Raft core's mulberry32 `Prng`). */
+import { Prng } from '@keyva/node/raft/prng';
+
 export function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const p = new Prng(seed);
+  return () => p.next();
 }
