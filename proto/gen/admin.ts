@@ -31,6 +31,8 @@ import type { ReplicaStatus as _keyva_v1_ReplicaStatus, ReplicaStatus__Output as
 import type { SetNodeState as _keyva_v1_SetNodeState, SetNodeState__Output as _keyva_v1_SetNodeState__Output } from './keyva/v1/SetNodeState.ts';
 import type { SetPartitionReplicas as _keyva_v1_SetPartitionReplicas, SetPartitionReplicas__Output as _keyva_v1_SetPartitionReplicas__Output } from './keyva/v1/SetPartitionReplicas.ts';
 import type { SplitPartition as _keyva_v1_SplitPartition, SplitPartition__Output as _keyva_v1_SplitPartition__Output } from './keyva/v1/SplitPartition.ts';
+import type { SplitPartitionRequest as _keyva_v1_SplitPartitionRequest, SplitPartitionRequest__Output as _keyva_v1_SplitPartitionRequest__Output } from './keyva/v1/SplitPartitionRequest.ts';
+import type { SplitPartitionResponse as _keyva_v1_SplitPartitionResponse, SplitPartitionResponse__Output as _keyva_v1_SplitPartitionResponse__Output } from './keyva/v1/SplitPartitionResponse.ts';
 import type { TransferLeaderRequest as _keyva_v1_TransferLeaderRequest, TransferLeaderRequest__Output as _keyva_v1_TransferLeaderRequest__Output } from './keyva/v1/TransferLeaderRequest.ts';
 import type { TransferLeaderResponse as _keyva_v1_TransferLeaderResponse, TransferLeaderResponse__Output as _keyva_v1_TransferLeaderResponse__Output } from './keyva/v1/TransferLeaderResponse.ts';
 import type { UpdatePartitionMapRequest as _keyva_v1_UpdatePartitionMapRequest, UpdatePartitionMapRequest__Output as _keyva_v1_UpdatePartitionMapRequest__Output } from './keyva/v1/UpdatePartitionMapRequest.ts';
@@ -72,6 +74,8 @@ export interface ProtoGrpcType {
       SetNodeState: MessageTypeDefinition<_keyva_v1_SetNodeState, _keyva_v1_SetNodeState__Output>
       SetPartitionReplicas: MessageTypeDefinition<_keyva_v1_SetPartitionReplicas, _keyva_v1_SetPartitionReplicas__Output>
       SplitPartition: MessageTypeDefinition<_keyva_v1_SplitPartition, _keyva_v1_SplitPartition__Output>
+      SplitPartitionRequest: MessageTypeDefinition<_keyva_v1_SplitPartitionRequest, _keyva_v1_SplitPartitionRequest__Output>
+      SplitPartitionResponse: MessageTypeDefinition<_keyva_v1_SplitPartitionResponse, _keyva_v1_SplitPartitionResponse__Output>
       TransferLeaderRequest: MessageTypeDefinition<_keyva_v1_TransferLeaderRequest, _keyva_v1_TransferLeaderRequest__Output>
       TransferLeaderResponse: MessageTypeDefinition<_keyva_v1_TransferLeaderResponse, _keyva_v1_TransferLeaderResponse__Output>
       UpdatePartitionMapRequest: MessageTypeDefinition<_keyva_v1_UpdatePartitionMapRequest, _keyva_v1_UpdatePartitionMapRequest__Output>

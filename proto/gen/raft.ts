@@ -6,6 +6,8 @@ import type { RaftClient as _keyva_v1_RaftClient, RaftDefinition as _keyva_v1_Ra
 import type { RaftBatch as _keyva_v1_RaftBatch, RaftBatch__Output as _keyva_v1_RaftBatch__Output } from './keyva/v1/RaftBatch.ts';
 import type { RaftEnvelope as _keyva_v1_RaftEnvelope, RaftEnvelope__Output as _keyva_v1_RaftEnvelope__Output } from './keyva/v1/RaftEnvelope.ts';
 import type { RaftStreamSummary as _keyva_v1_RaftStreamSummary, RaftStreamSummary__Output as _keyva_v1_RaftStreamSummary__Output } from './keyva/v1/RaftStreamSummary.ts';
+import type { SnapshotAck as _keyva_v1_SnapshotAck, SnapshotAck__Output as _keyva_v1_SnapshotAck__Output } from './keyva/v1/SnapshotAck.ts';
+import type { SnapshotFrame as _keyva_v1_SnapshotFrame, SnapshotFrame__Output as _keyva_v1_SnapshotFrame__Output } from './keyva/v1/SnapshotFrame.ts';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -18,6 +20,8 @@ export interface ProtoGrpcType {
       RaftBatch: MessageTypeDefinition<_keyva_v1_RaftBatch, _keyva_v1_RaftBatch__Output>
       RaftEnvelope: MessageTypeDefinition<_keyva_v1_RaftEnvelope, _keyva_v1_RaftEnvelope__Output>
       RaftStreamSummary: MessageTypeDefinition<_keyva_v1_RaftStreamSummary, _keyva_v1_RaftStreamSummary__Output>
+      SnapshotAck: MessageTypeDefinition<_keyva_v1_SnapshotAck, _keyva_v1_SnapshotAck__Output>
+      SnapshotFrame: MessageTypeDefinition<_keyva_v1_SnapshotFrame, _keyva_v1_SnapshotFrame__Output>
     }
   }
 }

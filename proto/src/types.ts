@@ -51,6 +51,10 @@ export type { RemoveReplicaRequest, RemoveReplicaRequest__Output as RemoveReplic
 export type { ReplicaStatus, ReplicaStatus__Output as ReplicaStatusOut } from '../gen/keyva/v1/ReplicaStatus.ts';
 export type { ScanRequest, ScanRequest__Output as ScanRequestOut } from '../gen/keyva/v1/ScanRequest.ts';
 export type { ScanResponse, ScanResponse__Output as ScanResponseOut } from '../gen/keyva/v1/ScanResponse.ts';
+export type { SnapshotAck, SnapshotAck__Output as SnapshotAckOut } from '../gen/keyva/v1/SnapshotAck.ts';
+export type { SnapshotFrame, SnapshotFrame__Output as SnapshotFrameOut } from '../gen/keyva/v1/SnapshotFrame.ts';
+export type { SplitPartitionRequest, SplitPartitionRequest__Output as SplitPartitionRequestOut } from '../gen/keyva/v1/SplitPartitionRequest.ts';
+export type { SplitPartitionResponse, SplitPartitionResponse__Output as SplitPartitionResponseOut } from '../gen/keyva/v1/SplitPartitionResponse.ts';
 export type { StreamRequest, StreamRequest__Output as StreamRequestOut } from '../gen/keyva/v1/StreamRequest.ts';
 export type { StreamResponse, StreamResponse__Output as StreamResponseOut } from '../gen/keyva/v1/StreamResponse.ts';
 export type { TransferLeaderRequest, TransferLeaderRequest__Output as TransferLeaderRequestOut } from '../gen/keyva/v1/TransferLeaderRequest.ts';

@@ -3,7 +3,7 @@
  * routes every key to its partition, stamps writes with hybrid-clock commit timestamps, and
  * reads through the MVCC engine. gRPC unary, the pipelined stream and REST all call this.
  */
-import { hashTag, keyHash, tagHash } from '@keyva/client/keyspace';
+import { hashTag, keyHash, type PartitionInfo, tagHash } from '@keyva/client/keyspace';
 import { KeyVaError } from '@keyva/proto/errors';
 import type { ClockGuard } from '../clock/clock-guard.ts';
 import type { HybridClock } from '../clock/hybrid-clock.ts';
@@ -56,6 +56,8 @@ export interface Replicator {
   propose(group: GroupId, mutations: readonly DataMutation[], opts?: ProposeOptions): Promise<ProposeResult>;
   read(group: GroupId): Promise<void>;
   status(group: GroupId): GroupStatus | undefined;
+  /** The hash range the group owns on this replica (narrowed by applied splits, docs/adr/0010-splits.md). */
+  rangeOf?(group: GroupId): { readonly start: bigint; readonly end: bigint } | undefined;
 }
 
 /** The Raft group of a partition (ADR 0008 §1: group 0 is the meta group). */
@@ -116,6 +118,8 @@ export class KvStore {
   }
 
   private async readLocal(hash: bigint, key: Buffer, read: ReadSpec, partitionId: number): Promise<GetOutput> {
+    // After the barrier: a split applied up to the read point moved this key to another group.
+    this.checkOwned(partitionId, hash);
     const { engineTs, reportedTs } = this.raft !== undefined && read.consistency === 'follower' ? this.followerTs(partitionId) : this.readTs(read);
     const v = await withSpan('keyva.storage.get', { 'keyva.partition': partitionId }, () => this.engine.get(hash, key, engineTs, this.clock.nowMs()));
     return v
@@ -126,7 +130,7 @@ export class KvStore {
   async batchGet(keys: readonly Buffer[], read: ReadSpec): Promise<GetOutput[]> {
     const { results, remote } = await this.batchGetParts(keys, read);
     const first = remote[0];
-    if (first !== undefined) throw this.notLeader(this.partitions.route(keyHash(keys[first.indexes[0] as number] as Buffer)).id, first.leader);
+    if (first !== undefined) throw this.notLeader(this.partitions.current.locate(keyHash(keys[first.indexes[0] as number] as Buffer)).id, first.leader);
     return results as GetOutput[];
   }
 
@@ -140,9 +144,13 @@ export class KvStore {
     for (const k of keys) checkKey(k, this.opts);
     this.checkRead(read);
     const byPartition = new Map<number, number[]>();
+    const located = new Map<number, PartitionInfo>();
     const hashes = keys.map((k) => keyHash(k));
     for (const [i, h] of hashes.entries()) {
-      const id = this.partitions.route(h).id;
+      // Unhosted partitions are not refused here: their keys go to `remote` below.
+      const info = this.partitions.current.locate(h);
+      const id = info.id;
+      located.set(id, info);
       const list = byPartition.get(id);
       if (list === undefined) byPartition.set(id, [i]);
       else list.push(i);
@@ -153,6 +161,7 @@ export class KvStore {
       [...byPartition].map(async ([partitionId, indexes]) => {
         if (this.raft !== undefined) {
           try {
+            this.partitions.checkHosted(located.get(partitionId) as PartitionInfo);
             await this.readBarrier(partitionId, read);
           } catch (e) {
             const leader = e instanceof KeyVaError && e.code === 'NOT_LEADER' ? e.details.leaderHint : undefined;
@@ -244,10 +253,16 @@ export class KvStore {
         { field: 'mutations' },
       );
     const partitionId = [...partitionIds][0] as number;
+    for (const m of prepared) if (m.type === 'put' || m.type === 'delete') this.checkOwned(partitionId, m.hash);
     await this.guard?.ensure();
     const r = await withSpan('keyva.storage.propose', { 'keyva.mutations': prepared.length, 'keyva.partition': partitionId }, () =>
       raft.propose(groupOf(partitionId), prepared as DataMutation[], { concern: write.concern, allTimeoutMs: write.allTimeoutMs }),
-    );
+    ).catch((e: unknown) => {
+      // Split before the entry applied (docs/adr/0010-splits.md): nothing was written; refresh the map.
+      if (e instanceof KeyVaError && e.code === 'WRONG_PARTITION')
+        throw new KeyVaError('WRONG_PARTITION', e.message, { ...e.details, ...this.routing(partitionId) });
+      throw e;
+    });
     if (r.ok) return { versions: prepared.map(() => r.commitTs), existed: r.existed };
     if (!r.refused)
       throw new KeyVaError('CONDITION_FAILED', `condition failed for mutation ${r.failedIndex}; nothing was written`, {
@@ -414,6 +429,20 @@ export class KvStore {
     }
   }
 
+  /**
+   * Replicated mode: WRONG_PARTITION when the partition's group here no longer owns `hash` (a
+   * split applied, and the map this node routes by does not show it yet).
+   */
+  private checkOwned(partitionId: number, hash: bigint): void {
+    const r = this.raft?.rangeOf?.(groupOf(partitionId));
+    if (r !== undefined && (hash < r.start || hash >= r.end))
+      throw new KeyVaError(
+        'WRONG_PARTITION',
+        `partition ${partitionId} was split: it no longer owns hash ${hash}; refresh the partition map`,
+        this.routing(partitionId),
+      );
+  }
+
   private routing(partitionId: number): Record<string, string> {
     return { partitionId: String(partitionId), epoch: String(this.partitions.current.epoch) };
   }
@@ -446,11 +475,21 @@ export class KvStore {
     const scanId = scanFingerprint([tag, input.start, input.end, input.prefix, Buffer.from([input.keysOnly ? 1 : 0])]);
     const cursor = input.cursor ? decodeCursor(input.cursor, scanId) : undefined;
     this.checkRead(input.read);
-    // Replicated mode: scans are served by the replica that receives them (every node hosts
-    // every partition), never forwarded. A new scan first passes, on every partition it reads:
+    // Replicated mode: scans are served by the replica that receives them, never forwarded. A new scan first passes, on every partition it reads:
     // linearizable, a ReadIndex barrier (it works on followers too: this replica then holds what
     // the leader had committed); follower, the staleness bound; snapshot, the closed timestamp
     // (a partition whose leader is elsewhere and has not closed the timestamp yet: NOT_LEADER).
+    // A node holding only some partitions (more nodes than the replication factor) cannot answer
+    // a whole-keyspace scan alone: refused rather than silently incomplete.
+    if (this.raft !== undefined && tag.length === 0) {
+      const elsewhere = this.partitions.current.partitions.filter((p) => !p.replicas.includes(this.partitions.nodeId));
+      if (elsewhere.length > 0)
+        throw new KeyVaError(
+          'INVALID_ARGUMENT',
+          `a scan without a hash tag reads every partition, and node ${this.partitions.nodeId} hosts ${this.partitions.current.partitions.length - elsewhere.length} of ${this.partitions.current.partitions.length} (the cluster has more nodes than the replication factor); scan inside a hash tag ({tag}key) instead`,
+          { field: 'tag' },
+        );
+    }
     if (this.raft !== undefined && cursor === undefined) {
       const ids = tag.length > 0 ? [this.partitions.route(tagHash(tag)).id] : this.partitions.hosted().map((p) => p.id);
       const read = input.read;

@@ -132,7 +132,6 @@ export class ReplicaMembership {
   /** Recent removals this leader applied, to re-send DropReplica when RemoveReplica is repeated. */
   private readonly removals = new Map<string, { index: number; term: number }>();
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
-  private compactionsSkippedSeen = 0;
   private stopped = false;
 
   constructor(o: ReplicaMembershipOptions) {
@@ -327,14 +326,6 @@ export class ReplicaMembership {
 
   /** Drops hosted data groups whose own applied log shows this replica removed. */
   private async sweep(): Promise<void> {
-    const skipped = this.o.raft.stats.compactionsSkipped;
-    if (skipped > this.compactionsSkippedSeen) {
-      this.compactionsSkippedSeen = skipped;
-      this.o.log?.warn(
-        { compactionsSkipped: skipped },
-        'a partition is larger than the snapshot limit (SNAPSHOT_BYTES_MAX): its Raft log is not compacted and grows; new replicas catch up from the last snapshot that fit plus the whole log since',
-      );
-    }
     const me = replicaOf(this.o.self);
     for (const group of this.o.raft.groups()) {
       if (group === 0 || this.stopped) continue;

@@ -2,6 +2,19 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { StorageEngine } from '../engine/types.ts';
 
+/** Streamed Raft snapshots of the node since it started (`RaftTransport.snapshotTotals`). */
+export interface SnapshotStreamTotals {
+  readonly sentBytes: number;
+  readonly receivedBytes: number;
+  readonly sent: number;
+  readonly sendFailed: number;
+  readonly received: number;
+  readonly receiveFailed: number;
+  /** Outgoing transfers in progress, and the bytes they sent so far. */
+  readonly sending: number;
+  readonly sendingBytes: number;
+}
+
 export class NodeMetrics {
   readonly registry = new Registry();
   readonly requests: Counter<'method' | 'code' | 'transport'>;
@@ -58,6 +71,28 @@ export class NodeMetrics {
   }
 
   private readonly inflightChildren = new Map<string, { inc(): void; dec(): void }>();
+
+  /** Exports the streamed-snapshot totals of a replicated node (ADR 0008 §9), read at scrape time. */
+  watchSnapshotStreams(read: () => SnapshotStreamTotals): void {
+    const registers = [this.registry];
+    const gauge = (name: string, help: string, k: keyof SnapshotStreamTotals) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read()[k]);
+        },
+      });
+    gauge('keyva_snapshot_sent_bytes', 'Row bytes of Raft snapshots streamed to peers since start', 'sentBytes');
+    gauge('keyva_snapshot_received_bytes', 'Row bytes of Raft snapshots received from peers since start', 'receivedBytes');
+    gauge('keyva_snapshots_sent', 'Raft snapshot transfers to peers completed since start', 'sent');
+    gauge('keyva_snapshots_send_failed', 'Raft snapshot transfers to peers failed since start (retried by Raft)', 'sendFailed');
+    gauge('keyva_snapshots_received', 'Raft snapshot transfers from peers staged since start', 'received');
+    gauge('keyva_snapshots_receive_failed', 'Raft snapshot transfers from peers refused or cut off since start', 'receiveFailed');
+    gauge('keyva_snapshots_sending', 'Raft snapshot transfers to peers in progress', 'sending');
+    gauge('keyva_snapshot_sending_bytes', 'Bytes sent so far by the snapshot transfers in progress', 'sendingBytes');
+  }
 
   inflightOf(transport: 'grpc' | 'stream' | 'http'): { inc(): void; dec(): void } {
     let g = this.inflightChildren.get(transport);

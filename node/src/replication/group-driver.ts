@@ -16,6 +16,15 @@
  * - a read waits for its ReadState (the leader's confirmed commit index), then for the local
  *   applied index to reach it; it is rejected (retryably) when the leader or term it asked
  *   changes before the ReadState arrives, or after `readTimeoutTicks`.
+ *
+ * Lease reads (`raft.readOnlyOption` = lease, `leaseClock` set; ADR 0008 "Changes"): the core
+ * answers a leader's read at once while its lease holds, counted in the leader's own ticks. The
+ * runtime's timer ticks once per fire, so a leader whose event loop stalled would count too few
+ * ticks and trust a lease that already expired in real time (ADR 0006 §7). So in lease mode the
+ * leader's lease clock follows the monotonic clock: on each timer fire, and before every read
+ * and every stepped message, it is advanced by the real time the ticks did not count
+ * (`RaftNode.advanceLeaseClock`). Elections, heartbeats and CheckQuorum stay on one tick per
+ * fire: time lost to a stall never counts toward an election or a step-down.
  */
 import type { NodeId } from '@keyva/client/keyspace';
 import { KeyVaError } from '@keyva/proto/errors';
@@ -25,7 +34,7 @@ import type { Message } from '../raft/messages.ts';
 import type { RaftConfig } from '../raft/raft.ts';
 import { RaftNode, type Ready } from '../raft/raw-node.ts';
 import { Refusal } from '../raft/results.ts';
-import { type ConfState, type Index, type RaftRandom, type ReplicaId, Role, type Term } from '../raft/types.ts';
+import { type ConfState, type Index, type RaftRandom, ReadOnlyOption, type ReadState, type ReplicaId, Role, type Term } from '../raft/types.ts';
 import type { DurableRaftLog } from './durable-raft-log.ts';
 import type { AppliedEntry, AppliedState, ApplyOutcome, GroupStateMachine } from './group-state-machine.ts';
 import type { GroupId } from './raft-keys.ts';
@@ -91,6 +100,16 @@ export interface GroupDriverOptions {
   readonly readContextPrefix: string;
   /** Something changed that the Ready loop should look at. */
   readonly kick: () => void;
+  /**
+   * Lease reads only: the runtime's tick period and a monotonic clock (ms). A leader is then
+   * ticked by this clock (see the file comment); without it every replica ticks once per fire.
+   */
+  readonly leaseClock?: LeaseClock;
+}
+
+export interface LeaseClock {
+  readonly tickMs: number;
+  readonly nowMs: () => number;
 }
 
 export interface GroupStatus {
@@ -117,8 +136,6 @@ export interface GroupStatus {
 
 export interface CompactionResult {
   readonly compacted: boolean;
-  /** The partition was too large to snapshot (its log is kept). */
-  readonly skipped: boolean;
 }
 
 interface ProposalWaiter {
@@ -169,8 +186,9 @@ export class GroupDriver {
   private readonly allWaiters = new Set<AllWaiter>();
   private ticks = 0;
   private readSeq = 0;
-  /** After a snapshot was refused as too large: no new attempt before this applied index. */
-  private compactRetryAt = 0;
+  /** Lease mode: monotonic time up to which this replica's lease clock has been advanced. */
+  private tickedToMs: number;
+  private readonly leaseClock: LeaseClock | undefined;
   private failedWith: Error | undefined;
 
   constructor(o: GroupDriverOptions) {
@@ -188,6 +206,8 @@ export class GroupDriver {
       heartbeatTick: o.heartbeatTick,
       applied: o.sm.applied.index,
     });
+    this.leaseClock = o.raft?.readOnlyOption === ReadOnlyOption.Lease ? o.leaseClock : undefined;
+    this.tickedToMs = this.leaseClock?.nowMs() ?? 0;
   }
 
   get failed(): Error | undefined {
@@ -198,6 +218,7 @@ export class GroupDriver {
 
   tick(): void {
     this.node.tick();
+    if (this.leaseClock !== undefined) this.catchUpLease(1);
     this.ticks++;
     for (const [key, r] of this.reads) {
       if (r.index === undefined && this.ticks >= r.deadlineTick) {
@@ -209,8 +230,23 @@ export class GroupDriver {
   }
 
   step(m: Message): void {
+    if (this.leaseClock !== undefined) this.catchUpLease(0);
     this.node.step(m);
     this.checkAll();
+  }
+
+  /**
+   * Lease mode: `counted` ticks were just given to the core; advances the lease clock by the
+   * whole ticks of monotonic time beyond them. Never behind real time, so the lease never
+   * outlives it; a clock ahead only shortens the lease (the accounting restarts from now).
+   */
+  private catchUpLease(counted: number): void {
+    const lc = this.leaseClock as LeaseClock;
+    const now = lc.nowMs();
+    const from = Math.min(this.tickedToMs + counted * lc.tickMs, now);
+    const owed = Math.floor((now - from) / lc.tickMs);
+    if (owed > 0) this.node.advanceLeaseClock(owed);
+    this.tickedToMs = from + owed * lc.tickMs;
   }
 
   /**
@@ -251,6 +287,8 @@ export class GroupDriver {
   /** Linearizable read barrier (ReadIndex): resolves once this replica applied the leader's confirmed commit index. */
   read(): Promise<void> {
     if (this.failedWith) return Promise.reject(new KeyVaError('UNAVAILABLE', `group ${this.group} is stopped`));
+    // Lease mode: the lease is judged on a clock that has caught up with real time.
+    if (this.leaseClock !== undefined) this.catchUpLease(0);
     if (this.reads.size >= this.o.pendingReadsMax) {
       return Promise.reject(new KeyVaError('UNAVAILABLE', `group ${this.group}: ${this.reads.size} reads pending`, { limit: String(this.o.pendingReadsMax) }));
     }
@@ -261,8 +299,7 @@ export class GroupDriver {
       if (r.reason === Refusal.TooManyPendingReads) return Promise.reject(new KeyVaError('UNAVAILABLE', `group ${this.group}: too many pending reads`));
       return Promise.reject(notLeaderError(this.group, r.leader === undefined ? undefined : nodeOf(r.leader)));
     }
-    this.o.kick();
-    return new Promise<void>((resolve, reject) => {
+    const done = new Promise<void>((resolve, reject) => {
       this.reads.set(key, {
         term: st.hardState.term,
         leader: st.softState.leader,
@@ -272,6 +309,25 @@ export class GroupDriver {
         reject,
       });
     });
+    // A lease read is answered inside readIndex: serve it now, without a Ready turn.
+    if (this.leaseClock === undefined || !this.takeReadStates()) this.o.kick();
+    return done;
+  }
+
+  /** Read points the core produced outside a Ready (lease reads); false if there were none. */
+  private takeReadStates(): boolean {
+    const states = this.node.takeReadStates();
+    if (states.length === 0) return false;
+    this.recordReadStates(states);
+    return true;
+  }
+
+  private recordReadStates(states: readonly ReadState[]): void {
+    for (const rs of states) {
+      const w = this.reads.get(Buffer.from(rs.context).toString('utf8'));
+      if (w !== undefined) w.index = rs.index;
+    }
+    this.serveReads();
   }
 
   // --- Ready phases, in order -----------------------------------------------------------------
@@ -319,11 +375,7 @@ export class GroupDriver {
       }
       applied[applied.length - 1]?.done.then(() => this.serveReads());
     }
-    for (const rs of rd.readStates) {
-      const w = this.reads.get(Buffer.from(rs.context).toString('utf8'));
-      if (w !== undefined) w.index = rs.index;
-    }
-    if (rd.readStates.length > 0) this.serveReads();
+    if (rd.readStates.length > 0) this.recordReadStates(rd.readStates);
   }
 
   /** Tells the core `rd` is done, then drops waiters whose leader or term is gone. */
@@ -377,17 +429,15 @@ export class GroupDriver {
   /**
    * Compacts the log into a snapshot of the applied state once more than `logEntriesMax`
    * applied entries are kept. Call only between Ready turns (nothing may be submitted to the
-   * state machine meanwhile). The snapshot's data is the partition dump (`partition-snapshot.ts`).
+   * state machine meanwhile). The snapshot's data is the state machine's (`snapshotData`).
    */
   async maybeCompact(): Promise<CompactionResult> {
-    const no: CompactionResult = { compacted: false, skipped: false };
+    const no: CompactionResult = { compacted: false };
     const applied = this.sm.applied.index;
-    if (this.failedWith || applied < this.compactRetryAt || applied - this.log.firstIndex() + 1 <= this.o.logEntriesMax) return no;
+    if (this.failedWith || applied - this.log.firstIndex() + 1 <= this.o.logEntriesMax) return no;
+    // A data group's snapshot is only a descriptor (its rows are streamed when sent), so any
+    // partition size compacts (ADR 0008 §9).
     const snap = await this.sm.snapshotData();
-    if (snap === undefined) {
-      this.compactRetryAt = applied + this.o.logEntriesMax;
-      return { compacted: false, skipped: true };
-    }
     const { index } = snap.state;
     // The core's membership is as of its applied index, which must be the dumped state's.
     if (index <= this.log.snapshotMetadata().index || this.node.basicStatus().applied !== index) return no;
@@ -395,7 +445,7 @@ export class GroupDriver {
     const mutations = [...this.log.stageCompact(index, conf, snap.data), this.sm.stateMutation(snap.state)];
     await this.o.engine.write({ mutations, commitTs: 1n, nowMs: 0, sync: false });
     this.log.commitCompact(index, conf, snap.data);
-    return { compacted: true, skipped: false };
+    return { compacted: true };
   }
 
   // --- inspection and shutdown ----------------------------------------------------------------

@@ -4,9 +4,10 @@ import { MemoryEngine } from '../engine/memory-engine.ts';
 import { HASH_SPACE_END, MAX_TS, type StorageEngine } from '../engine/types.ts';
 import type { Entry, ReplicaId } from '../raft/types.ts';
 import { GroupStateMachine } from './group-state-machine.ts';
-import { decodePartitionSnapshot } from './partition-snapshot.ts';
+import { decodeSnapshotDescriptor, encodeRows, isStreamedSnapshot, scanPartition, snapshotReadTs } from './partition-snapshot.ts';
 import { appliedStateKey } from './raft-keys.ts';
 import { type DataMutation, encodeCommand } from './replicated-command.ts';
+import { completeStaging, stageChunkMutation, stagedSnapshotIds } from './snapshot-staging.ts';
 
 const RANGE = { start: 100n, end: 200n };
 const k = (s: string) => Buffer.from(s);
@@ -98,7 +99,22 @@ describe('GroupStateMachine', () => {
     expect(() => sm.apply([empty(3, 1)])).toThrow(/entry 3 applied after 1/);
   });
 
-  it('a snapshot dumps the live rows and max commit timestamp, and installing it replaces only the range', async () => {
+  /** What the snapshot streams do (`snapshot-sender.ts` / `snapshot-receiver.ts`), without gRPC: read the rows, stage them. */
+  async function stream(src: StorageEngine, dst: StorageEngine, data: Uint8Array, id: { index: number; term: number }): Promise<void> {
+    const desc = decodeSnapshotDescriptor(data);
+    let seq = 0;
+    let rows = 0;
+    let bytes = 0;
+    for await (const page of scanPartition(src, desc.range, snapshotReadTs(src, desc.maxCommitTs))) {
+      const chunk = encodeRows(page);
+      await dst.write({ mutations: [stageChunkMutation(3, id, seq++, chunk)], commitTs: 1n, nowMs: 0, sync: false });
+      rows += page.length;
+      bytes += chunk.length;
+    }
+    await completeStaging(dst, 3, id, { chunks: seq, rows, bytes });
+  }
+
+  it('a snapshot is a descriptor of the range and max commit timestamp; the staged rows replace only the range on install', async () => {
     const src = await engine();
     const sm = await open(src);
     sm.apply([
@@ -108,33 +124,46 @@ describe('GroupStateMachine', () => {
     ]);
     const snap = await sm.snapshotData();
     expect(snap?.state).toEqual({ index: 3, term: 2, maxCommitTs: 30n });
-    const decoded = decodePartitionSnapshot(snap!.data);
-    expect(decoded.maxCommitTs).toBe(30n);
-    expect(decoded.rows.map((r) => [r.key.toString(), r.version])).toEqual([
-      ['a', 20n],
-      ['ttl', 20n],
-    ]);
+    expect(isStreamedSnapshot(snap!.data)).toBe(true);
+    expect(decodeSnapshotDescriptor(snap!.data)).toEqual({ maxCommitTs: 30n, range: RANGE });
+    // The leader keeps applying while it streams: the rows are read at the snapshot's timestamp.
+    await sm.apply([cmd(4, 2, 40n, [put(150n, 'a', 'after'), put(170n, 'new', 'x')])])[0]?.done;
 
     const dst = await engine();
     await dst.write({ mutations: [put(120n, 'stale', 'x'), put(99n, 'outside', 'x'), put(200n, 'outside2', 'x')], commitTs: 5n, nowMs: 0, sync: false });
     const clock = new HybridClock({ nowMs: () => 0 });
     const target = await open(dst, clock);
+    const id = { index: 3, term: 2 };
+    await stream(src, dst, snap!.data, id);
     await target.installSnapshot({ metadata: { index: 3, term: 2, confState: { voters: [], learners: [] } }, data: snap!.data });
+    expect(target.installing).toBe(false);
     expect(target.applied).toEqual({ index: 3, term: 2, maxCommitTs: 30n });
     expect(clock.now() > 30n).toBe(true);
     const rows = async (eng: StorageEngine) =>
       (await eng.scan({ startHash: 0n, endHash: HASH_SPACE_END }, MAX_TS, 0, 100)).items.map((i) => `${i.hash}/${i.key}@${i.version}=${i.value}`);
     expect(await rows(dst)).toEqual(['99/outside@5=x', '150/a@20=2', '160/ttl@20=t', '200/outside2@5=x']);
     expect((await dst.getRaw(appliedStateKey(3)))?.length).toBe(24);
+    expect(await stagedSnapshotIds(dst, 3)).toEqual([]); // the staging is cleared once installed
     // Applying continues after the snapshot.
     const [next] = target.apply([cmd(4, 2, 40n, [put(150n, 'a', '3', { kind: 'versionEquals', version: 20n })])]);
     expect((await next?.done)?.kind).toBe('applied');
   });
 
-  it('refuses to dump a partition larger than snapshotBytesMax', async () => {
-    const e = await engine();
-    const sm = await GroupStateMachine.open({ engine: e, group: 1, range: RANGE, clock: new HybridClock(), snapshotBytesMax: 64 });
-    sm.apply([cmd(1, 1, 10n, [put(150n, 'a', 'x'.repeat(100))])]);
-    expect(await sm.snapshotData()).toBeUndefined();
+  it('installing a streamed snapshot whose rows are not completely staged fails and leaves the data', async () => {
+    const src = await engine();
+    const sm = await open(src);
+    await sm.apply([cmd(1, 1, 10n, [put(150n, 'a', '1')])])[0]?.done;
+    const snap = await sm.snapshotData();
+    const dst = await engine();
+    await dst.write({ mutations: [put(120n, 'old', 'x')], commitTs: 5n, nowMs: 0, sync: false });
+    let fatal: Error | undefined;
+    const target = await GroupStateMachine.open({ engine: dst, group: 3, range: RANGE, clock: new HybridClock(), onFatal: (e) => (fatal = e) });
+    // A chunk staged, no completion record (a transfer cut off).
+    await dst.write({ mutations: [stageChunkMutation(3, { index: 1, term: 1 }, 0, encodeRows([]))], commitTs: 1n, nowMs: 0, sync: false });
+    await expect(target.installSnapshot({ metadata: { index: 1, term: 1, confState: { voters: [], learners: [] } }, data: snap!.data })).rejects.toThrow(
+      /not staged/,
+    );
+    expect(fatal?.message).toMatch(/not staged/);
+    expect((await dst.scan({ startHash: 0n, endHash: HASH_SPACE_END }, MAX_TS, 0, 100)).items.map((i) => i.key.toString())).toEqual(['old']);
   });
 });

@@ -19,16 +19,54 @@
  *   the stored highest one, so a leader elected later never hands out a lower version.
  * - A snapshot (from the leader, or left half-installed by a crash) replaces the partition's
  *   data range: `deleteRange`, then one write per distinct version, the last one with the
- *   applied state. If that is interrupted, the stored applied index stays below the log's
- *   snapshot index and the runtime installs the snapshot again on the next start.
+ *   applied state. A data group's snapshot is streamed (ADR 0008 §9): its rows were staged on
+ *   this node before the core saw the message, and stay staged until the applied state is
+ *   written (`snapshot-install.ts`); meanwhile `installing` is true and the group submits and
+ *   serves nothing. If that is interrupted, the stored applied index stays below the log's
+ *   snapshot index and the runtime installs the snapshot again, from the staging, on the next
+ *   start: the range ends as the old state or the new one, never a mix that anything reads.
  */
 import { KeyVaError } from '@keyva/proto/errors';
 import { type HybridClock, maxTs } from '../clock/hybrid-clock.ts';
 import type { Mutation, ScanItem, StorageEngine, Timestamp, WriteResult } from '../engine/types.ts';
 import type { Entry, Index, Snapshot, Term } from '../raft/types.ts';
-import { decodePartitionSnapshot, dumpPartition, encodePartitionSnapshot, type HashRange, SNAPSHOT_BYTES_MAX } from './partition-snapshot.ts';
+import {
+  afterSplit,
+  decodeRangeRecord,
+  encodeRangeRecord,
+  type RangeRecord,
+  rangeRecordKey,
+  snapshotRangeOf,
+  splitCommandOf,
+  splitFits,
+  unwrapSnapshot,
+  wrapSnapshot,
+} from '../split/split-command.ts';
+import type { SplitHooks } from '../split/split-hooks.ts';
+import { decodePartitionSnapshot, decodeSnapshotDescriptor, encodeSnapshotDescriptor, type HashRange, isStreamedSnapshot } from './partition-snapshot.ts';
 import { appliedStateKey, type GroupId } from './raft-keys.ts';
 import { decodeCommand, type ReplicatedCommand } from './replicated-command.ts';
+import { writeStagedRows } from './snapshot-install.ts';
+import { clearStaging } from './snapshot-staging.ts';
+
+/**
+ * The content of a group that is not a partition (the meta group, `node/src/meta`): what its
+ * commands do and what its snapshots hold. Without one, a group's content is its partition's
+ * data (the command's own mutations, snapshots of the hash range). Everything else (applied
+ * state, write order, outcomes, the clock) is the same.
+ */
+export interface GroupContent {
+  /**
+   * Applies `command` (entry `index`) to the content's in-memory state and returns the engine
+   * mutations persisting it, written atomically with the applied state. Deterministic: called
+   * in log order, once per entry (also on replay after a restart).
+   */
+  apply(command: ReplicatedCommand, index: Index): Mutation[];
+  /** The snapshot data of the current state (called when no write is in flight). */
+  snapshot(): Uint8Array;
+  /** Replaces the state with a snapshot's; returns the mutations persisting it. Throws if the data is corrupt. */
+  install(data: Uint8Array): Mutation[];
+}
 
 /** What the engine holds for a group: everything up to `index` is applied. */
 export interface AppliedState {
@@ -62,6 +100,11 @@ export type ApplyOutcome =
   | { readonly kind: 'conditionFailed'; readonly failedIndex: number; readonly currentVersion: Timestamp }
   /** An entry without a command (empty, conf change) or with bytes that are not a command. */
   | { readonly kind: 'noop' }
+  /**
+   * A command for hashes outside the group's range at its log position (the range was split
+   * before it), or a split that does not fit the range: nothing written, on every replica alike.
+   */
+  | { readonly kind: 'wrongPartition' }
   /** The engine failed: the group cannot go on (see `onFatal`). */
   | { readonly kind: 'failed'; readonly error: Error };
 
@@ -91,15 +134,16 @@ export interface GroupStateMachineOptions {
   readonly clock: HybridClock;
   /** Called once when an engine write fails: the group must stop (it cannot skip an entry). */
   readonly onFatal?: (error: Error) => void;
-  /** Encoded snapshot bytes at most (`snapshotData` returns undefined beyond). */
-  readonly snapshotBytesMax?: number;
+  /** A group whose content is not partition data (the meta group); `range` is then unused. */
+  readonly content?: GroupContent;
+  /** Data groups: what applying a split asks of the node (docs/adr/0010-splits.md). */
+  readonly splits?: SplitHooks;
 }
 
 const NOOP: ApplyOutcome = { kind: 'noop' };
 
 export class GroupStateMachine {
   readonly group: GroupId;
-  readonly range: HashRange;
   readonly stats: StateMachineStats = { entries: 0, writes: 0, conditionFailures: 0, corruptCommands: 0, snapshotsInstalled: 0 };
   private readonly o: GroupStateMachineOptions;
   private readonly key: Buffer;
@@ -110,11 +154,15 @@ export class GroupStateMachine {
   /** Settles when the latest submitted write is done (writes finish in submission order). */
   private tail: Promise<unknown> = Promise.resolve();
   private failed: Error | undefined;
+  private installingSnapshot = false;
+  /** The range at the submitted position in the log (splits narrow it) and the children split off (docs/adr/0010-splits.md). */
+  private record: RangeRecord;
 
-  private constructor(o: GroupStateMachineOptions, state: AppliedState) {
+  private constructor(o: GroupStateMachineOptions, state: AppliedState, record: RangeRecord | undefined) {
     this.o = o;
     this.group = o.group;
-    this.range = o.range;
+    // A group created before range records existed: the range it was opened with (the map's).
+    this.record = record ?? { start: o.range.start, end: o.range.end, children: [] };
     this.key = appliedStateKey(o.group);
     this.confirmed = state;
     this.submitted = state;
@@ -125,12 +173,26 @@ export class GroupStateMachine {
     const raw = await o.engine.getRaw(appliedStateKey(o.group));
     const state = raw === undefined ? EMPTY_APPLIED_STATE : decodeAppliedState(raw);
     o.clock.observe(state.maxCommitTs);
-    return new GroupStateMachine(o, state);
+    const rec = o.content === undefined ? await o.engine.getRaw(rangeRecordKey(o.group)) : undefined;
+    return new GroupStateMachine(o, state, rec === undefined ? undefined : decodeRangeRecord(rec));
+  }
+
+  /** The partition's hash range at the latest submitted entry (narrowed by the splits applied). */
+  get range(): HashRange {
+    return { start: this.record.start, end: this.record.end };
   }
 
   /** What the engine has confirmed applied. */
   get applied(): AppliedState {
     return this.confirmed;
+  }
+
+  /**
+   * A streamed snapshot is being written into the partition's range: its data is neither the
+   * old state nor the new one, so nothing may read it locally, and nothing is submitted.
+   */
+  get installing(): boolean {
+    return this.installingSnapshot;
   }
 
   /** The engine error that stopped this group, if any. */
@@ -144,6 +206,14 @@ export class GroupStateMachine {
    */
   stateMutation(state: AppliedState): Mutation {
     return { type: 'rawPut', key: this.key, value: encodeAppliedState(state) };
+  }
+
+  /**
+   * Data groups: the mutation recording the group's hash range durably (`r | group | 'g'`), also
+   * for the bootstrap write: from then on the group's own record, not the map, says what it owns.
+   */
+  rangeMutations(): Mutation[] {
+    return this.o.content === undefined ? [{ type: 'rawPut', key: rangeRecordKey(this.group), value: encodeRangeRecord(this.record) }] : [];
   }
 
   /** Records that the caller wrote `state` durably with `stateMutation` (bootstrap). */
@@ -164,14 +234,48 @@ export class GroupStateMachine {
       }
       this.stats.entries++;
       const command = e.type === 'normal' && e.data.byteLength > 0 ? this.decode(e.data) : undefined;
-      if (command === undefined) {
+      const split = command !== undefined && this.o.content === undefined ? splitCommandOf(command) : undefined;
+      const misplaced =
+        command !== undefined &&
+        this.o.content === undefined &&
+        (split === undefined
+          ? command.mutations.some((m) => m.hash < this.record.start || m.hash >= this.record.end)
+          : split === 'invalid' || !splitFits(split, this.record));
+      if (command === undefined || misplaced) {
+        // No write of its own; a misplaced command writes nothing and says so (the same everywhere).
         this.submitted = { ...this.submitted, index: e.index, term: e.term };
         let settle!: (o: ApplyOutcome) => void;
         const done = new Promise<ApplyOutcome>((resolve) => {
           settle = resolve;
         });
-        riders.push(settle);
-        out.push({ index: e.index, term: e.term, command: undefined, done });
+        riders.push(misplaced ? (o) => settle(o.kind === 'noop' ? { kind: 'wrongPartition' } : o) : settle);
+        out.push({ index: e.index, term: e.term, command, done });
+        continue;
+      }
+      if (split !== undefined && split !== 'invalid') {
+        // A split (docs/adr/0010-splits.md): narrow the range, create the child, atomically with the applied state.
+        this.o.clock.observe(command.commitTs);
+        const state: AppliedState = { index: e.index, term: e.term, maxCommitTs: maxTs(command.commitTs, this.submitted.maxCommitTs) };
+        this.submitted = state;
+        const cutOff: HashRange = { start: split.at, end: split.childEnd };
+        this.record = afterSplit(this.record, split);
+        const mutations: Mutation[] = [
+          { type: 'rawPut', key: rangeRecordKey(this.group), value: encodeRangeRecord(this.record) },
+          ...(this.o.splits?.childMutations(this.group, split, command.commitTs) ?? []),
+          this.stateMutation(state),
+        ];
+        const written = this.submit(mutations, command.commitTs, command.nowMs, state);
+        const child = { group: split.childGroup, start: split.at, end: split.childEnd };
+        const done = written.then(
+          (): ApplyOutcome => {
+            this.o.splits?.childrenReady(this.group, [child], cutOff);
+            return { kind: 'applied', existed: [false] };
+          },
+          (error: Error): ApplyOutcome => ({ kind: 'failed', error }),
+        );
+        settleRiders(riders, written);
+        riders = [];
+        out.push({ index: e.index, term: e.term, command, done });
         continue;
       }
       this.o.clock.observe(command.commitTs);
@@ -181,11 +285,12 @@ export class GroupStateMachine {
         maxCommitTs: maxTs(command.commitTs, this.submitted.maxCommitTs),
       };
       this.submitted = state;
-      const mutations: Mutation[] = [...command.mutations, this.stateMutation(state)];
+      const content = this.o.content === undefined ? command.mutations : this.o.content.apply(command, e.index);
+      const mutations: Mutation[] = [...content, this.stateMutation(state)];
       const written = this.submit(mutations, command.commitTs, command.nowMs, state);
       const done = written.then(
         (r): ApplyOutcome => {
-          if (r.ok) return { kind: 'applied', existed: r.existed.slice(0, command.mutations.length) };
+          if (r.ok) return { kind: 'applied', existed: r.existed.slice(0, content.length) };
           this.stats.conditionFailures++;
           return { kind: 'conditionFailed', failedIndex: r.failedIndex, currentVersion: r.currentVersion };
         },
@@ -209,7 +314,13 @@ export class GroupStateMachine {
   installSnapshot(snapshot: Snapshot): Promise<void> {
     this.checkUsable();
     const { index, term } = snapshot.metadata;
-    const data = decodePartitionSnapshot(snapshot.data);
+    if (this.o.content !== undefined) return this.installContent(this.o.content, snapshot);
+    const before = this.record;
+    this.adoptSnapshotRange(snapshot.data);
+    // Streamed (ADR 0008 §9): the rows are staged on this node (`snapshot-install.ts`).
+    const payload = unwrapSnapshot(snapshot.data).inner;
+    const streamed = isStreamedSnapshot(payload) ? decodeSnapshotDescriptor(payload) : undefined;
+    const data = streamed === undefined ? decodePartitionSnapshot(payload) : { maxCommitTs: streamed.maxCommitTs, rows: [] };
     const byVersion = new Map<Timestamp, ScanItem[]>();
     for (const r of data.rows) {
       if (r.hash < this.range.start || r.hash >= this.range.end) throw new KeyVaError('STORAGE_ERROR', `snapshot row outside group ${this.group}'s range`);
@@ -221,7 +332,8 @@ export class GroupStateMachine {
     this.o.clock.observe(maxCommitTs);
     const state: AppliedState = { index, term, maxCommitTs };
     this.submitted = state;
-    const steps: Promise<unknown>[] = [this.o.engine.deleteRange(this.range.start, this.range.end)];
+    // A streamed snapshot deletes the range itself, once it found its rows staged.
+    const steps: Promise<unknown>[] = streamed === undefined ? [this.o.engine.deleteRange(this.range.start, this.range.end)] : [];
     for (const version of [...byVersion.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
       const mutations: Mutation[] = (byVersion.get(version) ?? []).map((r) => ({
         type: 'put',
@@ -232,10 +344,31 @@ export class GroupStateMachine {
       }));
       steps.push(this.o.engine.write({ mutations, commitTs: version, nowMs: 0, sync: false }));
     }
-    steps.push(this.submit([this.stateMutation(state)], 1n, 0, state));
+    const recordWrite = this.rangeMutations();
+    if (streamed === undefined) steps.push(this.submit([...recordWrite, this.stateMutation(state)], 1n, 0, state));
+    else {
+      // The rows are read from staging after the range delete; the applied state comes last. The
+      // driver takes no Ready (so submits nothing) while `installing`.
+      const range = this.range;
+      const id = { index, term };
+      this.installingSnapshot = true;
+      const rows = writeStagedRows(this.o.engine, this.group, range, id);
+      steps.push(
+        rows
+          .then(() => this.submit([...recordWrite, this.stateMutation(state)], 1n, 0, state))
+          // This snapshot's staging and any older one (a transfer the core then ignored as stale).
+          .then(() => clearStaging(this.o.engine, this.group, { upTo: index }))
+          .finally(() => {
+            this.installingSnapshot = false;
+          }),
+      );
+    }
     this.stats.snapshotsInstalled++;
+    const narrowed = this.record.end < before.end ? { start: this.record.end, end: before.end } : undefined;
     const all = Promise.all(steps).then(
-      () => undefined,
+      () => {
+        if (narrowed !== undefined) this.o.splits?.narrowedBySnapshot(this.group, narrowed);
+      },
       (e: Error) => {
         this.fail(e);
         throw e;
@@ -252,16 +385,43 @@ export class GroupStateMachine {
   }
 
   /**
-   * The snapshot data of the applied state (waits for in-flight writes first), or undefined if
-   * the partition is larger than `snapshotBytesMax`. The caller must not submit more entries
-   * until this returns.
+   * The snapshot data of the applied state (waits for in-flight writes first): a data group's is
+   * the descriptor of a streamed snapshot (any size), a content group's its content's. The
+   * caller must not submit more entries until this returns.
    */
-  async snapshotData(): Promise<{ state: AppliedState; data: Uint8Array } | undefined> {
+  async snapshotData(): Promise<{ state: AppliedState; data: Uint8Array }> {
     await this.idle();
     const state = this.confirmed;
-    const rows = await dumpPartition(this.o.engine, this.range, this.o.snapshotBytesMax ?? SNAPSHOT_BYTES_MAX);
-    if (rows === undefined) return undefined;
-    return { state, data: encodePartitionSnapshot({ maxCommitTs: state.maxCommitTs, rows }) };
+    if (this.o.content !== undefined) return { state, data: this.o.content.snapshot() };
+    // Streamed (ADR 0008 §9): only the descriptor; the leader streams the rows when it sends it.
+    const data = encodeSnapshotDescriptor({ maxCommitTs: state.maxCommitTs, range: this.range });
+    return { state, data: this.record.children.length > 0 ? wrapSnapshot(this.record, data) : data };
+  }
+
+  /**
+   * Splits (docs/adr/0010-splits.md): a snapshot taken after splits the replica has not applied
+   * (it skips them) carries the narrower range (its descriptor's, or the wrapped range record
+   * with the children); the replica adopts it, so it
+   * refuses later entries for the part it no longer owns like every other replica, and the
+   * install (deleteRange, rows, applied state) covers only that range. Call first in
+   * `installSnapshot`; the range record is written with the install's applied state.
+   */
+  private adoptSnapshotRange(data: Uint8Array): void {
+    const r = snapshotRangeOf(data);
+    if (r === undefined || (r.start === this.record.start && r.end === this.record.end)) return;
+    // The snapshot is the group's state at its index, its range included (an empty replica may
+    // have been hosted with the range a stale map showed).
+    this.record = unwrapSnapshot(data).record ?? { start: r.start, end: r.end, children: this.record.children };
+  }
+
+  /** A content group's snapshot: one write of the content's mutations and the applied state. */
+  private installContent(content: GroupContent, snapshot: Snapshot): Promise<void> {
+    const { index, term } = snapshot.metadata;
+    const mutations = content.install(snapshot.data);
+    const state: AppliedState = { index, term, maxCommitTs: this.submitted.maxCommitTs };
+    this.submitted = state;
+    this.stats.snapshotsInstalled++;
+    return this.submit([...mutations, this.stateMutation(state)], 1n, 0, state).then(() => undefined);
   }
 
   private decode(data: Uint8Array): ReplicatedCommand | undefined {

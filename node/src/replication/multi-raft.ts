@@ -21,6 +21,8 @@
  *   writes the same bootstrap snapshot, like etcd's initial cluster) or empty, waiting for the
  *   leader's snapshot. Membership lives in the Raft log: once a group has state on disk, the
  *   voters passed to `addGroup` are ignored.
+ * - **Groups** are partitions (group p + 1, their data is the partition's hash range) or carry a
+ *   `GroupContent` of their own: the meta group (group 0, `node/src/meta`).
  * - **Failure**: an engine write that fails stops the whole runtime (it cannot skip a Ready or
  *   an entry): timers stop, waiters are rejected, the transport closes, `onFatal` is called.
  *   A core invariant broken while stepping a message (a bug or a lying peer) stops that group.
@@ -32,21 +34,30 @@ import type { HybridClock } from '../clock/hybrid-clock.ts';
 import type { Mutation, StorageEngine } from '../engine/types.ts';
 import { type Message, MessageType } from '../raft/messages.ts';
 import { Prng } from '../raft/prng.ts';
+import type { RaftStatus } from '../raft/raft.ts';
 import type { Ready } from '../raft/raw-node.ts';
-import type { RequestResult } from '../raft/results.ts';
+import type { ProposeResult as CoreProposeResult, RequestResult } from '../raft/results.ts';
+import type { ConfChange, Entry, ReplicaId } from '../raft/types.ts';
+import type { SplitHooks } from '../split/split-hooks.ts';
 import { bootstrapWrite, DurableRaftLog } from './durable-raft-log.ts';
 import { GroupDriver, type GroupStatus, type RaftTuning } from './group-driver.ts';
-import { GroupStateMachine } from './group-state-machine.ts';
+import { type GroupContent, GroupStateMachine } from './group-state-machine.ts';
 import type { HashRange } from './partition-snapshot.ts';
 import type { GroupId } from './raft-keys.ts';
 import { nodeOf, replicaOf } from './replica-id.ts';
 import type { DataMutation } from './replicated-command.ts';
-import { ProposeRefusal, type ProposeResult } from './replication-results.ts';
+import { type ProposeOptions, ProposeRefusal, type ProposeResult } from './replication-results.ts';
+import type { SnapshotHost } from './snapshot-sender.ts';
+import { clearStaging } from './snapshot-staging.ts';
 
 /** What the runtime needs from the transport (`RaftTransport` implements it). */
 export interface RaftSender {
   send(toNode: string, group: GroupId, message: Message): void;
   close(): void;
+  /** Streamed snapshots (`RaftTransport`): the runtime attaches what the streams read and report to. */
+  attachSnapshots?(host: SnapshotHost): void;
+  /** Whether `message` leaves through a snapshot stream, which then reports its outcome itself. */
+  streamsSnapshot?(message: Message): boolean;
 }
 
 /** Injected timers (a simulator can drive the runtime without real time). */
@@ -96,18 +107,27 @@ export interface MultiRaftOptions {
   /** Default: 3 election timeouts. */
   readonly readTimeoutTicks?: number;
   readonly logEntriesMax?: number;
-  readonly snapshotBytesMax?: number;
   /** Called once if the runtime stops because the engine failed. */
   readonly onFatal?: (error: Error) => void;
+  /** What data groups ask of the node when they apply a split (`node/src/split`); without it a split creates no child group here. */
+  readonly splits?: SplitHooks;
 }
 
 export interface GroupSpec {
   readonly group: GroupId;
-  /** The partition's data range (what snapshots carry). */
+  /** The partition's data range (what snapshots carry); unused by a content group. */
   readonly range: HashRange;
   /** Founding voters (this node among them) for a new group; omit to wait for a leader's snapshot. */
   readonly bootstrap?: readonly NodeId[];
+  /**
+   * A group whose state is not partition data (the meta group, group 0): its commands and
+   * snapshots are the content's (`GroupContent`); the bootstrap snapshot is the content's empty state.
+   */
+  readonly content?: GroupContent;
 }
+
+/** The range of a group that holds no partition data (a content group). */
+export const NO_RANGE: HashRange = { start: 0n, end: 0n };
 
 export interface MultiRaftStats {
   turns: number;
@@ -123,7 +143,6 @@ export interface MultiRaftStats {
   droppedStopped: number;
   stepErrors: number;
   compactions: number;
-  compactionsSkipped: number;
   proposals: number;
   refusals: number;
 }
@@ -145,7 +164,6 @@ export class MultiRaft {
     droppedStopped: 0,
     stepErrors: 0,
     compactions: 0,
-    compactionsSkipped: 0,
     proposals: 0,
     refusals: 0,
   };
@@ -175,6 +193,27 @@ export class MultiRaft {
     this.runId = runRandom.toString(36);
     // Proposal ids: the run's random 32 bits, then a counter.
     this.proposalSeq = BigInt(runRandom) << 32n;
+    o.transport.attachSnapshots?.({
+      engine: o.engine,
+      reportSnapshot: (group, to, ok) => this.reportSnapshot(group, to, ok),
+      rangeOf: (group) => this.rangeOf(group),
+      refusesSnapshot: (group, index) => {
+        const d = this.drivers.get(group);
+        if (d === undefined || d.failed || this.state !== 'running') return 'not running here';
+        if (d.sm.installing) return 'installing another snapshot';
+        const at = Math.max(d.sm.applied.index, d.log.snapshotMetadata().index);
+        if (index <= at) return `already at index ${at}`;
+        return undefined;
+      },
+    });
+  }
+
+  /** A snapshot stream to replica `to` of `group` ended (ok: delivered): tells the group's core. */
+  reportSnapshot(group: GroupId, to: ReplicaId, ok: boolean): void {
+    const d = this.drivers.get(group);
+    if (d === undefined || d.failed || this.state !== 'running') return;
+    d.node.reportSnapshot(to, ok);
+    this.kick();
   }
 
   /** Opens (or creates) a group's replica on this node. */
@@ -191,20 +230,25 @@ export class MultiRaft {
       range: spec.range,
       clock: this.o.clock,
       onFatal: (e) => this.fail(e),
-      snapshotBytesMax: this.o.snapshotBytesMax,
+      content: spec.content,
+      splits: spec.content === undefined ? this.o.splits : undefined,
     });
     if (log.isEmpty() && spec.bootstrap !== undefined) {
       if (!spec.bootstrap.includes(this.nodeId))
         throw new KeyVaError('INVALID_ARGUMENT', `node ${this.nodeId} bootstraps group ${spec.group} without being a voter`);
       const w = bootstrapWrite({ voters: spec.bootstrap.map(replicaOf), learners: [] });
       const applied = { index: w.snapshot?.metadata.index ?? 0, term: w.snapshot?.metadata.term ?? 0, maxCommitTs: sm.applied.maxCommitTs };
-      await engine.write({ mutations: [...log.stage(w), sm.stateMutation(applied)], commitTs: 1n, nowMs: 0, sync: true });
+      await engine.write({ mutations: [...log.stage(w), sm.stateMutation(applied), ...sm.rangeMutations()], commitTs: 1n, nowMs: 0, sync: true });
       log.commit(w);
       sm.assumeWritten(applied);
     }
     // A snapshot persisted but not (fully) installed before a crash: install it now.
     const snapshot = log.snapshot();
-    if (snapshot !== undefined && snapshot.metadata.index > sm.applied.index) await sm.installSnapshot(snapshot);
+    const pending = snapshot !== undefined && snapshot.metadata.index > sm.applied.index ? snapshot : undefined;
+    // Staged snapshot rows (ADR 0008 §9) other than the pending install's are left over from transfers cut off.
+    const keep = pending === undefined ? undefined : { index: pending.metadata.index, term: pending.metadata.term };
+    if (spec.content === undefined) await clearStaging(engine, spec.group, keep === undefined ? {} : { keep });
+    if (pending !== undefined) await sm.installSnapshot(pending);
     if (this.drivers.has(spec.group)) throw new KeyVaError('INVALID_ARGUMENT', `group ${spec.group} is already hosted`);
     const driver = new GroupDriver({
       group: spec.group,
@@ -224,6 +268,8 @@ export class MultiRaft {
       nextProposalId: () => ++this.proposalSeq,
       readContextPrefix: `${this.nodeId}:${this.runId}`,
       kick: () => this.kick(),
+      // Used only with lease reads (raft.readOnlyOption 'lease'): the leader ticks by this clock.
+      leaseClock: { tickMs: this.o.tickMs ?? DEFAULT_TICK_MS, nowMs: () => performance.now() },
     });
     this.drivers.set(spec.group, driver);
     this.kick();
@@ -263,7 +309,7 @@ export class MultiRaft {
   }
 
   /** Proposes a write batch to `group` (see `GroupDriver.propose`). */
-  propose(group: GroupId, mutations: readonly DataMutation[]): Promise<ProposeResult> {
+  propose(group: GroupId, mutations: readonly DataMutation[], opts?: ProposeOptions): Promise<ProposeResult> {
     const d = this.drivers.get(group);
     if (d === undefined || this.state !== 'running') {
       this.stats.refusals++;
@@ -271,7 +317,7 @@ export class MultiRaft {
       return Promise.resolve({ ok: false, refused: true, reason, leaderHint: undefined, term: 0 });
     }
     this.stats.proposals++;
-    return d.propose(mutations).then((r) => {
+    return d.propose(mutations, opts).then((r) => {
       if (!r.ok && r.refused) this.stats.refusals++;
       return r;
     });
@@ -300,6 +346,60 @@ export class MultiRaft {
     const r = d.node.transferLeader(replicaOf(to));
     this.kick();
     return r;
+  }
+
+  /** Starts an election of `group` on this node now (a split's new group, on the parent's leader); false if not hosted. */
+  campaign(group: GroupId): boolean {
+    const d = this.drivers.get(group);
+    if (d === undefined || d.failed || this.state !== 'running') return false;
+    d.node.campaign();
+    this.kick();
+    return true;
+  }
+
+  // --- membership (node/src/membership) ---------------------------------------------------
+
+  /** Proposes a membership change to `group` (one at a time; see `RaftNode.proposeConfChange`); undefined if not hosted. */
+  proposeConfChange(group: GroupId, change: ConfChange): CoreProposeResult | undefined {
+    const d = this.drivers.get(group);
+    if (d === undefined || d.failed || this.state !== 'running') return undefined;
+    const r = d.node.proposeConfChange(change);
+    this.kick();
+    return r;
+  }
+
+  /** The core's status of `group`, with the leader's per-replica progress; undefined if not hosted. */
+  raftStatus(group: GroupId): RaftStatus | undefined {
+    return this.drivers.get(group)?.node.status();
+  }
+
+  /** The partition range of a hosted group (what its snapshots carry). */
+  rangeOf(group: GroupId): HashRange | undefined {
+    return this.drivers.get(group)?.sm.range;
+  }
+
+  /** Durable log entries of `group` in [lo, hi) (clamped to what the log holds). */
+  logEntries(group: GroupId, lo: number, hi: number): Entry[] {
+    const d = this.drivers.get(group);
+    if (d === undefined) return [];
+    const from = Math.max(lo, d.log.firstIndex());
+    const to = Math.min(hi, d.log.lastIndex() + 1);
+    return from < to ? d.log.entries(from, to, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY) : [];
+  }
+
+  /**
+   * Stops hosting `group` on this node: the driver leaves the loop (the turn in progress, which
+   * may hold its Ready, finishes first), its submitted apply writes finish, its waiters are
+   * rejected. The group's data stays on disk (the caller deletes it). False if not hosted.
+   */
+  async removeGroup(group: GroupId): Promise<boolean> {
+    const d = this.drivers.get(group);
+    if (d === undefined) return false;
+    this.drivers.delete(group);
+    await this.turning;
+    await d.sm.idle().catch(() => undefined);
+    d.close(new KeyVaError('WRONG_PARTITION', `group ${group} is no longer hosted on node ${this.nodeId}`), false);
+    return true;
   }
 
   /**
@@ -396,8 +496,9 @@ export class MultiRaft {
         if (m.type === MessageType.Snapshot) {
           this.stats.snapshotsSent++;
           // Handed to the transport: wait for the follower's answer (a lost snapshot is retried
-          // after the next heartbeat response shows the follower still behind).
-          d.node.reportSnapshot(m.to, true);
+          // after the next heartbeat response shows the follower still behind). A streamed
+          // snapshot reports its own outcome when the stream ends.
+          if (this.o.transport.streamsSnapshot?.(m) !== true) d.node.reportSnapshot(m.to, true);
         }
       }
     }
@@ -412,7 +513,6 @@ export class MultiRaft {
     for (const d of this.drivers.values()) {
       const r = await d.maybeCompact();
       if (r.compacted) this.stats.compactions++;
-      if (r.skipped) this.stats.compactionsSkipped++;
     }
   }
 

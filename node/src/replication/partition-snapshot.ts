@@ -1,22 +1,29 @@
 /**
- * The state-machine data of a data group's Raft snapshot: the partition's live rows (newest
- * version of every key that is not deleted, TTL-expired ones included) and the highest commit
- * timestamp the state machine had applied, as one byte blob.
+ * The data of a data group's Raft snapshot, and the row encoding its streamed chunks use.
  *
- * This is the simple first form (ADR 0008 "What exists now"): the whole partition is dumped into
- * memory, sent in one Raft message and installed with one engine write per distinct version.
- * Fine for small partitions and tests, bounded by `SNAPSHOT_BYTES_MAX`; streaming the key range
- * in chunks (ADR 0008 §9) is future work. A snapshot keeps only the newest live version of each
- * key: reads at the newest timestamp and condition outcomes are the same as on a replica that
- * applied the log, but snapshot reads at older timestamps see less history on a replica that
- * was caught up by snapshot (as after a GC).
+ * Since snapshots are streamed (ADR 0008 §9, `snapshot-sender.ts` / `snapshot-receiver.ts`), the
+ * `data` of a data group's Raft snapshot is only a small **descriptor** (format 2): the highest
+ * commit timestamp applied at the snapshot's index and the partition's hash range. The rows
+ * travel beside the Raft message, over their own gRPC stream, read from the engine at
+ * `snapshotReadTs` (an MVCC read at the snapshot's applied state, so the leader keeps writing
+ * while it streams), in chunks of rows encoded by `encodeRows`. A snapshot keeps only the newest
+ * live version of each key (TTL-expired ones included): reads at the newest timestamp and
+ * condition outcomes are the same as on a replica that applied the log; snapshot reads at older
+ * timestamps see less history on a replica caught up by snapshot (as after a GC).
  *
- * Layout, big-endian: `version u8 (=1) | maxCommitTs u64 | count u32 | rows`, a row being
- * `hash u64 | key (len u32 | bytes) | value (len u32 | bytes) | version u64 | expiresAtMs f64`.
- * Empty bytes are the empty partition (the bootstrap snapshot's data).
+ * Also decoded: the first, inline form (format 1, the whole partition in the message) that a
+ * data directory may still hold in its log, and empty bytes (the empty partition of the
+ * bootstrap snapshot).
+ *
+ * Layouts, big-endian:
+ * - descriptor: `version u8 (=2) | maxCommitTs u64 | rangeStart u64 | rangeLast u64` (rangeLast =
+ *   end - 1, so the end of the hash space fits);
+ * - inline (legacy): `version u8 (=1) | maxCommitTs u64 | count u32 | rows`;
+ * - rows: a row is `hash u64 | key (len u32 | bytes) | value (len u32 | bytes) | version u64 |
+ *   expiresAtMs f64`; a chunk is rows back to back.
  */
 import { KeyVaError } from '@keyva/proto/errors';
-import { MAX_TS, type ScanItem, type StorageEngine, type Timestamp } from '../engine/types.ts';
+import type { ScanItem, StorageEngine, Timestamp } from '../engine/types.ts';
 
 /** A partition's slice of the hash space: [start, end), `end` up to HASH_SPACE_END. */
 export interface HashRange {
@@ -30,51 +37,57 @@ export interface PartitionSnapshot {
   readonly rows: readonly ScanItem[];
 }
 
-/** Encoded snapshot bytes, at most; a larger partition is not snapshotted (its log is kept). */
-export const SNAPSHOT_BYTES_MAX = 3 << 20;
-/** Rows read per engine scan call while dumping. */
+/** What a streamed snapshot's Raft message carries instead of the rows. */
+export interface SnapshotDescriptor {
+  /** Highest commit timestamp applied at the snapshot's index: the rows are the state at it. */
+  readonly maxCommitTs: Timestamp;
+  readonly range: HashRange;
+}
+
+/** Rows read per engine scan call while streaming. */
 export const DUMP_PAGE_ROWS_MAX = 1024;
 
-const FORMAT_VERSION = 1;
+const INLINE_VERSION = 1;
+const DESCRIPTOR_VERSION = 2;
+const DESCRIPTOR_BYTES = 1 + 8 + 8 + 8;
 const HEADER_BYTES = 1 + 8 + 4;
-const ROW_FIXED_BYTES = 8 + 4 + 4 + 8 + 8;
+export const ROW_FIXED_BYTES = 8 + 4 + 4 + 8 + 8;
 
 function corrupt(what: string): KeyVaError {
   return new KeyVaError('STORAGE_ERROR', `corrupt partition snapshot: ${what}`);
 }
 
-export function encodePartitionSnapshot(s: PartitionSnapshot): Uint8Array {
-  let size = HEADER_BYTES;
-  for (const r of s.rows) size += ROW_FIXED_BYTES + r.key.length + r.value.length;
-  const out = Buffer.allocUnsafe(size);
-  let o = out.writeUInt8(FORMAT_VERSION, 0);
-  o = out.writeBigUInt64BE(s.maxCommitTs, o);
-  o = out.writeUInt32BE(s.rows.length, o);
-  for (const r of s.rows) {
-    o = out.writeBigUInt64BE(r.hash, o);
-    o = out.writeUInt32BE(r.key.length, o);
-    o += r.key.copy(out, o);
-    o = out.writeUInt32BE(r.value.length, o);
-    o += r.value.copy(out, o);
-    o = out.writeBigUInt64BE(r.version, o);
-    o = out.writeDoubleBE(r.expiresAtMs, o);
-  }
-  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+/** Encoded size of one row. */
+export function rowBytes(r: ScanItem): number {
+  return ROW_FIXED_BYTES + r.key.length + r.value.length;
 }
 
-export function decodePartitionSnapshot(data: Uint8Array): PartitionSnapshot {
-  if (data.byteLength === 0) return { maxCommitTs: 0n, rows: [] };
-  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+function writeRow(out: Buffer, o: number, r: ScanItem): number {
+  o = out.writeBigUInt64BE(r.hash, o);
+  o = out.writeUInt32BE(r.key.length, o);
+  o += r.key.copy(out, o);
+  o = out.writeUInt32BE(r.value.length, o);
+  o += r.value.copy(out, o);
+  o = out.writeBigUInt64BE(r.version, o);
+  return out.writeDoubleBE(r.expiresAtMs, o);
+}
+
+/** Rows back to back (one streamed chunk). */
+export function encodeRows(rows: readonly ScanItem[]): Buffer {
+  let size = 0;
+  for (const r of rows) size += rowBytes(r);
+  const out = Buffer.allocUnsafe(size);
   let o = 0;
-  const need = (n: number): void => {
-    if (o + n > b.length) throw corrupt('truncated');
-  };
-  need(HEADER_BYTES);
-  if (b.readUInt8(0) !== FORMAT_VERSION) throw corrupt(`unknown format version ${b.readUInt8(0)}`);
-  const maxCommitTs = b.readBigUInt64BE(1);
-  const count = b.readUInt32BE(9);
-  o = HEADER_BYTES;
+  for (const r of rows) o = writeRow(out, o, r);
+  return out;
+}
+
+/** Reads rows from `b[o..end)`; throws STORAGE_ERROR on anything malformed. */
+function readRows(b: Buffer, o: number, end: number, count: number | undefined): ScanItem[] {
   const rows: ScanItem[] = [];
+  const need = (n: number): void => {
+    if (o + n > end) throw corrupt('truncated');
+  };
   const bytes = (): Buffer => {
     need(4);
     const n = b.readUInt32BE(o);
@@ -84,7 +97,7 @@ export function decodePartitionSnapshot(data: Uint8Array): PartitionSnapshot {
     o += n;
     return v;
   };
-  for (let i = 0; i < count; i++) {
+  while (count === undefined ? o < end : rows.length < count) {
     need(8);
     const hash = b.readBigUInt64BE(o);
     o += 8;
@@ -97,30 +110,84 @@ export function decodePartitionSnapshot(data: Uint8Array): PartitionSnapshot {
     if (version < 1n || !Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0) throw corrupt('bad row');
     rows.push({ hash, key, value, version, expiresAtMs });
   }
-  if (o !== b.length) throw corrupt('trailing bytes');
-  return { maxCommitTs, rows };
+  if (o !== end) throw corrupt('trailing bytes');
+  return rows;
+}
+
+/** The rows of one streamed chunk. */
+export function decodeRows(data: Uint8Array): ScanItem[] {
+  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return readRows(b, 0, b.length, undefined);
+}
+
+export function encodeSnapshotDescriptor(d: SnapshotDescriptor): Uint8Array {
+  if (d.range.end <= d.range.start) throw new KeyVaError('INVALID_ARGUMENT', 'a streamed snapshot needs a non-empty hash range');
+  const out = Buffer.allocUnsafe(DESCRIPTOR_BYTES);
+  out.writeUInt8(DESCRIPTOR_VERSION, 0);
+  out.writeBigUInt64BE(d.maxCommitTs, 1);
+  out.writeBigUInt64BE(d.range.start, 9);
+  out.writeBigUInt64BE(d.range.end - 1n, 17);
+  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+}
+
+/** True when `data` is a streamed snapshot's descriptor (its rows travel separately). */
+export function isStreamedSnapshot(data: Uint8Array): boolean {
+  return data.byteLength === DESCRIPTOR_BYTES && data[0] === DESCRIPTOR_VERSION;
+}
+
+export function decodeSnapshotDescriptor(data: Uint8Array): SnapshotDescriptor {
+  if (!isStreamedSnapshot(data)) throw corrupt('not a streamed snapshot descriptor');
+  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const start = b.readBigUInt64BE(9);
+  const last = b.readBigUInt64BE(17);
+  if (last < start) throw corrupt('empty range');
+  return { maxCommitTs: b.readBigUInt64BE(1), range: { start, end: last + 1n } };
+}
+
+/** The legacy inline form (format 1); only tests and old logs still carry it. */
+export function encodePartitionSnapshot(s: PartitionSnapshot): Uint8Array {
+  let size = HEADER_BYTES;
+  for (const r of s.rows) size += rowBytes(r);
+  const out = Buffer.allocUnsafe(size);
+  let o = out.writeUInt8(INLINE_VERSION, 0);
+  o = out.writeBigUInt64BE(s.maxCommitTs, o);
+  o = out.writeUInt32BE(s.rows.length, o);
+  for (const r of s.rows) o = writeRow(out, o, r);
+  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+}
+
+/** Decodes the inline form (format 1) or empty bytes (the empty partition). */
+export function decodePartitionSnapshot(data: Uint8Array): PartitionSnapshot {
+  if (data.byteLength === 0) return { maxCommitTs: 0n, rows: [] };
+  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (b.length < HEADER_BYTES) throw corrupt('truncated');
+  if (b.readUInt8(0) !== INLINE_VERSION) throw corrupt(`unknown format version ${b.readUInt8(0)}`);
+  return { maxCommitTs: b.readBigUInt64BE(1), rows: readRows(b, HEADER_BYTES, b.length, b.readUInt32BE(9)) };
 }
 
 /**
- * Every live row of `range` (newest version per key, TTL-expired ones included: expiry is a
- * function of the reader's clock, not of the state), in storage order; undefined when the
- * encoded snapshot would exceed `bytesMax`. The caller makes sure no write to the range is in
- * flight, so the rows are the state at the applied index.
+ * The MVCC timestamp the rows of a snapshot are read at: its applied `maxCommitTs` (commit
+ * timestamps grow along a group's log, so a read at it sees exactly the state at the snapshot's
+ * index, while later entries keep applying). If GC has moved the watermark past it (a partition
+ * idle for longer than the retention), the read happens at the watermark: every entry after the
+ * snapshot was stamped by a leader's clock above it (ADR 0008, "Streamed snapshots").
  */
-export async function dumpPartition(engine: StorageEngine, range: HashRange, bytesMax: number = SNAPSHOT_BYTES_MAX): Promise<ScanItem[] | undefined> {
-  const rows: ScanItem[] = [];
-  let bytes = HEADER_BYTES;
+export function snapshotReadTs(engine: StorageEngine, maxCommitTs: Timestamp): Timestamp {
+  return maxCommitTs >= engine.gcWatermark ? maxCommitTs : engine.gcWatermark;
+}
+
+/**
+ * The live rows of `range` at `readTs` (newest version per key, TTL-expired ones included:
+ * expiry is a function of the reader's clock, not of the state), in storage order, page by page.
+ */
+export async function* scanPartition(engine: StorageEngine, range: HashRange, readTs: Timestamp): AsyncGenerator<ScanItem[]> {
   let after: { hash: bigint; key: Buffer } | undefined;
   for (;;) {
     // nowMs 0: nothing counts as expired.
-    const page = await engine.scan({ startHash: range.start, endHash: range.end, after }, MAX_TS, 0, DUMP_PAGE_ROWS_MAX);
-    for (const it of page.items) {
-      bytes += ROW_FIXED_BYTES + it.key.length + it.value.length;
-      if (bytes > bytesMax) return undefined;
-      rows.push(it);
-    }
+    const page = await engine.scan({ startHash: range.start, endHash: range.end, after }, readTs, 0, DUMP_PAGE_ROWS_MAX);
+    if (page.items.length > 0) yield page.items;
     const last = page.items[page.items.length - 1];
-    if (!page.more || last === undefined) return rows;
+    if (!page.more || last === undefined) return;
     after = { hash: last.hash, key: last.key };
   }
 }

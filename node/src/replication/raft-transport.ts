@@ -3,12 +3,22 @@
  * group, batched per event-loop turn (so the heartbeats of many groups share one gRPC message).
  * Raft tolerates loss: when a stream breaks, what it carried is dropped and the next send
  * reconnects after a backoff. Every queue is bounded.
+ *
+ * Snapshots of data groups do not ride on that stream: once the runtime attached itself
+ * (`attachSnapshots`), a snapshot message whose data is a streamed descriptor goes to the
+ * `SnapshotSender` (its own `SendSnapshot` call per transfer, on a separate channel, rate-limited
+ * node-wide), and `SendSnapshot` calls from peers go to the `SnapshotReceiver`, which steps the
+ * message into its group only once every row is staged (`snapshot-*.ts`, ADR 0008 §9).
  */
 import * as grpc from '@grpc/grpc-js';
-import { keyvaV1, type RaftBatch, type RaftBatchOut, type RaftClient } from '@keyva/proto';
+import { keyvaV1, type RaftBatch, type RaftBatchOut, type RaftClient, type SnapshotAck, type SnapshotFrameOut } from '@keyva/proto';
+import type { SnapshotStreamTotals } from '../observability/metrics.ts';
 import type { Message } from '../raft/messages.ts';
 import { decodeMessage, encodeMessage } from './raft-codec.ts';
 import type { GroupId } from './raft-keys.ts';
+import { RateLimiter, SNAPSHOT_BYTES_PER_SECOND_DEFAULT } from './snapshot-rate-limiter.ts';
+import { SnapshotReceiver, type SnapshotReceiveStats } from './snapshot-receiver.ts';
+import { isStreamedSnapshotMessage, type SnapshotHost, SnapshotSender, type SnapshotSendStats, type SnapshotTransfer } from './snapshot-sender.ts';
 
 /** Messages waiting for one peer, at most; older ones are dropped first. */
 export const PEER_QUEUE_MAX = 10_000;
@@ -23,6 +33,10 @@ export interface RaftTransportOptions {
   readonly reconnectBackoffMs?: number;
   readonly credentials?: grpc.ChannelCredentials;
   readonly now?: () => number;
+  /** Node-wide bandwidth of outgoing snapshot streams (default 64 MiB/s). */
+  readonly snapshotBytesPerSecond?: number;
+  /** Row bytes per snapshot chunk, at most (default 1 MiB; keep it below the peers' gRPC message limit). */
+  readonly snapshotChunkBytes?: number;
 }
 
 export interface TransportStats {
@@ -32,6 +46,8 @@ export interface TransportStats {
   received: number;
   malformed: number;
   connects: number;
+  /** Snapshot messages dropped because no runtime attached the snapshot streams. */
+  snapshotsUnattached: number;
 }
 
 interface Peer {
@@ -45,8 +61,12 @@ interface Peer {
 }
 
 export class RaftTransport {
-  readonly stats: TransportStats = { sent: 0, batches: 0, dropped: 0, received: 0, malformed: 0, connects: 0 };
+  readonly stats: TransportStats = { sent: 0, batches: 0, dropped: 0, received: 0, malformed: 0, connects: 0, snapshotsUnattached: 0 };
   private readonly peers = new Map<string, Peer>();
+  /** Clients of the peers' Raft services for snapshot streams, on channels of their own. */
+  private readonly snapshotClients = new Map<string, { address: string; client: RaftClient }>();
+  private snapshotSender: SnapshotSender | undefined;
+  private snapshotReceiver: SnapshotReceiver | undefined;
   private readonly o: RaftTransportOptions;
   private readonly now: () => number;
   private closed = false;
@@ -56,9 +76,57 @@ export class RaftTransport {
     this.now = o.now ?? Date.now;
   }
 
+  /**
+   * Enables streamed snapshots (the runtime calls it once, with what the streams read and
+   * report to). Without it a streamed snapshot message is dropped and counted.
+   */
+  attachSnapshots(host: SnapshotHost): void {
+    const limiter = new RateLimiter({ bytesPerSecond: this.o.snapshotBytesPerSecond ?? SNAPSHOT_BYTES_PER_SECOND_DEFAULT });
+    this.snapshotSender = new SnapshotSender({
+      self: this.o.self,
+      host,
+      clientOf: (id) => this.snapshotClientOf(id),
+      limiter,
+      chunkBytes: this.o.snapshotChunkBytes,
+    });
+    this.snapshotReceiver = new SnapshotReceiver({ self: this.o.self, host, deliver: (from, group, m) => this.o.onReceive(from, group, m) });
+  }
+
+  /** Streamed snapshot metrics: sent and received counts and bytes, and the transfers in progress. */
+  snapshotStats(): { send: SnapshotSendStats | undefined; receive: SnapshotReceiveStats | undefined; transfers: SnapshotTransfer[] } {
+    return { send: this.snapshotSender?.stats, receive: this.snapshotReceiver?.stats, transfers: this.snapshotSender?.transfers() ?? [] };
+  }
+
+  /** The same, flat, for the node's metrics (`NodeMetrics.watchSnapshotStreams`). */
+  snapshotTotals(): SnapshotStreamTotals {
+    const s = this.snapshotSender?.stats;
+    const r = this.snapshotReceiver?.stats;
+    const transfers = this.snapshotSender?.transfers() ?? [];
+    return {
+      sentBytes: s?.bytesSent ?? 0,
+      receivedBytes: r?.bytesReceived ?? 0,
+      sent: s?.succeeded ?? 0,
+      sendFailed: s?.failed ?? 0,
+      received: r?.received ?? 0,
+      receiveFailed: r?.failed ?? 0,
+      sending: transfers.length,
+      sendingBytes: transfers.reduce((n, t) => n + t.bytes, 0),
+    };
+  }
+
+  /** Whether `message` leaves through a snapshot stream (which reports its outcome to the runtime). */
+  streamsSnapshot(message: Message): boolean {
+    return this.snapshotSender !== undefined && isStreamedSnapshotMessage(message);
+  }
+
   /** Queues a message for a peer; it leaves with the next batch (this event-loop turn). */
   send(to: string, group: GroupId, message: Message): void {
     if (this.closed) return;
+    if (isStreamedSnapshotMessage(message)) {
+      if (this.snapshotSender === undefined) this.stats.snapshotsUnattached++;
+      else this.snapshotSender.send(to, group, message);
+      return;
+    }
     const peer = this.peer(to);
     if (!peer) {
       this.stats.dropped++;
@@ -87,6 +155,23 @@ export class RaftTransport {
       p.address = address;
     }
     return p;
+  }
+
+  private snapshotClientOf(id: string): RaftClient | undefined {
+    const address = this.o.addressOf(id);
+    if (address === undefined || this.closed) return undefined;
+    const cur = this.snapshotClients.get(id);
+    if (cur !== undefined && cur.address === address) return cur.client;
+    cur?.client.close();
+    const client = new keyvaV1.Raft(address, this.o.credentials ?? grpc.credentials.createInsecure(), {
+      // A connection of its own: a large transfer never holds up the Raft stream's heartbeats.
+      'grpc.use_local_subchannel_pool': 1,
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    }) as unknown as RaftClient;
+    this.snapshotClients.set(id, { address, client });
+    return client;
   }
 
   private connect(p: Peer): grpc.ClientWritableStream<RaftBatch> | undefined {
@@ -166,11 +251,27 @@ export class RaftTransport {
       call.on('end', () => callback(null, { batches: String(batches) }));
       call.on('error', () => undefined);
     };
-    return { Send } as grpc.UntypedServiceImplementation;
+    const SendSnapshot: grpc.handleClientStreamingCall<SnapshotFrameOut, SnapshotAck> = (call, callback) => {
+      if (this.snapshotReceiver === undefined || this.closed) {
+        callback({
+          code: grpc.status.UNAVAILABLE,
+          details: 'this node takes no snapshots now',
+          name: 'SnapshotError',
+          message: 'unavailable',
+          metadata: new grpc.Metadata(),
+        });
+        return;
+      }
+      this.snapshotReceiver.handle(call, callback);
+    };
+    return { Send, SendSnapshot } as grpc.UntypedServiceImplementation;
   }
 
   close(): void {
     this.closed = true;
+    this.snapshotSender?.close();
+    for (const c of this.snapshotClients.values()) c.client.close();
+    this.snapshotClients.clear();
     for (const p of this.peers.values()) this.disconnect(p);
     this.peers.clear();
   }

@@ -11,7 +11,7 @@ import type { StorageEngine } from '../../engine/types.ts';
 import type { GroupStatus } from '../group-driver.ts';
 import { type GroupSpec, MultiRaft, type MultiRaftOptions } from '../multi-raft.ts';
 import type { GroupId } from '../raft-keys.ts';
-import { RaftTransport } from '../raft-transport.ts';
+import { RaftTransport, type RaftTransportOptions } from '../raft-transport.ts';
 
 export interface ClusterNode {
   readonly id: NodeId;
@@ -24,6 +24,8 @@ export interface ClusterNode {
 }
 
 export type RuntimeOverrides = Partial<Omit<MultiRaftOptions, 'nodeId' | 'engine' | 'transport' | 'clock'>>;
+/** Transport settings a test may change (snapshot stream pacing). */
+export type TransportOverrides = Partial<Pick<RaftTransportOptions, 'snapshotBytesPerSecond' | 'snapshotChunkBytes'>>;
 
 /** Polling period of the bounded waits. */
 const POLL_MS = 5;
@@ -44,7 +46,13 @@ export class ReplicationCluster {
   }
 
   /** Starts a node: opens its groups, serves the Raft service, starts ticking. */
-  async start(id: string, engine: StorageEngine, groups: readonly GroupSpec[], overrides: RuntimeOverrides = {}): Promise<ClusterNode> {
+  async start(
+    id: string,
+    engine: StorageEngine,
+    groups: readonly GroupSpec[],
+    overrides: RuntimeOverrides = {},
+    transportOverrides: TransportOverrides = {},
+  ): Promise<ClusterNode> {
     const nodeId = id as NodeId;
     if (this.nodes.has(nodeId)) throw new Error(`node ${id} is already running`);
     const clock = new HybridClock();
@@ -54,6 +62,7 @@ export class ReplicationCluster {
       addressOf: (peer) => this.addresses.get(peer),
       onReceive: (from, group, m) => runtime?.receive(from, group, m),
       reconnectBackoffMs: 50,
+      ...transportOverrides,
     });
     runtime = new MultiRaft({ ...this.defaults, ...overrides, nodeId, engine, transport, clock });
     for (const g of groups) await runtime.addGroup(g);

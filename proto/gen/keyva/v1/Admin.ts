@@ -23,6 +23,8 @@ import type { PromoteLearnerRequest as _keyva_v1_PromoteLearnerRequest, PromoteL
 import type { RegisterNodeRequest as _keyva_v1_RegisterNodeRequest, RegisterNodeRequest__Output as _keyva_v1_RegisterNodeRequest__Output } from '../../keyva/v1/RegisterNodeRequest.ts';
 import type { RegisterNodeResponse as _keyva_v1_RegisterNodeResponse, RegisterNodeResponse__Output as _keyva_v1_RegisterNodeResponse__Output } from '../../keyva/v1/RegisterNodeResponse.ts';
 import type { RemoveReplicaRequest as _keyva_v1_RemoveReplicaRequest, RemoveReplicaRequest__Output as _keyva_v1_RemoveReplicaRequest__Output } from '../../keyva/v1/RemoveReplicaRequest.ts';
+import type { SplitPartitionRequest as _keyva_v1_SplitPartitionRequest, SplitPartitionRequest__Output as _keyva_v1_SplitPartitionRequest__Output } from '../../keyva/v1/SplitPartitionRequest.ts';
+import type { SplitPartitionResponse as _keyva_v1_SplitPartitionResponse, SplitPartitionResponse__Output as _keyva_v1_SplitPartitionResponse__Output } from '../../keyva/v1/SplitPartitionResponse.ts';
 import type { TransferLeaderRequest as _keyva_v1_TransferLeaderRequest, TransferLeaderRequest__Output as _keyva_v1_TransferLeaderRequest__Output } from '../../keyva/v1/TransferLeaderRequest.ts';
 import type { TransferLeaderResponse as _keyva_v1_TransferLeaderResponse, TransferLeaderResponse__Output as _keyva_v1_TransferLeaderResponse__Output } from '../../keyva/v1/TransferLeaderResponse.ts';
 import type { UpdatePartitionMapRequest as _keyva_v1_UpdatePartitionMapRequest, UpdatePartitionMapRequest__Output as _keyva_v1_UpdatePartitionMapRequest__Output } from '../../keyva/v1/UpdatePartitionMapRequest.ts';
@@ -128,6 +130,15 @@ export interface AdminClient extends grpc.Client {
   removeReplica(argument: _keyva_v1_RemoveReplicaRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
   removeReplica(argument: _keyva_v1_RemoveReplicaRequest, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
   
+  SplitPartition(argument: _keyva_v1_SplitPartitionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SplitPartitionResponse__Output>): grpc.ClientUnaryCall;
+  SplitPartition(argument: _keyva_v1_SplitPartitionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_SplitPartitionResponse__Output>): grpc.ClientUnaryCall;
+  SplitPartition(argument: _keyva_v1_SplitPartitionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SplitPartitionResponse__Output>): grpc.ClientUnaryCall;
+  SplitPartition(argument: _keyva_v1_SplitPartitionRequest, callback: grpc.requestCallback<_keyva_v1_SplitPartitionResponse__Output>): grpc.ClientUnaryCall;
+  splitPartition(argument: _keyva_v1_SplitPartitionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SplitPartitionResponse__Output>): grpc.ClientUnaryCall;
+  splitPartition(argument: _keyva_v1_SplitPartitionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_SplitPartitionResponse__Output>): grpc.ClientUnaryCall;
+  splitPartition(argument: _keyva_v1_SplitPartitionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SplitPartitionResponse__Output>): grpc.ClientUnaryCall;
+  splitPartition(argument: _keyva_v1_SplitPartitionRequest, callback: grpc.requestCallback<_keyva_v1_SplitPartitionResponse__Output>): grpc.ClientUnaryCall;
+  
   TransferLeader(argument: _keyva_v1_TransferLeaderRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_TransferLeaderResponse__Output>): grpc.ClientUnaryCall;
   TransferLeader(argument: _keyva_v1_TransferLeaderRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_TransferLeaderResponse__Output>): grpc.ClientUnaryCall;
   TransferLeader(argument: _keyva_v1_TransferLeaderRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_TransferLeaderResponse__Output>): grpc.ClientUnaryCall;
@@ -171,6 +182,8 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   
   RemoveReplica: grpc.handleUnaryCall<_keyva_v1_RemoveReplicaRequest__Output, _keyva_v1_MembershipChangeResponse>;
   
+  SplitPartition: grpc.handleUnaryCall<_keyva_v1_SplitPartitionRequest__Output, _keyva_v1_SplitPartitionResponse>;
+  
   TransferLeader: grpc.handleUnaryCall<_keyva_v1_TransferLeaderRequest__Output, _keyva_v1_TransferLeaderResponse>;
   
   UpdatePartitionMap: grpc.handleUnaryCall<_keyva_v1_UpdatePartitionMapRequest__Output, _keyva_v1_UpdatePartitionMapResponse>;
@@ -189,6 +202,7 @@ export interface AdminDefinition extends grpc.ServiceDefinition {
   PromoteLearner: MethodDefinition<_keyva_v1_PromoteLearnerRequest, _keyva_v1_MembershipChangeResponse, _keyva_v1_PromoteLearnerRequest__Output, _keyva_v1_MembershipChangeResponse__Output>
   RegisterNode: MethodDefinition<_keyva_v1_RegisterNodeRequest, _keyva_v1_RegisterNodeResponse, _keyva_v1_RegisterNodeRequest__Output, _keyva_v1_RegisterNodeResponse__Output>
   RemoveReplica: MethodDefinition<_keyva_v1_RemoveReplicaRequest, _keyva_v1_MembershipChangeResponse, _keyva_v1_RemoveReplicaRequest__Output, _keyva_v1_MembershipChangeResponse__Output>
+  SplitPartition: MethodDefinition<_keyva_v1_SplitPartitionRequest, _keyva_v1_SplitPartitionResponse, _keyva_v1_SplitPartitionRequest__Output, _keyva_v1_SplitPartitionResponse__Output>
   TransferLeader: MethodDefinition<_keyva_v1_TransferLeaderRequest, _keyva_v1_TransferLeaderResponse, _keyva_v1_TransferLeaderRequest__Output, _keyva_v1_TransferLeaderResponse__Output>
   UpdatePartitionMap: MethodDefinition<_keyva_v1_UpdatePartitionMapRequest, _keyva_v1_UpdatePartitionMapResponse, _keyva_v1_UpdatePartitionMapRequest__Output, _keyva_v1_UpdatePartitionMapResponse__Output>
 }

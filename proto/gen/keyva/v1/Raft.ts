@@ -5,6 +5,8 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { RaftBatch as _keyva_v1_RaftBatch, RaftBatch__Output as _keyva_v1_RaftBatch__Output } from '../../keyva/v1/RaftBatch.ts';
 import type { RaftStreamSummary as _keyva_v1_RaftStreamSummary, RaftStreamSummary__Output as _keyva_v1_RaftStreamSummary__Output } from '../../keyva/v1/RaftStreamSummary.ts';
+import type { SnapshotAck as _keyva_v1_SnapshotAck, SnapshotAck__Output as _keyva_v1_SnapshotAck__Output } from '../../keyva/v1/SnapshotAck.ts';
+import type { SnapshotFrame as _keyva_v1_SnapshotFrame, SnapshotFrame__Output as _keyva_v1_SnapshotFrame__Output } from '../../keyva/v1/SnapshotFrame.ts';
 
 export interface RaftClient extends grpc.Client {
   Send(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_RaftStreamSummary__Output>): grpc.ClientWritableStream<_keyva_v1_RaftBatch>;
@@ -16,13 +18,34 @@ export interface RaftClient extends grpc.Client {
   send(options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_RaftStreamSummary__Output>): grpc.ClientWritableStream<_keyva_v1_RaftBatch>;
   send(callback: grpc.requestCallback<_keyva_v1_RaftStreamSummary__Output>): grpc.ClientWritableStream<_keyva_v1_RaftBatch>;
   
+  /**
+   * Streams one partition snapshot to the peer; answered once it is staged and handed to Raft.
+   */
+  SendSnapshot(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
+  SendSnapshot(metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
+  SendSnapshot(options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
+  SendSnapshot(callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
+  /**
+   * Streams one partition snapshot to the peer; answered once it is staged and handed to Raft.
+   */
+  sendSnapshot(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
+  sendSnapshot(metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
+  sendSnapshot(options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
+  sendSnapshot(callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
+  
 }
 
 export interface RaftHandlers extends grpc.UntypedServiceImplementation {
   Send: grpc.handleClientStreamingCall<_keyva_v1_RaftBatch__Output, _keyva_v1_RaftStreamSummary>;
   
+  /**
+   * Streams one partition snapshot to the peer; answered once it is staged and handed to Raft.
+   */
+  SendSnapshot: grpc.handleClientStreamingCall<_keyva_v1_SnapshotFrame__Output, _keyva_v1_SnapshotAck>;
+  
 }
 
 export interface RaftDefinition extends grpc.ServiceDefinition {
   Send: MethodDefinition<_keyva_v1_RaftBatch, _keyva_v1_RaftStreamSummary, _keyva_v1_RaftBatch__Output, _keyva_v1_RaftStreamSummary__Output>
+  SendSnapshot: MethodDefinition<_keyva_v1_SnapshotFrame, _keyva_v1_SnapshotAck, _keyva_v1_SnapshotFrame__Output, _keyva_v1_SnapshotAck__Output>
 }

@@ -1,0 +1,150 @@
+/**
+ * The receiving end of `SendSnapshot` over real gRPC, fed by a raw client: a well-formed stream
+ * is staged and then delivered; malformed or cut-off streams are refused with a specific status,
+ * deliver nothing, and leave no staged rows; the partition's data is never touched. Also the
+ * node-wide rate limiter's pacing.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { keyvaV1, type RaftClient, type SnapshotAckOut, type SnapshotFrame } from '@keyva/proto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryEngine } from '../engine/memory-engine.ts';
+import type { ScanItem } from '../engine/types.ts';
+import { NodeMetrics } from '../observability/metrics.ts';
+import { type Message, message } from '../raft/messages.ts';
+import type { ReplicaId } from '../raft/types.ts';
+import { encodeRows, encodeSnapshotDescriptor } from './partition-snapshot.ts';
+import { encodeMessage } from './raft-codec.ts';
+import { RaftTransport } from './raft-transport.ts';
+import { RateLimiter } from './snapshot-rate-limiter.ts';
+import { stagedSnapshotIds, stagedTotals } from './snapshot-staging.ts';
+
+const RANGE = { start: 100n, end: 200n };
+const ID = { index: 7, term: 2 };
+
+const row = (hash: bigint, key: string, value: string): ScanItem => ({ hash, key: Buffer.from(key), value: Buffer.from(value), version: 5n, expiresAtMs: 0 });
+
+const snapMessage = (to = 'b'): Message =>
+  message({
+    type: 'snapshot',
+    from: 'a' as ReplicaId,
+    to: to as ReplicaId,
+    term: 2,
+    snapshot: {
+      metadata: { index: ID.index, term: ID.term, confState: { voters: ['a' as ReplicaId], learners: [] } },
+      data: encodeSnapshotDescriptor({ maxCommitTs: 5n, range: RANGE }),
+    },
+  });
+
+async function setup() {
+  const engine = new MemoryEngine();
+  await engine.open();
+  const delivered: { from: string; group: number; m: Message }[] = [];
+  const t = new RaftTransport({ self: 'b', addressOf: () => undefined, onReceive: (from, group, m) => delivered.push({ from, group, m }) });
+  t.attachSnapshots({ engine, reportSnapshot: () => undefined, rangeOf: (g) => (g === 1 ? RANGE : undefined), refusesSnapshot: () => undefined });
+  const server = new grpc.Server();
+  server.addService(keyvaV1.Raft.service, t.handlers());
+  const port = await new Promise<number>((res, rej) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, n) => (e ? rej(e) : res(n))),
+  );
+  const client = new keyvaV1.Raft(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as RaftClient;
+  // Data of the partition that no refused stream may change.
+  await engine.write({
+    mutations: [{ type: 'put', hash: 150n, key: Buffer.from('old'), value: Buffer.from('x'), expiresAtMs: 0 }],
+    commitTs: 3n,
+    nowMs: 0,
+    sync: false,
+  });
+  return { engine, delivered, t, server, client };
+}
+
+/** Sends `frames` (then ends the stream unless `end` is false); resolves with the status code (0 = OK). */
+function sendFrames(client: RaftClient, frames: SnapshotFrame[], end = true): Promise<{ code: number; details: string; ack?: SnapshotAckOut }> {
+  return new Promise((resolve) => {
+    const call = client.sendSnapshot((err: grpc.ServiceError | null, ack?: SnapshotAckOut) =>
+      resolve(err ? { code: err.code, details: err.details } : { code: 0, details: '', ack }),
+    );
+    call.on('error', () => undefined);
+    for (const f of frames) call.write(f);
+    if (end) call.end();
+    else setTimeout(() => call.cancel(), 200);
+  });
+}
+
+const header = (over: Partial<SnapshotFrame> = {}): SnapshotFrame => ({ fromNode: 'a', toNode: 'b', group: 1, message: encodeMessage(snapMessage()), ...over });
+
+describe('SnapshotReceiver over gRPC', () => {
+  const cleanup: (() => void)[] = [];
+  afterEach(() => {
+    for (const c of cleanup.splice(0)) c();
+  });
+
+  it('stages a well-formed stream, completes it durably, then delivers the message', async () => {
+    const s = await setup();
+    cleanup.push(
+      () => s.server.forceShutdown(),
+      () => s.t.close(),
+    );
+    const c1 = encodeRows([row(110n, 'k1', 'v1'), row(120n, 'k2', 'v2')]);
+    const c2 = encodeRows([row(199n, 'k3', 'v3')]);
+    const r = await sendFrames(s.client, [header(), { rows: c1 }, { rows: c2 }, { done: true, totalRows: 3, totalBytes: c1.length + c2.length }]);
+    expect(r.code).toBe(0);
+    expect(r.ack).toEqual({ rows: '3', bytes: String(c1.length + c2.length) });
+    expect(s.delivered).toHaveLength(1);
+    expect(s.delivered[0]?.m.snapshot?.metadata.index).toBe(ID.index);
+    expect(await stagedTotals(s.engine, 1, ID)).toEqual({ chunks: 2, rows: 3, bytes: c1.length + c2.length });
+    // Staged only: the partition's data is untouched until the state machine installs it.
+    expect((await s.engine.scan({ startHash: RANGE.start, endHash: RANGE.end }, 10n, 0, 10)).items.map((i) => i.key.toString())).toEqual(['old']);
+    expect(s.t.snapshotStats().receive).toMatchObject({ received: 1, rowsReceived: 3 });
+    const metrics = new NodeMetrics(s.engine, { defaultMetrics: false });
+    metrics.watchSnapshotStreams(() => s.t.snapshotTotals());
+    const text = await metrics.registry.metrics();
+    expect(text).toContain(`keyva_snapshot_received_bytes ${c1.length + c2.length}`);
+    expect(text).toContain('keyva_snapshots_received 1');
+  });
+
+  it('refuses malformed and cut-off streams: nothing delivered, nothing left staged', async () => {
+    const s = await setup();
+    cleanup.push(
+      () => s.server.forceShutdown(),
+      () => s.t.close(),
+    );
+    const ok = encodeRows([row(110n, 'k1', 'v1')]);
+    const cases: { frames: SnapshotFrame[]; end?: boolean; code: number; details: RegExp }[] = [
+      { frames: [header({ toNode: 'c' })], code: grpc.status.INVALID_ARGUMENT, details: /addressed to node c/ },
+      { frames: [header({ group: 9 })], code: grpc.status.UNAVAILABLE, details: /not hosted/ },
+      { frames: [header({ message: Buffer.from([1, 2, 3]) })], code: grpc.status.INVALID_ARGUMENT, details: /malformed Raft message/ },
+      { frames: [header(), { rows: encodeRows([row(250n, 'far', 'x')]) }], code: grpc.status.INVALID_ARGUMENT, details: /outside group 1/ },
+      { frames: [header(), { rows: Buffer.from([0, 1, 2]) }], code: grpc.status.INVALID_ARGUMENT, details: /corrupt partition snapshot/ },
+      { frames: [header(), { rows: ok }, { done: true, totalRows: 2, totalBytes: ok.length }], code: grpc.status.INVALID_ARGUMENT, details: /totals/ },
+      { frames: [header(), { rows: ok }], code: grpc.status.UNAVAILABLE, details: /ended before its last frame/ },
+      { frames: [header(), { rows: ok }], end: false, code: grpc.status.CANCELLED, details: /.*/ },
+    ];
+    for (const c of cases) {
+      const r = await sendFrames(s.client, c.frames, c.end);
+      expect(r.code, c.details.source).toBe(c.code);
+      expect(r.details).toMatch(c.details);
+    }
+    expect(s.delivered).toEqual([]);
+    await new Promise((res) => setTimeout(res, 50)); // the cleanup of a cut-off stream runs after its answer
+    expect(await stagedSnapshotIds(s.engine, 1)).toEqual([]);
+    expect((await s.engine.scan({ startHash: RANGE.start, endHash: RANGE.end }, 10n, 0, 10)).items.map((i) => i.key.toString())).toEqual(['old']);
+  });
+
+  it('the rate limiter paces bytes at the configured rate after the burst', async () => {
+    let now = 0;
+    const waits: number[] = [];
+    const limiter = new RateLimiter({
+      bytesPerSecond: 1000,
+      burstBytes: 500,
+      now: () => now,
+      sleep: async (ms) => {
+        waits.push(ms);
+        now += ms;
+      },
+    });
+    for (let i = 0; i < 5; i++) await limiter.take(250);
+    // 1250 bytes: the first 500 (burst) go at once, the rest at 1000 B/s.
+    expect(now).toBeCloseTo(750, 6);
+    expect(waits.length).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,191 @@
+/**
+ * The receiving side of a streamed snapshot (`SendSnapshot`, see `snapshot-sender.ts`). Frames
+ * are handled one at a time (the call is paused while a chunk is written, so gRPC flow control
+ * holds the sender back): the header is checked (addressed to this node, a data group hosted
+ * here, a streamed snapshot message), any earlier partial staging of the same snapshot is
+ * cleared, every chunk is decoded, checked against the group's range and staged
+ * (`snapshot-staging.ts`); the `done` frame's totals must match. Then the staging is marked
+ * complete (synced) and only then is the Raft message stepped into the group: the core never
+ * sees a snapshot whose rows are not all on disk, and the partition's data is untouched until
+ * the state machine installs it. A transfer that fails or breaks off leaves only staged rows,
+ * which are cleared (now, or by the next transfer of the same snapshot, or when the group is
+ * opened). One transfer per group at a time; another is refused (UNAVAILABLE) and retried by
+ * its leader.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { SnapshotAck, SnapshotFrameOut } from '@keyva/proto';
+import { KeyVaError } from '@keyva/proto/errors';
+import type { ScanItem } from '../engine/types.ts';
+import type { Message } from '../raft/messages.ts';
+import { decodeRows } from './partition-snapshot.ts';
+import { decodeMessage } from './raft-codec.ts';
+import type { GroupId } from './raft-keys.ts';
+import { isStreamedSnapshotMessage, type SnapshotHost } from './snapshot-sender.ts';
+import { clearStaging, completeStaging, type StagedSnapshotId, stageChunkMutation, stagedTotals } from './snapshot-staging.ts';
+
+/** A transfer with no frame for this long is abandoned (its sender froze; the group is freed for another). */
+export const SNAPSHOT_IDLE_TIMEOUT_MS = 30_000;
+
+export interface SnapshotReceiveStats {
+  received: number;
+  failed: number;
+  refusedBusy: number;
+  bytesReceived: number;
+  rowsReceived: number;
+}
+
+export interface SnapshotReceiverOptions {
+  readonly self: string;
+  readonly host: SnapshotHost;
+  /** Steps a completely staged snapshot message into its group. */
+  readonly deliver: (from: string, group: GroupId, m: Message) => void;
+}
+
+interface Receiving {
+  from: string;
+  group: GroupId;
+  message: Message;
+  id: StagedSnapshotId;
+  range: { readonly start: bigint; readonly end: bigint };
+  seq: number;
+  rows: number;
+  bytes: number;
+  /** Completely staged by an earlier transfer (maybe being installed): rows are ignored, the staging is kept. */
+  staged: boolean;
+}
+
+function invalid(what: string): KeyVaError {
+  return new KeyVaError('INVALID_ARGUMENT', `snapshot stream: ${what}`);
+}
+
+export class SnapshotReceiver {
+  readonly stats: SnapshotReceiveStats = { received: 0, failed: 0, refusedBusy: 0, bytesReceived: 0, rowsReceived: 0 };
+  private readonly o: SnapshotReceiverOptions;
+  /** Groups with a transfer in progress. */
+  private readonly busy = new Set<GroupId>();
+
+  constructor(o: SnapshotReceiverOptions) {
+    this.o = o;
+  }
+
+  /** Groups receiving a snapshot now. */
+  receiving(): GroupId[] {
+    return [...this.busy];
+  }
+
+  readonly handle: grpc.handleClientStreamingCall<SnapshotFrameOut, SnapshotAck> = (call, callback) => {
+    let st: Receiving | undefined;
+    let finished = false;
+    let chain: Promise<void> = Promise.resolve();
+    const engine = this.o.host.engine;
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const watchIdle = (): void => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        chain = chain.then(() => finish(new KeyVaError('UNAVAILABLE', `snapshot stream idle for ${SNAPSHOT_IDLE_TIMEOUT_MS} ms`)));
+      }, SNAPSHOT_IDLE_TIMEOUT_MS);
+    };
+    watchIdle();
+    const finish = (err: Error | undefined, ack?: SnapshotAck): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(idle);
+      const cur = st;
+      if (cur !== undefined) this.busy.delete(cur.group);
+      if (err === undefined) {
+        this.stats.received++;
+        callback(null, ack);
+        return;
+      }
+      this.stats.failed++;
+      if (cur !== undefined && !cur.staged) clearStaging(engine, cur.group, { only: cur.id }).catch(() => undefined);
+      const code = err instanceof KeyVaError && err.code === 'INVALID_ARGUMENT' ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE;
+      callback({ code, details: err.message, name: 'SnapshotError', message: err.message, metadata: new grpc.Metadata() });
+      call.destroy();
+    };
+    const onFrame = async (f: SnapshotFrameOut): Promise<void> => {
+      if (finished) return;
+      if (st === undefined) {
+        st = this.begin(f);
+        if ((await stagedTotals(engine, st.group, st.id)) !== undefined) st.staged = true;
+        else await clearStaging(engine, st.group, { only: st.id });
+        return;
+      }
+      if (st.staged) {
+        if (f.done) {
+          this.o.deliver(st.from, st.group, st.message);
+          finish(undefined, { rows: Number(f.totalRows), bytes: Number(f.totalBytes) });
+        }
+        return;
+      }
+      if (f.done) {
+        if (Number(f.totalRows) !== st.rows || Number(f.totalBytes) !== st.bytes) {
+          throw invalid(`totals ${f.totalRows} rows / ${f.totalBytes} bytes, received ${st.rows} / ${st.bytes}`);
+        }
+        await completeStaging(engine, st.group, st.id, { chunks: st.seq, rows: st.rows, bytes: st.bytes });
+        const ack = { rows: st.rows, bytes: st.bytes };
+        this.o.deliver(st.from, st.group, st.message);
+        finish(undefined, ack);
+        return;
+      }
+      let rows: ScanItem[];
+      try {
+        rows = decodeRows(f.rows);
+      } catch (e) {
+        throw invalid((e as Error).message);
+      }
+      for (const r of rows) if (r.hash < st.range.start || r.hash >= st.range.end) throw invalid(`row outside group ${st.group}'s range`);
+      await engine.write({ mutations: [stageChunkMutation(st.group, st.id, st.seq, f.rows)], commitTs: 1n, nowMs: 0, sync: false });
+      st.seq++;
+      st.rows += rows.length;
+      st.bytes += f.rows.length;
+      this.stats.rowsReceived += rows.length;
+      this.stats.bytesReceived += f.rows.length;
+    };
+    call.on('data', (f: SnapshotFrameOut) => {
+      watchIdle();
+      call.pause();
+      chain = chain
+        .then(() => onFrame(f))
+        .then(
+          () => {
+            if (!finished) call.resume();
+          },
+          (e: Error) => finish(e),
+        );
+    });
+    call.on('end', () => {
+      chain = chain.then(() => finish(new KeyVaError('UNAVAILABLE', 'snapshot stream ended before its last frame')));
+    });
+    call.on('error', () => {
+      chain = chain.then(() => finish(new KeyVaError('UNAVAILABLE', 'snapshot stream broke off')));
+    });
+    call.on('cancelled', () => {
+      chain = chain.then(() => finish(new KeyVaError('UNAVAILABLE', 'snapshot stream cancelled by the sender')));
+    });
+  };
+
+  /** Checks the header and claims the group (the caller then prepares the staging). */
+  private begin(f: SnapshotFrameOut): Receiving {
+    if (f.toNode !== this.o.self) throw invalid(`addressed to node ${f.toNode}, this is ${this.o.self}`);
+    let m: Message;
+    try {
+      m = decodeMessage(f.message);
+    } catch (e) {
+      throw invalid(`malformed Raft message (${(e as Error).message})`);
+    }
+    if (!isStreamedSnapshotMessage(m) || m.snapshot === undefined) throw invalid('the first frame does not carry a streamed snapshot message');
+    const group = f.group;
+    const range = this.o.host.rangeOf(group);
+    if (range === undefined || range.end <= range.start) throw new KeyVaError('UNAVAILABLE', `data group ${group} is not hosted on node ${this.o.self}`);
+    const refusal = this.o.host.refusesSnapshot(group, m.snapshot.metadata.index);
+    if (refusal !== undefined) throw new KeyVaError('UNAVAILABLE', `group ${group}: ${refusal}`);
+    if (this.busy.has(group)) {
+      this.stats.refusedBusy++;
+      throw new KeyVaError('UNAVAILABLE', `group ${group} is receiving another snapshot`);
+    }
+    this.busy.add(group);
+    const id = { index: m.snapshot.metadata.index, term: m.snapshot.metadata.term };
+    return { from: f.fromNode, group, message: m, id, range, seq: 0, rows: 0, bytes: 0, staged: false };
+  }
+}
