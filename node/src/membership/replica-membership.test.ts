@@ -236,11 +236,21 @@ describe('replica membership: add a learner, promote, transfer, remove', () => {
     }
   }, 40_000);
 
-  it('removes c: its replica stops and its data is deleted; the leader and a removal below RF are refused', async () => {
+  it('removes c: its replica stops and its data is deleted; the leader and a removal below RF (by healthy voters) are refused', async () => {
     expect(n('c').node.raft?.groups()).toContain(GROUP);
     const cRows = await n('c').node.engine.scan({ startHash: 0n, endHash: HALF }, MAX_TS, 0, 10);
     expect(cRows.items.length).toBeGreaterThan(0);
     expect((await failure(change('d', 'RemoveReplica', 'd'))).meta).toMatchObject({ reason: 'removingLeader' });
+
+    // Health counts, not membership: with b down, removing c would leave two working voters of four.
+    await n('b').close();
+    nodes.delete('b');
+    const unhealthy = await failure(change('d', 'RemoveReplica', 'c'));
+    expect(unhealthy.keyvaCode).toBe('CONDITION_FAILED');
+    expect(unhealthy.meta).toMatchObject({ reason: 'belowReplicationFactor', voters: '4', healthyRemaining: '2' });
+    expect((await replicas('d')).replicas.map((r) => r.nodeId)).toEqual(['a', 'b', 'c', 'd']);
+    await start('b');
+    await eventually(async () => (await replicas('d')).replicas.every((r) => r.reachable && r.caughtUp), 'b back and caught up');
 
     const removed = await change('d', 'RemoveReplica', 'c');
     expect(removed.changed).toBe(true);

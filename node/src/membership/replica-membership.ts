@@ -229,12 +229,18 @@ export class ReplicaMembership {
           partitionId: String(partitionId),
         });
       const rf = this.o.replicationFactor;
-      if (isVoter(st.confState, rid) && st.confState.voters.length - 1 < rf && !force)
-        throw refused(
-          'belowReplicationFactor',
-          `removing voter ${node} would leave partition ${partitionId} ${st.confState.voters.length - 1} voters, below the replication factor ${rf}; add and promote a replacement first, or set force`,
-          { partitionId: String(partitionId), voters: String(st.confState.voters.length), replicationFactor: String(rf) },
-        );
+      if (isVoter(st.confState, rid) && !force) {
+        // Count what remains by health at execution time, not by membership: a removal planned
+        // before another voter went down must not leave fewer than RF working copies (ADR 0009).
+        const remaining = (await this.replicasOf(group, partitionId)).replicas.filter((r) => r.role === 'VOTER' && r.nodeId !== node);
+        const healthy = remaining.filter((r) => r.reachable && r.caughtUp).length;
+        if (healthy < rf)
+          throw refused(
+            'belowReplicationFactor',
+            `removing voter ${node} would leave partition ${partitionId} ${healthy} reachable caught-up voters (of ${remaining.length}), below the replication factor ${rf}; add and promote a replacement first (or bring the others back), or set force`,
+            { partitionId: String(partitionId), voters: String(st.confState.voters.length), healthyRemaining: String(healthy), replicationFactor: String(rf) },
+          );
+      }
       const at = await this.change(group, partitionId, { type: ConfChangeType.RemoveReplica, replica: rid }, (c) => !isMember(c, rid));
       this.removals.set(key, at);
       if (this.removals.size > 1024) this.removals.delete(this.removals.keys().next().value as string);
