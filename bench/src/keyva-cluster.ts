@@ -103,6 +103,7 @@ export async function startKeyvaCluster(o: KeyvaClusterOptions): Promise<KeyvaCl
     );
     await waitSettled(
       specs.map((s) => `127.0.0.1:${s.grpcPort}`),
+      specs.map((s) => `127.0.0.1:${s.httpPort}`),
       o.partitions,
       timeoutMs,
     );
@@ -111,34 +112,56 @@ export async function startKeyvaCluster(o: KeyvaClusterOptions): Promise<KeyvaCl
     throw e;
   }
   const endpoints = specs.map((s) => `127.0.0.1:${s.grpcPort}`);
+  const https = specs.map((s) => `127.0.0.1:${s.httpPort}`);
   const byId = new Map(started.map((n) => [n.nodeId, n]));
   return {
     endpoints,
     pids: specs.map((s) => byId.get(s.id)?.process.pid as number),
     dataDir: root,
     leaders: async () => {
-      const kv = await KeyVa.connect({ endpoints, deadlineMs: 5000 });
-      try {
-        const out: Record<string, string> = {};
-        for (const p of (await kv.partitionMap({ refresh: true })).partitions) out[String(p.id)] = p.leaderHint ?? '(none)';
-        return out;
-      } finally {
-        await kv.close();
-      }
+      const { leaders, partitions } = await clusterLeaders(https);
+      const out: Record<string, string> = {};
+      for (let id = 0; id < partitions; id++) out[String(id)] = leaders.get(id) ?? '(none)';
+      return out;
     },
     stop,
   };
 }
 
-/** Every partition has a leader in the map and takes a write (probe keys are deleted again). */
-async function waitSettled(endpoints: readonly string[], partitions: number, timeoutMs: number): Promise<void> {
+/**
+ * Each partition's leader, from every node's map (REST /v1/partitions): a node names the leaders
+ * of the partitions it hosts only, so with more nodes than the replication factor no single map
+ * names them all. Nodes that do not answer are skipped.
+ */
+export async function clusterLeaders(httpAddresses: readonly string[]): Promise<{ leaders: Map<number, string>; partitions: number }> {
+  const leaders = new Map<number, string>();
+  let partitions = 0;
+  await Promise.all(
+    httpAddresses.map(async (a) => {
+      try {
+        const r = await fetch(`http://${a}/v1/partitions`, { signal: AbortSignal.timeout(3000) });
+        if (r.status !== 200) return;
+        const m = (await r.json()) as { map?: { partitions?: { id: number; leaderHint?: string }[] } };
+        const ps = m.map?.partitions ?? [];
+        partitions = Math.max(partitions, ps.length);
+        for (const p of ps) if (p.leaderHint) leaders.set(p.id, p.leaderHint);
+      } catch {
+        // a node that is down or starting: the others may know
+      }
+    }),
+  );
+  return { leaders, partitions };
+}
+
+/** Every partition has a leader (in some node's map) and takes a write (probe keys are deleted again). */
+async function waitSettled(endpoints: readonly string[], httpAddresses: readonly string[], partitions: number, timeoutMs: number): Promise<void> {
   const until = performance.now() + timeoutMs;
   const kv = await KeyVa.connect({ endpoints, deadlineMs: 3000, retry: { attemptsMax: 10 } });
   try {
     for (;;) {
-      const map = await kv.partitionMap({ refresh: true }).catch(() => undefined);
-      const led = map?.partitions.filter((p) => p.leaderHint !== undefined).length ?? 0;
-      if (map && map.partitions.length === partitions && led === partitions) break;
+      const seen = await clusterLeaders(httpAddresses);
+      const led = seen.leaders.size;
+      if (seen.partitions === partitions && led === partitions) break;
       if (performance.now() > until) throw new Error(`KeyVa cluster: ${led} of ${partitions} partitions have a leader after ${timeoutMs} ms`);
       await sleep(100);
     }

@@ -33,6 +33,51 @@ export function sampleRss(pids: readonly number[], intervalMs = 200): { stop(): 
   };
 }
 
+export interface ProcessRss {
+  readonly pid: number;
+  /** Largest sample of this process's RSS. */
+  readonly maxBytes: number;
+  /** Its last sample (NaN once the process is gone). */
+  readonly endBytes: number;
+}
+
+/**
+ * Like `sampleRss`, and per process too: the summed peak and last sample of `pids` plus each
+ * process's own peak and last sample (one node of a cluster each).
+ */
+export function sampleRssByProcess(
+  pids: readonly number[],
+  intervalMs = 200,
+): { stop(): { maxBytes: number; endBytes: number; samples: number; perProcess: ProcessRss[] } } {
+  let maxBytes = 0;
+  let endBytes = 0;
+  let samples = 0;
+  const max = pids.map(() => 0);
+  const end = pids.map(() => Number.NaN);
+  const take = () => {
+    if (pids.length === 0) return;
+    let sum = 0;
+    for (const [i, pid] of pids.entries()) {
+      const v = processRssBytes(pid);
+      end[i] = v;
+      if (v > (max[i] as number)) max[i] = v;
+      sum += v || 0;
+    }
+    samples++;
+    endBytes = sum;
+    if (sum > maxBytes) maxBytes = sum;
+  };
+  take();
+  const t = setInterval(take, intervalMs);
+  return {
+    stop: () => {
+      clearInterval(t);
+      take();
+      return { maxBytes, endBytes, samples, perProcess: pids.map((pid, i) => ({ pid, maxBytes: max[i] as number, endBytes: end[i] as number })) };
+    },
+  };
+}
+
 /** CPU seconds all processes of the machine have been busy so far (/proc/stat, user+nice+system+irq+softirq+steal). */
 export function machineBusyCpuSec(): number {
   try {

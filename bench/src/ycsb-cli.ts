@@ -6,6 +6,7 @@ import { writePlots } from './plot.ts';
 import { runYcsb, stopRunningTargets, type YcsbReport } from './ycsb.ts';
 import { parseYcsbArgs, YCSB_USAGE } from './ycsb-main-args.ts';
 import { renderMarkdown } from './ycsb-report.ts';
+import { runYcsbScaling } from './ycsb-scaling.ts';
 
 export async function runSuiteCli(suite: 'ycsb' | 'plot', args: readonly string[]): Promise<number> {
   try {
@@ -30,7 +31,7 @@ export async function runSuiteCli(suite: 'ycsb' | 'plot', args: readonly string[
       process.stderr.write('\ninterrupted: stopping the servers\n');
       void stopRunningTargets().finally(() => process.exit(130));
     });
-    const report = await runYcsb(a.options);
+    const report = a.options.scaling === undefined ? await runYcsb(a.options) : await runYcsbScaling(a.options);
     const md = renderMarkdown(report);
     process.stdout.write(`\n${md}\n`);
     if (a.json) {
@@ -39,7 +40,7 @@ export async function runSuiteCli(suite: 'ycsb' | 'plot', args: readonly string[
       process.stderr.write(`wrote ${a.json}\n`);
     }
     if (a.markdown) writeFileSync(a.markdown, `${md}\n`);
-    if (a.plots) for (const f of writePlots(report, a.plots)) process.stderr.write(`wrote ${f}\n`);
+    if (a.plots && report.results.length > 0) for (const f of writePlots(report, a.plots)) process.stderr.write(`wrote ${f}\n`);
     return 0;
   } catch (e) {
     process.stderr.write(`error: ${(e as Error).message}\n`);

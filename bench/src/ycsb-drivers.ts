@@ -4,6 +4,7 @@
  */
 import { KeyVa } from '@keyva/client';
 import { keyHash } from '@keyva/client/keyspace';
+import { KeyVaError } from '@keyva/proto/errors';
 import { echoClient } from './echo-service.ts';
 import { openRawRocks } from './raw-rocksdb.ts';
 import type { TargetSpec } from './ycsb-targets.ts';
@@ -38,6 +39,21 @@ export async function openDriver(spec: TargetSpec, valueSize: number): Promise<D
   }
 }
 
+const LOAD_ATTEMPTS = 8;
+
+/** Runs an idempotent load write again on retryable failures (and unknown outcomes), up to LOAD_ATTEMPTS times. */
+async function retryLoad<T>(f: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await f();
+    } catch (e) {
+      const again = e instanceof KeyVaError && (e.retryable || e.code === 'DEADLINE_EXCEEDED');
+      if (!again || attempt >= LOAD_ATTEMPTS) throw e;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
+}
+
 async function keyvaDriver(endpoints: readonly string[], useStream: boolean): Promise<Driver> {
   const kv = await KeyVa.connect({ endpoints, useStream, deadlineMs: 10_000 });
   return {
@@ -52,7 +68,7 @@ async function keyvaDriver(endpoints: readonly string[], useStream: boolean): Pr
     load: async (entries) => {
       // Replicated, a batch is atomic within one partition only (the node refuses others): one batch per partition.
       const map = await kv.partitionMap();
-      const replicated = map.partitions.some((p) => p.replicas.length > 1);
+      const replicated = map.nodes.size > 1 || map.partitions.some((p) => p.replicas.length > 1);
       const groups = new Map<number, (readonly [string, Buffer])[]>();
       for (const e of entries) {
         const id = replicated ? map.locate(keyHash(Buffer.from(e[0]))).id : 0;
@@ -60,7 +76,8 @@ async function keyvaDriver(endpoints: readonly string[], useStream: boolean): Pr
         if (g) g.push(e);
         else groups.set(id, [e]);
       }
-      await Promise.all([...groups.values()].map((g) => kv.batchWrite(g.map(([key, value]) => ({ type: 'put' as const, key, value })))));
+      // A load batch is idempotent (the same puts again): retried while leadership moves (a busy machine).
+      await Promise.all([...groups.values()].map((g) => retryLoad(() => kv.batchWrite(g.map(([key, value]) => ({ type: 'put' as const, key, value }))))));
     },
     loadBatch: 500,
     close: () => kv.close(),

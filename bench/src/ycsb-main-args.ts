@@ -1,6 +1,7 @@
 /** Command-line options of the ycsb suite (shared by `npm run bench -- ycsb` and `keyva bench ycsb`). */
 import { parseArgs } from 'node:util';
 import { YCSB_DEFAULTS, type YcsbOptions } from './ycsb.ts';
+import { parseScaling } from './ycsb-scaling.ts';
 import { DEFAULT_TARGETS, TARGET_NAMES, type TargetName } from './ycsb-targets.ts';
 import { parseWorkloads } from './ycsb-workloads.ts';
 
@@ -25,6 +26,9 @@ export const YCSB_USAGE = `npm run bench -- ycsb [options]     (or: keyva bench 
   --keyva-partitions <n>  partitions, one Raft group each when replicated (default: the node's, 64)
   --keyva-engine <e>      rocksdb (durable, default) or memory
   --keyva-endpoint <h:p>  bench a running KeyVa instead of starting one (no server CPU/RSS then)
+  --scaling <counts>      e.g. 1,3,5: run KeyVa alone at each node count, one cluster after the other
+                          (RF 1 on 1 node, RF 3 on 3 or more), instead of --targets: throughput per
+                          count with ratios, and every node's RSS per workload
   --etcd-members <n>      etcd cluster size (default ${YCSB_DEFAULTS.etcdMembers})
   --etcd-binary <path>    etcd server binary (default: bash scripts/go-tools.sh cached etcd)
   --redis-binary <path>   redis-server binary (default /usr/bin/redis-server)
@@ -64,6 +68,7 @@ export function parseYcsbArgs(args: readonly string[]): { options: YcsbOptions; 
       'keyva-partitions': { type: 'string' },
       'keyva-engine': { type: 'string', default: d.keyvaEngine },
       'keyva-endpoint': { type: 'string' },
+      scaling: { type: 'string' },
       'etcd-members': { type: 'string', default: String(d.etcdMembers) },
       'etcd-binary': { type: 'string' },
       'redis-binary': { type: 'string' },
@@ -100,6 +105,9 @@ export function parseYcsbArgs(args: readonly string[]): { options: YcsbOptions; 
     etcdMembers: int(values['etcd-members'], 'etcd-members'),
     etcdBinary: values['etcd-binary'],
     redisBinary: values['redis-binary'],
+    scaling: values.scaling === undefined ? undefined : parseScaling(values.scaling),
   };
+  if (options.scaling !== undefined && options.keyvaEndpoint !== undefined)
+    throw new Error('--scaling starts its own clusters: it cannot use --keyva-endpoint');
   return { options, json: values.json, markdown: values.markdown, plots: values.plots, help: values.help ?? false };
 }

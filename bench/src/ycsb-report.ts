@@ -1,5 +1,6 @@
 /** Markdown tables of a YCSB report: throughput with ratios to peers and ceilings, latency, CPU, memory. */
 import type { WorkloadResult, YcsbReport } from './ycsb.ts';
+import type { ScalingReport } from './ycsb-scaling.ts';
 import { OP_TYPES, WORKLOADS } from './ycsb-workloads.ts';
 
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -37,6 +38,7 @@ export function renderMarkdown(r: YcsbReport): string {
       `load average at start ${r.machine.loadAvgAtStart.join(' / ')}; ${r.date}.`,
     '',
   );
+  if (r.scaling) return [...lines, renderScaling(r.scaling)].join('\n');
 
   lines.push("**Throughput (operations/s) and KeyVa's ratio to each peer and ceiling**", '');
   const head = ['workload', ...r.targets.map((t) => t.label), ...(keyva ? others.map((t) => `KeyVa / ${t.label}`) : [])];
@@ -98,6 +100,15 @@ export function renderMarkdown(r: YcsbReport): string {
     }
   lines.push('');
 
+  const perProcess = r.results.filter((x) => (x.serverRssByProcess?.length ?? 0) > 0);
+  if (perProcess.length > 0) {
+    lines.push('**Server RSS per process (peak / end of each workload window; node-1 first)**', '');
+    lines.push(
+      ...rssPerProcessTable(perProcess.map((x) => ({ workload: x.workload, label: r.targets.find((t) => t.name === x.target)?.label ?? x.target, result: x }))),
+    );
+    lines.push('');
+  }
+
   lines.push('**Targets and the durability in force for every figure**', '');
   lines.push(
     '| target | version | durability | nodes | client processes | load (records/s) | RSS after load | notes |',
@@ -112,5 +123,84 @@ export function renderMarkdown(r: YcsbReport): string {
   }
   const errs = r.results.filter((x) => x.errors > 0);
   if (errs.length > 0) lines.push('', `Errors: ${errs.map((x) => `${x.workload} ${x.target}: ${x.errors} (${x.errorSamples[0] ?? ''})`).join('; ')}.`);
+  return lines.join('\n');
+}
+
+/** Rows of per-process RSS: one per workload run, one cell per server process, then the largest peak. */
+function rssPerProcessTable(
+  rows: readonly { workload: string; label: string; result: WorkloadResult }[],
+  column = (i: number) => `process ${i + 1}`,
+): string[] {
+  const width = Math.max(...rows.map((x) => x.result.serverRssByProcess?.length ?? 0));
+  const cols = Array.from({ length: width }, (_, i) => column(i));
+  const out = [`| workload | target | ${cols.join(' | ')} | largest peak |`, `| --- | --- | ${[...cols, ''].map(() => '---:').join(' | ')} |`];
+  for (const { workload, label, result } of rows) {
+    const ps = result.serverRssByProcess ?? [];
+    const cells = Array.from({ length: width }, (_, i) => {
+      const p = ps[i];
+      return p === undefined ? '' : `${mib(p.maxBytes)} / ${Number.isFinite(p.endBytes) ? mib(p.endBytes) : 'exited'}`;
+    });
+    const peak = Math.max(0, ...ps.map((p) => p.maxBytes).filter(Number.isFinite));
+    out.push(`| ${workload} | ${label} | ${cells.join(' | ')} | ${mib(peak)} |`);
+  }
+  return out;
+}
+
+/** The scaling run's tables: throughput per node count with ratios, and each node's RSS per workload. */
+export function renderScaling(s: ScalingReport): string {
+  const lines: string[] = [];
+  const runs = s.runs;
+  const head = (n: { nodes: number; replicationFactor: number }) => `${n.nodes} node${n.nodes === 1 ? '' : 's'} (RF ${n.replicationFactor})`;
+  lines.push('**Scaling: KeyVa throughput (operations/s) by node count, one cluster at a time, same load**', '');
+  const ratioCols: string[] = [];
+  for (let i = 1; i < runs.length; i++) {
+    ratioCols.push(`${runs[i]?.nodes} / ${runs[0]?.nodes}`);
+    if (i > 1) ratioCols.push(`${runs[i]?.nodes} / ${runs[i - 1]?.nodes}`);
+  }
+  const cols = ['workload', ...runs.map(head), ...ratioCols];
+  lines.push(
+    `| ${cols.join(' | ')} |`,
+    `| --- | ${cols
+      .slice(1)
+      .map(() => '---:')
+      .join(' | ')} |`,
+  );
+  const x = (v: number | null | undefined) => (v === null || v === undefined ? '' : `${v.toFixed(2)}x`);
+  for (const w of [...new Set(s.throughput.map((t) => t.workload))]) {
+    const at = (nodes: number | undefined) => s.throughput.find((t) => t.workload === w && t.nodes === nodes);
+    const cells = [`${w} (${WORKLOADS[w].title.split(':')[0]})`, ...runs.map((r) => (at(r.nodes) ? int(at(r.nodes)?.opsPerSec ?? 0) : 'n/a'))];
+    for (let i = 1; i < runs.length; i++) {
+      cells.push(x(at(runs[i]?.nodes)?.vsFirst));
+      if (i > 1) cells.push(x(at(runs[i]?.nodes)?.vsPrevious));
+    }
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  lines.push('');
+  lines.push('**Scaling: RSS of each node process per workload (peak / end of the window)**', '');
+  lines.push(
+    ...rssPerProcessTable(
+      runs.flatMap((r) => r.results.map((result) => ({ workload: result.workload, label: head(r), result }))),
+      (i) => `node-${i + 1}`,
+    ),
+  );
+  lines.push('');
+  const bounds = runs.map((r) => `${head(r)}: ${r.nodeRssBoundBytes === null ? 'n/a' : mib(r.nodeRssBoundBytes)}`);
+  lines.push(
+    `Every node process stayed within ${s.nodeRssBoundBytes === null ? 'n/a' : mib(s.nodeRssBoundBytes)} RSS (the largest peak of any node in any workload; ${bounds.join('; ')}).`,
+  );
+  lines.push(
+    '',
+    '| nodes | RF | durability | load (records/s) | load errors | RSS after load (all nodes) | workload errors |',
+    '| ---: | ---: | --- | ---: | ---: | ---: | ---: |',
+  );
+  for (const r of runs)
+    lines.push(
+      `| ${r.nodes} | ${r.replicationFactor} | ${r.target.durability} | ${int(r.target.load.recordsPerSec)} | ${r.target.load.errors} | ${r.target.rssAfterLoadBytes === null ? '' : mib(r.target.rssAfterLoadBytes)} | ${r.results.reduce((n, y) => n + y.errors, 0)} |`,
+    );
+  if (s.skipped.length > 0) lines.push('', `Skipped: ${s.skipped.map((k) => `${k.workload} at ${k.nodes} nodes (${k.reason})`).join('; ')}.`);
+  const errs = runs.flatMap((r) =>
+    r.results.filter((y) => y.errors > 0).map((y) => `${y.workload} at ${r.nodes} nodes: ${y.errors} (${y.errorSamples[0] ?? ''})`),
+  );
+  if (errs.length > 0) lines.push('', `Errors: ${errs.join('; ')}.`);
   return lines.join('\n');
 }

@@ -12,8 +12,9 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { encodeHistogram, type FullLatencySummary, mergeHistograms, summarizeFull } from './histogram.ts';
 import { processCpuSec } from './proc-cpu.ts';
-import { machineBusyCpuSec, sampleRss } from './proc-mem.ts';
+import { machineBusyCpuSec, type ProcessRss, sampleRss, sampleRssByProcess } from './proc-mem.ts';
 import { progressBar } from './progress.ts';
+import type { ScalingReport } from './ycsb-scaling.ts';
 import { etcdBinary, redisBinary, type StartedTarget, startTarget, type TargetInfo, type TargetName, type TargetOptions } from './ycsb-targets.ts';
 import type { RunParams, WorkerResult } from './ycsb-worker.ts';
 import { type Distribution, OP_TYPES, type OpType, type RunnableWorkload, WORKLOADS, type WorkloadName } from './ycsb-workloads.ts';
@@ -39,6 +40,8 @@ export interface YcsbOptions extends TargetOptions {
   readonly seed: number;
   /** Load batches in flight per client process. */
   readonly loadConcurrency: number;
+  /** `--scaling 1,3,5`: run KeyVa alone at each node count instead of the targets (bench/src/ycsb-scaling.ts). */
+  readonly scaling?: readonly number[] | undefined;
 }
 
 export const YCSB_DEFAULTS: YcsbOptions = {
@@ -86,6 +89,8 @@ export interface WorkloadResult<W extends RunnableWorkload = WorkloadName> {
   readonly clientCpu: { readonly cpuSec: number; readonly cores: number; readonly perProcessMaxCores: number };
   readonly serverCpu: { readonly cpuSec: number; readonly cores: number } | null;
   readonly serverRss: { readonly maxBytes: number; readonly endBytes: number } | null;
+  /** Each server process's own RSS peak and last sample during the window (one per node, node-1 first); absent in older reports. */
+  readonly serverRssByProcess?: readonly ProcessRss[] | null;
   /** The whole machine's busy cores during the window, and what neither the clients nor the servers used (other jobs: noise). */
   readonly machineCpu: { readonly cores: number; readonly otherCores: number } | null;
   readonly errorSamples: readonly string[];
@@ -115,6 +120,8 @@ export interface YcsbReport {
   readonly targets: TargetReport[];
   readonly results: WorkloadResult[];
   readonly skipped: { readonly target: TargetName; readonly workload: WorkloadName; readonly reason: string }[];
+  /** `--scaling`: KeyVa at several node counts (bench/src/ycsb-scaling.ts); then targets/results stay empty. */
+  readonly scaling?: ScalingReport;
 }
 
 const WORKER = resolve(import.meta.dirname, 'ycsb-worker.ts');
@@ -213,7 +220,8 @@ function mergeOp(parts: readonly { count: number; errors: number; histogram: str
 
 /** Merges the client processes' results of one workload run. */
 export function mergeWorkerResults<W extends RunnableWorkload>(
-  base: Pick<WorkloadResult<W>, 'target' | 'workload' | 'distribution' | 'clients' | 'concurrency' | 'serverCpu' | 'serverRss' | 'machineCpu'>,
+  base: Pick<WorkloadResult<W>, 'target' | 'workload' | 'distribution' | 'clients' | 'concurrency' | 'serverCpu' | 'serverRss' | 'machineCpu'> &
+    Partial<Pick<WorkloadResult<W>, 'serverRssByProcess'>>,
   parts: readonly WorkerResult[],
 ): WorkloadResult<W> {
   const seconds = Math.max(0, ...parts.map((p) => p.seconds));
@@ -353,7 +361,7 @@ export async function runPhase<W extends RunnableWorkload>(
   const startAtMs = Date.now() + 300;
   const measureAt = startAtMs + o.warmupMs;
   const bar = progressBar(`  ${label} ${name.padEnd(14)}`);
-  const rss = sampleRss(target.pids);
+  const rss = sampleRssByProcess(target.pids);
   let cpuStart = Number.NaN;
   let machineStart = Number.NaN;
   let cpuStartAt = 0;
@@ -418,6 +426,7 @@ export async function runPhase<W extends RunnableWorkload>(
       concurrency: perClient * n,
       serverCpu: target.pids.length > 0 && !Number.isNaN(cpuSec) ? { cpuSec, cores: cpuSec / windowSec } : null,
       serverRss: target.pids.length > 0 ? { maxBytes: rssStats.maxBytes, endBytes: rssStats.endBytes } : null,
+      serverRssByProcess: target.pids.length > 0 ? rssStats.perProcess : null,
       machineCpu: null,
     },
     parts,

@@ -170,3 +170,15 @@ describe('Router', () => {
     expect(await f.router.onError(new KeyVaError('DEADLINE_EXCEEDED'), f.router.route(keyIn(0)), Date.now() + 1000)).toBe(false);
   });
 });
+
+describe('Router with partitions on subsets of the nodes', () => {
+  test('a partition with no known leader goes to one of its replicas (rotating), never to a node without one', () => {
+    const f = fixture();
+    const parts = uniformPartitions(4).map((p, i) => ({ ...p, replicas: i === 0 ? (['n2', 'n3'] as NodeId[]) : (['n1'] as NodeId[]) }));
+    f.router.install(new PartitionMap(1n, parts, nodes));
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) seen.add(f.router.route(keyIn(0)).address);
+    expect([...seen].sort()).toEqual(['10.0.0.2:7379', '10.0.0.3:7379']);
+    expect(f.router.route(keyIn(1)).address).toBe('10.0.0.1:7379');
+  });
+});

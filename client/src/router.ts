@@ -31,6 +31,7 @@ export class Router {
   private readonly leaderOverrides = new Map<PartitionId, NodeId>();
   private refreshing: Promise<PartitionMap | undefined> | undefined;
   private seedNext = 0;
+  private replicaNext = 0;
 
   constructor(options: RouterOptions) {
     if (options.seeds.length === 0) throw new KeyVaError('INVALID_ARGUMENT', 'at least one endpoint is needed', { field: 'endpoints' });
@@ -56,7 +57,10 @@ export class Router {
     if (map === undefined) return { address: this.anyAddress(), partitionId: undefined };
     const p = map.locate(hash);
     const leader = this.leaderOverrides.get(p.id) ?? p.leaderHint;
-    return { address: this.addressOf(leader) ?? this.anyAddress(), partitionId: p.id };
+    // No leader known (the node that served the map hosts no replica of p): one of p's replicas,
+    // rotating, since a replica names its leader while other nodes may hold none of p's data.
+    const address = this.addressOf(leader) ?? this.replicaAddress(p.replicas);
+    return { address: address ?? this.anyAddress(), partitionId: p.id };
   }
 
   /** A seed endpoint, rotating, for calls any node can answer. */
@@ -129,6 +133,17 @@ export class Router {
     const before = this.current;
     const after = await this.refresh(deadlineMs);
     return after !== undefined && after !== before;
+  }
+
+  private replicaAddress(replicas: readonly NodeId[]): string | undefined {
+    for (let i = 0; i < replicas.length; i++) {
+      const a = this.addressOf(replicas[(this.replicaNext + i) % replicas.length]);
+      if (a !== undefined) {
+        this.replicaNext = (this.replicaNext + i + 1) % 1_000_000;
+        return a;
+      }
+    }
+    return undefined;
   }
 
   private addressOf(node: NodeId | undefined): string | undefined {

@@ -31,6 +31,20 @@ describe('node configuration', () => {
     }
   });
 
+  it('read mode, leader balancing and election ticks (replicated mode)', () => {
+    const d = loadNodeConfig();
+    expect(d.readMode).toBe('lease');
+    expect(d.leaderBalanceIntervalMs).toBe(1000);
+    expect(d.leaderBalanceTransfersMax).toBe(8);
+    expect(d.raftElectionTicks).toBe(10);
+    const c = loadNodeConfig({ argv: ['--read-mode=readindex', '--leader-balance-interval-ms', '0', '--raft-election-ticks', '20'] });
+    expect([c.readMode, c.leaderBalanceIntervalMs, c.raftElectionTicks]).toEqual(['readindex', 0, 20]);
+    expect(() => loadNodeConfig({ argv: ['--read-mode', 'fast'] })).toThrow(/readMode \(flag --read-mode, env KEYVA_READ_MODE\)/);
+    // an election timeout must exceed the 2-tick heartbeat
+    expect(() => loadNodeConfig({ env: { KEYVA_RAFT_ELECTION_TICKS: '2' } })).toThrow(/raftElectionTicks/);
+    expect(() => loadNodeConfig({ argv: ['--leader-balance-transfers-max', '0'] })).toThrow(/leaderBalanceTransfersMax/);
+  });
+
   it('rejects unknown flags and says which exist', () => {
     expect(() => loadNodeConfig({ argv: ['--grpc-prot', '1'] })).toThrow(/unknown flag --grpc-prot .*--grpc-port/);
   });

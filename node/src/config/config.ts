@@ -81,8 +81,47 @@ const NodeConfigObject = z
       .number()
       .int()
       .optional()
-      .describe('Replicas per partition with --peers: 1, 3 or 5 (default 3); for now it must equal the number of peers (every partition lives on every peer).'),
-    raftTickMs: z.coerce.number().int().min(1).max(10_000).default(100).describe('Raft tick with --peers (election timeout 10 ticks, heartbeat 2 ticks).'),
+      .describe(
+        'Replicas per partition with --peers: 1, 3 or 5 (default 3), at most the number of founding peers; the founders place each partition on this many of them, dealt round-robin over the peers sorted by id (balanced, the same on every founder); the meta group stays on every founder.',
+      ),
+    raftTickMs: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(10_000)
+      .default(100)
+      .describe('Raft tick with --peers (election timeout --raft-election-ticks ticks, heartbeat 2 ticks).'),
+    raftElectionTicks: z.coerce
+      .number()
+      .int()
+      .min(3)
+      .max(1000)
+      .default(10)
+      .describe(
+        'With --peers: election timeout in Raft ticks (randomized between this and twice this; heartbeats every 2 ticks). Raise it (e.g. 20) on an oversubscribed host whose event loop stalls for about a second, at the cost of slower failover.',
+      ),
+    readMode: z
+      .enum(['readindex', 'lease'])
+      .default('lease')
+      .describe(
+        'With --peers: how a leader confirms a linearizable read. lease: served at once while its leader lease holds (a quorum answered a heartbeat less than an election timeout minus one tick ago; assumes node clocks run at the same rate within 10% and that a paused process sees its monotonic clock advance, see docs/adr/0008). readindex: a heartbeat round to a quorum per read batch, no clock assumption.',
+      ),
+    leaderBalanceIntervalMs: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(3_600_000)
+      .default(1000)
+      .describe(
+        'With --peers: how often this node evens out partition leadership (transfers groups it leads when it leads more than ceil(avg) + 1); 0 turns balancing off. The first run is 3 s after start.',
+      ),
+    leaderBalanceTransfersMax: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .default(8)
+      .describe('With --peers: leadership transfers one balancing run may start, at most (none while one is still pending).'),
     join: bool
       .default(false)
       .describe(

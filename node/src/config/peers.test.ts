@@ -26,12 +26,18 @@ describe('parsePeers', () => {
 describe('replicated configuration', () => {
   const peers = 'node-1=127.0.0.1:7379,node-2=127.0.0.1:7389,node-3=127.0.0.1:7399';
 
-  it('needs this node among the peers and a replication factor equal to the peer count', () => {
+  it('needs this node among the peers and at least as many peers as the replication factor', () => {
     expect(replicationProblems(peers, 'node-2', undefined)).toEqual([]);
     expect(replicationProblems(peers, 'node-2', 3)).toEqual([]);
     expect(replicationProblems(peers, undefined, 3)).toEqual([expect.stringMatching(/--node-id is required/)]);
     expect(replicationProblems(peers, 'node-9', 3)).toEqual([expect.stringMatching(/'node-9' is not in --peers/)]);
-    expect(replicationProblems(peers, 'node-1', 5)).toEqual([expect.stringMatching(/needs exactly 5 peers, --peers lists 3/)]);
+    expect(replicationProblems(peers, 'node-1', 5)).toEqual([expect.stringMatching(/needs at least 5 peers, --peers lists 3.*pass --replication-factor 3/)]);
+    expect(replicationProblems(peers, 'node-1', 1)).toEqual([]);
+    const five = `${peers},node-4=127.0.0.1:7409,node-5=127.0.0.1:7419`;
+    expect(replicationProblems(five, 'node-5', 3)).toEqual([]);
+    expect(replicationProblems(five, 'node-5', undefined)).toEqual([]);
+    expect(replicationProblems(five, 'node-5', 5)).toEqual([]);
+    expect(replicationProblems(`${five},node-6=127.0.0.1:7429`, 'node-6', 5)).toEqual([]);
     expect(replicationProblems(peers, 'node-1', 2)).toEqual([expect.stringMatching(/must be 1, 3 or 5/)]);
     expect(replicationProblems('node-1=h:1', 'node-1', undefined)).toEqual([expect.stringMatching(/pass --replication-factor 1/)]);
     expect(replicationProblems('node-1=h:1', 'node-1', 1)).toEqual([]);
@@ -40,7 +46,8 @@ describe('replicated configuration', () => {
   it('lets a joining node (--join) list any number of contacts plus itself', () => {
     const four = `${peers},node-4=127.0.0.1:7409`;
     expect(replicationProblems(four, 'node-4', 3, true)).toEqual([]);
-    expect(replicationProblems(four, 'node-4', 3)).toEqual([expect.stringMatching(/needs exactly 3 peers/)]);
+    expect(replicationProblems(four, 'node-4', 5)).toEqual([expect.stringMatching(/needs at least 5 peers/)]);
+    expect(replicationProblems(four, 'node-4', 5, true)).toEqual([]);
     expect(validateNodeConfig({ peers: four, nodeId: 'node-4', join: true }).join).toBe(true);
     expect(() => validateNodeConfig({ join: true })).toThrow(/--join needs --peers/);
   });

@@ -1,6 +1,7 @@
 /**
- * The static peer list of a replicated cluster (`--peers id=host:port,...`, this node included):
- * every partition lives on every peer until placement exists (ADR 0008 §10).
+ * The static peer list of a replicated cluster (`--peers id=host:port,...`, this node included).
+ * The founders place each partition on `--replication-factor` of them (`initialMap` in
+ * node/src/meta/meta-state.ts); the meta group lives on every founder.
  */
 
 export interface Peer {
@@ -52,8 +53,8 @@ export const DEFAULT_REPLICATION_FACTOR = 3;
 
 /**
  * Problems of a replicated configuration (empty when fine): the node must name itself among
- * the peers and, while every partition lives on every peer, the replication factor must equal
- * the peer count.
+ * the peers and, when founding, the peers must be at least as many as the replication factor
+ * (each partition is placed on `replicationFactor` of them).
  */
 export function replicationProblems(peersText: string, nodeId: string | undefined, replicationFactor: number | undefined, join = false): string[] {
   let peers: Peer[];
@@ -69,9 +70,9 @@ export function replicationProblems(peersText: string, nodeId: string | undefine
   const rf = replicationFactor ?? DEFAULT_REPLICATION_FACTOR;
   if (!REPLICATION_FACTORS.includes(rf)) problems.push(`--replication-factor ${rf}: must be 1, 3 or 5`);
   // A joining node (--join) lists the members it contacts plus itself: any count.
-  else if (!join && rf !== peers.length)
+  else if (!join && rf > peers.length)
     problems.push(
-      `--replication-factor ${rf} needs exactly ${rf} peers, --peers lists ${peers.length}: every partition lives on every peer until placement exists (pass --replication-factor ${peers.length} if that is 1, 3 or 5)`,
+      `--replication-factor ${rf} needs at least ${rf} peers, --peers lists ${peers.length}: each partition is placed on ${rf} founders (pass --replication-factor ${Math.max(...REPLICATION_FACTORS.filter((f) => f <= peers.length))} or list more peers)`,
     );
   return problems;
 }

@@ -232,7 +232,7 @@ export class ReplicaMembership {
       if (isVoter(st.confState, rid) && !force) {
         // Count what remains by health at execution time, not by membership: a removal planned
         // before another voter went down must not leave fewer than RF working copies (ADR 0009).
-        const remaining = (await this.replicasOf(group, partitionId)).replicas.filter((r) => r.role === 'VOTER' && r.nodeId !== node);
+        const remaining = (await this.replicasOf(group, partitionId)).replicas?.filter((r) => r.role === 'VOTER' && r.nodeId !== node) ?? [];
         const healthy = remaining.filter((r) => r.reachable && r.caughtUp).length;
         if (healthy < rf)
           throw refused(

@@ -65,6 +65,23 @@ describe('MetaState commands', () => {
     );
   });
 
+  it('places each initial partition on replicationFactor founders by rotation over the sorted ids, balanced', () => {
+    const five = [n('e'), n('c'), n('a'), n('d'), n('b')];
+    const m = initialMap(8, [], five, 3);
+    expect(m.partitions.map((x) => [...x.replicas].sort().join(''))).toEqual(['abc', 'ade', 'bcd', 'abe', 'cde', 'abc', 'ade', 'bcd']);
+    expect(m.partitions.map((x) => x.replicas[0])).toEqual(['a', 'e', 'd', 'e', 'd', 'c', 'd', 'c']);
+    const perNode = new Map<string, number>();
+    for (const x of m.partitions) for (const r of x.replicas) perNode.set(r, (perNode.get(r) ?? 0) + 1);
+    const counts = [...perNode.values()];
+    expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(24);
+    // Same input in another order: the same map (every founder computes it alike).
+    expect(initialMap(8, [], [...five].reverse(), 3)).toEqual(m);
+    expect(initialMap(3, [], five, 1).partitions.map((x) => x.replicas)).toEqual([['a'], ['b'], ['c']]);
+    expect(initialMap(3, [], five).partitions.map((x) => x.replicas.join(''))).toEqual(['abcde', 'bcdea', 'cdeab']);
+    expect(() => initialMap(2, [], five, 7)).toThrow(/replication factor 7 needs 1 to 5 replicas/);
+  });
+
   it('refuses a bootstrap whose replicas are not among its nodes, or whose ranges leave a gap', () => {
     expect(refusal(run(EMPTY_META_STATE, initialMap(2, NODES, [n('z')])).result)).toBe(MetaRefusal.Invalid);
     const m = initialMap(2, NODES, [n('a')]);

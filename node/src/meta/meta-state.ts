@@ -396,15 +396,37 @@ function merge(s: MetaState, leftId: PartitionId, rightId: PartitionId): { state
   );
 }
 
-/** The initial map: `count` equal ranges, every one on `replicas`, with `nodes` registered active. */
-export function initialMap(count: number, nodes: readonly NodeAddresses[], replicas: readonly NodeId[]): Extract<MetaCommand, { kind: 'bootstrap' }> {
+/**
+ * The initial map: `count` equal ranges with `nodes` registered active. Each partition lives on
+ * `replicationFactor` (RF) of `replicas` (default: all of them), dealt round-robin over the
+ * replicas sorted by id: partition p takes the slots p*RF .. p*RF+RF-1, slot k being node
+ * sorted[k mod n] (RF <= n consecutive slots are distinct nodes). Deterministic (every founder
+ * computes the same map) and balanced: replica counts per node differ by at most one. Each list
+ * is rotated by p mod RF so the first-listed replica varies (with RF = n it is sorted[p mod n]).
+ */
+export function initialMap(
+  count: number,
+  nodes: readonly NodeAddresses[],
+  replicas: readonly NodeId[],
+  replicationFactor: number = replicas.length,
+): Extract<MetaCommand, { kind: 'bootstrap' }> {
+  const sorted = [...new Set(replicas)].sort();
+  // No replicas at all (a joining node's placeholder before it learns the map): partitions on none.
+  if (sorted.length > 0 && (!Number.isInteger(replicationFactor) || replicationFactor < 1 || replicationFactor > sorted.length))
+    throw new Error(`initial map: replication factor ${replicationFactor} needs 1 to ${sorted.length} replicas (${sorted.length} given)`);
   const n = BigInt(count);
   const partitions: MetaPartition[] = Array.from({ length: count }, (_, i) => ({
     id: i as PartitionId,
     start: (BigInt(i) * HASH_SPACE_END) / n,
     end: (BigInt(i + 1) * HASH_SPACE_END) / n,
     generation: 1n,
-    replicas: [...replicas],
+    replicas: placeReplicas(sorted, i, Math.min(replicationFactor, sorted.length)),
   }));
   return { kind: 'bootstrap', partitions, nodes: nodes.map((a) => ({ ...a, state: NodeState.Active })) };
+}
+
+function placeReplicas(sorted: readonly NodeId[], partition: number, rf: number): NodeId[] {
+  const set = Array.from({ length: rf }, (_, r) => sorted[(partition * rf + r) % sorted.length] as NodeId);
+  const shift = rf === 0 ? 0 : partition % rf;
+  return [...set.slice(shift), ...set.slice(0, shift)];
 }

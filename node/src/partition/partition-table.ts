@@ -25,16 +25,31 @@ export class PartitionTable {
     return this.self;
   }
 
-  /** The partition owning `hash`; WRONG_PARTITION when this node does not host it. */
+  /**
+   * The partition owning `hash`. When the map places it on other nodes only (a cluster with more
+   * nodes than the replication factor): NOT_LEADER naming one of its replicas as `leaderHint`
+   * (the leader when the map knows it) and all of them in `replicas`, so the request is forwarded
+   * there (`routing/forwarder.ts`) and an SDK follows the hint; nothing was read or proposed.
+   * WRONG_PARTITION when the map names no replica at all.
+   */
   route(hash: bigint): PartitionInfo {
     const p = this.map.locate(hash);
-    if (!p.replicas.includes(this.self))
-      throw new KeyVaError('WRONG_PARTITION', `partition ${p.id} is not hosted on node ${this.self}`, {
-        epoch: String(this.map.epoch),
-        partitionId: String(p.id),
-        leaderHint: p.leaderHint ?? '',
-      });
+    this.checkHosted(p);
     return p;
+  }
+
+  /** Throws as `route` does when this node hosts no replica of `p`. */
+  checkHosted(p: PartitionInfo): void {
+    if (p.replicas.includes(this.self)) return;
+    const details = { epoch: String(this.map.epoch), partitionId: String(p.id) };
+    const hint = p.leaderHint !== undefined && p.replicas.includes(p.leaderHint) ? p.leaderHint : p.replicas[0];
+    if (hint === undefined)
+      throw new KeyVaError('WRONG_PARTITION', `partition ${p.id} is not hosted on node ${this.self}`, { ...details, leaderHint: p.leaderHint ?? '' });
+    throw new KeyVaError('NOT_LEADER', `partition ${p.id} is not hosted on node ${this.self}; its replicas are ${p.replicas.join(', ')}`, {
+      ...details,
+      leaderHint: hint,
+      replicas: p.replicas.join(','),
+    });
   }
 
   hosted(): PartitionInfo[] {

@@ -116,4 +116,62 @@ describe('Forwarder', () => {
     expect(down).toMatchObject({ code: 'UNAVAILABLE', details: { forwarded: 'false' } });
     expect(performance.now() - t0).toBeLessThan(2000);
   });
+
+  it('follows one NOT_LEADER redirect to the leader it names, and no further', async () => {
+    const seen: string[] = [];
+    const replica = await leaderServer({
+      Put: (_call, cb) => {
+        seen.push('node-2');
+        cb(toServiceError(new KeyVaError('NOT_LEADER', 'not me', { leaderHint: 'node-3', partitionId: '4' })) as grpc.ServiceError);
+      },
+    });
+    const leader = await leaderServer({
+      Put: (_call, cb) => {
+        seen.push('node-3');
+        cb(null, { version: '9' });
+      },
+    });
+    const stale = await leaderServer({
+      Put: (_call, cb) => {
+        seen.push('node-4');
+        cb(toServiceError(new KeyVaError('NOT_LEADER', 'not me either', { leaderHint: 'node-2' })) as grpc.ServiceError);
+      },
+    });
+    cleanup.push(
+      () => replica.server.forceShutdown(),
+      () => leader.server.forceShutdown(),
+      () => stale.server.forceShutdown(),
+    );
+    const f = forwarder([
+      { id: 'node-2', grpcAddress: replica.address },
+      { id: 'node-3', grpcAddress: leader.address },
+      { id: 'node-4', grpcAddress: stale.address },
+    ]);
+    const put = { key: Buffer.from('k'), value: Buffer.from('v') };
+    expect(await f.forward('Put', put, 'node-2', { deadlineMs: undefined, write: true })).toEqual({ version: '9' });
+    expect(seen).toEqual(['node-2', 'node-3']);
+    // node-4 names node-2, which names node-3: only one redirect, so node-2's NOT_LEADER comes back.
+    seen.length = 0;
+    const err = await f.forward('Put', put, 'node-4', { deadlineMs: undefined, write: true }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'NOT_LEADER', details: { leaderHint: 'node-3' } });
+    expect(seen).toEqual(['node-4', 'node-2']);
+  });
+
+  it('tries the alternates when nothing could be sent to the first node', async () => {
+    const closed = await freePort();
+    const { server, address } = await leaderServer({ Put: (_call, cb) => cb(null, { version: '3' }) });
+    cleanup.push(() => server.forceShutdown());
+    const f = forwarder([
+      { id: 'node-2', grpcAddress: `127.0.0.1:${closed}` },
+      { id: 'node-3', grpcAddress: address },
+    ]);
+    const put = { key: Buffer.from('k'), value: Buffer.from('v') };
+    const call = { deadlineMs: undefined, write: true, alternates: ['node-2', 'node-1', 'node-3'] };
+    expect(await f.forward('Put', put, 'node-2', call)).toEqual({ version: '3' });
+    // Without alternates the unreachable node's answer stands.
+    expect(await f.forward('Put', put, 'node-2', { deadlineMs: undefined, write: true }).catch((e: unknown) => e)).toMatchObject({
+      code: 'UNAVAILABLE',
+      details: { forwarded: 'false' },
+    });
+  });
 });

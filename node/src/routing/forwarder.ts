@@ -4,8 +4,13 @@
  * request to that leader over a pooled gRPC channel and answers with the leader's answer.
  *
  * Bounded: ONE hop. A forwarded call carries `keyva-forwarded-by: <node id>` in its metadata; a
- * node receiving such a call never forwards it again (it answers NOT_LEADER itself, which the
- * first node passes back). The caller's deadline is propagated (a default bounds calls that
+ * node receiving such a call never forwards it again (it answers NOT_LEADER itself). The first
+ * node may then send the request on once more, to the leader that answer names (`redirectsMax`):
+ * a node hosting no replica of the partition (more nodes than the replication factor) only knows
+ * the replicas from the map, so it forwards to one of them, and a follower names the leader.
+ * NOT_LEADER means nothing was proposed or read there, so the resend is safe for writes too.
+ * When nothing could be sent to the chosen node (unreachable), the next of `alternates` (the
+ * partition's other replicas) is tried: again, nothing was proposed anywhere. The caller's deadline is propagated (a default bounds calls that
  * came without one, e.g. REST), and so are the trace context and the follower-read staleness.
  * What a failure turns into, and why writes never come back as a retryable NOT_LEADER or
  * UNAVAILABLE once sent, is in `forward-outcome.ts`.
@@ -53,7 +58,12 @@ export interface ForwardCall {
   readonly deadlineMs: number | undefined;
   readonly write: boolean;
   readonly maxStalenessMs?: number | undefined;
+  /** Other nodes that can answer (the partition's replicas), tried when nothing could be sent to the first. */
+  readonly alternates?: readonly string[] | undefined;
 }
+
+/** Resends after a NOT_LEADER answer naming another leader, at most (see the file comment). */
+export const FORWARD_REDIRECTS_MAX = 1;
 
 const setter: TextMapSetter<grpc.Metadata> = { set: (md, k, v) => md.set(k, v) };
 
@@ -72,8 +82,36 @@ export class Forwarder {
     this.self = o.self;
   }
 
-  /** Sends `request` to `leader` as `method` and resolves with its answer (see the file comment). */
+  /**
+   * Sends `request` to `leader` as `method` and resolves with its answer; follows one NOT_LEADER
+   * redirect and tries `call.alternates` when nothing could be sent (see the file comment).
+   */
   async forward<Res>(method: ForwardMethod, request: unknown, leader: string, call: ForwardCall): Promise<Res> {
+    const tried = new Set<string>();
+    let redirects = 0;
+    let target = leader;
+    for (;;) {
+      tried.add(target);
+      try {
+        return await this.forwardOnce<Res>(method, request, target, call);
+      } catch (e) {
+        if (!(e instanceof KeyVaError)) throw e;
+        let next: string | undefined;
+        if (e.code === 'NOT_LEADER' && redirects < FORWARD_REDIRECTS_MAX) {
+          const hint = e.details.leaderHint;
+          if (hint !== undefined && hint !== '' && hint !== this.self && !tried.has(hint)) {
+            next = hint;
+            redirects++;
+          }
+        } else if (e.code === 'UNAVAILABLE' && e.details.forwarded === 'false' && !this.closed)
+          next = (call.alternates ?? []).find((a) => a !== '' && a !== this.self && !tried.has(a));
+        if (next === undefined) throw e;
+        target = next;
+      }
+    }
+  }
+
+  private async forwardOnce<Res>(method: ForwardMethod, request: unknown, leader: string, call: ForwardCall): Promise<Res> {
     const c: ForwardContext = { self: this.self, leader, method, write: call.write };
     if (leader === this.self) throw new KeyVaError('INTERNAL', `${method}: node ${this.self} was asked to forward to itself`);
     const address = this.o.directory.grpcAddressOf(leader);

@@ -156,7 +156,9 @@ export class KvOps {
       const fwd = this.forwarder;
       const leader = e instanceof KeyVaError && e.code === 'NOT_LEADER' ? e.details.leaderHint : undefined;
       if (fwd === undefined || call.forwardedBy !== undefined || call.direct === true || leader === undefined || leader === '' || leader === fwd.self) throw e;
-      return fwd.forward<Res>(method, req, leader, { deadlineMs: call.deadlineMs, write, maxStalenessMs: call.maxStalenessMs });
+      // A node hosting no replica names all of them (`replicas`): tried in turn if the first is unreachable.
+      const alternates = (e as KeyVaError).details.replicas?.split(',');
+      return fwd.forward<Res>(method, req, leader, { deadlineMs: call.deadlineMs, write, maxStalenessMs: call.maxStalenessMs, alternates });
     }
   }
 }
