@@ -6,26 +6,41 @@ import { randomBytes } from 'node:crypto';
 import type * as http from 'node:http';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
-import { type NodeAddressInfo, type NodeId, PartitionMap, uniformPartitions } from '@keyva/client/keyspace';
+import { type NodeAddressInfo, type NodeId, PartitionMap } from '@keyva/client/keyspace';
 import type { NodeInfoResponse } from '@keyva/proto';
 import { ClockGuard } from './clock/clock-guard.ts';
 import { HybridClock, systemClock, type WallClock } from './clock/hybrid-clock.ts';
 import type { NodeConfig } from './config/config.ts';
-import { parsePeers } from './config/peers.ts';
+import { DEFAULT_REPLICATION_FACTOR, parsePeers } from './config/peers.ts';
 import { metaKey } from './engine/key-codec.ts';
 import { openEngine } from './engine/open-engine.ts';
 import type { StorageEngine } from './engine/types.ts';
 import { groupOf, KvStore } from './kv/kv-store.ts';
+import { MapFollower } from './membership/map-follower.ts';
+import { PeerAdmin } from './membership/peer-admin.ts';
+import { dropGroupData, groupRawRows, readStoredGroups } from './membership/replica-hosting.ts';
+import { ReplicaMembership } from './membership/replica-membership.ts';
+import { MetaForwarder } from './meta/meta-forwarder.ts';
+import { LocalMeta, type MetaService, partitionMapOf } from './meta/meta-service.ts';
+import { initialMap, type MetaState } from './meta/meta-state.ts';
+import { META_GROUP, MetaStateMachine } from './meta/meta-state-machine.ts';
+import { ReplicatedMeta } from './meta/replicated-meta.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { NodeMetrics } from './observability/metrics.ts';
 import { PartitionTable } from './partition/partition-table.ts';
-import { MultiRaft } from './replication/multi-raft.ts';
+import { ReadOnlyOption } from './raft/types.ts';
+import { LeaderBalancer } from './replication/leader-balancer.ts';
+import { MultiRaft, NO_RANGE } from './replication/multi-raft.ts';
 import { RaftTransport } from './replication/raft-transport.ts';
+import { Forwarder } from './routing/forwarder.ts';
+import { StaticNodeDirectory } from './routing/node-directory.ts';
 import { type AdminSource, adminGrpcHandlers } from './server/admin-grpc.ts';
 import { bindGrpc, createGrpcServer } from './server/grpc-server.ts';
 import { KvOps, kvGrpcHandlers } from './server/kv-grpc.ts';
 import { RequestRunner } from './server/request-runner.ts';
 import { createRestGateway } from './server/rest-gateway.ts';
+import { SplitCoordinator } from './split/split-coordinator.ts';
+import { SplitHost } from './split/split-host.ts';
 
 export const KEYVA_VERSION = '0.1.0';
 
@@ -49,6 +64,8 @@ export interface RunningNode {
   readonly log: Logger;
   /** Replicated mode (`--peers`): the node's Multi-Raft runtime; undefined on a lone node. */
   readonly raft: MultiRaft | undefined;
+  /** The partition map and node registry (the meta group's with `--peers`, a local one otherwise). */
+  readonly meta: MetaService;
   /** Graceful stop: refuses new requests, waits up to shutdownGraceMs for in-flight ones, closes storage. */
   stop(): Promise<void>;
 }
@@ -95,12 +112,30 @@ async function handOffLeadership(raft: MultiRaft, self: NodeId, peers: readonly 
   const others = peers.filter((p) => p !== self);
   const led = () => raft.groups().filter((g) => raft.status(g)?.leader === self);
   const groups = led();
-  if (others.length === 0 || groups.length === 0) return;
-  for (const [i, g] of groups.entries()) raft.transferLeader(g, others[i % others.length] as NodeId);
+  if (groups.length === 0) return;
+  for (const [i, g] of groups.entries()) {
+    // The group's other voters (membership changes may have moved it off the --peers list).
+    const voters = raft.status(g)?.voters.filter((v) => v !== self) ?? others;
+    const to = voters[i % Math.max(1, voters.length)];
+    if (to !== undefined) raft.transferLeader(g, to);
+  }
   const end = Date.now() + timeoutMs;
   while (led().length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
   const left = led().length;
   log.info({ ledBefore: groups.length, ledAfter: left }, 'leadership handed off before stopping');
+}
+
+/** Logs when the map's partitions on this node differ from the groups it hosts (hosting follows the map at start only). */
+function checkHosting(s: MetaState, self: NodeId, raft: MultiRaft, log: Logger): void {
+  const listed = s.partitions.filter((p) => p.replicas.includes(self)).map((p) => groupOf(p.id));
+  const hosted = raft.groups().filter((g) => g !== META_GROUP);
+  const missing = listed.filter((g) => !hosted.includes(g));
+  const extra = hosted.filter((g) => !listed.includes(g));
+  if (missing.length > 0 || extra.length > 0)
+    log.warn(
+      { epoch: s.epoch.toString(), missingGroups: missing.slice(0, 10), unlistedGroups: extra.slice(0, 10) },
+      'the partition map differs from the Raft groups this node hosts (e.g. another --partitions at bootstrap); routing follows the map',
+    );
 }
 
 /** The partition map with each partition's current Raft leader as its leader hint. */
@@ -130,41 +165,190 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
   let httpServer: http.Server | undefined;
   let transport: RaftTransport | undefined;
   let raft: MultiRaft | undefined;
+  let replicatedMeta: ReplicatedMeta | undefined;
+  let membership: ReplicaMembership | undefined;
+  let peerAdmin: PeerAdmin | undefined;
+  let mapFollower: MapFollower | undefined;
+  let splits: SplitCoordinator | undefined;
+  let balancer: LeaderBalancer | undefined;
   try {
     const guard = new ClockGuard(engine, clock);
     await guard.start();
     const nodeId = await nodeIdentity(engine, config.nodeId, clock);
     const log = (deps.logger ?? createLogger(config.logLevel, nodeId)).child({ component: 'node' });
     const partitions = await partitionCount(engine, config.partitions, clock, log);
-    // Replicated mode (ADR 0008): every partition lives on every peer, one Raft group each.
+    // Replicated mode (ADR 0008): the meta group (group 0, on every peer) holds the partition map
+    // and the node registry; the node hosts one Raft group per partition listing it.
     const peers = config.peers === undefined ? undefined : parsePeers(config.peers);
     const peerIds = peers?.map((p) => p.id as NodeId);
+    // --join: this node founds nothing; it hosts what partition leaders ask it to (HostReplica).
+    const joining = peers !== undefined && config.join === true;
+    const metaSm = peers === undefined ? undefined : await MetaStateMachine.open(engine);
+    // The map the meta leader proposes if the group is empty; a lone node's whole map.
+    const initial =
+      peers === undefined || peerIds === undefined
+        ? initialMap(partitions, [], [nodeId])
+        : initialMap(
+            partitions,
+            peers.map((p) => ({ id: p.id as NodeId, grpcAddress: p.grpcAddress, httpAddress: '' })),
+            joining ? peerIds.filter((id) => id !== nodeId) : peerIds,
+            // Founders: each partition on --replication-factor of them (config checks RF <= peers);
+            // the meta group (group 0) stays on every founder.
+            Math.min(config.replicationFactor ?? DEFAULT_REPLICATION_FACTOR, joining ? peerIds.length - 1 : peerIds.length),
+          );
+    // Until the meta group delivers the map: the initial one at epoch 0 (a lone node: epoch 1, as before).
     const table = new PartitionTable(
-      new PartitionMap(1n, peerIds === undefined ? uniformPartitions(partitions, [nodeId], nodeId) : uniformPartitions(partitions, peerIds)),
+      metaSm !== undefined && metaSm.state.epoch > 0n
+        ? partitionMapOf(metaSm.state)
+        : new PartitionMap(
+            metaSm === undefined ? 1n : 0n,
+            initial.partitions.map((p) => ({ ...p, leaderHint: metaSm === undefined ? nodeId : undefined })),
+            initial.nodes,
+          ),
       nodeId,
     );
-    if (peers !== undefined && peerIds !== undefined) {
+    let meta: MetaService;
+    if (peers !== undefined && peerIds !== undefined && metaSm !== undefined) {
       if (engine.kind === 'memory')
         log.warn('memory engine with --peers: a restarted node rejoins with no Raft state, which can lose acknowledged writes; for tests only');
-      const addresses = new Map(peers.map((p) => [p.id, p.grpcAddress]));
+      // Raft dials the --peers addresses unless --raft-dial routes a peer elsewhere (a proxy); clients keep the --peers ones.
+      const addresses = new Map([...peers, ...(config.raftDial === undefined ? [] : parsePeers(config.raftDial))].map((p) => [p.id, p.grpcAddress]));
       let runtime: MultiRaft | undefined;
-      transport = new RaftTransport({ self: nodeId, addressOf: (id) => addresses.get(id), onReceive: (from, group, m) => runtime?.receive(from, group, m) });
+      transport = new RaftTransport({
+        self: nodeId,
+        addressOf: (id) => addresses.get(id) ?? replicatedMeta?.addressOf(id as NodeId),
+        onReceive: (from, group, m) => runtime?.receive(from, group, m),
+      });
+      // Splits (docs/adr/0010-splits.md): a split entry creates the child group here.
+      const splitHost = new SplitHost({
+        self: nodeId,
+        hosted: (g) => runtime?.status(g) !== undefined,
+        open: async (g, range) => {
+          await runtime?.addGroup({ group: g, range });
+        },
+        onNarrowed: () => splits?.kick(),
+        leads: (g) => runtime?.status(g)?.leader === nodeId,
+        campaign: (g) => runtime?.campaign(g),
+        log: log.child({ component: 'split' }),
+      });
       runtime = new MultiRaft({
         nodeId,
         engine,
         transport,
         clock,
+        splits: splitHost,
         tickMs: config.raftTickMs,
+        electionTick: config.raftElectionTicks,
+        // Lease reads need CheckQuorum (the core's default, like PreVote): docs/adr/0008 "Changes".
+        raft: { readOnlyOption: config.readMode === 'lease' ? ReadOnlyOption.Lease : ReadOnlyOption.Safe },
         onFatal: (e) => log.fatal({ err: e }, 'replication runtime failed: this node no longer serves writes'),
       });
+      // Hosting is durable (node/src/membership/replica-hosting.ts): dropped replicas finish
+      // their deletion; groups a leader asked this node to host reopen; founders' groups follow the map.
+      const stored = await readStoredGroups(engine);
+      for (const [g, range] of stored.tombstones) if ((await groupRawRows(engine, g, 1)) > 0) await dropGroupData(engine, g, range);
       // Every founding member bootstraps with all peers as voters (ADR 0008 §10); ignored once a group has state.
-      for (const p of table.current.partitions) await runtime.addGroup({ group: groupOf(p.id), range: { start: p.start, end: p.end }, bootstrap: peerIds });
+      if (!joining || stored.withState.has(META_GROUP))
+        await runtime.addGroup({ group: META_GROUP, range: NO_RANGE, bootstrap: joining ? undefined : peerIds, content: metaSm });
+      // Data groups: the partitions of the stored map that list this node (before the first map: of the initial one).
+      // Only founding partitions (generation 1) are created from the map; a split-off one is created by its
+      // parent's split entry (or hosted empty once no group here owns its range: node/src/split).
+      for (const p of table.current.partitions)
+        if (p.replicas.includes(nodeId) && !stored.tombstones.has(groupOf(p.id)) && (p.generation === 1n || stored.withState.has(groupOf(p.id))))
+          await runtime.addGroup({ group: groupOf(p.id), range: { start: p.start, end: p.end }, bootstrap: joining ? undefined : p.replicas });
+      const hostedNow = new Set(runtime.groups());
+      for (const [g, range] of stored.hosting) if (!hostedNow.has(g)) await runtime.addGroup({ group: g, range });
+      // Raft state on disk the map no longer lists for this node: reopened, so a removal in its log is cleaned up.
+      for (const g of stored.withState) {
+        const p = table.current.partitions.find((x) => groupOf(x.id) === g);
+        if (g !== META_GROUP && p !== undefined && !runtime.groups().includes(g)) await runtime.addGroup({ group: g, range: { start: p.start, end: p.end } });
+      }
       raft = runtime;
+      const hostRuntime = runtime;
+      if (config.leaderBalanceIntervalMs > 0) {
+        const balanceLog = log.child({ component: 'leader-balance' });
+        balancer = new LeaderBalancer({
+          self: nodeId,
+          host: runtime,
+          intervalMs: config.leaderBalanceIntervalMs,
+          maxTransfers: config.leaderBalanceTransfersMax,
+          onTransfer: (t, r) => balanceLog.debug({ group: t.group, to: t.to, ok: r?.ok ?? false }, 'leadership transfer to even out leaders'),
+        });
+      }
+
+      const peerAddress = new Map(peers.map((p) => [p.id, p.grpcAddress]));
+      replicatedMeta = new ReplicatedMeta({
+        self: nodeId,
+        raft: runtime,
+        sm: metaSm,
+        forwarder: new MetaForwarder(),
+        // A joined node holds no meta replica: nodes registered after it are known from the followed map.
+        fallbackAddressOf: (id) => peerAddress.get(id) ?? (table.current.nodes.get(id)?.grpcAddress || undefined),
+        contacts: joining ? peerIds : undefined,
+        log: log.child({ component: 'meta' }),
+      });
+      meta = replicatedMeta;
+      splits = new SplitCoordinator({
+        self: nodeId,
+        raft: runtime,
+        meta: replicatedMeta,
+        map: () => table.current,
+        engine,
+        creating: (g) => splitHost.isCreating(g),
+        log: log.child({ component: 'split' }),
+      });
+      const metaView = replicatedMeta;
+      peerAdmin = new PeerAdmin();
+      membership = new ReplicaMembership({
+        self: nodeId,
+        raft: runtime,
+        engine,
+        replicationFactor: config.replicationFactor ?? 3,
+        rangeOf: (id) => {
+          const p = table.current.partitions.find((x) => x.id === id);
+          return p === undefined ? undefined : { start: p.start, end: p.end };
+        },
+        addressOf: (id) => metaView.addressOf(id),
+        peers: peerAdmin,
+        log: log.child({ component: 'membership' }),
+      });
+      if (joining) {
+        const contacts = peers.filter((p) => p.id !== nodeId).map((p) => p.grpcAddress);
+        mapFollower = new MapFollower({
+          peers: peerAdmin,
+          addresses: () => contacts,
+          apply: (m) =>
+            table.replace(
+              new PartitionMap(
+                m.epoch,
+                m.partitions.map((p) => ({ ...p, leaderHint: undefined })),
+                [...m.nodes.values()],
+              ),
+            ),
+          log,
+        });
+      }
+      meta.onChange((s) => {
+        table.replace(partitionMapOf(s));
+        checkHosting(s, nodeId, hostRuntime, log);
+      });
+    } else {
+      meta = new LocalMeta();
+      meta.onChange((s) => table.replace(partitionMapOf(s, () => nodeId)));
     }
     const kv = new KvStore(engine, table, clock, config, guard, raft);
     const metrics = new NodeMetrics(engine, { defaultMetrics: deps.defaultMetrics ?? false });
+    if (transport !== undefined) {
+      const t = transport;
+      metrics.watchSnapshotStreams(() => t.snapshotTotals());
+    }
     const runner = new RequestRunner(metrics, log, config.slowOpMs);
-    const ops = new KvOps(kv);
+    // Replicated mode: requests for partitions led elsewhere are forwarded to their leader (ADR 0008 §8).
+    const forwarder =
+      peers === undefined
+        ? undefined
+        : new Forwarder({ self: nodeId, directory: replicatedMeta ?? new StaticNodeDirectory(peers), messageBytesMax: config.messageBytesMax });
+    const ops = new KvOps(kv, forwarder);
 
     let ready = false;
     let grpcAddress = '';
@@ -188,6 +372,9 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         };
       },
       partitionMap: () => (raft === undefined ? table.current : withLeaders(table.current, raft)),
+      meta,
+      membership,
+      splits,
     };
 
     grpcServer = createGrpcServer(
@@ -195,16 +382,26 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       { kv: kvGrpcHandlers(ops, kv, runner), admin: adminGrpcHandlers(admin, runner), raft: transport?.handlers() },
     );
     const grpcPort = await bindGrpc(grpcServer, `${config.grpcHost}:${config.grpcPort}`);
-    httpServer = createRestGateway({ messageBytesMax: config.messageBytesMax }, { kv, runner, metrics, admin, ready: () => ready && !runner.isDraining });
+    httpServer = createRestGateway({ messageBytesMax: config.messageBytesMax }, { kv, ops, runner, metrics, admin, ready: () => ready && !runner.isDraining });
     const httpPort = await listen(httpServer, config.httpHost, config.httpPort);
     grpcAddress = `${advertise}:${grpcPort}`;
     httpAddress = `${config.advertiseHost ?? config.httpHost}:${httpPort}`;
     const self: NodeAddressInfo = { id: nodeId, grpcAddress, httpAddress };
-    // Other peers' HTTP addresses are unknown here (only their gRPC addresses are configured).
-    table.withNodes(
-      peers === undefined ? [self] : peers.map((p) => (p.id === nodeId ? self : { id: p.id as NodeId, grpcAddress: p.grpcAddress, httpAddress: '' })),
-    );
-    raft?.start();
+    if (replicatedMeta === undefined) {
+      // A lone node: its map at epoch 1 with itself as the only node.
+      const r = await meta.proposeMetaChange(initialMap(partitions, [self], [nodeId]));
+      if (!r.ok) throw new Error(`local partition map: ${r.message}`);
+    } else {
+      // Until the meta group has a map: the initial one, with this node's HTTP address.
+      if (table.current.epoch === 0n) table.withNodes(initial.nodes.map((n) => (n.id === nodeId ? self : n)));
+      raft?.start();
+      // Proposes the initial map if this node leads an empty meta group; registers its addresses.
+      replicatedMeta.start({ initial: joining ? undefined : initial, self });
+      membership?.start();
+      splits?.start();
+      mapFollower?.start();
+      balancer?.start();
+    }
 
     const gcTimer = setInterval(() => {
       kv.gc(config.versionRetentionMs).then(
@@ -223,6 +420,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       stopping ??= (async () => {
         ready = false;
         clearInterval(gcTimer);
+        balancer?.stop();
         runner.drain();
         log.info('draining: refusing new requests, finishing in-flight ones');
         const grace = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), config.shutdownGraceMs).unref());
@@ -236,17 +434,31 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         g.forceShutdown();
         h.closeAllConnections();
         await runner.drained();
+        forwarder?.close();
+        mapFollower?.stop();
+        await membership?.stop();
+        await splits?.stop();
+        peerAdmin?.close();
+        const metaStopped = replicatedMeta?.stop();
         await raft?.stop();
+        await metaStopped;
         await engine.close();
         log.info('stopped cleanly');
       })();
       return stopping;
     };
-    return { nodeId, grpcAddress, httpAddress, engine, kv, metrics, log, raft, stop };
+    return { nodeId, grpcAddress, httpAddress, engine, kv, metrics, log, raft, meta, stop };
   } catch (e) {
+    balancer?.stop();
+    mapFollower?.stop();
+    await membership?.stop();
+    await splits?.stop();
+    peerAdmin?.close();
+    const metaStopped = replicatedMeta?.stop();
     grpcServer?.forceShutdown();
     httpServer?.close();
     await raft?.stop();
+    await metaStopped;
     transport?.close();
     await engine.close();
     throw e;

@@ -499,6 +499,15 @@ export class Raft {
 
   // --- ticks ------------------------------------------------------------------------------
 
+  /**
+   * Lease reads: `ticks` of real time passed that `tick()` did not count (the driver's timer ran
+   * late). Only the leader's lease clock moves (its lease ages); elections, heartbeats and
+   * CheckQuorum stay on `tick()`, so a stalled driver does not step down or campaign sooner.
+   */
+  advanceLeaseClock(ticks: number): void {
+    if (this.role === Role.Leader && ticks > 0) this.leaderTicks += ticks;
+  }
+
   private tickElection(): void {
     this.electionElapsed++;
     if (this.electionElapsed >= this.electionTick) this.restartGrace = false;

@@ -20,7 +20,7 @@
 import type { Message } from './messages.ts';
 import { Raft, type RaftConfig, type RaftStatus } from './raft.ts';
 import type { ProposeResult, RequestResult } from './results.ts';
-import type { ConfChange, ConfState, Entry, HardState, Index, ReadState, ReplicaId, Snapshot, SoftState, Term } from './types.ts';
+import type { ConfChange, ConfState, Entry, HardState, Index, ReadState, ReplicaId, Role, Snapshot, SoftState, Term } from './types.ts';
 
 export type RaftNodeConfig = RaftConfig;
 
@@ -66,9 +66,19 @@ export class RaftNode {
     return this.raft.id;
   }
 
+  /** This replica's role now (cheaper than `basicStatus()` for a per-message check). */
+  get role(): Role {
+    return this.raft.role;
+  }
+
   /** Advances logical time by one tick (the driver calls it on a fixed interval). */
   tick(): void {
     this.raft.tick();
+  }
+
+  /** Lease reads: ages a leader's lease by `ticks` of real time its `tick()` calls missed (see `Raft.advanceLeaseClock`). */
+  advanceLeaseClock(ticks: number): void {
+    this.raft.advanceLeaseClock(ticks);
   }
 
   /** Feeds a message received from another replica. */
@@ -100,6 +110,18 @@ export class RaftNode {
   /** Requests a linearizable read point for `context` (unique per request); answered by a ReadState. */
   readIndex(context: Uint8Array): RequestResult {
     return this.raft.readIndex(context);
+  }
+
+  /**
+   * Takes the read points produced so far without waiting for a Ready (a lease read is answered
+   * inside `readIndex`). Safe out of Ready order: a read point is an index already committed;
+   * the caller still serves the read only once it applied that index.
+   */
+  takeReadStates(): ReadState[] {
+    const rs = this.raft.readStates;
+    if (rs.length === 0) return [];
+    this.raft.readStates = [];
+    return rs;
   }
 
   /** The transport's verdict on a snapshot sent to `to`. */

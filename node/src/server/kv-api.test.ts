@@ -127,6 +127,9 @@ for (const engine of ['memory', 'rocksdb'] as const) {
       });
       for (let i = 1; i <= 200; i++) call.write({ id: String(i), put: { key: Buffer.from(`s${i}`), value: Buffer.from(`v${i}`) } });
       call.write({ id: '201', put: { key: Buffer.alloc(0), value: Buffer.from('bad') } });
+      // Pipelined operations run concurrently (answers come in any order), so a get sees a put
+      // only once the put is acknowledged: read back after every put has answered.
+      while (answers.size < 201) await new Promise((r) => setTimeout(r, 5));
       for (let i = 1; i <= 200; i++) call.write({ id: String(1000 + i), get: { key: Buffer.from(`s${i}`) } });
       call.end();
       await done;

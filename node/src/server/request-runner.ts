@@ -1,6 +1,7 @@
 /**
  * Every request, whatever its transport, runs through here: refused while draining, a SERVER
- * span under the caller's trace context, metrics, and the slow-operation log. Shutdown waits
+ * span under the caller's trace context (only when a tracer provider is registered: with tracing
+ * off no span or context is made at all), metrics, and the slow-operation log. Shutdown waits
  * on `drained()` for in-flight work to finish.
  */
 
@@ -8,7 +9,7 @@ import { KeyVaError } from '@keyva/proto/errors';
 import { type Context, context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Logger } from '../observability/logger.ts';
 import type { NodeMetrics } from '../observability/metrics.ts';
-import { tracer } from '../observability/tracing.ts';
+import { tracer, tracingActive } from '../observability/tracing.ts';
 import { asKeyVaError } from './grpc-errors.ts';
 
 export type Transport = 'grpc' | 'stream' | 'http';
@@ -47,6 +48,7 @@ export class RequestRunner {
     const start = process.hrtime.bigint();
     this.inflight++;
     this.metrics.inflightOf(transport).inc();
+    if (!tracingActive()) return this.runUntraced(method, transport, start, fn);
     const span = tracer.startSpan(
       `keyva.KV/${method}`,
       { kind: SpanKind.SERVER, attributes: { 'rpc.system': transport === 'http' ? 'http' : 'grpc', 'rpc.method': method } },
@@ -64,11 +66,30 @@ export class RequestRunner {
       throw err;
     } finally {
       span.end();
-      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      this.metrics.observe(method, transport, code, seconds);
-      this.metrics.inflightOf(transport).dec();
-      if (seconds * 1000 >= this.slowOpMs) this.log.warn({ method, transport, code, ms: Math.round(seconds * 1000) }, 'slow operation');
-      if (--this.inflight === 0 && this.waiters.length > 0) for (const w of this.waiters.splice(0)) w();
+      this.finish(method, transport, code, start);
     }
+  }
+
+  /** `run` with tracing off: no span, no `context.with` (the same metrics, logs and draining). */
+  private async runUntraced<T>(method: string, transport: Transport, start: bigint, fn: () => Promise<T>): Promise<T> {
+    let code = 'OK';
+    try {
+      return await fn();
+    } catch (e) {
+      const err = asKeyVaError(e);
+      code = err.code;
+      if (err.code === 'INTERNAL' || err.code === 'STORAGE_ERROR') this.log.error({ err: err.cause ?? err, method, transport }, 'request failed');
+      throw err;
+    } finally {
+      this.finish(method, transport, code, start);
+    }
+  }
+
+  private finish(method: string, transport: Transport, code: string, start: bigint): void {
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    this.metrics.observe(method, transport, code, seconds);
+    this.metrics.inflightOf(transport).dec();
+    if (seconds * 1000 >= this.slowOpMs) this.log.warn({ method, transport, code, ms: Math.round(seconds * 1000) }, 'slow operation');
+    if (--this.inflight === 0 && this.waiters.length > 0) for (const w of this.waiters.splice(0)) w();
   }
 }
