@@ -10,7 +10,8 @@
  *    a ConfigMap -> files; emptyDir -> a temp folder);
  *  - gives it its own pod IP 127.X.Y.n (network namespace emulation: a bind to 0.0.0.0 inside
  *    the pod means the pod's IP), so nodes use their fixed container ports without clashing and
- *    the operator can only reach them by pod IP;
+ *    the operator can only reach them by pod IP; the IP is stable per pod name, and args naming
+ *    <pod>.<service>.<ns>.svc (a headless Service's DNS name) get that IP (DNS emulation);
  *  - writes pod status (podIP, Running, Ready from the readiness probe's HTTP GET);
  *  - on deletion: SIGTERM, wait, then delete the pod with grace 0 (as the kubelet does);
  *  - restarts a container that exits (restartPolicy Always).
@@ -81,6 +82,8 @@ export class FakeKubelet {
   private pods: SupervisedInformer<Pod> | undefined;
   private pvcs: SupervisedInformer<KubeObject> | undefined;
   private nextHost = 2;
+  /** namespace/pod name -> its IP: stable across restarts, so `<pod>.<service>.<ns>.svc` names resolve (DNS emulation). */
+  private readonly ipByName = new Map<string, string>();
   private readonly ipPrefix: string;
   private stopped = false;
   /** Everything that happened, in order (tests check e.g. "at most one member down"). */
@@ -178,8 +181,7 @@ export class FakeKubelet {
     const name = pod.metadata?.name as string;
     const uid = pod.metadata?.uid as string;
     const c = pod.spec?.containers[0] as Container;
-    const ip = `${this.ipPrefix}.${this.nextHost++}`;
-    if (this.nextHost > 250) this.nextHost = 2;
+    const ip = this.ipFor(ns, name);
     const podDir = join(this.root, 'pods', `${name}-${uid.slice(0, 8)}`);
     mkdirSync(podDir, { recursive: true });
     // Volumes -> host folders.
@@ -215,7 +217,12 @@ export class FakeKubelet {
       else if (f === 'metadata.namespace') env[e.name] = ns;
       else env[e.name] = expand(e.value ?? '', env);
     }
-    const args = (c.args ?? []).map((a) => toHost(expand(a, env)));
+    // DNS emulation: a pod's hostname under a headless Service (<pod>.<service>.<ns>.svc) is its IP.
+    const resolveDns = (a: string) =>
+      a.replace(/\b([a-z0-9][-a-z0-9]*)\.[a-z0-9][-a-z0-9]*\.([a-z0-9][-a-z0-9]*)\.svc(\.cluster\.local)?\b/g, (_m, pod: string, podNs: string) =>
+        this.ipFor(podNs, pod),
+      );
+    const args = (c.args ?? []).map((a) => toHost(resolveDns(expand(a, env))));
     // Network namespace emulation: listening on every interface of the pod = on its IP.
     for (let i = 0; i + 1 < args.length; i++) if ((args[i] === '--grpc-host' || args[i] === '--http-host') && args[i + 1] === '0.0.0.0') args[i + 1] = ip;
     const r: Running = {
@@ -276,6 +283,17 @@ export class FakeKubelet {
       if (!r.stopping && !this.stopped) r.probeTimer = setTimeout(tick, 250);
     };
     r.probeTimer = setTimeout(tick, 200);
+  }
+
+  private ipFor(ns: string, name: string): string {
+    const key = `${ns}/${name}`;
+    let ip = this.ipByName.get(key);
+    if (ip === undefined) {
+      ip = `${this.ipPrefix}.${this.nextHost++}`;
+      if (this.nextHost > 250) this.nextHost = 2;
+      this.ipByName.set(key, ip);
+    }
+    return ip;
   }
 
   private async writeStatus(r: Running): Promise<void> {

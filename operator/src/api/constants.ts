@@ -26,6 +26,8 @@ export const LABELS = {
 export const ANNOTATIONS = {
   /** Hash of the desired child (for a pod: everything that shapes it; a pod with another hash is rolled). */
   specHash: 'keyva.io/spec-hash',
+  /** On a PVC kept by deletionPolicy Retain after its member was drained and removed (scale-down): <cluster>/<member id>. */
+  removedMember: 'keyva.io/removed-member',
   /** On a PVC kept by deletionPolicy Retain: uid of the KeyVaCluster it belonged to. */
   retainedFrom: 'keyva.io/retained-from-uid',
   /**

@@ -191,7 +191,21 @@ export const clusterStatusSchema = obj(
     image: optional(str({ description: 'The image every member runs, once they all agree.' })),
     version: optional(str()),
     members: optional(arr(member, { listType: 'map', mapKeys: ['id'] })),
-    retiredMembers: optional(arr(str(), { listType: 'set', maxItems: 1000, description: 'Ids of members that were abandoned (replaced); never reused.' })),
+    retiredMembers: optional(
+      arr(str(), {
+        listType: 'set',
+        maxItems: 1000,
+        description: 'Ids of members that were abandoned (replaced) or drained and removed (scale-down); never reused.',
+      }),
+    ),
+    founders: optional(
+      arr(str(), {
+        listType: 'atomic',
+        maxItems: 100,
+        description:
+          'Members that founded the data plane (the --peers list of every member); fixed once the cluster is created. Later members start with --join.',
+      }),
+    ),
     partitions: optional(
       obj({
         total: int({ minimum: 0 }),

@@ -10,6 +10,7 @@ import { Expectations } from '../controller/expectations.ts';
 import { AsyncWorkQueue } from '../controller/queue-driver.ts';
 import type { NodeProbe } from '../dataplane/node-probe.ts';
 import { reconcile } from '../reconcile/reconcile.ts';
+import { DataPlaneLoops, seedOf } from './data-plane-loops.ts';
 import type { EventRecorder } from './event-recorder.ts';
 import { Executor, NotLeaderError, StaleViewError } from './executor.ts';
 import { type InformerEvent, SupervisedInformer } from './informer.ts';
@@ -31,6 +32,10 @@ export interface ControllerOptions {
   readonly mapTtlMs?: number;
   readonly backoffBaseMs?: number;
   readonly backoffMaxMs?: number;
+  /** Placement control loop interval (ms); default the loop's own. */
+  readonly placementIntervalMs?: number;
+  /** How long a rolling upgrade waits for a member's leaderships to move away (ms). */
+  readonly leaderTransferTimeoutMs?: number;
 }
 
 export interface ControllerStats {
@@ -53,6 +58,7 @@ export class Controller {
   private readonly executor: Executor;
   private readonly lastErrors = new Map<string, string>();
   private queue: AsyncWorkQueue | undefined;
+  readonly loops: DataPlaneLoops;
   readonly stats: ControllerStats = { reconciles: 0, errors: 0, writes: 0 };
 
   constructor(o: ControllerOptions) {
@@ -71,7 +77,15 @@ export class Controller {
       { pods: this.pods, pvcs: this.pvcs, children: CHILD_KINDS.map((r, i) => ({ kind: r.kind, list: (ns?: string) => this.children[i]?.list(ns) ?? [] })) },
       { probe: o.probe, probeTtlMs: o.probeTtlMs ?? 3000, mapTtlMs: o.mapTtlMs ?? 15_000, now: o.now },
     );
-    this.executor = new Executor({ client: o.client, events: o.events, expectations: this.expectations, log: o.log, isLeader: o.isLeader });
+    this.loops = new DataPlaneLoops({ log: o.log, onChange: (key) => this.queue?.add(key), intervalMs: o.placementIntervalMs });
+    this.executor = new Executor({
+      client: o.client,
+      events: o.events,
+      expectations: this.expectations,
+      log: o.log,
+      isLeader: o.isLeader,
+      transferLeadersAway: (key, member) => this.loops.transferLeadersAway(key, member, o.leaderTransferTimeoutMs ?? 20_000),
+    });
   }
 
   private informers(): SupervisedInformer<KubeObject>[] {
@@ -131,6 +145,8 @@ export class Controller {
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, this.o.workers) }, worker));
+    // Placement loops run only while this replica leads.
+    await this.loops.stopAll();
     if (this.queue === queue) this.queue = undefined;
     this.log.info('workers stopped');
   }
@@ -141,6 +157,7 @@ export class Controller {
     if (!cached) {
       this.expectations.forget(key);
       this.lastErrors.delete(key);
+      await this.loops.stop(key);
       return;
     }
     const lookup = (r: { kind: string; namespace: string; name: string }) => this.cachedMeta(r.kind, r.namespace, r.name);
@@ -151,9 +168,12 @@ export class Controller {
     }
     this.stats.reconciles++;
     try {
-      const observed = await this.observer.observe(cached, this.lastErrors.get(key));
+      const observed = { ...(await this.observer.observe(cached, this.lastErrors.get(key))), dataPlane: this.loops.view(key) };
       const result = reconcile(cached, observed, this.o.now());
       this.stats.writes += await this.executor.execute(key, cached, result);
+      const seeds = observed.pods.filter((p) => p.podIP && !p.deleting).map((p) => seedOf(p.podIP as string));
+      if (result.placement && !cached.metadata.deletionTimestamp && seeds.length > 0 && this.o.isLeader()) this.loops.ensure(key, seeds, result.placement);
+      else if (!result.placement || cached.metadata.deletionTimestamp) await this.loops.stop(key);
       this.lastErrors.delete(key);
       queue.forget(key);
       if (result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);

@@ -22,6 +22,11 @@ export interface ExecutorDeps {
   readonly log: Logger;
   /** Checked before every write: a replica that lost its Lease must not write (fencing, best effort). */
   readonly isLeader: () => boolean;
+  /**
+   * Before a member pod is deleted for a rolling upgrade: move its partition leaderships away and
+   * wait (bounded). Returns how many it led and how many it still leads.
+   */
+  readonly transferLeadersAway?: (key: string, memberId: string) => Promise<{ led: number; left: number }>;
 }
 
 export class NotLeaderError extends Error {
@@ -129,6 +134,20 @@ export class Executor {
       }
       case 'delete': {
         const r = a.kind === 'Pod' ? RESOURCES.Pod : RESOURCES.PersistentVolumeClaim;
+        if (a.kind === 'Pod' && a.transferLeadersFirst && this.d.transferLeadersAway) {
+          const t = await this.d.transferLeadersAway(key, a.name);
+          if (t.left > 0) {
+            await this.d.events.record(
+              cluster,
+              'Warning',
+              'LeaderTransferIncomplete',
+              `${a.name} still leads ${t.left} of its ${t.led} partition(s) after the transfer deadline; restarting it anyway (those partitions elect a new leader)`,
+            );
+          } else if (t.led > 0) {
+            await this.d.events.record(cluster, 'Normal', 'LeadersTransferred', `moved ${t.led} partition leadership(s) off ${a.name} before restarting it`);
+          }
+          this.fence();
+        }
         try {
           await client.delete(r, ns, a.name, { uid: a.uid });
         } catch (e) {

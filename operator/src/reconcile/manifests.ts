@@ -131,6 +131,19 @@ export function memberPvc(c: ClusterRef, spec: KeyVaClusterSpec, memberId: strin
   return withHash({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata, spec: pvcSpec });
 }
 
+/**
+ * The volume of a member that was drained and removed, kept under deletionPolicy Retain: the same
+ * claim without the cluster and member labels (so it is never adopted as a member again), noting
+ * whose it was. The data plane confirmed the member held no replica when it was removed.
+ */
+export function removedMemberPvc(c: ClusterRef, spec: KeyVaClusterSpec, memberId: string): KubeManifest {
+  const pvc = memberPvc(c, spec, memberId);
+  const labels = { ...pvc.metadata.labels };
+  delete labels[LABELS.cluster];
+  delete labels[LABELS.member];
+  return { ...pvc, metadata: { ...pvc.metadata, labels, annotations: { ...pvc.metadata.annotations, [ANNOTATIONS.removedMember]: `${c.name}/${memberId}` } } };
+}
+
 function topologySpread(c: ClusterRef, spec: KeyVaClusterSpec): unknown[] {
   const whenUnsatisfiable = spec.topology.spread === 'Required' ? 'DoNotSchedule' : 'ScheduleAnyway';
   const labelSelector = { matchLabels: memberSelector(c) };
@@ -140,11 +153,28 @@ function topologySpread(c: ClusterRef, spec: KeyVaClusterSpec): unknown[] {
   ];
 }
 
+/** A member's stable peer address: its DNS name under the headless peers Service. */
+export function peerAddress(c: ClusterRef, memberId: string): string {
+  return `${memberId}.${names.peersService(c.name)}.${c.namespace}.svc:${NODE_GRPC_PORT}`;
+}
+
+/**
+ * Replication flags: the founders (fixed at creation) are every member's --peers; a member
+ * added later lists them plus itself and starts with --join (it founds nothing; the placement
+ * loop moves replicas onto it once it registered).
+ */
+export function dataPlaneArgs(c: ClusterRef, spec: KeyVaClusterSpec, memberId: string, founders: readonly string[]): string[] {
+  if (founders.length === 0) return [];
+  const founder = founders.includes(memberId);
+  const peers = [...founders, ...(founder ? [] : [memberId])].map((id) => `${id}=${peerAddress(c, id)}`).join(',');
+  return ['--peers', peers, '--replication-factor', String(spec.replicationFactor), ...(founder ? [] : ['--join'])];
+}
+
 /**
  * A member pod: name = member id = --node-id; its PVC; listens on all pod interfaces and
  * advertises the pod IP. Everything that shapes it is in its spec hash, so a change rolls it.
  */
-export function memberPod(c: ClusterRef, spec: KeyVaClusterSpec, memberId: string): KubeManifest {
+export function memberPod(c: ClusterRef, spec: KeyVaClusterSpec, memberId: string, founders: readonly string[]): KubeManifest {
   const env: Record<string, unknown>[] = [
     { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
@@ -173,6 +203,7 @@ export function memberPod(c: ClusterRef, spec: KeyVaClusterSpec, memberId: strin
       '0.0.0.0',
       '--advertise-host',
       '$(POD_IP)',
+      ...dataPlaneArgs(c, spec, memberId, founders),
     ],
     env,
     ports: [

@@ -53,9 +53,14 @@ describe('reconcile: creation', () => {
       expect(w.pvcs.get(`data-${id}`)?.memberId).toBe(id);
     }
     const args = (
-      memberPod({ name: 'kv', namespace: 'ns', uid: 'u' }, specWithDefaults(w.cluster.spec), ids[0] as string).spec as { containers: { args: string[] }[] }
+      memberPod({ name: 'kv', namespace: 'ns', uid: 'u' }, specWithDefaults(w.cluster.spec), ids[0] as string, ids).spec as {
+        containers: { args: string[] }[];
+      }
     ).containers[0]?.args;
     expect(args?.[args.indexOf('--node-id') + 1]).toBe(ids[0]);
+    expect(w.cluster.status?.founders).toEqual(ids);
+    expect(args?.[args.indexOf('--peers') + 1]).toBe(ids.map((id) => `${id}=${id}.kv-peers.ns.svc:7379`).join(','));
+    expect(args).not.toContain('--join');
   });
 
   it('reaches Running with Ready=True, Progressing=False and a steady requeue', () => {
@@ -166,34 +171,139 @@ describe('reconcile: scaling', () => {
     expect(w.step().status?.phase).toBe('Running');
   });
 
-  it('scale-down is refused up front: nothing deleted, reason in status, one Warning event (LESSONS #1, #5)', () => {
+  it('a member added after creation starts with --join and lists the founders plus itself as --peers', () => {
+    const w = running(3, { replicationFactor: 3 });
+    const founders = w.memberIds();
+    w.setSpec({ nodes: 4 });
+    w.settle();
+    const added = w.memberIds().find((id) => !founders.includes(id)) as string;
+    const pod = w.log.find((a) => a.type === 'apply' && a.object.kind === 'Pod' && a.object.metadata.name === added);
+    const args = ((pod as unknown as { object: { spec: { containers: { args: string[] }[] } } }).object.spec.containers[0]?.args ?? []) as string[];
+    expect(args).toContain('--join');
+    expect(args[args.indexOf('--peers') + 1]?.split(',').map((p) => p.split('=')[0])).toEqual([...founders, added]);
+    expect(w.cluster.status?.founders).toEqual(founders);
+  });
+
+  it('scale-up lasts until the new member registered with the data plane and the loop moved its share', () => {
+    const w = running(3, { replicationFactor: 3 });
+    const founders = w.memberIds();
+    w.setSpec({ nodes: 4 });
+    const view = (ids: string[], changing: boolean, movesDone: number) => {
+      w.dataPlane = { nodes: ids.map((id) => ({ id, state: 'active', leaderOf: 0 })), changing, movesDone, movesTotal: 6, blockers: [] };
+    };
+    view(founders, false, 0);
+    w.settle();
+    expect(w.memberIds()).toHaveLength(4);
+    // Not registered yet: still scaling, although nothing moves.
+    let r = w.step();
+    expect(r.status?.currentOperation?.type).toBe('ScaleUp');
+    view(w.memberIds(), true, 2);
+    r = w.step();
+    expect(r.status?.currentOperation).toMatchObject({ type: 'ScaleUp', progress: { done: 2, total: 6 } });
+    expect(r.status?.currentOperation?.message).toContain('rebalancing: replica moves 2/6');
+    expect(r.status?.phase).toBe('Scaling');
+    view(w.memberIds(), false, 6);
+    r = w.step();
+    expect(r.status?.currentOperation).toBeUndefined();
+    expect(r.status?.phase).toBe('Running');
+  });
+
+  it("scale-down refused by the placement planner: nothing deleted, the planner's reason in status, one Warning event (LESSONS #1, #5)", () => {
     const w = running(4, { replicationFactor: 3 });
-    const [, , , last] = w.memberIds();
-    w.probes.set(last as string, { memberId: last as string, reachable: true, nodeId: last as string, partitionsHosted: 64 });
+    const ids = w.memberIds();
+    const last = ids[3] as string;
     w.setSpec({ nodes: 3 });
+    const message = `removing ${last} needs 900 bytes elsewhere but the other nodes have 10 bytes to spare`;
+    w.dataPlane = {
+      nodes: ids.map((id) => ({ id, state: 'active', leaderOf: 1 })),
+      changing: false,
+      movesDone: 0,
+      movesTotal: 0,
+      blockers: [{ code: 'INSUFFICIENT_CAPACITY', message, nodeId: last }],
+    };
     const r = w.step();
+    expect(r.placement).toEqual({ replicationFactor: 3, decommission: [last] });
     expect(r.actions.filter((a) => a.type !== 'event')).toEqual([]);
     expect(r.actions).toEqual([expect.objectContaining({ type: 'event', eventType: 'Warning', reason: 'ScaleDownBlocked' })]);
     expect(r.status?.phase).toBe('Blocked');
     expect(r.status?.currentOperation?.type).toBe('ScaleDown');
-    expect(r.status?.currentOperation?.blockedBy).toContain(`removing ${last}`);
-    expect(r.status?.currentOperation?.blockedBy).toContain('reports 64 partition replica(s)');
+    expect(r.status?.currentOperation?.blockedBy).toContain('INSUFFICIENT_CAPACITY');
+    expect(r.status?.currentOperation?.blockedBy).toContain(message);
     expect(conditionOf(r.status?.conditions, 'Progressing')).toMatchObject({ status: 'False', reason: 'ScaleDownBlocked' });
-    expect(conditionOf(r.status?.conditions, 'Ready')?.status).toBe('True');
-    // The event is not repeated while the reason is unchanged.
     expect(w.step().actions).toEqual([]);
     expect(w.pods.size).toBe(4);
     expect(w.pvcs.size).toBe(4);
-    // Putting nodes back clears it.
     w.setSpec({ nodes: 4 });
-    expect(w.step().status?.phase).toBe('Running');
+    w.dataPlane = { ...w.dataPlane, blockers: [] };
+    const back = w.step();
+    expect(back.status?.phase).toBe('Running');
+    expect(back.placement?.decommission).toEqual([]);
   });
 
-  it('an unreachable member counts as not safe to remove (LESSONS #3)', () => {
-    const w = running(4);
-    w.setSpec({ nodes: 3 });
-    expect(w.step().status?.currentOperation?.blockedBy).toContain('unknown counts as not safe');
+  it('scale-down below replicationFactor is refused before anything is drained', () => {
+    const w = running(3, { replicationFactor: 3 });
+    w.setSpec({ nodes: 2 });
+    const r = w.step();
+    expect(r.status?.currentOperation?.blockedBy).toContain('below replicationFactor 3');
+    expect(r.actions.filter((a) => a.type !== 'event')).toEqual([]);
   });
+
+  it('while the data plane is unknown nothing is deleted (LESSONS #3)', () => {
+    const w = running(4);
+    const last = w.memberIds()[3] as string;
+    w.setSpec({ nodes: 3 });
+    const r = w.step();
+    expect(r.status?.currentOperation?.message).toContain('unknown counts as not safe');
+    expect(r.placement?.decommission).toEqual([last]);
+    expect(r.actions).toEqual([]);
+  });
+
+  for (const policy of ['Delete', 'Retain'] as const) {
+    it(`scale-down 5 -> 3 (${policy}): drains the newest members; a pod (and under Delete its volume) goes only once the data plane removed it`, () => {
+      const w = running(5, { replicationFactor: 3, deletionPolicy: policy });
+      const ids = w.memberIds();
+      const [a, b] = [ids[4] as string, ids[3] as string];
+      const dp = (states: Record<string, 'active' | 'draining' | 'removed'>, movesDone = 0) => {
+        w.dataPlane = {
+          nodes: ids.map((id) => ({ id, state: states[id] ?? 'active', leaderOf: 0 })),
+          changing: true,
+          movesDone,
+          movesTotal: 10,
+          blockers: [],
+        };
+      };
+      w.setSpec({ nodes: 3 });
+      dp({ [a]: 'draining' }, 4);
+      let r = w.step();
+      expect(r.placement?.decommission).toEqual([a, b]);
+      expect(r.actions).toEqual([]);
+      expect(r.status?.phase).toBe('Scaling');
+      expect(r.status?.currentOperation).toMatchObject({ type: 'ScaleDown', progress: { done: 0, total: 2 } });
+      expect(r.status?.currentOperation?.message).toContain(`draining ${a}: replica moves 4/10`);
+      // A draining member whose pod died gets it back (it still holds data).
+      w.pods.delete(a);
+      expect(kinds(w.step().actions)).toEqual(['apply:Pod']);
+      dp({ [a]: 'removed', [b]: 'draining' });
+      r = w.step();
+      expect(kinds(r.actions)).toEqual(policy === 'Delete' ? ['delete:Pod', 'delete:PersistentVolumeClaim'] : ['delete:Pod', 'apply:PersistentVolumeClaim']);
+      expect(r.status?.retiredMembers).toContain(a);
+      expect(r.status?.members?.map((m) => m.id)).not.toContain(a);
+      // Removed and retired: never recreated, never adopted again (its volume may remain under Retain).
+      expect(kinds(w.step().actions)).toEqual([]);
+      expect(w.pods.has(a)).toBe(false);
+      expect(w.pvcs.has(`data-${a}`)).toBe(false);
+      expect(w.retainedVolumes).toEqual(policy === 'Retain' ? [`data-${a}`] : []);
+      dp({ [a]: 'removed', [b]: 'removed' });
+      w.settle();
+      dp({ [a]: 'removed', [b]: 'removed' });
+      w.dataPlane = { ...(w.dataPlane as NonNullable<typeof w.dataPlane>), changing: false };
+      r = w.step();
+      expect(w.memberIds()).toEqual(ids.slice(0, 3));
+      expect(r.status?.phase).toBe('Running');
+      expect(r.status?.nodes).toBe(3);
+      expect(r.placement?.decommission).toEqual([]);
+    });
+  }
 });
 
 describe('reconcile: rolling upgrade', () => {

@@ -7,8 +7,11 @@
  *    ordinal or an IP (#7); a deleted pod is recreated with the same id and volume;
  *  - one topology operation at a time (#6); scale-up adds one member at a time, once every
  *    member is ready (make before break, #4/#12);
- *  - scale-down is refused up front with the reason in status (#1/#5): the data plane has no
- *    drain yet, so it cannot confirm that a member holds no replica (#3: unknown = not safe);
+ *  - scale-down marks the newest members for decommission; the cluster's placement control loop
+ *    drains them one at a time (refused up front, reason in status, when below RF or without
+ *    capacity: the planner's refusal) and a member's pod and volume go only once the data plane
+ *    marked it removed after its own report of zero replicas (#1/#3/#5: unknown = not safe);
+ *  - members beyond the founders start with --join (founders are fixed in status.founders);
  *  - a member whose volume vanished is never silently replaced: a human approves it by
  *    annotation (#11);
  *  - deletion follows deletionPolicy; Retain keeps every volume (#2).
@@ -25,9 +28,12 @@ import {
   specWithDefaults,
 } from '../api/keyva-cluster.ts';
 import { type ConditionInput, setCondition } from './conditions.ts';
-import { type ClusterRef, clientService, configMap, hashOf, memberPod, memberPvc, peersService, podDisruptionBudget } from './manifests.ts';
+import { type ClusterRef, clientService, configMap, hashOf, memberPod, memberPvc, peersService, podDisruptionBudget, removedMemberPvc } from './manifests.ts';
 import { isValidSuffix, names } from './names.ts';
-import type { Action, KubeManifest, Observed, PodView, PvcView, ReconcileResult } from './types.ts';
+import type { Action, DataPlaneView, KubeManifest, Observed, PodView, PvcView, ReconcileResult } from './types.ts';
+
+/** Planner refusals that block a decommission until the spec changes (not transient waits). */
+const DECOMMISSION_REFUSALS = new Set(['BELOW_REPLICATION_FACTOR', 'INSUFFICIENT_CAPACITY', 'ZONES_IMPOSSIBLE', 'UNKNOWN_NODE']);
 
 export const REQUEUE = {
   /** Something is moving (pods starting, an operation running): look again soon. */
@@ -54,6 +60,8 @@ interface Ctx {
   readonly observed: Observed;
   readonly nowIso: string;
   readonly generation: number;
+  /** Every member's --peers (fixed at creation). */
+  founders: readonly string[];
 }
 
 export function reconcile(cluster: KeyVaCluster, observed: Observed, nowMs: number): ReconcileResult {
@@ -65,6 +73,7 @@ export function reconcile(cluster: KeyVaCluster, observed: Observed, nowMs: numb
     observed,
     nowIso: new Date(nowMs).toISOString(),
     generation: cluster.metadata.generation ?? 0,
+    founders: cluster.status?.founders ?? [],
   };
   if (cluster.metadata.deletionTimestamp) return finalize(ctx);
   return converge(ctx);
@@ -124,7 +133,12 @@ function converge(ctx: Ctx): ReconcileResult {
     });
   }
 
-  const all = deriveMembers(prev, observed.pvcs, observed.pods);
+  const retiredBefore = new Set(prev.retiredMembers ?? []);
+  const all = deriveMembers(prev, observed.pvcs, observed.pods).filter((m) => !retiredBefore.has(m.id));
+  // Clusters from before status.founders: the members they had are the founders.
+  if (ctx.founders.length === 0 && all.length > 0) ctx.founders = all.map((m) => m.id);
+  const dp = observed.dataPlane;
+  const dpNode = new Map((dp?.nodes ?? []).map((n) => [n.id, n]));
   const approved = approvedReplacements(cluster);
   const lost = all.filter((m) => m.volumeLost);
   const replaced = lost.filter((m) => approved.has(m.id));
@@ -139,6 +153,23 @@ function converge(ctx: Ctx): ReconcileResult {
 
   if (spec.pause) {
     return finish(ctx, { actions, members: all, readyOf, operation: undefined, paused: true, retired: [] });
+  }
+  // Members being scaled away (the newest first) and those the data plane already removed.
+  const leaving = healthy.length > spec.nodes ? healthy.slice(spec.nodes).reverse() : [];
+  const removedIds = new Set(leaving.filter((m) => dpNode.get(m.id)?.state === 'removed').map((m) => m.id));
+
+  // Pods of retired members (abandoned or removed earlier) that are still around go.
+  for (const p of observed.pods) {
+    if (retiredBefore.has(p.memberId) && !p.deleting) {
+      actions.push({
+        type: 'delete',
+        kind: 'Pod',
+        name: p.name,
+        uid: p.uid,
+        reason: 'RetiredMemberPod',
+        message: `member ${p.memberId} is retired: removing its pod`,
+      });
+    }
   }
 
   // Children that do not depend on membership: apply when missing or different.
@@ -165,6 +196,10 @@ function converge(ctx: Ctx): ReconcileResult {
 
   // Every healthy member keeps its volume (re-applied if its desired shape changed) and gets its pod back if it is gone.
   for (const m of healthy) {
+    // A member being scaled away runs only while the data plane says it holds data (active or
+    // draining); once removed, or while unknown, it is not restarted.
+    const leavingState = leaving.includes(m) ? dpNode.get(m.id)?.state : 'active';
+    if (leavingState !== 'active' && leavingState !== 'draining') continue;
     const pvc = memberPvc(ref, spec, m.id);
     if (m.pvc && m.pvc.specHash !== hashOf(pvc)) {
       actions.push({ type: 'apply', object: pvc, reason: 'UpdatedVolume', message: `PersistentVolumeClaim ${pvc.metadata.name} (member ${m.id})` });
@@ -172,7 +207,7 @@ function converge(ctx: Ctx): ReconcileResult {
     if (!m.pod) {
       actions.push({
         type: 'apply',
-        object: memberPod(ref, spec, m.id),
+        object: memberPod(ref, spec, m.id, ctx.founders),
         reason: prevKnows(prev, m.id) ? 'RecreatedPod' : 'CreatedPod',
         message: `pod ${m.id} for member ${m.id} on volume ${names.pvc(m.id)}`,
       });
@@ -200,13 +235,14 @@ function converge(ctx: Ctx): ReconcileResult {
   } else if (members.length === 0 && (prev.members ?? []).length === 0) {
     // A new cluster: every initial member at once.
     const ids = newIds(ref.name, spec.nodes, retiredIds(prev, all), observed.freshSuffixes);
-    for (const id of ids) pushNewMember(actions, ref, spec, id);
+    ctx.founders = ids;
+    for (const id of ids) pushNewMember(actions, ref, spec, id, ctx.founders);
     operation = { type: 'Create', progress: { done: 0, total: spec.nodes }, message: `creating ${ids.length} member(s): ${ids.join(', ')}` };
   } else if (healthy.length < spec.nodes) {
     const type = creating ? 'Create' : replaced.length > 0 ? 'ReplaceMember' : 'ScaleUp';
     if (allReady || creating) {
       const [id] = newIds(ref.name, 1, retiredIds(prev, all), observed.freshSuffixes);
-      if (id) pushNewMember(actions, ref, spec, id);
+      if (id) pushNewMember(actions, ref, spec, id, ctx.founders);
       operation = { type, progress: { done: readyCount, total: spec.nodes }, message: id ? `adding member ${id}` : 'waiting for a fresh member id' };
     } else {
       operation = {
@@ -216,11 +252,18 @@ function converge(ctx: Ctx): ReconcileResult {
       };
     }
   } else if (healthy.length > spec.nodes) {
-    operation = scaleDownRefusal(ctx, healthy);
+    operation = scaleDown(ctx, healthy, leaving, removedIds, actions);
   } else if (!allReady && creating) {
     operation = { type: 'Create', progress: { done: readyCount, total: spec.nodes }, message: `waiting for ${notReadyIds(healthy, readyOf)} to be ready` };
+  } else if (
+    dp !== undefined &&
+    (prev.currentOperation?.type === 'ScaleUp' || prev.currentOperation?.type === 'Create') &&
+    (dp.changing || !healthy.every((m) => dpNode.get(m.id)?.state === 'active'))
+  ) {
+    // The new member is up: the operation lasts until it registered and the data plane moved its share onto it.
+    operation = rebalancing(prev.currentOperation.type, dp);
   } else {
-    operation = rollingUpgrade(ctx, healthy, readyOf, actions);
+    operation = rollingUpgrade(ctx, healthy, readyOf, actions, dp);
   }
 
   if (replaced.length > 0 && !operation) {
@@ -229,7 +272,24 @@ function converge(ctx: Ctx): ReconcileResult {
   if (operation?.blockedBy && operation.blockedBy !== prev.currentOperation?.blockedBy) {
     actions.push({ type: 'event', eventType: 'Warning', reason: `${operation.type}Blocked`, message: operation.blockedBy });
   }
-  return finish(ctx, { actions, members, readyOf, operation, paused: false, retired: replaced.map((m) => m.id) });
+  return finish(ctx, {
+    actions,
+    members: members.filter((m) => !removedIds.has(m.id)),
+    readyOf,
+    operation,
+    paused: false,
+    retired: [...replaced.map((m) => m.id), ...removedIds],
+    placement: { replicationFactor: spec.replicationFactor, decommission: leaving.map((m) => m.id) },
+  });
+}
+
+function movesText(dp: DataPlaneView): string {
+  const blockers = dp.blockers.length > 0 ? `; blocked: ${dp.blockers.map((b) => `${b.code}: ${b.message}`).join('; ')}` : '';
+  return `replica moves ${dp.movesDone}/${dp.movesTotal}${blockers}${dp.error ? `; data plane: ${dp.error}` : ''}`;
+}
+
+function rebalancing(type: 'ScaleUp' | 'Create', dp: DataPlaneView): ClusterOperation {
+  return { type, progress: { done: dp.movesDone, total: dp.movesTotal }, message: `rebalancing: ${movesText(dp)}` };
 }
 
 function prevKnows(prev: KeyVaClusterStatus, id: string): boolean {
@@ -267,7 +327,7 @@ function newIds(cluster: string, n: number, taken0: readonly string[], suffixes:
   return out;
 }
 
-function pushNewMember(actions: Action[], ref: ClusterRef, spec: KeyVaClusterSpec, id: string): void {
+function pushNewMember(actions: Action[], ref: ClusterRef, spec: KeyVaClusterSpec, id: string, founders: readonly string[]): void {
   // The volume first: a member exists once its volume does (the durable record of its id).
   actions.push({
     type: 'apply',
@@ -275,32 +335,87 @@ function pushNewMember(actions: Action[], ref: ClusterRef, spec: KeyVaClusterSpe
     reason: 'CreatedVolume',
     message: `PersistentVolumeClaim ${names.pvc(id)} for new member ${id}`,
   });
-  actions.push({ type: 'apply', object: memberPod(ref, spec, id), reason: 'CreatedPod', message: `pod ${id} for new member ${id}` });
+  actions.push({ type: 'apply', object: memberPod(ref, spec, id, founders), reason: 'CreatedPod', message: `pod ${id} for new member ${id}` });
 }
 
-function scaleDownRefusal(ctx: Ctx, healthy: readonly Member[]): ClusterOperation {
+/**
+ * Scale-down: the leaving members (newest first) are the placement loop's decommission list. A
+ * member whose registry entry the loop marked removed (after the node itself reported zero
+ * replicas) loses its pod and, under deletionPolicy Delete, its volume; under Retain the volume
+ * stays (and its id is retired, never adopted again).
+ */
+function scaleDown(ctx: Ctx, healthy: readonly Member[], leaving: readonly Member[], removedIds: ReadonlySet<string>, actions: Action[]): ClusterOperation {
   const { spec, observed } = ctx;
-  // The member that would go: the most recently added one (by durable id order, never an ordinal).
-  const victim = healthy[healthy.length - 1] as Member;
-  const probe = observed.probes.find((p) => p.memberId === victim.id);
-  let dataPlane: string;
-  if (!probe?.reachable) dataPlane = `the data plane cannot be asked about ${victim.id} right now (unknown counts as not safe)`;
-  else if (probe.nodeId !== victim.id) dataPlane = `the pod of ${victim.id} answers as node ${probe.nodeId ?? '?'} (identity mismatch)`;
-  else dataPlane = `node ${victim.id} reports ${probe.partitionsHosted ?? '?'} partition replica(s)`;
-  const belowRf = spec.nodes < spec.replicationFactor ? ` and ${spec.nodes} nodes would be below replicationFactor ${spec.replicationFactor}` : '';
-  return {
-    type: 'ScaleDown',
-    progress: { done: 0, total: healthy.length - spec.nodes },
-    blockedBy:
-      `scale-down from ${healthy.length} to ${spec.nodes} members refused: removing ${victim.id} first needs the data plane to drain it and confirm ` +
-      `it holds no replica; KeyVa has no drain yet (it comes with placement/rebalancing), ${dataPlane}${belowRf}. ` +
-      `No pod or volume was touched; set spec.nodes back to ${healthy.length} to clear this.`,
-  };
+  const dp = observed.dataPlane;
+  const progress = { done: removedIds.size, total: healthy.length - spec.nodes };
+  const ids = leaving.map((m) => m.id).join(', ');
+  if (spec.nodes < spec.replicationFactor) {
+    return {
+      type: 'ScaleDown',
+      progress,
+      blockedBy: `scale-down from ${healthy.length} to ${spec.nodes} members refused: ${spec.nodes} nodes would be below replicationFactor ${spec.replicationFactor}. No pod or volume was touched; set spec.nodes back to ${healthy.length} to clear this.`,
+    };
+  }
+  for (const m of leaving) {
+    if (!removedIds.has(m.id)) continue;
+    if (m.pod && !m.pod.deleting) {
+      actions.push({
+        type: 'delete',
+        kind: 'Pod',
+        name: m.pod.name,
+        uid: m.pod.uid,
+        reason: 'RemovedMember',
+        message: `member ${m.id} was drained and the data plane confirmed it holds no replica: removing its pod`,
+      });
+    }
+    if (m.pvc && !m.pvc.deleting && spec.deletionPolicy === 'Retain') {
+      actions.push({
+        type: 'apply',
+        object: removedMemberPvc(ctx.ref, spec, m.id),
+        reason: 'RetainedVolume',
+        message: `deletionPolicy Retain: kept PersistentVolumeClaim ${m.pvc.name} of removed member ${m.id}, no longer labelled as a member`,
+      });
+    }
+    if (m.pvc && !m.pvc.deleting && spec.deletionPolicy === 'Delete') {
+      actions.push({
+        type: 'delete',
+        kind: 'PersistentVolumeClaim',
+        name: m.pvc.name,
+        uid: m.pvc.uid,
+        reason: 'DeletedVolume',
+        message: `deletionPolicy Delete: deleting PersistentVolumeClaim ${m.pvc.name} of removed member ${m.id}`,
+      });
+    }
+  }
+  if (dp === undefined) {
+    return { type: 'ScaleDown', progress, message: `waiting for the data plane's view before draining ${ids} (unknown counts as not safe)` };
+  }
+  const refusal = dp.blockers.find((b) => DECOMMISSION_REFUSALS.has(b.code) && (b.nodeId === undefined || leaving.some((m) => m.id === b.nodeId)));
+  if (refusal) {
+    return {
+      type: 'ScaleDown',
+      progress,
+      blockedBy: `scale-down from ${healthy.length} to ${spec.nodes} members refused by the placement planner (${refusal.code}): ${refusal.message}. Nothing was drained or deleted; set spec.nodes back to ${healthy.length} to clear this.`,
+    };
+  }
+  const draining = leaving.find((m) => dpNode(dp, m.id)?.state === 'draining');
+  const what = draining ? `draining ${draining.id}` : `decommissioning ${ids}`;
+  return { type: 'ScaleDown', progress, message: `${what}: ${movesText(dp)}` };
 }
 
-function rollingUpgrade(ctx: Ctx, healthy: readonly Member[], readyOf: Map<string, boolean>, actions: Action[]): ClusterOperation | undefined {
+function dpNode(dp: DataPlaneView, id: string): DataPlaneView['nodes'][number] | undefined {
+  return dp.nodes.find((n) => n.id === id);
+}
+
+function rollingUpgrade(
+  ctx: Ctx,
+  healthy: readonly Member[],
+  readyOf: Map<string, boolean>,
+  actions: Action[],
+  dp: DataPlaneView | undefined,
+): ClusterOperation | undefined {
   const { ref, spec } = ctx;
-  const desiredHash = new Map(healthy.map((m) => [m.id, hashOf(memberPod(ref, spec, m.id))]));
+  const desiredHash = new Map(healthy.map((m) => [m.id, hashOf(memberPod(ref, spec, m.id, ctx.founders))]));
   const outdated = healthy.filter((m) => m.pod && m.pod.specHash !== desiredHash.get(m.id));
   if (outdated.length === 0) return undefined;
   const upToDateReady = healthy.filter((m) => m.pod && !m.pod.deleting && m.pod.specHash === desiredHash.get(m.id) && readyOf.get(m.id)).length;
@@ -312,13 +427,16 @@ function rollingUpgrade(ctx: Ctx, healthy: readonly Member[], readyOf: Map<strin
   if (!victim?.pod) {
     return { type: 'RollingUpgrade', progress, message: `waiting for ${notReadyIds(healthy, readyOf)} to be ready (at most one member down at a time)` };
   }
+  // Leaders first: the executor moves the victim's leaderships away (bounded) before the delete.
+  const leads = dp === undefined ? 0 : (dpNode(dp, victim.id)?.leaderOf ?? 0);
   actions.push({
     type: 'delete',
     kind: 'Pod',
     name: victim.pod.name,
     uid: victim.pod.uid,
     reason: 'RollingMember',
-    message: `restarting member ${victim.id} with image ${spec.image} (same id and volume; ${outdated.length} member(s) outdated). Leader transfer first comes with replication.`,
+    message: `restarting member ${victim.id} with image ${spec.image} (same id and volume; ${outdated.length} member(s) outdated; it led ${leads} partition(s), transferred away first)`,
+    transferLeadersFirst: true,
   });
   return { type: 'RollingUpgrade', progress, message: `restarting ${victim.id}` };
 }
@@ -329,8 +447,9 @@ interface Finish {
   readonly readyOf: Map<string, boolean>;
   readonly operation: ClusterOperation | undefined;
   readonly paused: boolean;
-  /** Members abandoned in this pass (by approval). */
+  /** Members abandoned in this pass (by approval) or removed by the data plane (scale-down). */
   readonly retired: readonly string[];
+  readonly placement?: ReconcileResult['placement'];
 }
 
 function finish(ctx: Ctx, f: Finish): ReconcileResult {
@@ -361,7 +480,7 @@ function finish(ctx: Ctx, f: Finish): ReconcileResult {
   if (f.paused) phase = 'Paused';
   else if (operation?.blockedBy) phase = 'Blocked';
   else if (operation?.type === 'Create') phase = 'Creating';
-  else if (operation?.type === 'ScaleUp') phase = 'Scaling';
+  else if (operation?.type === 'ScaleUp' || operation?.type === 'ScaleDown') phase = 'Scaling';
   else if (operation?.type === 'ReplaceMember') phase = 'Recovering';
   else if (operation?.type === 'RollingUpgrade') phase = 'Upgrading';
   else if (!allReady) phase = 'Recovering';
@@ -422,7 +541,7 @@ function finish(ctx: Ctx, f: Finish): ReconcileResult {
       type: 'Degraded',
       status: 'True',
       reason: 'PartitionsUnderReplicated',
-      message: `${underReplicated}/${partitions.total} partitions have fewer than ${spec.replicationFactor} replicas (replication is not implemented yet: each node serves its own copy of the keyspace)`,
+      message: `${underReplicated}/${partitions.total} partitions have fewer than ${spec.replicationFactor} replicas in the partition map`,
     };
   else degraded = { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no problem detected' };
 
@@ -444,12 +563,13 @@ function finish(ctx: Ctx, f: Finish): ReconcileResult {
   if (operation) status.currentOperation = operation;
   const retired = [...new Set([...(prev.retiredMembers ?? []), ...f.retired])].slice(-1000);
   if (retired.length) status.retiredMembers = retired;
+  if (ctx.founders.length) status.founders = [...ctx.founders];
 
   let requeueAfterMs: number;
   if (f.paused || operation?.blockedBy) requeueAfterMs = REQUEUE.blockedMs;
   else if (operation || !allReady || f.actions.length > 0) requeueAfterMs = REQUEUE.activeMs;
   else requeueAfterMs = REQUEUE.steadyMs;
-  return { actions: f.actions, status, requeueAfterMs };
+  return { actions: f.actions, status, requeueAfterMs, placement: f.placement };
 }
 
 function notReadyList(ms: readonly MemberStatus[]): string {

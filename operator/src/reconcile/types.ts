@@ -56,6 +56,27 @@ export interface PartitionMapView {
   readonly partitions: readonly { readonly id: number; readonly replicas: readonly string[] }[];
 }
 
+/** A node as the data plane's registry has it (the placement control loop's latest observation). */
+export interface DataPlaneNode {
+  readonly id: string;
+  readonly state: 'active' | 'draining' | 'removed';
+  /** Replicas the node reports hosting (its own answer; for a draining node, counted per partition). */
+  readonly replicasHosted?: number | undefined;
+  /** Partitions it leads, as the partition leaders report. */
+  readonly leaderOf: number;
+}
+
+/** What the cluster's placement control loop saw last (undefined until it observed once). */
+export interface DataPlaneView {
+  readonly nodes: readonly DataPlaneNode[];
+  /** Something is moving: replicas, a draining node. */
+  readonly changing: boolean;
+  readonly movesDone: number;
+  readonly movesTotal: number;
+  readonly blockers: readonly { readonly code: string; readonly message: string; readonly nodeId?: string | undefined }[];
+  readonly error?: string | undefined;
+}
+
 export interface Observed {
   readonly pods: readonly PodView[];
   readonly pvcs: readonly PvcView[];
@@ -64,6 +85,8 @@ export interface Observed {
   readonly partitionMap?: PartitionMapView | undefined;
   /** Random suffixes for new member ids (randomness is injected: the core stays deterministic). */
   readonly freshSuffixes: readonly string[];
+  /** The placement control loop's view (undefined: no loop yet, or it has not observed). */
+  readonly dataPlane?: DataPlaneView | undefined;
   /** The error of the previous pass over this cluster, if it failed. */
   readonly lastError?: string | undefined;
   /** Identity of the operator instance (for event messages). */
@@ -102,7 +125,14 @@ export type Action =
   | ({ readonly type: 'addFinalizer'; readonly finalizers: readonly string[]; readonly resourceVersion: string } & Described)
   | ({ readonly type: 'removeFinalizer'; readonly finalizers: readonly string[] } & Described)
   | ({ readonly type: 'apply'; readonly object: KubeManifest } & Described)
-  | ({ readonly type: 'delete'; readonly kind: 'Pod' | 'PersistentVolumeClaim'; readonly name: string; readonly uid: string } & Described)
+  | ({
+      readonly type: 'delete';
+      readonly kind: 'Pod' | 'PersistentVolumeClaim';
+      readonly name: string;
+      readonly uid: string;
+      /** A member pod whose partition leaderships move away first (bounded; then deleted anyway, with an event). */
+      readonly transferLeadersFirst?: boolean | undefined;
+    } & Described)
   /** Keep a volume after the cluster is gone: drop owner references to the cluster, mark it retained. */
   | ({ readonly type: 'releasePvc'; readonly name: string; readonly uid: string; readonly ownerUid: string } & Described)
   | ({ readonly type: 'event'; readonly eventType: 'Normal' | 'Warning' } & Described);
@@ -113,4 +143,9 @@ export interface ReconcileResult {
   readonly status: KeyVaClusterStatus | undefined;
   /** Come back after this long even if nothing changes; undefined = only on events. */
   readonly requeueAfterMs: number | undefined;
+  /**
+   * What the cluster's placement control loop should aim for (undefined: no loop, e.g. deleting
+   * or paused): its replication factor and the members being scaled away, drained in this order.
+   */
+  readonly placement?: { readonly replicationFactor: number; readonly decommission: readonly string[] } | undefined;
 }

@@ -24,6 +24,9 @@ export class FakeWorld {
   children = new Map<string, ChildView>();
   probes = new Map<string, MemberProbe>();
   partitionMap: Observed['partitionMap'];
+  dataPlane: Observed['dataPlane'];
+  /** Volumes released from membership (kept, unlabelled). */
+  readonly retainedVolumes: string[] = [];
   now = Date.UTC(2026, 0, 1);
   private uid = 0;
   private suffix = 0;
@@ -44,6 +47,7 @@ export class FakeWorld {
       children: [...this.children.values()],
       probes: [...this.probes.values()],
       partitionMap: this.partitionMap,
+      dataPlane: this.dataPlane,
       freshSuffixes: suffixes,
       lastError: this.lastError,
     };
@@ -100,6 +104,12 @@ export class FakeWorld {
           } else if (o.kind === 'PersistentVolumeClaim') {
             const memberId = o.metadata.labels?.[LABELS.member] as string;
             const prev = this.pvcs.get(o.metadata.name);
+            if (memberId === undefined) {
+              // No longer a member's volume: out of the cluster's view (the real one keeps it).
+              this.pvcs.delete(o.metadata.name);
+              this.retainedVolumes.push(o.metadata.name);
+              break;
+            }
             this.pvcs.set(o.metadata.name, {
               name: o.metadata.name,
               uid: prev?.uid ?? `pvc-${++this.uid}`,
