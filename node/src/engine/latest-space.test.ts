@@ -129,7 +129,7 @@ class Model {
       }
       existed.push(live !== undefined);
       if (m.type === 'put') vs.set(ts, { value: m.value.toString(), expiresAtMs: m.expiresAtMs });
-      else if (newest !== undefined && newest.v.value !== undefined) vs.set(ts, { value: undefined, expiresAtMs: 0 });
+      else vs.set(ts, { value: undefined, expiresAtMs: 0 }); // a delete always leaves a tombstone (older commits may arrive later)
     }
     for (const [k, vs] of staged) this.keys.set(k, vs);
     return { ok: true, existed };

@@ -95,8 +95,9 @@ function planDataMutation(
   // Equal timestamps overwrite the same `d` row, so the latest entry follows it.
   const newest = cur === undefined || cur.version <= batch.commitTs;
   if (m.type === 'put') return { ok: true, existed: isLive, ops: versionOps(m, batch.commitTs, newest, m.value, m.expiresAtMs) };
-  // A tombstone is pointless when the key has no version at all or already ends in a tombstone.
-  if (cur === undefined || cur.tombstone) return { ok: true, existed: false, ops: [] };
+  // The tombstone is written even when the key has no live version: commit timestamps need not
+  // arrive in order, and an older put arriving later must stay hidden from reads at or after
+  // this delete (GC removes tombstones that shadow nothing).
   return { ok: true, existed: isLive, ops: versionOps(m, batch.commitTs, newest, undefined, 0) };
 }
 
