@@ -56,6 +56,21 @@ describe('replicated 3-node cluster', () => {
           }
         }
       };
+      // Every node runs the leader balancer (default on), so leadership may move at any time: a
+      // new leader answers UNAVAILABLE until it serves. Verification reads retry those retryable
+      // answers beyond the SDK's own attempts; a wrong value or any other error still fails.
+      const getRetrying = async (key: string, boundMs = FAILOVER_BOUND_MS): Promise<string | undefined> => {
+        const end = performance.now() + boundMs;
+        for (;;) {
+          try {
+            return await kv.getString(key);
+          } catch (e) {
+            const code = (e as { code?: string }).code;
+            if ((code !== 'UNAVAILABLE' && code !== 'NOT_LEADER') || performance.now() > end) throw e;
+            await sleep(100);
+          }
+        }
+      };
       const acked = new Map<string, string>();
       // One key per partition at least (64 keys over 16 partitions).
       for (let i = 0; i < 64; i++) {
@@ -65,7 +80,7 @@ describe('replicated 3-node cluster', () => {
       console.log(
         `3 node processes ready after ${Math.round(readyMs)} ms; 64 keys over every partition written ${Math.round(performance.now() - t0 - readyMs)} ms later`,
       );
-      for (const [k, v] of acked) expect(await kv.getString(k)).toBe(v);
+      for (const [k, v] of acked) expect(await getRetrying(k)).toBe(v);
 
       // Every node serves the map with all peers as replicas and the current leaders.
       const map = await kv.partitionMap({ refresh: true });
@@ -118,7 +133,7 @@ describe('replicated 3-node cluster', () => {
       expect(failoverMs).toBeLessThan(FAILOVER_BOUND_MS);
 
       // No acknowledged write is lost (linearizable reads through the two survivors).
-      for (const [k, v] of acked) expect(await kv.getString(k), k).toBe(v);
+      for (const [k, v] of acked) expect(await getRetrying(k), k).toBe(v);
 
       // The killed node comes back on its data and catches up: its own replicas hold every write.
       const restartedAt = performance.now();

@@ -61,7 +61,13 @@ describe('routing: any node answers any request', () => {
           httpPort: s.httpPort,
           nodeId: s.id,
           logLevel: 'warn',
-          extraArgs: ['--peers', peers, '--partitions', String(PARTITIONS), '--raft-tick-ms', String(TICK_MS)],
+          // Leader balancing off: these tests pick a partition's leader and followers, then pause or
+          // kill exactly those processes. A balancer transfer in between (the node default runs one
+          // every second from 3 s after start) would move the role under the test: the "leader"
+          // would forward to a successor that answers UNAVAILABLE until it serves, or to a paused
+          // node. Balancing has its own tests (node/src/replication/leader-balance*.test.ts);
+          // elections can still move leadership here, which the helpers below re-resolve.
+          extraArgs: ['--peers', peers, '--partitions', String(PARTITIONS), '--raft-tick-ms', String(TICK_MS), '--leader-balance-interval-ms', '0'],
         }),
       ),
     );
@@ -85,19 +91,43 @@ describe('routing: any node answers any request', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  /** The leader of `key`'s partition: ask node 0 with the forwarded marker (so it never forwards). */
-  const leaderOf = async (key: string): Promise<number> => {
+  /**
+   * The SERVING leader of `key`'s partition: a linearizable read sent with the forwarded marker
+   * (so no node forwards it) that the node answers itself. A NOT_LEADER hint names a leader that
+   * may not serve yet (just elected or just handed leadership): ask that node in turn, until one
+   * answers. UNAVAILABLE (no serving leader yet, or leadership changing) is waited out. `first`
+   * is the node asked first (never a paused one: it would not answer).
+   */
+  const leaderOf = async (key: string, first = 0): Promise<number> => {
     const probe = { key: Buffer.from(key), read: { consistency: 'LINEARIZABLE' } };
     const end = Date.now() + 15_000;
+    let ask = first;
     for (;;) {
       try {
-        await call(clients[0] as KVClient, 'Get', probe, { md: { 'keyva-forwarded-by': 'test' } });
-        return 0;
+        await call(clients[ask] as KVClient, 'Get', probe, { md: { 'keyva-forwarded-by': 'test' } });
+        return ask;
       } catch (e) {
         const err = e as CallError;
-        if (err.code === 'NOT_LEADER') return nodes.findIndex((n) => n.nodeId === err.details.leaderHint);
-        // No serving leader yet (an election after an earlier fault): wait for one.
-        if (err.code !== 'UNAVAILABLE' || Date.now() > end) throw new Error(`leader probe: ${err.code} ${err.message}`);
+        const hinted = err.code === 'NOT_LEADER' ? nodes.findIndex((n) => n.nodeId === err.details.leaderHint) : -1;
+        if ((err.code !== 'UNAVAILABLE' && hinted < 0) || Date.now() > end) throw new Error(`leader probe: ${err.code} ${err.message}`);
+        if (hinted >= 0 && hinted !== ask) ask = hinted;
+        else await sleep(100);
+      }
+    }
+  };
+  /** A NOT_LEADER/UNAVAILABLE answer that says nothing was written (not committed, outcome known): safe to retry. */
+  const retryable = (e: unknown): boolean => {
+    const err = e as Partial<CallError>;
+    return (err.code === 'NOT_LEADER' || err.code === 'UNAVAILABLE') && err.details?.committed === undefined && err.details?.outcome === undefined;
+  };
+  /** Retries `f` while it fails with a retryable answer (leadership moving), for at most `boundMs`. */
+  const retrying = async <T>(f: () => Promise<T>, boundMs = 15_000): Promise<T> => {
+    const end = Date.now() + boundMs;
+    for (;;) {
+      try {
+        return await f();
+      } catch (e) {
+        if (!retryable(e) || Date.now() > end) throw e;
         await sleep(100);
       }
     }
@@ -160,8 +190,9 @@ describe('routing: any node answers any request', () => {
 
     // Scans are served where they arrive: a follower refuses a snapshot scan at a timestamp its
     // partition has not closed (naming the leader), and serves it once a read closed it.
+    expect((await rest(0, `/v1/kv/${encodeURIComponent('{snaptag}k')}`, { method: 'PUT', body: 't' })).status).toBe(200);
+    // Roles resolved right before the scans that name the leader (a serving leader, see leaderOf).
     const tagged = await keyAndRoles('{snaptag}k');
-    expect((await rest(tagged.leader, `/v1/kv/${encodeURIComponent(tagged.key)}`, { method: 'PUT', body: 't' })).status).toBe(200);
     const later = BigInt(Date.now() + 3000) << 16n;
     const scanAt = (n: number) => rest(n, `/v1/kv?tag=snaptag&consistency=snapshot&snapshotTs=${later}`);
     const refused = await scanAt(tagged.others[0]);
@@ -220,62 +251,86 @@ describe('routing: any node answers any request', () => {
     expect(BigInt(answers.get('1')?.put?.version ?? '0')).toBeGreaterThan(0n);
     expect(answers.get('2')?.get?.value.toString()).toBe('streamed');
     expect(answers.get('3')?.get?.found).toBe(false);
-    // A client routing by itself (the SDK) asks for hints instead of forwarding.
-    await expect(call(follower, 'Get', { key: Buffer.from(key) }, { md: { 'keyva-routing': 'direct' } })).rejects.toMatchObject({
+    // A client routing by itself (the SDK) asks for hints instead of forwarding. The leader is
+    // re-resolved first (an election may have moved it since the start), and asked of a follower.
+    const now = await leaderOf(key, leader);
+    const nonLeader = clients[(now + 1) % NODES] as KVClient;
+    await expect(call(nonLeader, 'Get', { key: Buffer.from(key) }, { md: { 'keyva-routing': 'direct' } })).rejects.toMatchObject({
       code: 'NOT_LEADER',
-      details: { leaderHint: nodes[leader]?.nodeId },
+      details: { leaderHint: nodes[now]?.nodeId },
     });
     // One hop only: a forwarded request that reaches a non-leader is answered NOT_LEADER, not forwarded again.
-    await expect(call(follower, 'Get', { key: Buffer.from(key) }, { md: { 'keyva-forwarded-by': 'node-9' } })).rejects.toMatchObject({
+    await expect(call(nonLeader, 'Get', { key: Buffer.from(key) }, { md: { 'keyva-forwarded-by': 'node-9' } })).rejects.toMatchObject({
       code: 'NOT_LEADER',
-      details: { leaderHint: nodes[leader]?.nodeId },
+      details: { leaderHint: nodes[now]?.nodeId },
     });
   });
 
   it('write concern leader answers without a quorum, majority waits, all reports committed-but-not-everywhere', async () => {
-    const roles = await keyAndRoles('concern');
-    const key = roles.key;
-    const leader = clients[roles.leader] as KVClient;
-    // Conditional writes cannot use LEADER (the condition is only known at commit).
-    await expect(
-      call(leader, 'Put', { key: Buffer.from(key), value: Buffer.from('x'), condition: { absent: true }, write: { concern: 'LEADER' } }),
-    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    const followers = roles.others.map((i) => nodes[i]) as LocalNode[];
-    // One follower paused: ALL cannot complete, but the write is committed (a majority has it).
-    followers[0]?.process.kill('SIGSTOP');
-    try {
-      const t0 = Date.now();
-      const err = (await call(leader, 'Put', { key: Buffer.from(key), value: Buffer.from('all'), write: { concern: 'ALL' } }, { deadlineMs: 2000 }).catch(
-        (e: unknown) => e,
-      )) as CallError;
-      expect(err.code).toBe('DEADLINE_EXCEEDED');
-      expect(err.details.committed).toBe('true');
-      expect(Date.now() - t0).toBeLessThan(2000);
-      const got = await call<{ value: Buffer; version: string }>(leader, 'Get', { key: Buffer.from(key) });
-      expect([got.value.toString(), got.version]).toEqual(['all', err.details.version]);
-      // Both followers paused: LEADER still answers at once; MAJORITY cannot.
-      followers[1]?.process.kill('SIGSTOP');
-      const l0 = Date.now();
-      const lp = await call<{ version: string }>(
-        leader,
-        'Put',
-        { key: Buffer.from(`${key}-l`), value: Buffer.from('l'), write: { concern: 'LEADER' } },
-        { deadlineMs: 2000 },
-      );
-      expect(BigInt(lp.version)).toBeGreaterThan(0n);
-      expect(Date.now() - l0).toBeLessThan(1000);
-      const majority = (await call(leader, 'Put', { key: Buffer.from(`${key}-m`), value: Buffer.from('m') }, { deadlineMs: 400 }).catch(
-        (e: unknown) => e,
-      )) as CallError;
-      expect([grpc.status.DEADLINE_EXCEEDED, grpc.status.UNAVAILABLE]).toContain(majority.grpcCode);
-    } finally {
-      for (const f of followers) f.process.kill('SIGCONT');
+    const key = 'concern';
+    // Conditional writes cannot use LEADER (the condition is only known at commit): refused by
+    // whichever node receives it, before anything is proposed.
+    for (let n = 0; n < NODES; n++)
+      await expect(
+        call(clients[n] as KVClient, 'Put', { key: Buffer.from(key), value: Buffer.from('x'), condition: { absent: true }, write: { concern: 'LEADER' } }),
+      ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    // The fault phase needs the same node to lead from before the first pause to the LEADER write.
+    // An election can still move leadership under a loaded machine: a step that is answered
+    // NOT_LEADER/UNAVAILABLE with nothing written (or finds the leader moved) resumes the paused
+    // followers and starts the phase over on the re-resolved leader. Every assertion stays as strict.
+    let roles: Awaited<ReturnType<typeof keyAndRoles>> | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const restart = (why: string) => {
+        if (attempt >= 5) throw new Error(`leadership of ${key} kept moving during the fault phase (${attempt} attempts), last: ${why}`);
+        return true;
+      };
+      roles = await keyAndRoles(key);
+      const leader = clients[roles.leader] as KVClient;
+      const followers = roles.others.map((i) => nodes[i]) as LocalNode[];
+      // One follower paused: ALL cannot complete, but the write is committed (a majority has it).
+      followers[0]?.process.kill('SIGSTOP');
+      try {
+        const t0 = Date.now();
+        const err = (await call(leader, 'Put', { key: Buffer.from(key), value: Buffer.from('all'), write: { concern: 'ALL' } }, { deadlineMs: 2000 }).catch(
+          (e: unknown) => e,
+        )) as CallError;
+        if (retryable(err) && restart(`ALL: ${err.code} ${err.message}`)) continue;
+        expect(err.code).toBe('DEADLINE_EXCEEDED');
+        expect(err.details.committed).toBe('true');
+        expect(Date.now() - t0).toBeLessThan(2000);
+        // A linearizable read sees it (retried while a new leader, if any, starts serving).
+        const got = await retrying(() => call<{ value: Buffer; version: string }>(leader, 'Get', { key: Buffer.from(key) }));
+        expect([got.value.toString(), got.version]).toEqual(['all', err.details.version]);
+        // Both followers paused: LEADER still answers at once; MAJORITY cannot. The LEADER write
+        // carries the forwarded marker so the node answers it itself: were it no longer the
+        // leader, it answers NOT_LEADER (nothing written) instead of forwarding to a paused node.
+        if ((await leaderOf(key, roles.leader)) !== roles.leader && restart('the leader changed before the second pause')) continue;
+        followers[1]?.process.kill('SIGSTOP');
+        const l0 = Date.now();
+        const lp = (await call<{ version: string }>(
+          leader,
+          'Put',
+          { key: Buffer.from(`${key}-l`), value: Buffer.from('l'), write: { concern: 'LEADER' } },
+          { deadlineMs: 2000, md: { 'keyva-forwarded-by': 'test' } },
+        ).catch((e: unknown) => e)) as { version: string } | CallError;
+        if (retryable(lp) && restart(`LEADER: ${(lp as CallError).code} ${(lp as CallError).message}`)) continue;
+        expect(lp).toHaveProperty('version');
+        expect(BigInt((lp as { version: string }).version)).toBeGreaterThan(0n);
+        expect(Date.now() - l0).toBeLessThan(1000);
+        const majority = (await call(leader, 'Put', { key: Buffer.from(`${key}-m`), value: Buffer.from('m') }, { deadlineMs: 400 }).catch(
+          (e: unknown) => e,
+        )) as CallError;
+        expect([grpc.status.DEADLINE_EXCEEDED, grpc.status.UNAVAILABLE]).toContain(majority.grpcCode);
+        break;
+      } finally {
+        for (const f of followers) f.process.kill('SIGCONT');
+      }
     }
     // Healed: ALL completes, and every replica then holds the write.
     const end = Date.now() + 15_000;
     for (;;) {
       try {
-        const ok = await call<{ version: string }>(clients[roles.others[0]] as KVClient, 'Put', {
+        const ok = await call<{ version: string }>(clients[roles?.others[0] ?? 0] as KVClient, 'Put', {
           key: Buffer.from(key),
           value: Buffer.from('all-2'),
           write: { concern: 'ALL' },
@@ -290,13 +345,22 @@ describe('routing: any node answers any request', () => {
   });
 
   it('serves follower reads within the staleness bound only', async () => {
-    const { key, leader, others } = await keyAndRoles('stale');
+    const key = 'stale';
+    expect((await rest(0, `/v1/kv/${key}`, { method: 'PUT', body: 'fresh' })).status).toBe(200);
+    // The reader must be a follower when the other two are paused: resolve the serving leader
+    // after the write, and again after the first read; if an election moved it, resolve anew.
+    let roles = await keyAndRoles(key);
+    for (let attempt = 1; ; attempt++) {
+      const first = await rest(roles.others[0], `/v1/kv/${key}?consistency=follower&maxStalenessMs=2000`, { headers: { accept: 'application/octet-stream' } });
+      expect([first.status, await first.text()]).toEqual([200, 'fresh']);
+      if ((await leaderOf(key, roles.leader)) === roles.leader) break;
+      if (attempt >= 5) throw new Error(`leadership of ${key} kept moving (${attempt} attempts)`);
+      roles = await keyAndRoles(key);
+    }
+    const { leader, others } = roles;
     const [reader, third] = others;
-    expect((await rest(leader, `/v1/kv/${key}`, { method: 'PUT', body: 'fresh' })).status).toBe(200);
     const followerRead = (maxMs: number) =>
       rest(reader, `/v1/kv/${key}?consistency=follower&maxStalenessMs=${maxMs}`, { headers: { accept: 'application/octet-stream' } });
-    const first = await followerRead(2000);
-    expect([first.status, await first.text()]).toEqual([200, 'fresh']);
     // Cut the reader off from both other replicas.
     nodes[leader]?.process.kill('SIGSTOP');
     nodes[third]?.process.kill('SIGSTOP');

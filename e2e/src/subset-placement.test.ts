@@ -122,7 +122,8 @@ describe(`${NODES} founders, replication factor ${RF}`, () => {
         acked.set(`k${i}`, `v${i}`);
       }
       expect(new Set([...acked.keys()].map(partitionOf)).size).toBe(PARTITIONS);
-      for (const [k, v] of acked) expect(await kv.getString(k)).toBe(v);
+      // Reads are retried while a leader is elected or starts serving (retryable answers; a wrong value still fails).
+      for (const [k, v] of acked) expect(await retrying(() => kv.getString(k), 10_000)).toBe(v);
 
       // Plain REST to a node with no replica of the key's partition: forwarded, answered.
       const restPut = async (n: LocalNode, key: string, value: string) => {
@@ -145,8 +146,8 @@ describe(`${NODES} founders, replication factor ${RF}`, () => {
         const [a, b] = others as [LocalNode, LocalNode];
         await retrying(() => restPut(a, key, `r${i}`), 10_000);
         acked.set(key, `r${i}`);
-        expect(await restGet(b, key)).toBe(`r${i}`);
-        expect(await kv.getString(key)).toBe(`r${i}`);
+        expect(await retrying(() => restGet(b, key), 10_000)).toBe(`r${i}`);
+        expect(await retrying(() => kv.getString(key), 10_000)).toBe(`r${i}`);
       }
 
       // kill -9 of the node leading the most partitions.
