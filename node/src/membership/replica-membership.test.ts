@@ -17,7 +17,7 @@ import { MAX_TS } from '../engine/types.ts';
 import { ConfChangeType, type Entry, replicaId } from '../raft/types.ts';
 import { until } from '../replication/testing/replication-cluster.ts';
 import { freePort } from '../testing/free-port.ts';
-import { type CallError, startTestNode, type TestNode, unary } from '../testing/test-node.ts';
+import { failure, startTestNode, type TestNode, unary } from '../testing/test-node.ts';
 import { groupRawRows } from './replica-hosting.ts';
 import { removalConfirmed } from './replica-membership.ts';
 
@@ -31,18 +31,6 @@ interface Spec {
   readonly dir: string;
   readonly grpcPort: number;
   readonly httpPort: number;
-}
-
-async function failure(p: Promise<unknown>): Promise<CallError & { meta: Record<string, string> }> {
-  try {
-    await p;
-  } catch (e) {
-    const err = e as CallError & { metadata?: { get(k: string): unknown[] }; meta: Record<string, string> };
-    const raw = err.metadata?.get('keyva-error-details')[0];
-    err.meta = raw === undefined ? {} : JSON.parse(String(raw));
-    return err;
-  }
-  throw new Error('expected the call to fail');
 }
 
 /** A hash tag whose keys all land in partition 0 (the lower half of the hash space with 2 partitions). */

@@ -16,7 +16,7 @@ import type { GetPartitionMapResponseOut, UpdatePartitionMapRequest } from '@key
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../replication/testing/replication-cluster.ts';
 import { freePort } from '../testing/free-port.ts';
-import { type CallError, startTestNode, type TestNode, unary } from '../testing/test-node.ts';
+import { failure, startTestNode, type TestNode, unary } from '../testing/test-node.ts';
 import { META_GROUP } from './meta-state-machine.ts';
 import type { ReplicatedMeta } from './replicated-meta.ts';
 
@@ -32,18 +32,6 @@ interface Spec {
 }
 
 type WireMap = NonNullable<GetPartitionMapResponseOut['map']>;
-
-async function failure(p: Promise<unknown>): Promise<CallError & { meta: Record<string, string> }> {
-  try {
-    await p;
-  } catch (e) {
-    const err = e as CallError & { metadata?: { get(k: string): unknown[] }; meta: Record<string, string> };
-    const raw = err.metadata?.get('keyva-error-details')[0];
-    err.meta = raw === undefined ? {} : JSON.parse(String(raw));
-    return err;
-  }
-  throw new Error('expected the call to fail');
-}
 
 describe('meta group (group 0) on three nodes', () => {
   const root = mkdtempSync(join(tmpdir(), 'keyva-meta-'));

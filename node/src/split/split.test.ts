@@ -20,7 +20,7 @@ import type { GetPartitionMapResponseOut, SplitPartitionResponseOut } from '@key
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_TS } from '../engine/types.ts';
 import { freePort } from '../testing/free-port.ts';
-import { type CallError, startTestNode, type TestNode, unary } from '../testing/test-node.ts';
+import { failure, startTestNode, type TestNode, unary } from '../testing/test-node.ts';
 import { rangeRecordKey } from './split-command.ts';
 
 const WAIT_MS = 20_000;
@@ -35,15 +35,6 @@ async function eventually(pred: () => boolean | Promise<boolean>, what: string, 
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`timed out waiting for ${what}`);
-}
-
-async function failure(p: Promise<unknown>): Promise<CallError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as CallError;
-  }
-  throw new Error('expected the call to fail');
 }
 
 describe('partition split: metadata only, through the partition group', () => {

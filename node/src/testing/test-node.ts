@@ -48,6 +48,26 @@ export interface CallError extends Error {
   code: number;
   keyvaCode: string | undefined;
   details: string;
+  /** The error's KeyVa details (`keyva-error-details` trailer), e.g. `reason`, `leaderHint`. */
+  meta: Record<string, string>;
+}
+
+function asCallError(err: grpc.ServiceError): CallError {
+  const e = err as unknown as CallError;
+  e.keyvaCode = err.metadata?.get(ERROR_METADATA.code)[0]?.toString();
+  const raw = err.metadata?.get(ERROR_METADATA.details)[0];
+  e.meta = raw === undefined ? {} : JSON.parse(String(raw));
+  return e;
+}
+
+/** Awaits a call that must fail; returns its error (throws if it succeeded). */
+export async function failure(p: Promise<unknown>): Promise<CallError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as CallError;
+  }
+  throw new Error('expected the call to fail');
 }
 
 /** Promise form of a unary call on a generated client; errors expose the KeyVa code. */
@@ -56,11 +76,8 @@ export function unary<Req, Res>(client: KVClient | AdminClient, method: string, 
     const fn = (client as unknown as Record<string, (...a: unknown[]) => unknown>)[method];
     if (!fn) throw new Error(`no method ${method}`);
     fn.call(client, req, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, res: Res) => {
-      if (err) {
-        const e = err as unknown as CallError;
-        e.keyvaCode = err.metadata?.get(ERROR_METADATA.code)[0]?.toString();
-        reject(e);
-      } else resolve(res);
+      if (err) reject(asCallError(err));
+      else resolve(res);
     });
   });
 }
@@ -72,10 +89,6 @@ export function scanAll<Res>(client: KVClient, req: Record<string, unknown>): Pr
     const call = (client as unknown as { scan(r: unknown): grpc.ClientReadableStream<Res> }).scan(req);
     call.on('data', (d: Res) => out.push(d));
     call.on('end', () => resolve(out));
-    call.on('error', (err: grpc.ServiceError) => {
-      const e = err as unknown as CallError;
-      e.keyvaCode = err.metadata?.get(ERROR_METADATA.code)[0]?.toString();
-      reject(e);
-    });
+    call.on('error', (err: grpc.ServiceError) => reject(asCallError(err)));
   });
 }
