@@ -10,29 +10,6 @@ export function processRssBytes(pid: number): number {
   }
 }
 
-/** Samples the summed RSS of `pids` every `intervalMs` until stopped; reports the peak and the last sample. */
-export function sampleRss(pids: readonly number[], intervalMs = 200): { stop(): { maxBytes: number; endBytes: number; samples: number } } {
-  let maxBytes = 0;
-  let endBytes = 0;
-  let samples = 0;
-  const take = () => {
-    if (pids.length === 0) return;
-    const v = pids.reduce((s, p) => s + (processRssBytes(p) || 0), 0);
-    samples++;
-    endBytes = v;
-    if (v > maxBytes) maxBytes = v;
-  };
-  take();
-  const t = setInterval(take, intervalMs);
-  return {
-    stop: () => {
-      clearInterval(t);
-      take();
-      return { maxBytes, endBytes, samples };
-    },
-  };
-}
-
 export interface ProcessRss {
   readonly pid: number;
   /** Largest sample of this process's RSS. */
@@ -42,8 +19,8 @@ export interface ProcessRss {
 }
 
 /**
- * Like `sampleRss`, and per process too: the summed peak and last sample of `pids` plus each
- * process's own peak and last sample (one node of a cluster each).
+ * Samples the RSS of `pids` every `intervalMs` until stopped: the summed peak and last sample,
+ * plus each process's own peak and last sample (one node of a cluster each).
  */
 export function sampleRssByProcess(
   pids: readonly number[],
@@ -88,4 +65,15 @@ export function machineBusyCpuSec(): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/** The summed peak and last sample only (`sampleRssByProcess` without the per-process figures). */
+export function sampleRss(pids: readonly number[], intervalMs = 200): { stop(): { maxBytes: number; endBytes: number; samples: number } } {
+  const s = sampleRssByProcess(pids, intervalMs);
+  return {
+    stop: () => {
+      const { maxBytes, endBytes, samples } = s.stop();
+      return { maxBytes, endBytes, samples };
+    },
+  };
 }
