@@ -71,23 +71,32 @@ export async function runDev(o: DevOptions): Promise<void> {
     ];
     process.stdout.write(lines.join('\n'));
   }
-  let stopping = false;
-  const stop = (sig: string) => {
-    if (stopping) return;
-    stopping = true;
-    if (!o.json) process.stderr.write(`\n${sig}: stopping the node gracefully...\n`);
-    node.stop().then((code) => {
-      if (!o.json) process.stderr.write(`stopped (exit code ${code}).\n`);
-      process.exit(0);
-    });
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  const signals = stopOnSignals('the node', o.json, async () => `stopped (exit code ${await node.stop()}).`);
   const code = await node.exited;
-  if (!stopping) {
+  if (!signals.stopping) {
     process.stderr.write(`node ${node.nodeId} exited unexpectedly with code ${code}; see ${node.logFile}\n`);
     process.exit(1);
   }
+}
+
+/**
+ * On the first SIGINT/SIGTERM: says what stops (unless `json`), runs `stop`, prints what it
+ * answers and exits 0. `stopping` tells an exit the signal caused from an unexpected one.
+ */
+function stopOnSignals(what: string, json: boolean, stop: () => Promise<string>): { readonly stopping: boolean } {
+  const state = { stopping: false };
+  const onSignal = (sig: string) => {
+    if (state.stopping) return;
+    state.stopping = true;
+    if (!json) process.stderr.write(`\n${sig}: stopping ${what} gracefully...\n`);
+    stop().then((done) => {
+      if (!json) process.stderr.write(`${done}\n`);
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  return state;
 }
 
 function startError(e: unknown, count: number): Error {
@@ -145,20 +154,12 @@ async function runDevCluster(o: DevOptions, count: number): Promise<void> {
     ];
     process.stdout.write(lines.join('\n'));
   }
-  let stopping = false;
-  const stop = (sig: string) => {
-    if (stopping) return;
-    stopping = true;
-    if (!o.json) process.stderr.write(`\n${sig}: stopping the nodes gracefully...\n`);
-    cluster.stop().then(() => {
-      if (!o.json) process.stderr.write('stopped.\n');
-      process.exit(0);
-    });
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  const signals = stopOnSignals('the nodes', o.json, async () => {
+    await cluster.stop();
+    return 'stopped.';
+  });
   const first = await cluster.unexpectedExit;
-  if (!stopping) {
+  if (!signals.stopping) {
     process.stderr.write(`node ${first.id} exited unexpectedly with code ${first.code}; see ${first.log}\n`);
     await cluster.stop();
     process.exit(1);
