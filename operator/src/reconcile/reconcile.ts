@@ -161,14 +161,7 @@ function converge(ctx: Ctx): ReconcileResult {
   // Pods of retired members (abandoned or removed earlier) that are still around go.
   for (const p of observed.pods) {
     if (retiredBefore.has(p.memberId) && !p.deleting) {
-      actions.push({
-        type: 'delete',
-        kind: 'Pod',
-        name: p.name,
-        uid: p.uid,
-        reason: 'RetiredMemberPod',
-        message: `member ${p.memberId} is retired: removing its pod`,
-      });
+      actions.push(deletePod(p, 'RetiredMemberPod', `member ${p.memberId} is retired: removing its pod`));
     }
   }
 
@@ -183,14 +176,9 @@ function converge(ctx: Ctx): ReconcileResult {
   // Abandon approved lost members: their pods go, their ids are never reused.
   for (const m of replaced) {
     if (m.pod && !m.pod.deleting) {
-      actions.push({
-        type: 'delete',
-        kind: 'Pod',
-        name: m.pod.name,
-        uid: m.pod.uid,
-        reason: 'MemberReplaced',
-        message: `member ${m.id} lost its volume; replacement approved by ${ANNOTATIONS.approveReplaceMembers}: removing its pod`,
-      });
+      actions.push(
+        deletePod(m.pod, 'MemberReplaced', `member ${m.id} lost its volume; replacement approved by ${ANNOTATIONS.approveReplaceMembers}: removing its pod`),
+      );
     }
   }
 
@@ -212,14 +200,7 @@ function converge(ctx: Ctx): ReconcileResult {
         message: `pod ${m.id} for member ${m.id} on volume ${names.pvc(m.id)}`,
       });
     } else if (!m.pod.deleting && (m.pod.phase === 'Failed' || m.pod.phase === 'Succeeded')) {
-      actions.push({
-        type: 'delete',
-        kind: 'Pod',
-        name: m.pod.name,
-        uid: m.pod.uid,
-        reason: 'RestartingMember',
-        message: `pod ${m.id} is ${m.pod.phase}; it comes back with the same id and volume`,
-      });
+      actions.push(deletePod(m.pod, 'RestartingMember', `pod ${m.id} is ${m.pod.phase}; it comes back with the same id and volume`));
     }
   }
 
@@ -359,14 +340,7 @@ function scaleDown(ctx: Ctx, healthy: readonly Member[], leaving: readonly Membe
   for (const m of leaving) {
     if (!removedIds.has(m.id)) continue;
     if (m.pod && !m.pod.deleting) {
-      actions.push({
-        type: 'delete',
-        kind: 'Pod',
-        name: m.pod.name,
-        uid: m.pod.uid,
-        reason: 'RemovedMember',
-        message: `member ${m.id} was drained and the data plane confirmed it holds no replica: removing its pod`,
-      });
+      actions.push(deletePod(m.pod, 'RemovedMember', `member ${m.id} was drained and the data plane confirmed it holds no replica: removing its pod`));
     }
     if (m.pvc && !m.pvc.deleting && spec.deletionPolicy === 'Retain') {
       actions.push({
@@ -429,15 +403,14 @@ function rollingUpgrade(
   }
   // Leaders first: the executor moves the victim's leaderships away (bounded) before the delete.
   const leads = dp === undefined ? 0 : (dpNode(dp, victim.id)?.leaderOf ?? 0);
-  actions.push({
-    type: 'delete',
-    kind: 'Pod',
-    name: victim.pod.name,
-    uid: victim.pod.uid,
-    reason: 'RollingMember',
-    message: `restarting member ${victim.id} with image ${spec.image} (same id and volume; ${outdated.length} member(s) outdated; it led ${leads} partition(s), transferred away first)`,
-    transferLeadersFirst: true,
-  });
+  actions.push(
+    deletePod(
+      victim.pod,
+      'RollingMember',
+      `restarting member ${victim.id} with image ${spec.image} (same id and volume; ${outdated.length} member(s) outdated; it led ${leads} partition(s), transferred away first)`,
+      { transferLeadersFirst: true },
+    ),
+  );
   return { type: 'RollingUpgrade', progress, message: `restarting ${victim.id}` };
 }
 
@@ -586,14 +559,7 @@ function finalize(ctx: Ctx): ReconcileResult {
   const policy = spec.deletionPolicy;
   for (const p of observed.pods) {
     if (!p.deleting) {
-      actions.push({
-        type: 'delete',
-        kind: 'Pod',
-        name: p.name,
-        uid: p.uid,
-        reason: 'StoppingMember',
-        message: `cluster deleted: stopping member ${p.memberId} (deletionPolicy ${policy})`,
-      });
+      actions.push(deletePod(p, 'StoppingMember', `cluster deleted: stopping member ${p.memberId} (deletionPolicy ${policy})`));
     }
   }
   let message: string;
@@ -656,3 +622,13 @@ function finalize(ctx: Ctx): ReconcileResult {
 }
 
 export type { KubeManifest };
+
+/** Deletes a pod, the uid as precondition (never a newer pod of the same name). */
+function deletePod(
+  pod: { readonly name: string; readonly uid: string },
+  reason: string,
+  message: string,
+  opts: { transferLeadersFirst?: boolean } = {},
+): Action {
+  return { type: 'delete', kind: 'Pod', name: pod.name, uid: pod.uid, reason, message, ...opts };
+}
