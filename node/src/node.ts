@@ -277,11 +277,13 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       }
 
       const peerAddress = new Map(peers.map((p) => [p.id, p.grpcAddress]));
+      // One pool of Admin channels to the other nodes, for meta forwarding, membership and the map follower.
+      peerAdmin = new PeerAdmin();
       replicatedMeta = new ReplicatedMeta({
         self: nodeId,
         raft: runtime,
         sm: metaSm,
-        forwarder: new MetaForwarder(),
+        forwarder: new MetaForwarder(peerAdmin),
         // A joined node holds no meta replica: nodes registered after it are known from the followed map.
         fallbackAddressOf: (id) => peerAddress.get(id) ?? (table.current.nodes.get(id)?.grpcAddress || undefined),
         contacts: joining ? peerIds : undefined,
@@ -298,7 +300,6 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         log: log.child({ component: 'split' }),
       });
       const metaView = replicatedMeta;
-      peerAdmin = new PeerAdmin();
       membership = new ReplicaMembership({
         self: nodeId,
         raft: runtime,

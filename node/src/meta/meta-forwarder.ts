@@ -15,9 +15,12 @@ interface ChangeResponse {
 
 export class MetaForwarder {
   private readonly peers: PeerAdmin;
+  /** Whether this forwarder made its pool (and closes it); a pool passed in is closed by its owner. */
+  private readonly ownsPeers: boolean;
 
-  constructor(peers: PeerAdmin = new PeerAdmin()) {
-    this.peers = peers;
+  constructor(peers?: PeerAdmin) {
+    this.peers = peers ?? new PeerAdmin();
+    this.ownsPeers = peers === undefined;
   }
 
   async propose(address: string, c: MetaCommand, deadlineMs = PEER_CALL_DEADLINE_MS): Promise<MetaResult> {
@@ -32,8 +35,8 @@ export class MetaForwarder {
     }
   }
 
-  /** Cancels the calls in flight and closes every channel. */
+  /** Closes the pool if this forwarder made it (cancelling its calls in flight). */
   close(): void {
-    this.peers.close();
+    if (this.ownsPeers) this.peers.close();
   }
 }
