@@ -75,6 +75,9 @@ describe('replica membership: add a learner, promote, transfer, remove', () => {
           partitions: 2,
           raftTickMs: 50,
           replicationFactor: 3,
+          // The balancer off: these tests move leadership themselves (TransferLeader to d) and then
+          // address the leader they chose; a balancer transfer in between would move it away.
+          leaderBalanceIntervalMs: 0,
         },
         s.dir,
       ),
