@@ -14,7 +14,10 @@ const r = JSON.parse(readFileSync(path, 'utf8')) as {
   numFailedTests: number;
   numPendingTests: number;
   numTodoTests: number;
-  numFailedTestSuites: number;
+  testResults: { status: string; assertionResults: { status: string }[] }[];
 };
-const failed = r.numFailedTests + r.numFailedTestSuites;
+// A file that failed without any failed test (it did not load, or a hook threw) counts once; a
+// failed test is not counted again for its describe block and file.
+const brokenFiles = r.testResults.filter((f) => f.status === 'failed' && !f.assertionResults.some((a) => a.status === 'failed')).length;
+const failed = r.numFailedTests + brokenFiles;
 console.log(`vitest: ${r.numPassedTests} passed, ${failed} failed, ${r.numPendingTests + r.numTodoTests} skipped`);

@@ -226,12 +226,15 @@ describe('partition split: metadata only, through the partition group', () => {
     // A split recorded in the map (UpdatePartitionMap) whose leader of the partition stops right
     // away: the next leader of the partition carries it out (the data plane follows the map).
     const Q1 = 1n << 62n;
+    // (The meta group may still be electing after the restart; wait for its leader.)
+    await eventually(() => IDS.some((id) => n(id).node.raft?.status(0)?.serving === true), 'a leader of the meta group');
     const metaLeader = n(IDS.find((id) => n(id).node.raft?.status(0)?.serving) as string).node.meta;
     const recorded = await metaLeader.proposeMetaChange(
       { kind: 'splitPartition', partitionId: 0 as never, atHash: Q1, newPartitionId: 3 as never, expectedEpoch: metaLeader.state.epoch },
       { forward: true },
     );
     expect(recorded.ok).toBe(true);
+    await eventually(() => IDS.some((id) => n(id).node.raft?.status(1)?.serving === true), 'a leader of group 1');
     const gone = IDS.find((id) => n(id).node.raft?.status(1)?.serving) as string;
     await n(gone).close();
     const rest = IDS.filter((id) => id !== gone);
