@@ -6,61 +6,29 @@
  * (as in a crash) again and again in the middle of a move resumes and finishes. Every
  * acknowledged write stays readable.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { promisify } from 'node:util';
-import type { DevStatus } from '@keyva/cli/dev-cluster';
-import { stopProcess } from '@keyva/cli/stop-process';
+import { join } from 'node:path';
 import { KeyVa } from '@keyva/client';
-import { freePort } from '@keyva/node/testing/free-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DevClusterHarness, partitionsOf, runCli as run } from './dev-cluster-harness.ts';
 
-const CLI = resolve(import.meta.dirname, '..', '..', 'cli', 'src', 'main.ts');
 const PARTITIONS = 8;
 const RF = 3;
-const SETTLE_MS = 60_000;
 
-const run = async (...args: string[]) => {
-  try {
-    const r = await promisify(execFile)(process.execPath, [CLI, ...args], { env: { ...process.env, NO_COLOR: '1' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('placement control loop on a local cluster (keyva dev --nodes 3)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'keyva-placement-'));
-  let dev: ChildProcess;
+  let dev: DevClusterHarness;
   let control = '';
-  let endpoints: string[] = [];
   let kv: KeyVa;
   const acked = new Map<string, string>();
   let writing = true;
   let writer: Promise<void> = Promise.resolve();
 
-  const status = async (): Promise<DevStatus> => {
-    const res = await fetch(`http://${control}/v1/status`);
-    return (await res.json()) as DevStatus;
-  };
-  /** Waits until `ok(status)` holds with the loop settled (nothing moving, no learner, invariants clean). */
-  const settled = async (what: string, ok: (s: DevStatus) => boolean): Promise<DevStatus> => {
-    const end = Date.now() + SETTLE_MS;
-    let s = await status();
-    while (Date.now() < end) {
-      s = await status();
-      const clean = !s.loop.changing && s.loop.violations.length === 0 && s.nodes.every((n) => n.learners === 0);
-      if (clean && ok(s)) return s;
-      await sleep(300);
-    }
-    throw new Error(`${what}: not settled in ${SETTLE_MS} ms; last status ${JSON.stringify({ nodes: s.nodes, loop: s.loop })}`);
-  };
-  const partitionsOf = (s: DevStatus, id: string) => s.nodes.find((n) => n.id === id)?.partitions ?? -1;
+  const status = () => dev.status();
+  const settled = (what: string, ok: Parameters<DevClusterHarness['settled']>[1]) => dev.settled(what, ok);
   const allReadable = async () => {
     const missing: string[] = [];
     for (const [k, v] of acked) {
@@ -71,34 +39,9 @@ describe('placement control loop on a local cluster (keyva dev --nodes 3)', () =
   };
 
   beforeAll(async () => {
-    const base = await freePort();
-    dev = spawn(
-      process.execPath,
-      [
-        CLI,
-        'dev',
-        '--nodes',
-        String(RF),
-        '--partitions',
-        String(PARTITIONS),
-        '--grpc-port',
-        String(base),
-        '--http-port',
-        String(base + 1),
-        '--data-dir',
-        dir,
-        '--json',
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NO_COLOR: '1' } },
-    );
-    const ready = await new Promise<{ control: string; nodes: { grpc: string }[] }>((res, rej) => {
-      const lines = createInterface({ input: dev.stdout as NodeJS.ReadableStream });
-      lines.once('line', (l) => res(JSON.parse(l) as { control: string; nodes: { grpc: string }[] }));
-      dev.once('exit', (code) => rej(new Error(`keyva dev exited with ${code}`)));
-    });
-    control = ready.control;
-    endpoints = ready.nodes.map((n) => n.grpc);
-    kv = await KeyVa.connect({ endpoints, deadlineMs: 3000, retry: { attemptsMax: 10 } });
+    dev = await DevClusterHarness.start({ nodes: RF, partitions: PARTITIONS, dataDir: dir });
+    control = dev.control;
+    kv = await KeyVa.connect({ endpoints: [...dev.endpoints], deadlineMs: 3000, retry: { attemptsMax: 10 } });
     await settled('founders', (s) => s.nodes.filter((n) => n.partitions === PARTITIONS).length === RF);
     writer = (async () => {
       for (let i = 0; writing; i++) {
@@ -119,7 +62,7 @@ describe('placement control loop on a local cluster (keyva dev --nodes 3)', () =
     writing = false;
     await writer;
     await kv?.close();
-    if (dev && dev.exitCode === null) await stopProcess(dev, 30_000);
+    await dev?.stop();
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
@@ -179,8 +122,7 @@ describe('placement control loop on a local cluster (keyva dev --nodes 3)', () =
       const moving = s.loop.movesInFlight > 0 || s.nodes.some((n) => n.learners > 0);
       if (moving) {
         sawMove = true;
-        const r = await fetch(`http://${control}/v1/loop/restart`, { method: 'POST' });
-        expect(r.status).toBe(200);
+        expect(await dev.restartLoop()).toBe(200);
         restarts++;
         await sleep(400 + restarts * 150);
       } else await sleep(100);
