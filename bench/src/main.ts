@@ -4,12 +4,13 @@
  *   single-node   KeyVa get/put beside grpc-js echo and raw RocksDB (the foundation figures)
  *   ycsb          YCSB workloads A-F against KeyVa, etcd, Redis and the ceilings (`ycsb --help`)
  *   replicated    KeyVa 3 nodes RF 3 against etcd 3 members: puts and linearizable gets (`replicated --help`)
+ *   rebalance     a 4th node joins a loaded 3-node cluster under load: p99 and move rate vs the loopback/disk ceiling (`rebalance --help`)
  *   plot          SVG plots from a ycsb JSON report: `plot <report.json> [--out dir]`
  */
 import { parseArgs } from 'node:util';
 import { renderRows, runSingleNode, writeJson } from './single-node.ts';
 
-const SUITES = 'single-node, ycsb, replicated, plot';
+const SUITES = 'single-node, ycsb, replicated, rebalance, plot';
 const sub = process.argv[2];
 
 const SINGLE_NODE_USAGE = `usage: npm run bench -- single-node [options]
@@ -29,6 +30,9 @@ if (sub === 'ycsb' || sub === 'plot') {
 } else if (sub === 'replicated') {
   const { runReplicatedCli } = await import('./replicated-cli.ts');
   process.exitCode = await runReplicatedCli(process.argv.slice(3));
+} else if (sub === 'rebalance') {
+  const { runRebalanceCli } = await import('./rebalance-cli.ts');
+  process.exitCode = await runRebalanceCli(process.argv.slice(3));
 } else {
   process.exitCode = await runSingleNodeCli(process.argv.slice(2));
 }

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { YcsbReport } from './ycsb.ts';
-import { ratios } from './ycsb-report.ts';
+import { ratioPairs, ratios, shortLabel } from './ycsb-report.ts';
 
 export interface BarChart {
   readonly kind: 'bar';
@@ -38,6 +38,7 @@ const round = (x: number, digits = 3) => Number(x.toPrecision(digits + 3));
 /** One colour per target, the same in every chart and every report. */
 export const TARGET_COLORS: Readonly<Record<string, string>> = {
   keyva: '#1f77b4',
+  'keyva-3': '#2ca02c',
   'keyva-unary': '#6baed6',
   etcd: '#ff7f0e',
   'redis-always': '#d62728',
@@ -86,28 +87,35 @@ export function chartsFromReport(r: YcsbReport): Chart[] {
     ),
   ];
   const rs = ratios(r);
-  const against = targets.filter((t) => rs.some((x) => x.against === t));
+  const pairs = ratioPairs(r.targets).filter((p) => rs.some((x) => x.keyva === p.keyva && x.against === p.against));
+  const twoKeyvas = new Set(pairs.map((p) => p.keyva)).size > 1;
   if (rs.length > 0)
     charts.push({
       kind: 'bar',
       file: 'ratios.svg',
-      title: `KeyVa's throughput as a multiple of each peer's and ceiling's (${dist}, same run)`,
+      title: twoKeyvas
+        ? `KeyVa throughput ratios: 3 nodes vs etcd and 1 node; 1 node vs Redis, ceilings (${dist})`
+        : `KeyVa's throughput as a multiple of each peer's and ceiling's (${dist}, same run)`,
       yLabel: 'KeyVa ops/s divided by target ops/s (log scale)',
       log: true,
       categories: workloads,
-      series: against.map((t) => ({
-        name: `vs ${label(t)}`,
-        color: colorOf(t),
+      series: pairs.map((p) => ({
+        // Short legend names: the target names (the throughput chart has the labels).
+        name: twoKeyvas ? `${p.keyva} / ${p.against}` : `vs ${label(p.against)}`,
+        color: twoKeyvas && p.against.startsWith('keyva') ? colorOf(p.keyva) : colorOf(p.against),
         values: workloads.map((w) => {
-          const x = rs.find((y) => y.workload === w && y.against === t);
+          const x = rs.find((y) => y.workload === w && y.keyva === p.keyva && y.against === p.against);
           return x ? round(x.ratio) : null;
         }),
       })),
     });
+  const clusters = r.targets.filter((t) => t.serverProcesses > 1).map((t) => (t.name === 'etcd' ? 'etcd' : shortLabel(t)));
   charts.push(
     bars(
       'server-rss.svg',
-      'Server resident memory (peak VmRSS during the workload; etcd: 3 members summed)',
+      clusters.length === 0 || (clusters.length === 1 && clusters[0] === 'etcd')
+        ? 'Server resident memory (peak VmRSS during the workload; etcd: 3 members summed)'
+        : `Server resident memory (peak VmRSS during the workload; ${clusters.join(', ')}: processes summed)`,
       'MiB',
       false,
       (x) => (x.serverRss ? round(x.serverRss.maxBytes / 2 ** 20) : null),

@@ -2,13 +2,17 @@
 import { parseArgs } from 'node:util';
 import { YCSB_DEFAULTS, type YcsbOptions } from './ycsb.ts';
 import { parseScaling } from './ycsb-scaling.ts';
-import { DEFAULT_TARGETS, TARGET_NAMES, type TargetName } from './ycsb-targets.ts';
+import { DEFAULT_TARGETS, keyvaShape, TARGET_NAMES, type TargetName } from './ycsb-targets.ts';
 import { parseWorkloads } from './ycsb-workloads.ts';
 
 export const YCSB_USAGE = `npm run bench -- ycsb [options]     (or: keyva bench ycsb [options])
 
   --targets <list>        ${TARGET_NAMES.join(',')}
                           (default ${DEFAULT_TARGETS.join(',')})
+                          keyva: KeyVa at --keyva-nodes (default 1 node); keyva-3: KeyVa 3 nodes RF 3;
+                          both streamed SDK; keyva-unary: as keyva with one unary RPC per op.
+                          Ratios: KeyVa 3 nodes vs etcd (like for like) and vs KeyVa 1 node, KeyVa 1
+                          node vs Redis and the ceilings (one KeyVa target alone: vs every other)
   --workloads <list>      YCSB core workloads, run in this order on one data set (default ${YCSB_DEFAULTS.workloads.join(',')})
   --distribution <d>      zipfian (YCSB scrambled zipfian, 0.99) or uniform (default zipfian; D always reads 'latest')
   --records <n>           records loaded first (default ${YCSB_DEFAULTS.records})
@@ -21,11 +25,12 @@ export const YCSB_USAGE = `npm run bench -- ycsb [options]     (or: keyva bench 
   --scan-length-max <n>   workload E scans 1..n records (default ${YCSB_DEFAULTS.scanLengthMax})
   --tags <n>              hash tags the records are spread over (default ${YCSB_DEFAULTS.tags})
   --seed <n>              PRNG seed (default ${YCSB_DEFAULTS.seed})
-  --keyva-nodes <n>       KeyVa nodes (default 1); more than 1 starts a replicated cluster (--peers)
-  --keyva-replication-factor <n>  replicas per partition (default min(3, nodes))
+  --keyva-nodes <n>       nodes of the keyva and keyva-unary targets (default 1); more than 1 starts a
+                          replicated cluster (--peers). keyva-3 is always 3 nodes RF 3
+  --keyva-replication-factor <n>  replicas per partition of those (default min(3, nodes))
   --keyva-partitions <n>  partitions, one Raft group each when replicated (default: the node's, 64)
   --keyva-engine <e>      rocksdb (durable, default) or memory
-  --keyva-endpoint <h:p>  bench a running KeyVa instead of starting one (no server CPU/RSS then)
+  --keyva-endpoint <h:p>  bench a running KeyVa as the keyva/keyva-unary target (no server CPU/RSS then)
   --scaling <counts>      e.g. 1,3,5: run KeyVa alone at each node count, one cluster after the other
                           (RF 1 on 1 node, RF 3 on 3 or more), instead of --targets: throughput per
                           count with ratios, and every node's RSS per workload
@@ -107,6 +112,11 @@ export function parseYcsbArgs(args: readonly string[]): { options: YcsbOptions; 
     redisBinary: values['redis-binary'],
     scaling: values.scaling === undefined ? undefined : parseScaling(values.scaling),
   };
+  if (options.scaling === undefined && options.targets.includes('keyva') && options.targets.includes('keyva-3') && options.keyvaEndpoint === undefined) {
+    const k = keyvaShape('keyva', options);
+    if (k.nodes === 3 && k.replicationFactor === 3)
+      throw new Error("--keyva-nodes 3 makes the 'keyva' target the same as 'keyva-3': drop one of them from --targets (or use --keyva-nodes 1)");
+  }
   if (options.scaling !== undefined && options.keyvaEndpoint !== undefined)
     throw new Error('--scaling starts its own clusters: it cannot use --keyva-endpoint');
   return { options, json: values.json, markdown: values.markdown, plots: values.plots, help: values.help ?? false };

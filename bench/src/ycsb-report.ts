@@ -1,26 +1,64 @@
 /** Markdown tables of a YCSB report: throughput with ratios to peers and ceilings, latency, CPU, memory. */
 import type { WorkloadResult, YcsbReport } from './ycsb.ts';
 import type { ScalingReport } from './ycsb-scaling.ts';
+import type { TargetName } from './ycsb-targets.ts';
 import { OP_TYPES, WORKLOADS } from './ycsb-workloads.ts';
 
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
 const ms = (us: number) => (us / 1000).toFixed(us < 10_000 ? 2 : 1);
 const mib = (b: number) => `${Math.round(b / 2 ** 20)} MiB`;
 
-/** KeyVa's figure (the streamed client if it ran, else the unary one) over another target's. */
-export function ratios(r: YcsbReport): { workload: string; against: string; ratio: number }[] {
-  const keyva = r.targets.find((t) => t.name === 'keyva') ?? r.targets.find((t) => t.name === 'keyva-unary');
-  if (!keyva) return [];
-  const out: { workload: string; against: string; ratio: number }[] = [];
-  for (const w of new Set(r.results.map((x) => x.workload))) {
-    const k = r.results.find((x) => x.target === keyva.name && x.workload === w);
-    if (!k) continue;
-    for (const t of r.targets) {
-      if (t.name === keyva.name) continue;
-      const o = r.results.find((x) => x.target === t.name && x.workload === w);
-      if (o && o.opsPerSec > 0) out.push({ workload: w, against: t.name, ratio: k.opsPerSec / o.opsPerSec });
-    }
+/** One ratio column: `keyva`'s throughput over `against`'s. */
+export interface RatioPair {
+  readonly keyva: TargetName;
+  readonly against: TargetName;
+}
+
+/**
+ * Which ratios a report shows. With KeyVa 1 node (`keyva`, else `keyva-unary`) and KeyVa 3 nodes
+ * RF 3 (`keyva-3`) both in the run, each is compared with its like: KeyVa 3 nodes with the 3-member
+ * etcd cluster (both replicate every write to 3 fsynced logs) and with KeyVa 1 node (the cost of
+ * replication), KeyVa 1 node with the single-process peers and ceilings (Redis, echo, raw RocksDB,
+ * the other KeyVa client). Cross pairs (1 node vs etcd, 3 nodes vs Redis) would mix replication
+ * with the system and are left out to keep the table readable; the throughput table has every
+ * figure. With one KeyVa target only, it is compared with every other target (older reports).
+ */
+export function ratioPairs(targets: readonly { readonly name: TargetName }[]): RatioPair[] {
+  const names = targets.map((t) => t.name);
+  const one = names.includes('keyva') && keyvaShapeOf(targets, 'keyva') === 1 ? 'keyva' : names.includes('keyva-unary') ? 'keyva-unary' : undefined;
+  const three = names.includes('keyva-3') ? 'keyva-3' : undefined;
+  if (one !== undefined && three !== undefined) {
+    const out: RatioPair[] = [];
+    if (names.includes('etcd')) out.push({ keyva: three, against: 'etcd' });
+    out.push({ keyva: three, against: one });
+    for (const n of names) if (n !== one && n !== three && n !== 'etcd') out.push({ keyva: one, against: n });
+    return out;
   }
+  const keyva = names.includes('keyva') ? 'keyva' : names.includes('keyva-unary') ? 'keyva-unary' : three;
+  if (keyva === undefined) return [];
+  return names.filter((n) => n !== keyva).map((n) => ({ keyva, against: n }));
+}
+
+/** Nodes of a KeyVa target as the report says (1 when unknown). */
+function keyvaShapeOf(targets: readonly { readonly name: TargetName; readonly nodes?: number }[], name: TargetName): number {
+  return targets.find((t) => t.name === name)?.nodes ?? 1;
+}
+
+/** A KeyVa target's label without the client kind, for ratio headers ("KeyVa 3 nodes RF 3"). */
+export function shortLabel(t: { readonly label: string }): string {
+  return t.label.replace(/ \((stream|unary)\)$/, '');
+}
+
+/** Each ratio pair's figure per workload both ran (`ratioPairs`). */
+export function ratios(r: YcsbReport): { workload: string; keyva: TargetName; against: TargetName; ratio: number }[] {
+  const out: { workload: string; keyva: TargetName; against: TargetName; ratio: number }[] = [];
+  const pairs = ratioPairs(r.targets);
+  for (const w of new Set(r.results.map((x) => x.workload)))
+    for (const p of pairs) {
+      const k = r.results.find((x) => x.target === p.keyva && x.workload === w);
+      const o = r.results.find((x) => x.target === p.against && x.workload === w);
+      if (k && o && o.opsPerSec > 0) out.push({ workload: w, keyva: p.keyva, against: p.against, ratio: k.opsPerSec / o.opsPerSec });
+    }
   return out;
 }
 
@@ -28,8 +66,8 @@ export function renderMarkdown(r: YcsbReport): string {
   const o = r.options;
   const workloads = [...new Set([...r.results.map((x) => x.workload), ...r.skipped.map((x) => x.workload)])];
   const res = (t: string, w: string): WorkloadResult | undefined => r.results.find((x) => x.target === t && x.workload === w);
-  const keyva = r.targets.find((t) => t.name === 'keyva') ?? r.targets.find((t) => t.name === 'keyva-unary');
-  const others = r.targets.filter((t) => t !== keyva);
+  const label = (name: TargetName) => r.targets.find((t) => t.name === name) ?? { label: name };
+  const pairs = ratioPairs(r.targets);
   const lines: string[] = [];
 
   lines.push(
@@ -40,31 +78,45 @@ export function renderMarkdown(r: YcsbReport): string {
   );
   if (r.scaling) return [...lines, renderScaling(r.scaling)].join('\n');
 
-  lines.push("**Throughput (operations/s) and KeyVa's ratio to each peer and ceiling**", '');
-  const head = ['workload', ...r.targets.map((t) => t.label), ...(keyva ? others.map((t) => `KeyVa / ${t.label}`) : [])];
-  lines.push(
+  const table = (head: readonly string[], rows: readonly (readonly string[])[]) => [
     `| ${head.join(' | ')} |`,
     `| --- | ${head
       .slice(1)
       .map(() => '---:')
       .join(' | ')} |`,
+    ...rows.map((cells) => `| ${cells.join(' | ')} |`),
+    '',
+  ];
+  const title = (w: (typeof workloads)[number]) => `${w} (${WORKLOADS[w].title.split(':')[0]})`;
+  lines.push('**Throughput (operations/s)**', '');
+  lines.push(
+    ...table(
+      ['workload', ...r.targets.map((t) => t.label)],
+      workloads.map((w) => [title(w), ...r.targets.map((t) => (res(t.name, w) ? int(res(t.name, w)?.opsPerSec ?? 0) : 'n/a'))]),
+    ),
   );
-  for (const w of workloads) {
-    const cells = [`${w} (${WORKLOADS[w].title.split(':')[0]})`];
-    for (const t of r.targets) {
-      const x = res(t.name, w);
-      cells.push(x ? int(x.opsPerSec) : 'n/a');
-    }
-    if (keyva) {
-      const k = res(keyva.name, w);
-      for (const t of others) {
-        const x = res(t.name, w);
-        cells.push(k && x && x.opsPerSec > 0 ? `${(k.opsPerSec / x.opsPerSec).toFixed(2)}x` : '');
-      }
-    }
-    lines.push(`| ${cells.join(' | ')} |`);
+  if (pairs.length > 0) {
+    const twoKeyvas = new Set(pairs.map((p) => p.keyva)).size > 1;
+    lines.push(
+      twoKeyvas
+        ? '**Throughput ratios: KeyVa 3 nodes against etcd (like for like) and KeyVa 1 node; KeyVa 1 node against the single-process peers and ceilings**'
+        : "**Throughput ratios: KeyVa's figure over each peer's and ceiling's**",
+      '',
+    );
+    lines.push(
+      ...table(
+        ['workload', ...pairs.map((p) => `${shortLabel(label(p.keyva))} / ${label(p.against).label}`)],
+        workloads.map((w) => [
+          title(w),
+          ...pairs.map((p) => {
+            const k = res(p.keyva, w);
+            const x = res(p.against, w);
+            return k && x && x.opsPerSec > 0 ? `${(k.opsPerSec / x.opsPerSec).toFixed(2)}x` : '';
+          }),
+        ]),
+      ),
+    );
   }
-  lines.push('');
 
   lines.push('**Latency per operation type (ms)**', '');
   lines.push(

@@ -1,8 +1,8 @@
 /**
- * The systems a YCSB run measures, side by side in one run: KeyVa (1 node, or a replicated
- * cluster of `--keyva-nodes` processes, keyva-cluster.ts), its peers (a 3-node etcd
- * cluster, Redis with two fsync policies) and the ceilings (a bare grpc-js echo server, raw
- * RocksDB through KeyVa's binding). This file is the coordinator's side: start and stop the
+ * The systems a YCSB run measures, side by side in one run: KeyVa 1 node (`keyva`; or a
+ * replicated cluster of `--keyva-nodes` processes), KeyVa 3 nodes RF 3 (`keyva-3`, always a
+ * replicated cluster, keyva-cluster.ts), its peers (a 3-node etcd cluster, Redis with two fsync
+ * policies) and the ceilings (a bare grpc-js echo server, raw RocksDB through KeyVa's binding). This file is the coordinator's side: start and stop the
  * servers on loopback, in temp dirs, and say which durability setting is in force. The
  * workers' side (clients) is in ycsb-drivers.ts.
  */
@@ -18,9 +18,22 @@ import { startKeyvaCluster } from './keyva-cluster.ts';
 import { startEchoProcess } from './single-node.ts';
 import type { OpType } from './ycsb-workloads.ts';
 
-export const TARGET_NAMES = ['keyva', 'keyva-unary', 'etcd', 'redis-always', 'redis-everysec', 'echo', 'rocksdb-raw'] as const;
+export const TARGET_NAMES = ['keyva', 'keyva-3', 'keyva-unary', 'etcd', 'redis-always', 'redis-everysec', 'echo', 'rocksdb-raw'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
-export const DEFAULT_TARGETS: readonly TargetName[] = ['keyva', 'etcd', 'redis-always', 'redis-everysec', 'echo', 'rocksdb-raw'];
+export const DEFAULT_TARGETS: readonly TargetName[] = ['keyva', 'keyva-3', 'etcd', 'redis-always', 'redis-everysec', 'echo', 'rocksdb-raw'];
+
+/** The KeyVa targets: `keyva` and `keyva-unary` at `--keyva-nodes` (default 1), `keyva-3` always 3 nodes RF 3. */
+export type KeyvaTargetName = 'keyva' | 'keyva-3' | 'keyva-unary';
+
+export function isKeyvaTarget(name: string): name is KeyvaTargetName {
+  return name === 'keyva' || name === 'keyva-3' || name === 'keyva-unary';
+}
+
+/** Nodes, replication factor and endpoint (bench a running one) of a KeyVa target. */
+export function keyvaShape(name: KeyvaTargetName, o: TargetOptions): { nodes: number; replicationFactor: number; endpoint: string | undefined } {
+  if (name === 'keyva-3') return { nodes: 3, replicationFactor: 3, endpoint: undefined };
+  return { nodes: o.keyvaNodes, replicationFactor: keyvaReplicationFactor(o), endpoint: o.keyvaEndpoint };
+}
 
 /** What a client process needs to reach a target (JSON, crosses the IPC channel). */
 export type TargetSpec =
@@ -99,12 +112,13 @@ export function keyvaReplicationFactor(o: Pick<TargetOptions, 'keyvaNodes' | 'ke
 export function describeTarget(name: TargetName, o: TargetOptions): TargetInfo {
   switch (name) {
     case 'keyva':
+    case 'keyva-3':
     case 'keyva-unary': {
-      const rf = keyvaReplicationFactor(o);
-      const size = o.keyvaNodes === 1 ? 'KeyVa 1 node' : `KeyVa ${o.keyvaNodes} nodes RF ${rf}`;
+      const { nodes, replicationFactor: rf } = keyvaShape(name, o);
+      const size = nodes === 1 ? 'KeyVa 1 node' : `KeyVa ${nodes} nodes RF ${rf}`;
       return {
         name,
-        label: name === 'keyva' ? `${size} (stream)` : `${size} (unary)`,
+        label: name === 'keyva-unary' ? `${size} (unary)` : `${size} (stream)`,
         role: 'system',
         durability:
           o.keyvaEngine === 'rocksdb'
@@ -112,11 +126,11 @@ export function describeTarget(name: TargetName, o: TargetOptions): TargetInfo {
               ? `Raft log fsync (RocksDB WAL, group commit) on a majority of the ${rf} replicas before a write is acknowledged (write concern majority, the default)`
               : 'RocksDB WAL fsync per group commit before every write is acknowledged'
             : 'none (memory engine: nothing survives a restart)',
-        nodes: o.keyvaNodes,
+        nodes,
         notes:
-          `${name === 'keyva' ? 'SDK with useStream: single-key ops pipelined on one bidi stream per node per client process' : 'SDK with useStream: false: one unary RPC per op'}; ` +
+          `${name !== 'keyva-unary' ? 'SDK with useStream: single-key ops pipelined on one bidi stream per node per client process' : 'SDK with useStream: false: one unary RPC per op'}; ` +
           `linearizable reads (default); engine ${o.keyvaEngine}; RF ${rf}` +
-          `${o.keyvaNodes > 1 ? `, ${o.keyvaPartitions ?? KEYVA_PARTITIONS_DEFAULT} partitions (one Raft group each), clients route each key to its partition's leader (partition map + NOT_LEADER hints)` : ''}`,
+          `${nodes > 1 ? `, ${o.keyvaPartitions ?? KEYVA_PARTITIONS_DEFAULT} partitions (one Raft group each), clients route each key to its partition's leader (partition map + NOT_LEADER hints)` : ''}`,
       };
     }
     case 'etcd':
@@ -184,14 +198,16 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<S
   const info = describeTarget(name, o);
   switch (name) {
     case 'keyva':
+    case 'keyva-3':
     case 'keyva-unary': {
-      const useStream = name === 'keyva';
-      if (o.keyvaEndpoint)
-        return { ...info, spec: { kind: 'keyva', endpoints: [o.keyvaEndpoint], useStream }, pids: [], supports: ALL_OPS, clientsMax: 64, stop: async () => {} };
-      if (o.keyvaNodes > 1) {
+      const useStream = name !== 'keyva-unary';
+      const shape = keyvaShape(name, o);
+      if (shape.endpoint)
+        return { ...info, spec: { kind: 'keyva', endpoints: [shape.endpoint], useStream }, pids: [], supports: ALL_OPS, clientsMax: 64, stop: async () => {} };
+      if (shape.nodes > 1) {
         const cluster = await startKeyvaCluster({
-          nodes: o.keyvaNodes,
-          replicationFactor: keyvaReplicationFactor(o),
+          nodes: shape.nodes,
+          replicationFactor: shape.replicationFactor,
           partitions: o.keyvaPartitions ?? KEYVA_PARTITIONS_DEFAULT,
           engine: o.keyvaEngine,
           cpuProfDir: o.keyvaCpuProfDir,

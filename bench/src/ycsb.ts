@@ -15,7 +15,16 @@ import { processCpuSec } from './proc-cpu.ts';
 import { machineBusyCpuSec, type ProcessRss, sampleRss, sampleRssByProcess } from './proc-mem.ts';
 import { progressBar } from './progress.ts';
 import type { ScalingReport } from './ycsb-scaling.ts';
-import { etcdBinary, redisBinary, type StartedTarget, startTarget, type TargetInfo, type TargetName, type TargetOptions } from './ycsb-targets.ts';
+import {
+  DEFAULT_TARGETS,
+  etcdBinary,
+  redisBinary,
+  type StartedTarget,
+  startTarget,
+  type TargetInfo,
+  type TargetName,
+  type TargetOptions,
+} from './ycsb-targets.ts';
 import type { RunParams, WorkerResult } from './ycsb-worker.ts';
 import { type Distribution, OP_TYPES, type OpType, type RunnableWorkload, WORKLOADS, type WorkloadName } from './ycsb-workloads.ts';
 
@@ -45,7 +54,7 @@ export interface YcsbOptions extends TargetOptions {
 }
 
 export const YCSB_DEFAULTS: YcsbOptions = {
-  targets: ['keyva', 'etcd', 'redis-always', 'redis-everysec', 'echo', 'rocksdb-raw'],
+  targets: DEFAULT_TARGETS,
   workloads: ['A', 'B', 'C', 'F', 'D', 'E'],
   distribution: 'zipfian',
   records: 100_000,

@@ -33,10 +33,10 @@ export function workerResult(i: number, ops: number, latencyUs: number, opTypes:
   };
 }
 
-export function fixtureReport(scale = 1): YcsbReport {
+export function fixtureReport(scale = 1, names: readonly TargetName[] = ['keyva', 'etcd', 'redis-always']): YcsbReport {
   const o = {
     ...YCSB_DEFAULTS,
-    targets: ['keyva', 'etcd', 'redis-always'] as TargetName[],
+    targets: [...names],
     workloads: ['A', 'C', 'E'] as WorkloadName[],
     records: 1000,
     durationMs: 3000,
@@ -45,11 +45,11 @@ export function fixtureReport(scale = 1): YcsbReport {
     ...describeTarget(name, o),
     version: 'test',
     clients: 2,
-    serverProcesses: name === 'etcd' ? 3 : 1,
+    serverProcesses: name === 'etcd' || name === 'keyva-3' ? 3 : 1,
     load: { records: 1000, errors: 0, seconds: 1, recordsPerSec: 1000 },
     rssAfterLoadBytes: (100 + i) * 2 ** 20,
   }));
-  const speed: Record<string, number> = { keyva: 3000 * scale, etcd: 1500, 'redis-always': 6000 };
+  const speed: Record<string, number> = { keyva: 3000 * scale, 'keyva-3': 1200 * scale, etcd: 1500, 'redis-always': 6000, echo: 12_000 };
   const results = [];
   const skipped = [];
   for (const t of o.targets)

@@ -1,7 +1,8 @@
 /**
  * `keyva bench <suite> [options]`: runs the benchmark suites of bench/ (single-node, ycsb,
- * plot) in a child process with the same Node, passing the arguments through. The suites live
- * in the bench workspace (a source checkout), not in the CLI, so the CLI stays lean.
+ * replicated, rebalance, plot) in a child process with the same Node, passing the arguments
+ * through. The suites live in the bench workspace (a source checkout), not in the CLI, so the
+ * CLI stays lean.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -13,6 +14,7 @@ export const BENCH_HELP = `Suites:
   single-node   KeyVa get/put beside a grpc-js echo server and raw RocksDB
   ycsb          YCSB workloads A-F against KeyVa, etcd, Redis and the ceilings (keyva bench ycsb --help)
   replicated    KeyVa 3 nodes RF 3 against etcd 3 members: puts and linearizable gets (keyva bench replicated --help)
+  rebalance     a 4th node joins a loaded 3-node cluster under load: p99 and move rate vs the loopback/disk ceiling (keyva bench rebalance --help)
   plot          SVG plots from a ycsb JSON report: keyva bench plot <report.json> [--out dir]
 
 Example:
