@@ -37,6 +37,10 @@ export interface DevClusterOptions {
   /** Control endpoint port on 127.0.0.1 (0: any free port). */
   readonly controlPort?: number | undefined;
   readonly intervalMs?: number | undefined;
+  /** Size split threshold of the placement spec (its default otherwise). */
+  readonly splitSizeBytes?: number | undefined;
+  /** Load split threshold (keys read and written per second) of the placement spec. */
+  readonly splitQps?: number | undefined;
   readonly log?: ((msg: string) => void) | undefined;
 }
 
@@ -69,6 +73,8 @@ export interface DevStatus {
   readonly nodes: readonly DevNodeStatus[];
   readonly loop: LoopStatus;
   readonly control: string;
+  /** The meta group (partition map and registry): its voters and leader, from a node that hosts it. */
+  readonly meta?: { readonly voters: readonly string[]; readonly leader: string } | undefined;
 }
 
 const freePort = () =>
@@ -102,10 +108,19 @@ export class DevCluster {
     this.o = o;
     this.spec = resolveSpec({
       replicationFactor: o.founders,
-      // The data plane has no merge yet; the nodes balance leadership themselves.
-      merge: { enabled: false },
+      // The data plane has no merge yet; the nodes balance leadership themselves. (The merge
+      // threshold must stay at most half the split threshold, also when the latter is lowered.)
+      merge: {
+        enabled: false,
+        ...(o.splitSizeBytes === undefined ? {} : { sizeBytes: Math.floor(o.splitSizeBytes / 4) }),
+        ...(o.splitQps === undefined ? {} : { qps: Math.floor(o.splitQps / 4) }),
+      },
       leaders: { transfersPerPlanMax: 0 },
       moves: { catchUpLagMax: 64 },
+      split: {
+        ...(o.splitSizeBytes === undefined ? {} : { sizeBytes: o.splitSizeBytes }),
+        ...(o.splitQps === undefined ? {} : { qps: o.splitQps }),
+      },
     });
     this.observer = this.newObserver();
     this.loop = this.newLoop();
@@ -255,7 +270,26 @@ export class DevCluster {
       nodes,
       loop: st,
       control: this.controlAddress,
+      meta: await this.metaGroup(nodes),
     };
+  }
+
+  /** The meta group's voters and leader, as the first running node hosting a meta replica sees them. */
+  private async metaGroup(nodes: readonly DevNodeStatus[]): Promise<DevStatus['meta']> {
+    for (const n of nodes.filter((x) => x.process === 'running' && x.grpc !== '')) {
+      try {
+        const r = await this.admin.call<{ hosted: boolean; voters: string[]; leader: string }>(
+          n.grpc,
+          'LocalReplica',
+          { partitionId: 0, metaGroup: true },
+          1000,
+        );
+        if (r.hosted) return { voters: [...r.voters].sort(byNodeNumber), leader: r.leader };
+      } catch {
+        // the next node
+      }
+    }
+    return undefined;
   }
 
   // --- internals --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import { type ConnOptions, cmdDel, cmdGet, cmdPut, cmdScan } from './commands/da
 import { runDev } from './commands/dev.ts';
 import { cmdNodeAdd, cmdNodeRemove } from './commands/node.ts';
 import { cmdPartitionSplit } from './commands/partition.ts';
+import { cmdPartitionRecover } from './commands/partition-recover.ts';
 import { cmdStatus } from './commands/status.ts';
 import { style } from './output.ts';
 
@@ -45,6 +46,8 @@ program
   .option('--nodes <n>', 'node processes: 1, or 3/5 for a replicated cluster with the placement control loop (ports step by 10)', '1')
   .option('--partitions <n>', 'partitions at first start (default 64)')
   .option('--control-port <port>', 'loopback port of the control endpoint for keyva node/status (--nodes 3|5; default: any free port)', '0')
+  .option('--split-size <bytes>', 'the control loop splits a partition holding this many bytes (--nodes 3|5; default 512 MiB)')
+  .option('--split-qps <n>', 'the control loop splits a partition serving this many keys per second (--nodes 3|5; default 5000)')
   .option('--json', 'print the node addresses as JSON', false)
   .action(
     async (o: {
@@ -55,6 +58,8 @@ program
       nodes: string;
       partitions?: string;
       controlPort: string;
+      splitSize?: string;
+      splitQps?: string;
       json: boolean;
     }) => {
       await runDev({
@@ -66,6 +71,8 @@ program
         nodes: Number(o.nodes),
         partitions: o.partitions === undefined ? undefined : Number(o.partitions),
         controlPort: Number(o.controlPort),
+        splitSizeBytes: o.splitSize === undefined ? undefined : Number(o.splitSize),
+        splitQps: o.splitQps === undefined ? undefined : Number(o.splitQps),
       });
     },
   );
@@ -124,6 +131,16 @@ conn(
 )
   .option('--at <hash>', 'split point, decimal or 0x-hex, strictly inside the range (default: its middle)')
   .action((id: string, o) => run(() => cmdPartitionSplit(connOf(o), id, o.at))());
+conn(
+  partition
+    .command('recover <id>')
+    .description(
+      'UNSAFE: force a partition (or "meta", the meta group) that lost a majority of its replicas for good down to its survivors; send it to a survivor (--endpoint). Writes only the lost replicas held are lost (docs/operations.md, "Lost quorum")',
+    ),
+)
+  .option('--survivors <ids>', 'node ids of the replicas still alive, comma-separated (the answering node among them)')
+  .option('--i-understand-data-loss', 'confirm that writes held only by the lost replicas may be lost', false)
+  .action((id: string, o) => run(() => cmdPartitionRecover(connOf(o), id, { survivors: o.survivors, iUnderstandDataLoss: o.iUnderstandDataLoss }))());
 
 program
   .command('bench')

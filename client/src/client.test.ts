@@ -36,6 +36,11 @@ async function setup(nodeOpts: FakeNodeOptions = {}, clientOpts: Partial<ClientO
   return { n, kv, clock };
 }
 
+/** Request ids (hex) of the unary Puts a fake node received, in order ('' = none). */
+function putRequestIds(n: FakeNode): string[] {
+  return n.requests.filter((r) => r.method === 'Put' && r.via === 'unary').map((r) => Buffer.from((r.request as PutRequestOut).requestId).toString('hex'));
+}
+
 /** A hook failing the first `times` matching requests with `fault`. */
 function firstN(times: number, match: (op: Parameters<FakeHook>[0]) => boolean, fault: ReturnType<FakeHook>): FakeHook {
   let left = times;
@@ -251,28 +256,54 @@ describe('retries', () => {
     expect(n.count('Get')).toBe(2);
   });
 
-  test('an unconditional put that may have applied (server DEADLINE_EXCEEDED) is retried', async () => {
+  test('a put that may have applied (server DEADLINE_EXCEEDED) is resent with the same request id, and the node answers the first result', async () => {
     const { n, kv } = await setup(
       { hook: firstN(1, (op) => op.method === 'Put', { kind: 'apply-then-error', code: 'DEADLINE_EXCEEDED' }) },
       { useStream: false },
     );
-    await kv.put('k', 'v');
+    const r = await kv.put('k', 'v');
     expect(n.count('Put')).toBe(2);
+    const ids = putRequestIds(n);
+    expect(ids).toHaveLength(2);
+    expect(ids[0]).toHaveLength(32); // 16 bytes
+    expect(ids[1]).toBe(ids[0]);
+    expect(n.store.duplicates).toBe(1);
+    expect(r.version).toBe(n.store.data.get(Buffer.from('k').toString('hex'))?.version);
+    // Every logical write has its own id.
+    await kv.put('k', 'w');
+    expect(new Set(putRequestIds(n)).size).toBe(2);
+  });
+
+  test('a cas that may have applied is resent with its request id: it reports the win instead of ok:false', async () => {
+    const { n, kv } = await setup(
+      { hook: firstN(1, (op) => op.method === 'Put', { kind: 'apply-then-error', code: 'DEADLINE_EXCEEDED' }) },
+      { useStream: false },
+    );
+    expect((await kv.cas('k', { absent: true }, 'v')).ok).toBe(true);
+    expect(n.count('Put')).toBe(2);
+    expect(n.store.duplicates).toBe(1);
     expect(await kv.getString('k')).toBe('v');
   });
 
-  test('a cas that may have applied is NOT retried: the error says its outcome is unknown', async () => {
+  test('exactlyOnce: false — a write (conditional or not) that may have applied is NOT resent: its outcome is unknown', async () => {
+    // A resend applying late would overwrite another client's later write (found by the fault suite).
     const { n, kv } = await setup(
-      { hook: firstN(1, (op) => op.method === 'Put', { kind: 'apply-then-error', code: 'DEADLINE_EXCEEDED' }) },
-      { useStream: false },
+      { hook: firstN(2, (op) => op.method === 'Put', { kind: 'apply-then-error', code: 'DEADLINE_EXCEEDED' }) },
+      { useStream: false, exactlyOnce: false },
     );
-    const e = await rejection(kv.cas('k', { absent: true }, 'v'));
+    const e = await rejection(kv.put('k', 'v'));
     expect(e.code).toBe('DEADLINE_EXCEEDED');
     expect(e.details.outcome).toBe('unknown');
     expect(e.retryable).toBe(false);
     expect(n.count('Put')).toBe(1);
-    // It did apply: a blind retry would have reported ok:false. The caller reads to find out.
+    expect(putRequestIds(n)).toEqual(['']);
+    const c = await rejection(kv.cas('k2', { absent: true }, 'v'));
+    expect(c.details.outcome).toBe('unknown');
+    expect(c.retryable).toBe(false);
+    expect(n.count('Put')).toBe(2);
+    // Both did apply: a blind retry would have applied the put twice and reported the cas ok:false.
     expect(await kv.getString('k')).toBe('v');
+    expect(await kv.getString('k2')).toBe('v');
   });
 
   test('a cas rejected before applying (NOT_LEADER, UNAVAILABLE with a KeyVa code) is retried', async () => {
@@ -281,18 +312,26 @@ describe('retries', () => {
     expect(n.count('Put')).toBe(3);
   });
 
-  test('a stream break after sending: reads and unconditional writes are retried, a cas is not', async () => {
+  test('a stream break after sending: reads and writes with a request id are resent; without ids, writes are not', async () => {
     const broken: FakeHook = (op) => (op.via === 'stream' ? { kind: 'break-stream' } : undefined);
     const { n, kv } = await setup({ hook: broken });
     await kv.put('a', '1');
     expect(n.count('Put')).toBe(1);
     expect(await kv.getString('a')).toBe('1');
     expect(n.count('Get')).toBe(1);
-    const e = await rejection(kv.cas('b', { absent: true }, '2'));
-    expect(e.code).toBe('UNAVAILABLE');
+    expect((await kv.cas('b', { absent: true }, '2')).ok).toBe(true);
+    expect(n.count('Put')).toBe(2);
+
+    const off = await setup({ hook: broken }, { exactlyOnce: false });
+    const p = await rejection(off.kv.put('a', '1'));
+    expect(p.code).toBe('UNAVAILABLE');
+    expect(p.details.outcome).toBe('unknown');
+    expect(p.retryable).toBe(false);
+    expect(off.n.count('Put')).toBe(0);
+    const e = await rejection(off.kv.cas('b', { absent: true }, '2'));
     expect(e.details.outcome).toBe('unknown');
     expect(e.retryable).toBe(false);
-    expect(n.count('Put')).toBe(1);
+    expect(off.n.count('Put')).toBe(0);
   });
 
   test('a node without KV.Stream is served over unary calls', async () => {

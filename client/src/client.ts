@@ -4,6 +4,7 @@
  * calls, retries what is safe to retry within one overall deadline (retry.ts), and traces every
  * call (tracing.ts). See docs/sdk.md.
  */
+import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type {
   BatchGetRequest,
@@ -41,10 +42,10 @@ import {
   ttl,
   writeOptions,
 } from './codec.ts';
-import { decodeGrpcError, markNotApplied } from './errors.ts';
+import { decodeGrpcError, markNotApplied, withUnknownOutcome, writeOutcome } from './errors.ts';
 import { hashTag, type PartitionMap } from './keyspace/index.ts';
 import { type ClientOptions, type ResolvedOptions, resolveOptions } from './options.ts';
-import { asKeyVaError, backoffDelayMs, Idempotency, isRetryAllowed, withRetry } from './retry.ts';
+import { asKeyVaError, backoffDelayMs, Idempotency, isRetryAllowed, REQUEST_ID_BYTES, withRetry } from './retry.ts';
 import { type Route, Router } from './router.ts';
 import { ScanProgress } from './scan-resume.ts';
 import { StreamSession } from './stream-session.ts';
@@ -188,11 +189,12 @@ export class KeyVa {
   async delete(key: Bytes, opts: DeleteOptions = {}): Promise<DeleteResult> {
     const k = toKey(key);
     const cond = condition(opts);
-    const req: DeleteRequest = { key: k, condition: cond ?? null, write: writeOptions(opts.writeConcern) };
+    const requestId = this.newRequestId();
+    const req: DeleteRequest = { key: k, condition: cond ?? null, write: writeOptions(opts.writeConcern), ...(requestId === undefined ? {} : { requestId }) };
     return this.call(
       'Delete',
       opts,
-      cond ? Idempotency.conditional : Idempotency.idempotent,
+      this.writeIdempotency(requestId),
       () => this.router.route(k),
       async (a) => {
         const s = this.streamFor(a);
@@ -249,13 +251,19 @@ export class KeyVa {
   async batchWrite(mutations: readonly Mutation[], opts: BatchWriteOptions = {}): Promise<BatchWriteResult> {
     const wire: WireMutation[] = mutations.map(toWireMutation);
     const ks = wire.map((m) => (m.put?.key ?? m.delete?.key) as Buffer);
-    const conditional = wire.some((m) => (m.put?.condition ?? m.delete?.condition) != null);
     const write = writeOptions(opts.writeConcern);
     const versions: bigint[] = new Array(wire.length).fill(0n);
     if (wire.length === 0) return { versions };
+    // One request id per sub-batch (a group of keys sent to one node), reused by its resends.
+    const ids = new WeakMap<number[], Buffer | undefined>();
+    const idOf = (idx: number[]): Buffer | undefined => {
+      if (!ids.has(idx)) ids.set(idx, this.newRequestId());
+      return ids.get(idx);
+    };
     await this.traced('BatchWrite', opts, (ctx) =>
-      this.perNode(ctx, ks, conditional ? Idempotency.conditional : Idempotency.idempotent, async (a, idx) => {
-        const req: BatchWriteRequest = { mutations: idx.map((i) => wire[i] as WireMutation), write };
+      this.perNode(ctx, ks, this.o.exactlyOnce ? Idempotency.deduplicated : Idempotency.write, async (a, idx) => {
+        const requestId = idOf(idx);
+        const req: BatchWriteRequest = { mutations: idx.map((i) => wire[i] as WireMutation), write, ...(requestId === undefined ? {} : { requestId }) };
         const res = await this.unary<BatchWriteResponseOut>(a, (c, md, o, cb) => c.kv.BatchWrite(req, md, o, cb));
         idx.forEach((i, j) => {
           versions[i] = fromU64(res.versions[j]);
@@ -368,6 +376,15 @@ export class KeyVa {
 
   // ---------------------------------------------------------------- internals
 
+  /** A fresh request id for one logical write (exactly-once writes, docs/sdk.md), or undefined when they are off. */
+  private newRequestId(): Buffer | undefined {
+    return this.o.exactlyOnce ? randomBytes(REQUEST_ID_BYTES) : undefined;
+  }
+
+  private writeIdempotency(requestId: Buffer | undefined): Idempotency {
+    return requestId === undefined ? Idempotency.write : Idempotency.deduplicated;
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new KeyVaError('CANCELLED', 'the client is closed');
   }
@@ -386,11 +403,19 @@ export class KeyVa {
     concern: WriteConcern | undefined,
     opts: CallOptions,
   ): Promise<PutResult> {
-    const req: PutRequest = { key: k, value, ttlMs: ttl(ttlMs), condition: cond ?? null, write: writeOptions(concern) };
+    const requestId = this.newRequestId();
+    const req: PutRequest = {
+      key: k,
+      value,
+      ttlMs: ttl(ttlMs),
+      condition: cond ?? null,
+      write: writeOptions(concern),
+      ...(requestId === undefined ? {} : { requestId }),
+    };
     return this.call(
       method,
       opts,
-      cond ? Idempotency.conditional : Idempotency.idempotent,
+      this.writeIdempotency(requestId),
       () => this.router.route(k),
       async (a) => {
         const s = this.streamFor(a);
@@ -469,6 +494,8 @@ export class KeyVa {
     send: (a: Attempt, idx: number[]) => Promise<void>,
   ): Promise<void> {
     const run = async (idx: number[]): Promise<void> => {
+      // The failure of this group's last attempt, if its outcome is unknown (it may have applied).
+      let maybeApplied: KeyVaError | undefined;
       try {
         await this.retrying(
           ctx,
@@ -477,9 +504,17 @@ export class KeyVa {
           async (a) => {
             if (a.n > 1) {
               const groups = this.groupByNode(keys, idx);
+              // Split sub-batches get new request ids: never after an attempt that may have applied.
+              if (groups.length > 1 && maybeApplied !== undefined) throw withUnknownOutcome(maybeApplied, false);
               if (groups.length > 1) throw new Regroup(groups);
             }
-            await send(a, idx);
+            try {
+              await send(a, idx);
+            } catch (e) {
+              const err = asKeyVaError(e);
+              if (maybeApplied === undefined && idempotency !== Idempotency.read && err !== undefined && writeOutcome(err) === 'unknown') maybeApplied = err;
+              throw e;
+            }
           },
           false,
         );

@@ -37,6 +37,13 @@ export interface ClientOptions {
   readonly random?: (() => number) | undefined;
   /** Clock for deadlines and backoff sleeps. Default the system clock. */
   readonly clock?: Clock | undefined;
+  /**
+   * Exactly-once writes (docs/sdk.md): every put, delete and batch carries a random request id,
+   * reused by its resends, so a write may be resent after an ambiguous failure without applying
+   * twice. Default true. Turn off only against nodes that predate request ids (they ignore the
+   * id, so a resend could apply twice): writes are then resent only when they provably did not apply.
+   */
+  readonly exactlyOnce?: boolean | undefined;
 }
 
 export interface ResolvedOptions {
@@ -54,6 +61,7 @@ export interface ResolvedOptions {
   readonly requireMap: boolean;
   readonly random: () => number;
   readonly clock: Clock;
+  readonly exactlyOnce: boolean;
   /** Nodes the channel pool keeps channels for, at most. */
   readonly nodesMax: number;
 }
@@ -103,6 +111,7 @@ export function resolveOptions(o: ClientOptions): ResolvedOptions {
     requireMap: o.requireMap ?? true,
     random: o.random ?? Math.random,
     clock: o.clock ?? systemClock,
+    exactlyOnce: o.exactlyOnce ?? true,
     nodesMax: CLIENT_DEFAULTS.nodesMax,
   };
 }

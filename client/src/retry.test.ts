@@ -2,7 +2,7 @@ import { KeyVaError } from '@keyva/proto/errors';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { markNotApplied, writeOutcome } from './errors.ts';
-import { backoffDelayMs, DEFAULT_RETRY_POLICY, Idempotency, isRetryAllowed, type RetryContext, withRetry } from './retry.ts';
+import { backoffDelayMs, DEDUP_RESEND_WINDOW_MS, DEFAULT_RETRY_POLICY, Idempotency, isRetryAllowed, type RetryContext, withRetry } from './retry.ts';
 import { FakeClock, seededRandom } from './testing/fake-clock.ts';
 import { rejection } from './testing/rejection.ts';
 
@@ -73,17 +73,24 @@ describe('backoffDelayMs (full jitter)', () => {
 describe('isRetryAllowed', () => {
   test('only retryable codes', () => {
     expect(isRetryAllowed(new KeyVaError('CONDITION_FAILED'), Idempotency.read)).toBe(false);
-    expect(isRetryAllowed(new KeyVaError('INVALID_ARGUMENT'), Idempotency.idempotent)).toBe(false);
+    expect(isRetryAllowed(new KeyVaError('INVALID_ARGUMENT'), Idempotency.write)).toBe(false);
     expect(isRetryAllowed(new KeyVaError('CANCELLED'), Idempotency.read)).toBe(false);
     expect(isRetryAllowed(new KeyVaError('UNAVAILABLE'), Idempotency.read)).toBe(true);
-    expect(isRetryAllowed(new KeyVaError('DEADLINE_EXCEEDED'), Idempotency.idempotent)).toBe(true);
+    expect(isRetryAllowed(new KeyVaError('DEADLINE_EXCEEDED'), Idempotency.read)).toBe(true);
   });
 
-  test('conditional writes only when the failure proves nothing applied', () => {
-    expect(isRetryAllowed(ambiguous('UNAVAILABLE'), Idempotency.conditional)).toBe(false);
-    expect(isRetryAllowed(ambiguous('DEADLINE_EXCEEDED'), Idempotency.conditional)).toBe(false);
-    expect(isRetryAllowed(notApplied('NOT_LEADER'), Idempotency.conditional)).toBe(true);
-    expect(isRetryAllowed(notApplied('UNAVAILABLE'), Idempotency.conditional)).toBe(true);
+  test('writes only when the failure proves nothing applied', () => {
+    expect(isRetryAllowed(ambiguous('UNAVAILABLE'), Idempotency.write)).toBe(false);
+    expect(isRetryAllowed(ambiguous('DEADLINE_EXCEEDED'), Idempotency.write)).toBe(false);
+    expect(isRetryAllowed(notApplied('NOT_LEADER'), Idempotency.write)).toBe(true);
+    expect(isRetryAllowed(notApplied('UNAVAILABLE'), Idempotency.write)).toBe(true);
+    expect(isRetryAllowed(markNotApplied(new KeyVaError('DEADLINE_EXCEEDED')), Idempotency.write)).toBe(true);
+  });
+
+  test('writes with a request id after any retryable failure (the node applies the id once)', () => {
+    expect(isRetryAllowed(ambiguous('DEADLINE_EXCEEDED'), Idempotency.deduplicated)).toBe(true);
+    expect(isRetryAllowed(notApplied('NOT_LEADER'), Idempotency.deduplicated)).toBe(true);
+    expect(isRetryAllowed(new KeyVaError('CONDITION_FAILED'), Idempotency.deduplicated)).toBe(false);
   });
 });
 
@@ -121,65 +128,94 @@ describe('withRetry', () => {
     expect(clock.sleeps).toEqual([]);
   });
 
-  test('a conditional write is retried after a rejection that proves it did not apply', async () => {
+  test('a write is retried after a rejection that proves it did not apply', async () => {
     const clock = new FakeClock();
     const f = failing([notApplied('NOT_LEADER'), notApplied('UNAVAILABLE')]);
-    await expect(withRetry(f.fn, ctx({ clock, idempotency: Idempotency.conditional }))).resolves.toBe('ok');
+    await expect(withRetry(f.fn, ctx({ clock, idempotency: Idempotency.write }))).resolves.toBe('ok');
     expect(f.calls).toEqual([1, 2, 3]);
   });
 
-  test('a conditional write is NOT retried after an ambiguous failure, and says the outcome is unknown', async () => {
+  test('a write (conditional or not) is NOT resent after an ambiguous failure, and says the outcome is unknown', async () => {
+    // Found by the fault suite (e2e/src/faults, KEYVA_FAULT_SEED=132367): an unconditional put
+    // resent after its answer was lost applied twice; the late second application overwrote
+    // another client's write made in between. "Idempotent in effect" does not hold under concurrency.
+    for (const first of [ambiguous('DEADLINE_EXCEEDED'), ambiguous('UNAVAILABLE')]) {
+      const clock = new FakeClock();
+      const f = failing([first]);
+      const err = await rejection(withRetry(f.fn, ctx({ clock, idempotency: Idempotency.write })));
+      expect(err.code).toBe(first.code);
+      expect(err.details.outcome).toBe('unknown');
+      expect(writeOutcome(err)).toBe('unknown');
+      // Resending it is unsafe: the surfaced error says so, whatever the code's default.
+      expect(err.retryable).toBe(false);
+      expect(err.toJSON().retryable).toBe(false);
+      expect(f.calls).toEqual([1]);
+      expect(clock.sleeps).toEqual([]);
+    }
+  });
+
+  test('a write refused before it was proposed, then lost, stops at the ambiguous failure', async () => {
     const clock = new FakeClock();
-    const f = failing([ambiguous('DEADLINE_EXCEEDED')]);
-    const err = await rejection(withRetry(f.fn, ctx({ clock, idempotency: Idempotency.conditional })));
-    expect(err.code).toBe('DEADLINE_EXCEEDED');
+    const f = failing([notApplied('NOT_LEADER'), ambiguous('DEADLINE_EXCEEDED'), notApplied()]);
+    const err = await rejection(withRetry(f.fn, ctx({ clock, idempotency: Idempotency.write })));
+    expect(f.calls).toEqual([1, 2]);
     expect(err.details.outcome).toBe('unknown');
-    // Resending it is unsafe: the surfaced error says so, whatever the code's default.
     expect(err.retryable).toBe(false);
-    expect(err.toJSON().retryable).toBe(false);
-    expect(f.calls).toEqual([1]);
   });
 
-  test('an unconditional (idempotent) write is retried after an ambiguous failure', async () => {
-    const clock = new FakeClock();
-    const f = failing([ambiguous('UNAVAILABLE'), ambiguous('DEADLINE_EXCEEDED')]);
-    await expect(withRetry(f.fn, ctx({ clock, idempotency: Idempotency.idempotent }))).resolves.toBe('ok');
-    expect(f.calls).toEqual([1, 2, 3]);
-  });
-
-  test('an idempotent write that runs out of attempts reports an unknown outcome; a read does not', async () => {
+  test('a write refused every time reports not-applied and stays retryable; a read never reports an outcome', async () => {
     const clock = new FakeClock();
     const p = { ...policy, attemptsMax: 2 };
-    const w = await rejection(withRetry(failing([ambiguous(), ambiguous()]).fn, ctx({ clock, policy: p, idempotency: Idempotency.idempotent })));
-    expect(w.details.outcome).toBe('unknown');
-    expect(w.retryable).toBe(true);
     const r = await rejection(withRetry(failing([ambiguous(), ambiguous()]).fn, ctx({ clock, policy: p })));
     expect(r.details.outcome).toBeUndefined();
-    const n = await rejection(withRetry(failing([notApplied(), notApplied()]).fn, ctx({ clock, policy: p, idempotency: Idempotency.conditional })));
+    expect(r.retryable).toBe(true);
+    const n = await rejection(withRetry(failing([notApplied(), notApplied()]).fn, ctx({ clock, policy: p, idempotency: Idempotency.write })));
     expect(writeOutcome(n)).toBe('not-applied');
     expect(n.details.outcome).toBeUndefined();
+    expect(n.retryable).toBe(true);
   });
 
-  test('an idempotent write whose earlier attempt may have applied never reports not-applied at the end', async () => {
-    // Found by the fault suite (e2e/src/faults): attempt 1 lost its answer (it may have applied),
-    // the last attempt was refused before sending; the write DID apply, the SDK said it had not.
+  test('a write with a request id (deduplicated) is resent after ambiguous failures', async () => {
+    const clock = new FakeClock();
+    const f = failing([ambiguous('DEADLINE_EXCEEDED'), ambiguous('UNAVAILABLE'), notApplied('NOT_LEADER')]);
+    await expect(withRetry(f.fn, ctx({ clock, idempotency: Idempotency.deduplicated }))).resolves.toBe('ok');
+    expect(f.calls).toEqual([1, 2, 3, 4]);
+  });
+
+  test('a deduplicated write is not resent after an ambiguous failure once the resend window passed', async () => {
+    const clock = new FakeClock();
+    // Each attempt takes 40 virtual seconds; the window is 60 s from the start, the deadline far away.
+    const f = failing([ambiguous('DEADLINE_EXCEEDED'), ambiguous('DEADLINE_EXCEEDED'), ambiguous()]);
+    const slow = async (n: number) => {
+      clock.t += 40_000;
+      return f.fn(n);
+    };
+    const err = await rejection(withRetry(slow, ctx({ clock, deadlineAt: clock.now() + 600_000, idempotency: Idempotency.deduplicated })));
+    expect(DEDUP_RESEND_WINDOW_MS).toBe(60_000);
+    expect(f.calls).toEqual([1, 2]);
+    expect(err.details.outcome).toBe('unknown');
+    expect(err.retryable).toBe(false);
+    // Refusals that prove nothing applied are still retried past the window (nothing can apply twice).
+    const clock2 = new FakeClock();
+    const g = failing([notApplied(), notApplied(), notApplied()]);
+    const slow2 = async (n: number) => {
+      clock2.t += 40_000;
+      return g.fn(n);
+    };
+    await expect(withRetry(slow2, ctx({ clock: clock2, deadlineAt: clock2.now() + 600_000, idempotency: Idempotency.deduplicated }))).resolves.toBe('ok');
+  });
+
+  test('a deduplicated write that gives up after a maybe-applied attempt reports an unknown outcome, not retryable', async () => {
     const clock = new FakeClock();
     const p = { ...policy, attemptsMax: 2 };
-    const w = await rejection(withRetry(failing([ambiguous(), notApplied('NOT_LEADER')]).fn, ctx({ clock, policy: p, idempotency: Idempotency.idempotent })));
+    const w = await rejection(withRetry(failing([ambiguous(), notApplied('NOT_LEADER')]).fn, ctx({ clock, policy: p, idempotency: Idempotency.deduplicated })));
     expect(w.code).toBe('NOT_LEADER');
     expect(writeOutcome(w)).toBe('unknown');
     expect(w.details.outcome).toBe('unknown');
-    // The same when the deadline, not the attempt count, ends the retries.
-    const d = await rejection(
-      withRetry(
-        failing([ambiguous(), notApplied()]).fn,
-        ctx({ clock, deadlineAt: clock.now() + 1, policy: { ...policy, baseDelayMs: 1000 }, random: () => 0.99, idempotency: Idempotency.idempotent }),
-      ),
-    );
-    expect(writeOutcome(d)).toBe('unknown');
-    // Every attempt refused before it applied: still not-applied.
-    const n = await rejection(withRetry(failing([notApplied(), notApplied()]).fn, ctx({ clock, policy: p, idempotency: Idempotency.idempotent })));
+    expect(w.retryable).toBe(false);
+    const n = await rejection(withRetry(failing([notApplied(), notApplied()]).fn, ctx({ clock, policy: p, idempotency: Idempotency.deduplicated })));
     expect(writeOutcome(n)).toBe('not-applied');
+    expect(n.retryable).toBe(true);
   });
 
   test('never sleeps past the overall deadline', async () => {

@@ -126,6 +126,30 @@ describe('StreamSession', () => {
     expect(session.inFlightCount).toBe(0);
   });
 
+  test('one timer serves all deadlines: each request expires at its own, answered ones never, none stays armed', async () => {
+    const { session, calls } = fixture();
+    const timeouts = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const t0 = Date.now();
+    const late = session.request('get', get('late'), t0 + 250);
+    const early = session.request('get', get('early'), t0 + 40);
+    const answered = session.request('get', get('ok'), t0 + 40);
+    await tick();
+    (calls[0] as FakeDuplex).found('3', 'v');
+    await expect(answered).resolves.toMatchObject({ get: { found: true } });
+    expect((await rejection(early)).code).toBe('DEADLINE_EXCEEDED');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(35);
+    expect(session.inFlightCount).toBe(1); // `late` still waits
+    expect((await rejection(late)).code).toBe('DEADLINE_EXCEEDED');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(240);
+    // Once nothing waits, no deadline timer is left to keep the process alive.
+    const before = timeouts();
+    const q = session.request('get', get('q'), far());
+    await tick();
+    (calls[0] as FakeDuplex).found('4', 'v');
+    await q;
+    expect(timeouts()).toBe(before);
+  });
+
   test('abort rejects with CANCELLED and frees the slot', async () => {
     const { session } = fixture({ inFlightMax: 1 });
     const ac = new AbortController();

@@ -6,7 +6,7 @@
  * Failure handling. A request that was never written (still queued, or the stream could not be
  * opened) fails with UNAVAILABLE marked not-applied: resending is always safe. A request written
  * to a stream that then breaks fails with UNAVAILABLE of unknown outcome: the retry policy
- * resends it only if it is a read or an idempotent write. A node that does not implement
+ * resends it only if it is a read or a write carrying a request id (exactly-once, retry.ts). A node that does not implement
  * `Stream` (UNIMPLEMENTED) marks the session `unsupported`; the client then uses unary calls.
  * After a break the session reopens lazily on the next request.
  */
@@ -61,6 +61,12 @@ export class StreamSession {
   private readonly inFlight = new Map<string, Pending>();
   private readonly queue: Pending[] = [];
   private nextId = 1;
+  /**
+   * ONE timer for every pending request's deadline (not a timer per request): armed for the
+   * earliest deadline, it fails what expired and re-arms for the next; cleared when nothing waits.
+   */
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private deadlineTimerAt = Number.POSITIVE_INFINITY;
 
   constructor(options: StreamSessionOptions) {
     if (!Number.isInteger(options.inFlightMax) || options.inFlightMax < 1)
@@ -105,29 +111,56 @@ export class StreamSession {
       );
     }
     return new Promise<StreamResponseOut>((resolve, reject) => {
-      const id = String(this.nextId++);
-      let timer: NodeJS.Timeout | undefined;
-      const onAbort = (): void => this.fail(p, cancelledError(signal));
+      // Sent as a number (serialised without parsing a decimal string); answers name it as a string.
+      const n = this.nextId++;
+      const id = String(n);
+      const onAbort = signal === undefined ? undefined : (): void => this.fail(p, cancelledError(signal));
       const p: Pending = {
         id,
-        request: { id, [op]: body },
+        request: { id: n, [op]: body },
         deadlineMs,
         written: false,
         settle: (result) => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
+          if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
           if (result instanceof KeyVaError) reject(result);
           else resolve(result);
         },
       };
-      timer = setTimeout(
-        () => this.fail(p, new KeyVaError('DEADLINE_EXCEEDED', 'the deadline passed before the node answered')),
-        Math.max(0, deadlineMs - Date.now()),
-      );
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (onAbort !== undefined) signal?.addEventListener('abort', onAbort, { once: true });
       this.queue.push(p);
+      this.armDeadline(deadlineMs);
       this.pump();
     });
+  }
+
+  /** Makes sure the deadline timer fires no later than `deadlineMs`. */
+  private armDeadline(deadlineMs: number): void {
+    if (deadlineMs >= this.deadlineTimerAt) return;
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimerAt = deadlineMs;
+    this.deadlineTimer = setTimeout(() => this.expire(), Math.max(0, deadlineMs - Date.now()));
+  }
+
+  private disarmDeadline(): void {
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
+    this.deadlineTimerAt = Number.POSITIVE_INFINITY;
+  }
+
+  /** Fails every request whose deadline passed, then re-arms for the earliest one left. */
+  private expire(): void {
+    this.deadlineTimer = undefined;
+    this.deadlineTimerAt = Number.POSITIVE_INFINITY;
+    const now = Date.now();
+    const expired: Pending[] = [];
+    let next = Number.POSITIVE_INFINITY;
+    for (const list of [this.inFlight.values(), this.queue.values()])
+      for (const p of list) {
+        if (p.deadlineMs <= now) expired.push(p);
+        else if (p.deadlineMs < next) next = p.deadlineMs;
+      }
+    for (const p of expired) this.fail(p, new KeyVaError('DEADLINE_EXCEEDED', 'the deadline passed before the node answered'));
+    if (next !== Number.POSITIVE_INFINITY && this.inFlight.size + this.queue.length > 0) this.armDeadline(next);
   }
 
   /** Fails every pending request with CANCELLED and ends the stream. */
@@ -137,6 +170,7 @@ export class StreamSession {
     const call = this.call;
     this.call = undefined;
     this.failAll(() => new KeyVaError('CANCELLED', 'the client is closed'));
+    this.disarmDeadline();
     call?.cancel();
   }
 
@@ -163,11 +197,16 @@ export class StreamSession {
     const all = [...this.inFlight.values(), ...this.queue];
     this.inFlight.clear();
     this.queue.length = 0;
+    this.disarmDeadline();
     for (const p of all) p.settle(errFor(p));
   }
 
   private pump(): void {
-    if (this.queue.length === 0) return;
+    if (this.queue.length === 0) {
+      // Nothing waits: no timer may keep the process alive.
+      if (this.inFlight.size === 0 && this.deadlineTimer !== undefined) this.disarmDeadline();
+      return;
+    }
     if (this.state === SessionState.idle) {
       this.startOpen();
       return;

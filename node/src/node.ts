@@ -16,14 +16,18 @@ import { metaKey } from './engine/key-codec.ts';
 import { openEngine } from './engine/open-engine.ts';
 import type { StorageEngine } from './engine/types.ts';
 import { groupOf, KvStore } from './kv/kv-store.ts';
+import { PartitionLoad } from './kv/partition-load.ts';
+import { PartitionSizer } from './kv/partition-size.ts';
 import { MapFollower } from './membership/map-follower.ts';
 import { PeerAdmin } from './membership/peer-admin.ts';
+import { QuorumRecovery } from './membership/quorum-recovery.ts';
 import { dropGroupData, groupRawRows, readStoredGroups } from './membership/replica-hosting.ts';
 import { ReplicaMembership } from './membership/replica-membership.ts';
 import { MetaForwarder } from './meta/meta-forwarder.ts';
 import { LocalMeta, type MetaService, partitionMapOf } from './meta/meta-service.ts';
 import { initialMap, type MetaState } from './meta/meta-state.ts';
 import { META_GROUP, MetaStateMachine } from './meta/meta-state-machine.ts';
+import { MetaVotersKeeper } from './meta/meta-voters-keeper.ts';
 import { ReplicatedMeta } from './meta/replicated-meta.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { NodeMetrics } from './observability/metrics.ts';
@@ -160,6 +164,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
           bloomBitsPerKey: config.bloomBitsPerKey,
           blockCacheBytes: config.blockCacheBytes,
         },
+    { latestCacheBytes: config.readCacheBytes },
   );
   let grpcServer: grpc.Server | undefined;
   let httpServer: http.Server | undefined;
@@ -170,7 +175,11 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
   let peerAdmin: PeerAdmin | undefined;
   let mapFollower: MapFollower | undefined;
   let splits: SplitCoordinator | undefined;
+  // Per-partition request rates: counted by the KV store, reported by partition leaders.
+  const load = new PartitionLoad();
+  let recovery: QuorumRecovery | undefined;
   let balancer: LeaderBalancer | undefined;
+  let metaVoters: MetaVotersKeeper | undefined;
   try {
     const guard = new ClockGuard(engine, clock);
     await guard.start();
@@ -248,7 +257,8 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       const stored = await readStoredGroups(engine);
       for (const [g, range] of stored.tombstones) if ((await groupRawRows(engine, g, 1)) > 0) await dropGroupData(engine, g, range);
       // Every founding member bootstraps with all peers as voters (ADR 0008 §10); ignored once a group has state.
-      if (!joining || stored.withState.has(META_GROUP))
+      // (A tombstone: this node was removed from the meta group; it must never bootstrap a new one.)
+      if ((!joining || stored.withState.has(META_GROUP)) && !stored.tombstones.has(META_GROUP))
         await runtime.addGroup({ group: META_GROUP, range: NO_RANGE, bootstrap: joining ? undefined : peerIds, content: metaSm });
       // Data groups: the partitions of the stored map that list this node (before the first map: of the initial one).
       // Only founding partitions (generation 1) are created from the map; a split-off one is created by its
@@ -300,6 +310,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         log: log.child({ component: 'split' }),
       });
       const metaView = replicatedMeta;
+      const sizer = new PartitionSizer(engine);
       membership = new ReplicaMembership({
         self: nodeId,
         raft: runtime,
@@ -311,13 +322,39 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         },
         addressOf: (id) => metaView.addressOf(id),
         peers: peerAdmin,
+        metaContent: metaSm,
+        sizeOf: (g, r) => sizer.sizeOf(g, r),
+        loadOf: (p) => load.rate(p),
         log: log.child({ component: 'membership' }),
       });
-      if (joining) {
-        const contacts = peers.filter((p) => p.id !== nodeId).map((p) => p.grpcAddress);
+      // The meta group's voters follow the registry's active nodes (founders can retire).
+      metaVoters = new MetaVotersKeeper({
+        self: nodeId,
+        status: () => runtime.status(META_GROUP),
+        state: () => metaSm.state,
+        membership,
+        log: log.child({ component: 'meta-voters' }),
+      });
+      recovery = new QuorumRecovery({
+        self: nodeId,
+        raft: runtime,
+        engine,
+        peers: peerAdmin,
+        addressOf: (id) => metaView.addressOf(id),
+        // Whether this node hosts a meta replica is checked at recovery time (it may be added later).
+        metaContent: metaSm,
+        log: log.child({ component: 'quorum-recovery' }),
+      });
+      {
+        // A node without a meta replica (joined, or removed from the meta group) follows the map
+        // from the registered nodes, founders last.
+        const founders = peers.filter((p) => p.id !== nodeId).map((p) => p.grpcAddress);
         mapFollower = new MapFollower({
           peers: peerAdmin,
-          addresses: () => contacts,
+          active: () => runtime.status(META_GROUP) === undefined,
+          addresses: () => [
+            ...new Set([...[...table.current.nodes.values()].filter((n) => n.id !== nodeId && n.grpcAddress !== '').map((n) => n.grpcAddress), ...founders]),
+          ],
           apply: (m) =>
             table.replace(
               new PartitionMap(
@@ -337,7 +374,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       meta = new LocalMeta();
       meta.onChange((s) => table.replace(partitionMapOf(s, () => nodeId)));
     }
-    const kv = new KvStore(engine, table, clock, config, guard, raft);
+    const kv = new KvStore(engine, table, clock, config, guard, raft, load);
     const metrics = new NodeMetrics(engine, { defaultMetrics: deps.defaultMetrics ?? false });
     if (transport !== undefined) {
       const t = transport;
@@ -376,6 +413,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       meta,
       membership,
       splits,
+      recovery,
     };
 
     grpcServer = createGrpcServer(
@@ -401,6 +439,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       membership?.start();
       splits?.start();
       mapFollower?.start();
+      metaVoters?.start();
       balancer?.start();
     }
 
@@ -437,6 +476,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         await runner.drained();
         forwarder?.close();
         mapFollower?.stop();
+        await metaVoters?.stop();
         await membership?.stop();
         await splits?.stop();
         peerAdmin?.close();
@@ -452,6 +492,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
   } catch (e) {
     balancer?.stop();
     mapFollower?.stop();
+    await metaVoters?.stop();
     await membership?.stop();
     await splits?.stop();
     peerAdmin?.close();

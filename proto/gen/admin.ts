@@ -35,6 +35,8 @@ import type { SplitPartitionRequest as _keyva_v1_SplitPartitionRequest, SplitPar
 import type { SplitPartitionResponse as _keyva_v1_SplitPartitionResponse, SplitPartitionResponse__Output as _keyva_v1_SplitPartitionResponse__Output } from './keyva/v1/SplitPartitionResponse.ts';
 import type { TransferLeaderRequest as _keyva_v1_TransferLeaderRequest, TransferLeaderRequest__Output as _keyva_v1_TransferLeaderRequest__Output } from './keyva/v1/TransferLeaderRequest.ts';
 import type { TransferLeaderResponse as _keyva_v1_TransferLeaderResponse, TransferLeaderResponse__Output as _keyva_v1_TransferLeaderResponse__Output } from './keyva/v1/TransferLeaderResponse.ts';
+import type { UnsafeRecoverPartitionRequest as _keyva_v1_UnsafeRecoverPartitionRequest, UnsafeRecoverPartitionRequest__Output as _keyva_v1_UnsafeRecoverPartitionRequest__Output } from './keyva/v1/UnsafeRecoverPartitionRequest.ts';
+import type { UnsafeRecoverPartitionResponse as _keyva_v1_UnsafeRecoverPartitionResponse, UnsafeRecoverPartitionResponse__Output as _keyva_v1_UnsafeRecoverPartitionResponse__Output } from './keyva/v1/UnsafeRecoverPartitionResponse.ts';
 import type { UpdatePartitionMapRequest as _keyva_v1_UpdatePartitionMapRequest, UpdatePartitionMapRequest__Output as _keyva_v1_UpdatePartitionMapRequest__Output } from './keyva/v1/UpdatePartitionMapRequest.ts';
 import type { UpdatePartitionMapResponse as _keyva_v1_UpdatePartitionMapResponse, UpdatePartitionMapResponse__Output as _keyva_v1_UpdatePartitionMapResponse__Output } from './keyva/v1/UpdatePartitionMapResponse.ts';
 
@@ -78,6 +80,8 @@ export interface ProtoGrpcType {
       SplitPartitionResponse: MessageTypeDefinition<_keyva_v1_SplitPartitionResponse, _keyva_v1_SplitPartitionResponse__Output>
       TransferLeaderRequest: MessageTypeDefinition<_keyva_v1_TransferLeaderRequest, _keyva_v1_TransferLeaderRequest__Output>
       TransferLeaderResponse: MessageTypeDefinition<_keyva_v1_TransferLeaderResponse, _keyva_v1_TransferLeaderResponse__Output>
+      UnsafeRecoverPartitionRequest: MessageTypeDefinition<_keyva_v1_UnsafeRecoverPartitionRequest, _keyva_v1_UnsafeRecoverPartitionRequest__Output>
+      UnsafeRecoverPartitionResponse: MessageTypeDefinition<_keyva_v1_UnsafeRecoverPartitionResponse, _keyva_v1_UnsafeRecoverPartitionResponse__Output>
       UpdatePartitionMapRequest: MessageTypeDefinition<_keyva_v1_UpdatePartitionMapRequest, _keyva_v1_UpdatePartitionMapRequest__Output>
       UpdatePartitionMapResponse: MessageTypeDefinition<_keyva_v1_UpdatePartitionMapResponse, _keyva_v1_UpdatePartitionMapResponse__Output>
     }

@@ -60,6 +60,14 @@ export type { StreamResponse, StreamResponse__Output as StreamResponseOut } from
 export type { TransferLeaderRequest, TransferLeaderRequest__Output as TransferLeaderRequestOut } from '../gen/keyva/v1/TransferLeaderRequest.ts';
 export type { TransferLeaderResponse, TransferLeaderResponse__Output as TransferLeaderResponseOut } from '../gen/keyva/v1/TransferLeaderResponse.ts';
 export type {
+  UnsafeRecoverPartitionRequest,
+  UnsafeRecoverPartitionRequest__Output as UnsafeRecoverPartitionRequestOut,
+} from '../gen/keyva/v1/UnsafeRecoverPartitionRequest.ts';
+export type {
+  UnsafeRecoverPartitionResponse,
+  UnsafeRecoverPartitionResponse__Output as UnsafeRecoverPartitionResponseOut,
+} from '../gen/keyva/v1/UnsafeRecoverPartitionResponse.ts';
+export type {
   UpdatePartitionMapRequest,
   UpdatePartitionMapRequest__Output as UpdatePartitionMapRequestOut,
 } from '../gen/keyva/v1/UpdatePartitionMapRequest.ts';

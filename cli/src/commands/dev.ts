@@ -16,6 +16,10 @@ export interface DevOptions {
   partitions?: number | undefined;
   /** Port of the loopback control endpoint (`keyva node add|remove`, `keyva status`); 0: any free port. */
   controlPort?: number | undefined;
+  /** A partition holding at least this many bytes is split by the control loop (default 512 MiB). */
+  splitSizeBytes?: number | undefined;
+  /** A partition serving at least this many keys per second is split by the control loop (default 5000). */
+  splitQps?: number | undefined;
 }
 
 /** Ports of node `i` (0-based) of a dev cluster: base + 10*i, so 7379/7389/7399 and 7380/7390/7400. */
@@ -118,6 +122,8 @@ async function runDevCluster(o: DevOptions, count: number): Promise<void> {
     founders: count,
     partitions: o.partitions,
     controlPort: o.controlPort,
+    splitSizeBytes: o.splitSizeBytes,
+    splitQps: o.splitQps,
     log: o.json ? undefined : (msg) => process.stderr.write(`${style.dim(`[placement] ${msg}`)}\n`),
   });
   try {

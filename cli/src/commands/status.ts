@@ -75,6 +75,7 @@ export function renderClusterStatus(s: DevStatus): string {
       ]),
     ),
   );
+  if (s.meta !== undefined) out.push(`meta group  voters ${s.meta.voters.join(', ')}${s.meta.leader ? `, leader ${s.meta.leader}` : style.red(', no leader')}`);
   const draining = s.nodes.filter((n) => n.state === 'draining').map((n) => n.id);
   if (l.changing) {
     out.push(

@@ -67,6 +67,10 @@ type WriteOp =
 /** The data shared by the fake nodes of one fake cluster. */
 export class FakeStore {
   readonly data = new Map<string, Stored>();
+  /** Answers of applied request ids (hex), shared by the nodes sharing this store. */
+  readonly applied = new Map<string, unknown>();
+  /** Writes answered from `applied` instead of applying again. */
+  duplicates = 0;
   private version = 1000n;
 
   get(key: Buffer): Stored | undefined {
@@ -223,6 +227,8 @@ export class FakeNode {
   readonly calls = new Map<string, number>();
   /** Metadata of every request received, most recent last. */
   readonly metadata: grpc.Metadata[] = [];
+  /** Every request received (unary and stream), oldest first. */
+  readonly requests: FakeOp[] = [];
   readonly streams = new Set<grpc.ServerDuplexStream<StreamRequestOut, StreamResponse>>();
   private readonly o: FakeNodeOptions;
 
@@ -255,6 +261,7 @@ export class FakeNode {
   private async faultFor(op: FakeOp): Promise<FakeFault | undefined> {
     this.calls.set(`${op.via}:${op.method}`, (this.calls.get(`${op.via}:${op.method}`) ?? 0) + 1);
     this.metadata.push(op.metadata);
+    this.requests.push(op);
     return this.hook === undefined ? undefined : await this.hook(op);
   }
 
@@ -291,14 +298,35 @@ export class FakeNode {
     return r;
   }
 
+  /**
+   * Exactly-once writes, as a node does them (docs/adr/0011-exactly-once-writes.md): a request id
+   * that applied is not applied again; its resends get the first answer. A failed condition
+   * records nothing.
+   */
+  private once<T>(requestId: Buffer, apply: () => T): T {
+    if (requestId.length === 0) return apply();
+    const id = requestId.toString('hex');
+    if (this.store.applied.has(id)) {
+      this.store.duplicates++;
+      return this.store.applied.get(id) as T;
+    }
+    const out = apply();
+    this.store.applied.set(id, out);
+    return out;
+  }
+
   private put(req: PutRequestOut) {
-    const r = this.writeOrThrow([{ type: 'put', key: req.key, value: req.value, ttlMs: Number(req.ttlMs), condition: req.condition }]);
-    return { version: (r.versions[0] as bigint).toString() };
+    return this.once(req.requestId, () => {
+      const r = this.writeOrThrow([{ type: 'put', key: req.key, value: req.value, ttlMs: Number(req.ttlMs), condition: req.condition }]);
+      return { version: (r.versions[0] as bigint).toString() };
+    });
   }
 
   private del(req: DeleteRequestOut) {
-    const r = this.writeOrThrow([{ type: 'delete', key: req.key, condition: req.condition }]);
-    return { deleted: r.existed[0] as boolean, version: (r.versions[0] as bigint).toString() };
+    return this.once(req.requestId, () => {
+      const r = this.writeOrThrow([{ type: 'delete', key: req.key, condition: req.condition }]);
+      return { deleted: r.existed[0] as boolean, version: (r.versions[0] as bigint).toString() };
+    });
   }
 
   private batchWrite(req: BatchWriteRequestOut) {
@@ -307,7 +335,7 @@ export class FakeNode {
         ? { type: 'put', key: m.put.key, value: m.put.value, ttlMs: Number(m.put.ttlMs), condition: m.put.condition }
         : { type: 'delete', key: (m.delete as DeleteRequestOut).key, condition: (m.delete as DeleteRequestOut).condition },
     );
-    return { versions: this.writeOrThrow(ops).versions.map(String) };
+    return this.once(req.requestId, () => ({ versions: this.writeOrThrow(ops).versions.map(String) }));
   }
 
   private batchGet(req: BatchGetRequestOut) {

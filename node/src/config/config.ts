@@ -54,6 +54,11 @@ const NodeConfigObject = z
     blockCacheBytes: bytes(0, 4_294_967_295)
       .default(64 * 1024 * 1024)
       .describe('RocksDB block cache size in bytes (at most 4 GiB - 1, the binding takes 32 bits).'),
+    readCacheBytes: bytes(0, 64 * 1024 * 1024 * 1024)
+      .default(32 * 1024 * 1024)
+      .describe(
+        'Bytes of the in-process cache of the newest version of recently read keys (rocksdb engine; point gets skip the storage lookup on a hit; writes invalidate it before they are sent, so reads never see stale data). 0 = off.',
+      ),
     versionRetentionMs: z.coerce
       .number()
       .int()

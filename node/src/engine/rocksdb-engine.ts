@@ -18,13 +18,14 @@ import { mkdir } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { KeyVaError } from '@keyva/proto/errors';
 import { encodeBatch } from './batch-wire.ts';
-import { checkRawKey, checkRawRange, decodeTimestamp, GC_WATERMARK_KEY, hashRangeBounds } from './key-codec.ts';
+import { checkRawKey, checkRawRange, decodeTimestamp, encodeLatestKey, GC_WATERMARK_KEY, hashRangeBounds, LATEST_PREFIX } from './key-codec.ts';
+import { CachingLatestReader, type LatestCacheStats, LatestRowCache } from './latest-cache.ts';
 import { latestSpaceMismatches } from './latest-space.ts';
 import { checkReadTs, readVisible, scanVisible } from './mvcc-read.ts';
 import { createRocksLevel, type RocksLevelDb } from './rocksdb-binding.ts';
 import { toRocksOpenOptions } from './rocksdb-options.ts';
 import { RocksReader, storageCall } from './rocksdb-reader.ts';
-import { fromWireError, type GroupLimits, type WriterEvent, type WriterInit, type WriterRequest } from './rocksdb-writer-protocol.ts';
+import { fromWireError, type GroupLimits, type WriterEvent, type WriterInit, type WriterMessage, type WriterRequest } from './rocksdb-writer-protocol.ts';
 import {
   type EngineCapabilities,
   type EngineStats,
@@ -52,6 +53,8 @@ export const IN_FLIGHT_REQUESTS_MAX = 100_000;
 export interface RocksDbEngineTuning {
   readonly groupLimits?: Partial<GroupLimits>;
   readonly inFlightRequestsMax?: number;
+  /** Bytes of the main-thread cache of latest rows (`latest-cache.ts`); 0 or unset = no cache. */
+  readonly latestCacheBytes?: number;
 }
 
 /** Counters of the writer thread, for tests, benchmarks and metrics. */
@@ -87,6 +90,10 @@ export class RocksDbEngine implements StorageEngine {
   readonly options: RocksDbOptions;
   readonly #limits: GroupLimits;
   readonly #inFlightMax: number;
+  readonly #latestCacheBytes: number;
+  /** Point reads of latest rows go through the cache when it is on. */
+  #cache: LatestRowCache | undefined;
+  #pointReader: CachingLatestReader | undefined;
   #state: State = 'new';
   #db: RocksLevelDb | undefined;
   #reader: RocksReader | undefined;
@@ -101,12 +108,22 @@ export class RocksDbEngine implements StorageEngine {
   #closing: Promise<void> | undefined;
   #failure: KeyVaError | undefined;
   #counters = { batches: 0, groups: 0, groupBatchesPeak: 0 };
+  /** Requests not yet handed to the writer thread (sent together at the end of the current run). */
+  #outbox: { req: WriterRequest; transfer: ArrayBuffer[] }[] = [];
 
   constructor(options: RocksDbOptions, tuning: RocksDbEngineTuning = {}) {
     toRocksOpenOptions(options); // validate early
     this.options = options;
     this.#limits = { ...DEFAULT_GROUP_LIMITS, ...tuning.groupLimits };
     this.#inFlightMax = tuning.inFlightRequestsMax ?? IN_FLIGHT_REQUESTS_MAX;
+    this.#latestCacheBytes = tuning.latestCacheBytes ?? 0;
+    if (!Number.isSafeInteger(this.#latestCacheBytes) || this.#latestCacheBytes < 0)
+      throw new KeyVaError('INVALID_ARGUMENT', `latestCacheBytes must be a non-negative integer, got ${this.#latestCacheBytes}`, { field: 'latestCacheBytes' });
+  }
+
+  /** Hits and size of the latest-row cache (undefined when it is off). */
+  get latestCacheStats(): LatestCacheStats | undefined {
+    return this.#cache?.stats();
   }
 
   get gcWatermark(): Timestamp {
@@ -131,6 +148,10 @@ export class RocksDbEngine implements StorageEngine {
       throw new KeyVaError('STORAGE_ERROR', `rocksdb open of ${this.options.path} failed: ${(e as Error).message}`, {}, { cause: e });
     }
     this.#reader = new RocksReader(this.#db);
+    if (this.#latestCacheBytes > 0) {
+      this.#cache = new LatestRowCache(this.#latestCacheBytes);
+      this.#pointReader = new CachingLatestReader(this.#reader, this.#cache, LATEST_PREFIX);
+    }
     const wm = this.#reader.get(GC_WATERMARK_KEY);
     this.#gcWatermark = wm === undefined ? 0n : decodeTimestamp(wm);
     try {
@@ -232,14 +253,35 @@ export class RocksDbEngine implements StorageEngine {
     const pending: Pending = { id: req.id, resolve, reject, commitTs, done: promise.then(noop, noop) };
     this.#pending.set(req.id, pending);
     if (commitTs !== undefined) this.#inFlightWrites.push(pending);
-    try {
-      this.#worker!.postMessage(req, transfer);
-    } catch (e) {
-      this.#pending.delete(req.id);
-      if (commitTs !== undefined) this.#inFlightWrites.pop();
-      return Promise.reject(new KeyVaError('STORAGE_ERROR', `cannot send to the rocksdb writer thread: ${(e as Error).message}`, {}, { cause: e }));
-    }
+    // Requests made in one synchronous run (a Raft turn's log write and applies) cross to the
+    // writer thread in ONE message at the end of it: one hand-off instead of one per request.
+    this.#outbox.push({ req, transfer });
+    if (this.#outbox.length === 1) queueMicrotask(() => this.#flushOutbox());
     return promise as Promise<T>;
+  }
+
+  #flushOutbox(): void {
+    const out = this.#outbox;
+    this.#outbox = [];
+    if (out.length === 0) return;
+    try {
+      const worker = this.#worker as Worker;
+      if (out.length === 1) worker.postMessage(out[0]!.req, out[0]!.transfer);
+      else {
+        const batch: WriterMessage = { t: 'batch', reqs: out.map((o) => o.req) };
+        const transfer = out.flatMap((o) => o.transfer);
+        worker.postMessage(batch, transfer);
+      }
+    } catch (e) {
+      const error = new KeyVaError('STORAGE_ERROR', `cannot send to the rocksdb writer thread: ${(e as Error).message}`, {}, { cause: e });
+      for (const { req } of out) {
+        const p = this.#pending.get(req.id);
+        if (p === undefined) continue;
+        this.#pending.delete(req.id);
+        p.reject(error);
+      }
+      this.#inFlightWrites = this.#inFlightWrites.filter((w) => this.#pending.has(w.id));
+    }
   }
 
   async write(batch: WriteBatch): Promise<WriteResult> {
@@ -248,7 +290,27 @@ export class RocksDbEngine implements StorageEngine {
     const hasData = batch.mutations.some((m) => m.type === 'put' || m.type === 'delete');
     const id = this.#nextId++;
     const encoded = encodeBatch(batch);
-    return this.#request<WriteResult>({ t: 'write', id, batch: encoded }, hasData ? batch.commitTs : undefined, [encoded]);
+    const cache = this.#cache;
+    if (cache === undefined || !hasData) return this.#request<WriteResult>({ t: 'write', id, batch: encoded }, hasData ? batch.commitTs : undefined, [encoded]);
+    // Announced before it is sent, so no read stores a row this write is changing (latest-cache.ts).
+    const keys: string[] = [];
+    for (const m of batch.mutations) if (m.type === 'put' || m.type === 'delete') keys.push(LatestRowCache.keyOf(encodeLatestKey(m.hash, m.key)));
+    cache.beginWrite(keys);
+    const answer = this.#request<WriteResult>({ t: 'write', id, batch: encoded }, batch.commitTs, [encoded]);
+    const end = (): void => cache.endWrite(keys);
+    answer.then(end, end);
+    return answer;
+  }
+
+  /** Runs a range delete or GC request as a barrier of the latest-row cache. */
+  #barrier<T>(send: () => Promise<T>): Promise<T> {
+    const cache = this.#cache;
+    if (cache === undefined) return send();
+    cache.beginBarrier();
+    const answer = send();
+    const end = (): void => cache.endBarrier();
+    answer.then(end, end);
+    return answer;
   }
 
   /** Waits until no batch submitted so far with commitTs <= readTs is in flight. */
@@ -272,8 +334,9 @@ export class RocksDbEngine implements StorageEngine {
       reader = this.#checkOpen();
       checkReadTs(readTs, this.#gcWatermark);
     }
-    // RocksDB hands out fresh buffers: the value may be a view, no copy needed.
-    return readVisible(reader, hash, key, readTs, nowMs, false);
+    // RocksDB hands out fresh buffers: the value may be a view, no copy needed; cached rows are shared: copied.
+    const cached = this.#pointReader;
+    return cached === undefined ? readVisible(reader, hash, key, readTs, nowMs, false) : readVisible(cached, hash, key, readTs, nowMs, true);
   }
 
   async scan(range: ScanRange, readTs: Timestamp, nowMs: number, limit: number, keysOnly = false): Promise<ScanPage> {
@@ -289,7 +352,7 @@ export class RocksDbEngine implements StorageEngine {
     this.#checkOpen();
     if (endHash <= startHash) return;
     hashRangeBounds(startHash, endHash); // validates
-    await this.#request<undefined>({ t: 'deleteRange', id: this.#nextId++, startHash, endHash }, undefined);
+    await this.#barrier(() => this.#request<undefined>({ t: 'deleteRange', id: this.#nextId++, startHash, endHash }, undefined));
   }
 
   async gc(watermarkTs: Timestamp, nowMs: number): Promise<number> {
@@ -299,7 +362,7 @@ export class RocksDbEngine implements StorageEngine {
     }
     // Raise the watermark first: from now on reads below it fail, whatever GC has removed yet.
     if (watermarkTs > this.#gcWatermark) this.#gcWatermark = watermarkTs;
-    return this.#request<number>({ t: 'gc', id: this.#nextId++, watermark: this.#gcWatermark, nowMs }, undefined);
+    return this.#barrier(() => this.#request<number>({ t: 'gc', id: this.#nextId++, watermark: this.#gcWatermark, nowMs }, undefined));
   }
 
   async getRaw(key: Buffer): Promise<Buffer | undefined> {
@@ -331,7 +394,13 @@ export class RocksDbEngine implements StorageEngine {
       blockCacheHitRate: Number.NaN,
       blockCacheHits: Number.NaN,
       blockCacheMisses: Number.NaN,
+      ...this.#readCacheStats(),
     };
+  }
+
+  #readCacheStats(): Pick<EngineStats, 'readCacheHits' | 'readCacheMisses' | 'readCacheBytes'> {
+    const s = this.#cache?.stats();
+    return s === undefined ? {} : { readCacheHits: s.hits, readCacheMisses: s.misses, readCacheBytes: s.bytes };
   }
 
   /**
@@ -383,6 +452,8 @@ export class RocksDbEngine implements StorageEngine {
     } finally {
       this.#state = 'closed';
       this.#reader = undefined;
+      this.#pointReader = undefined;
+      this.#cache?.clear();
     }
   }
 }

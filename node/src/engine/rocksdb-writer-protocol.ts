@@ -27,6 +27,9 @@ export type WriterRequest =
   | { readonly t: 'gc'; readonly id: number; readonly watermark: Timestamp; readonly nowMs: number }
   | { readonly t: 'stop'; readonly id: number };
 
+/** What the engine posts: one request, or several made in one run of the main thread, in order (transfers of all). */
+export type WriterMessage = WriterRequest | { readonly t: 'batch'; readonly reqs: readonly WriterRequest[] };
+
 export interface WireError {
   readonly code: string;
   readonly message: string;

@@ -10,7 +10,7 @@
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { createRocksLevel } from './rocksdb-binding.ts';
 import { RocksWriter } from './rocksdb-writer.ts';
-import { toWireError, type WriterEvent, type WriterInit, type WriterRequest } from './rocksdb-writer-protocol.ts';
+import { toWireError, type WriterEvent, type WriterInit, type WriterMessage, type WriterRequest } from './rocksdb-writer-protocol.ts';
 
 const port = parentPort;
 if (port === null) throw new Error('rocksdb-writer-worker must run in a worker thread');
@@ -20,11 +20,22 @@ const emit = (ev: WriterEvent): void => port.postMessage(ev);
 try {
   const db = createRocksLevel(init.handle);
   await db.open();
-  const writer = new RocksWriter(db, init.limits, emit, () => receiveMessageOnPort(port)?.message as WriterRequest | undefined);
+  // Requests of a batch message not yet taken by the writer (pulled one at a time).
+  const pulled: WriterRequest[] = [];
+  const pull = (): WriterRequest | undefined => {
+    if (pulled.length === 0) {
+      const m = receiveMessageOnPort(port)?.message as WriterMessage | undefined;
+      if (m === undefined) return undefined;
+      if (m.t !== 'batch') return m;
+      pulled.push(...m.reqs);
+    }
+    return pulled.shift();
+  };
+  const writer = new RocksWriter(db, init.limits, emit, pull);
   // Before any request: finish an interrupted range delete, build the latest space if missing.
   await writer.prepare();
-  port.on('message', (req: WriterRequest) => {
-    writer.submit(req).then(
+  port.on('message', (m: WriterMessage) => {
+    writer.submit(...(m.t === 'batch' ? m.reqs : [m])).then(
       () => {
         if (writer.stopped) port.close();
       },

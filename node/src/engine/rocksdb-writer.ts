@@ -86,9 +86,9 @@ export class RocksWriter {
     return this.#stopped;
   }
 
-  /** Queues a request and processes the queue unless already processing. */
-  submit(req: WriterRequest): Promise<void> {
-    this.#queue.push(req);
+  /** Queues requests (in order) and processes the queue unless already processing. */
+  submit(...reqs: WriterRequest[]): Promise<void> {
+    for (const r of reqs) this.#queue.push(r);
     return this.#pump();
   }
 

@@ -134,6 +134,10 @@ export interface EngineStats {
   /** NaN when the engine cannot count them (RocksDB: see ADR 0004); 0 for the memory engine. */
   readonly blockCacheHits: number;
   readonly blockCacheMisses: number;
+  /** The latest-row cache of point reads (RocksDB `--read-cache-bytes`; absent when off). */
+  readonly readCacheHits?: number;
+  readonly readCacheMisses?: number;
+  readonly readCacheBytes?: number;
 }
 
 export interface EngineCapabilities {

@@ -13,10 +13,13 @@ import { withSpan } from '../observability/tracing.ts';
 import type { PartitionTable } from '../partition/partition-table.ts';
 import type { GroupStatus } from '../replication/group-driver.ts';
 import type { GroupId } from '../replication/raft-keys.ts';
-import type { DataMutation } from '../replication/replicated-command.ts';
+import { type DataMutation, REQUEST_ID_BYTES } from '../replication/replicated-command.ts';
 import type { ProposeOptions, ProposeResult } from '../replication/replication-results.ts';
+import { isRequestRecord, recordIndexPut, requestRecordOf } from '../replication/request-record.ts';
+import { RequestRecordGc } from '../replication/request-record-gc.ts';
 import { FOLLOWER_STALENESS_MS_DEFAULT, FollowerFreshness } from './follower-freshness.ts';
 import { checkBatch, checkKey, checkTtl, checkValue, type Limits } from './limits.ts';
+import { PartitionLoad } from './partition-load.ts';
 import { decodeCursor, encodeCursor, scanFingerprint } from './scan-cursor.ts';
 import {
   type DeleteInput,
@@ -38,6 +41,8 @@ export interface KvStoreOptions extends Limits {
   readonly scanChunkItemsMax?: number;
   /** Default bound of a `follower` read's staleness (ms). */
   readonly followerStalenessMs?: number;
+  /** How long a write's request id is remembered (default `REQUEST_ID_RETENTION_MS`, 10 min). */
+  readonly requestIdRetentionMs?: number;
 }
 
 /** Largest staleness a follower read may ask for (ms). */
@@ -75,14 +80,28 @@ export class KvStore {
   private readonly freshness = new Map<number, FollowerFreshness>();
   /** Replicated mode, on a leader: the empty proposal closing a snapshot timestamp, per partition. */
   private readonly closing = new Map<number, { readonly ts: Timestamp; readonly done: Promise<ProposeResult> }>();
+  /** Exactly-once request records: removed after their retention (runs with `gc`). */
+  readonly requestGc: RequestRecordGc;
+  /** Keys read and written per partition per second (placement's load splits). */
+  readonly load: PartitionLoad;
 
-  constructor(engine: StorageEngine, partitions: PartitionTable, clock: HybridClock, opts: KvStoreOptions, guard?: ClockGuard, raft?: Replicator) {
+  constructor(
+    engine: StorageEngine,
+    partitions: PartitionTable,
+    clock: HybridClock,
+    opts: KvStoreOptions,
+    guard?: ClockGuard,
+    raft?: Replicator,
+    load: PartitionLoad = new PartitionLoad(),
+  ) {
+    this.load = load;
     this.engine = engine;
     this.guard = guard;
     this.raft = raft;
     this.partitions = partitions;
     this.clock = clock;
     this.opts = opts;
+    this.requestGc = this.createRequestGc(opts.requestIdRetentionMs);
   }
 
   get limits(): Limits {
@@ -120,6 +139,7 @@ export class KvStore {
   private async readLocal(hash: bigint, key: Buffer, read: ReadSpec, partitionId: number): Promise<GetOutput> {
     // After the barrier: a split applied up to the read point moved this key to another group.
     this.checkOwned(partitionId, hash);
+    this.load.hit(partitionId);
     const { engineTs, reportedTs } = this.raft !== undefined && read.consistency === 'follower' ? this.followerTs(partitionId) : this.readTs(read);
     const v = await withSpan('keyva.storage.get', { 'keyva.partition': partitionId }, () => this.engine.get(hash, key, engineTs, this.clock.nowMs()));
     return v
@@ -204,7 +224,9 @@ export class KvStore {
     for (const m of mutations) {
       checkKey(m.key, this.opts);
       const hash = keyHash(m.key);
-      partitionIds.add(this.partitions.route(hash).id);
+      const partitionId = this.partitions.route(hash).id;
+      partitionIds.add(partitionId);
+      this.load.hit(partitionId);
       if (m.type === 'put') {
         checkValue(m.value, this.opts);
         checkTtl(m.ttlMs, this.opts);
@@ -219,20 +241,32 @@ export class KvStore {
         'write concern leader answers before the write commits, so a condition cannot be checked yet: use majority or all for conditional writes',
         { field: 'write.concern' },
       );
+    const requestId = write.requestId;
+    if (requestId !== undefined && requestId.length !== REQUEST_ID_BYTES)
+      throw new KeyVaError('INVALID_ARGUMENT', `request_id must be ${REQUEST_ID_BYTES} bytes (or empty); got ${requestId.length}`, { field: 'request_id' });
     if (this.raft !== undefined) return this.replicatedWrite(this.raft, prepared, partitionIds, write);
-    // One node holds every partition, so the whole batch is one atomic engine write.
+    // One node holds every partition, so the whole batch is one atomic engine write; with a
+    // request id, the id's record goes first, as a replicated partition applies it (request-record.ts).
     await this.guard?.ensure();
     const commitTs = this.clock.now();
+    const record = requestId === undefined ? undefined : requestRecordOf({ id: 0n, mutations: prepared as DataMutation[], commitTs, nowMs, requestId });
+    const first = record === undefined ? 0 : 1;
+    const batch =
+      record === undefined || record.type !== 'put' || requestId === undefined
+        ? prepared
+        : [record, ...prepared, recordIndexPut({ group: groupOf(this.partitions.route(record.hash).id), version: commitTs, hash: record.hash, requestId })];
     const result = await withSpan('keyva.storage.write', { 'keyva.mutations': prepared.length, 'keyva.partitions': partitionIds.size }, () =>
-      this.engine.write({ mutations: prepared, commitTs, nowMs, sync: true }),
+      this.engine.write({ mutations: batch, commitTs, nowMs, sync: true }),
     );
     if (!result.ok) {
-      throw new KeyVaError('CONDITION_FAILED', `condition failed for mutation ${result.failedIndex}; nothing was written`, {
-        index: String(result.failedIndex),
+      // Already applied under this request id: answer with the first application's version.
+      if (record !== undefined && result.failedIndex === 0) return { versions: prepared.map(() => result.currentVersion), existed: prepared.map(() => false) };
+      throw new KeyVaError('CONDITION_FAILED', `condition failed for mutation ${result.failedIndex - first}; nothing was written`, {
+        index: String(result.failedIndex - first),
         currentVersion: result.currentVersion.toString(),
       });
     }
-    return { versions: prepared.map(() => commitTs), existed: result.existed };
+    return { versions: prepared.map(() => commitTs), existed: result.existed.slice(first, first + prepared.length) };
   }
 
   /**
@@ -256,7 +290,11 @@ export class KvStore {
     for (const m of prepared) if (m.type === 'put' || m.type === 'delete') this.checkOwned(partitionId, m.hash);
     await this.guard?.ensure();
     const r = await withSpan('keyva.storage.propose', { 'keyva.mutations': prepared.length, 'keyva.partition': partitionId }, () =>
-      raft.propose(groupOf(partitionId), prepared as DataMutation[], { concern: write.concern, allTimeoutMs: write.allTimeoutMs }),
+      raft.propose(groupOf(partitionId), prepared as DataMutation[], {
+        concern: write.concern,
+        allTimeoutMs: write.allTimeoutMs,
+        requestId: write.requestId,
+      }),
     ).catch((e: unknown) => {
       // Split before the entry applied (docs/adr/0010-splits.md): nothing was written; refresh the map.
       if (e instanceof KeyVaError && e.code === 'WRONG_PARTITION')
@@ -536,6 +574,7 @@ export class KvStore {
         const items: KeyValueOut[] = [];
         for (const it of page.items) {
           after = { hash: it.hash, key: it.key };
+          if (isRequestRecord(it.hash, it.key)) continue; // exactly-once bookkeeping, not user data
           if (tag.length > 0 && !sameTag(it.key, tag)) continue;
           if (tag.length === 0 && input.prefix.length > 0 && !it.key.subarray(0, input.prefix.length).equals(input.prefix)) continue;
           items.push({ key: it.key, value: it.value, version: it.version, expiresAtMs: it.expiresAtMs });
@@ -559,9 +598,39 @@ export class KvStore {
 
   /** Data GC: versions older than the retention window and expired values go. */
   async gc(retentionMs: number): Promise<number> {
+    // Exactly-once request records past their retention (replicated deletes, proposed by leaders);
+    // a failure is counted in `requestGc.stats` and never holds up the version GC.
+    await this.requestGc.run().catch(() => {
+      this.requestGc.stats.failures++;
+    });
     const watermark = tsFromMs(this.clock.nowMs() - retentionMs);
     if (watermark <= this.engine.gcWatermark) return 0;
     return withSpan('keyva.storage.gc', {}, () => this.engine.gc(watermark, this.clock.nowMs()));
+  }
+
+  /** Removes exactly-once request records past retention (docs/adr/0011-exactly-once-writes.md). */
+  private createRequestGc(retentionMs: number | undefined): RequestRecordGc {
+    const raft = this.raft;
+    return new RequestRecordGc({
+      engine: this.engine,
+      now: () => this.clock.now(),
+      retentionMs,
+      groups: () => this.partitions.hosted().map((p) => groupOf(p.id)),
+      leaderOf: (hash) => {
+        const group = groupOf(this.partitions.route(hash).id);
+        if (raft === undefined) return group;
+        const st = raft.status(group);
+        return st?.serving === true ? group : undefined;
+      },
+      propose: async (group, mutations) => {
+        if (raft === undefined) {
+          await this.engine.write({ mutations, commitTs: this.clock.now(), nowMs: this.clock.nowMs(), sync: false });
+          return;
+        }
+        const r = await raft.propose(group, mutations);
+        if (!r.ok) throw new KeyVaError('UNAVAILABLE', `request record gc: group ${group} refused the delete (${r.reason})`);
+      },
+    });
   }
 }
 

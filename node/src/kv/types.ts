@@ -17,6 +17,11 @@ export interface WriteSpec {
   readonly concern: Concern;
   /** With 'all': how long to wait for every replica once the write committed. */
   readonly allTimeoutMs?: number | undefined;
+  /**
+   * The client's id of this logical write (16 bytes, the same in every resend): a replicated
+   * partition applies it at most once (docs/adr/0011-exactly-once-writes.md).
+   */
+  readonly requestId?: Buffer | undefined;
 }
 
 export const MAJORITY: WriteSpec = { concern: 'majority' };

@@ -31,6 +31,8 @@ export interface MapFollowerOptions {
   /** Addresses to ask, in order (the first that answers wins). */
   readonly addresses: () => readonly string[];
   readonly apply: (map: PartitionMap) => void;
+  /** Whether to follow now (e.g. not while this node holds a meta replica of its own); always when omitted. */
+  readonly active?: () => boolean;
   readonly intervalMs?: number;
   readonly log?: Logger;
 }
@@ -57,7 +59,7 @@ export class MapFollower {
 
   /** One fetch; true if some member answered. */
   async refresh(): Promise<boolean> {
-    if (this.busy) return false;
+    if (this.busy || this.o.active?.() === false) return false;
     this.busy = true;
     try {
       for (const address of this.o.addresses()) {

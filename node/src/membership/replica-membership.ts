@@ -35,12 +35,14 @@ import type {
 } from '@keyva/proto';
 import { KeyVaError } from '@keyva/proto/errors';
 import type { StorageEngine } from '../engine/types.ts';
+import type { PartitionSize } from '../kv/partition-size.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isLearner, isMember, isVoter } from '../raft/conf-change.ts';
 import type { RaftStatus } from '../raft/raft.ts';
 import { Refusal } from '../raft/results.ts';
 import { type ConfChange, ConfChangeType, type ConfState, type Entry, type ReplicaId, Role } from '../raft/types.ts';
-import type { MultiRaft } from '../replication/multi-raft.ts';
+import type { GroupContent } from '../replication/group-state-machine.ts';
+import { type MultiRaft, NO_RANGE } from '../replication/multi-raft.ts';
 import type { HashRange } from '../replication/partition-snapshot.ts';
 import type { GroupId } from '../replication/raft-keys.ts';
 import { nodeOf, replicaOf } from '../replication/replica-id.ts';
@@ -55,6 +57,11 @@ export const TRANSFER_TIMEOUT_MS = 5_000;
 /** How long the leader keeps asking a removed node to drop its replica. */
 export const DROP_RETRY_MS = 5_000;
 export const SWEEP_INTERVAL_MS = 1_000;
+/**
+ * The partition id that names the meta group (group 0) in this API: one past the largest
+ * partition id (never a partition). The Admin wire carries `meta_group` instead.
+ */
+export const META_PARTITION = 0xffff_ffff;
 const POLL_MS = 10;
 
 export interface MembershipStats {
@@ -82,6 +89,12 @@ export interface ReplicaMembershipOptions {
   readonly transferTimeoutMs?: number;
   readonly dropRetryMs?: number;
   readonly sweepIntervalMs?: number;
+  /** The live data size of a partition's range, reported by `replicas` (placement's size splits). */
+  readonly sizeOf?: (group: GroupId, range: HashRange) => Promise<PartitionSize>;
+  /** Keys read and written per second on this node (the leader's: all of a partition's load). */
+  readonly loadOf?: (partitionId: number) => number;
+  /** The meta group's content (its state machine), so this node can host a meta replica it is asked to. */
+  readonly metaContent?: GroupContent;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -91,9 +104,20 @@ function refused(reason: string, message: string, details: Record<string, string
 }
 
 function groupOf(partitionId: number): GroupId {
+  if (partitionId === META_PARTITION) return 0;
   if (!Number.isInteger(partitionId) || partitionId < 0 || partitionId > 0xffff_fffe)
     throw new KeyVaError('INVALID_ARGUMENT', `partition_id ${partitionId} is not a partition id`, { field: 'partition_id' });
   return partitionId + 1;
+}
+
+/** A group's name in messages. */
+function what(partitionId: number): string {
+  return partitionId === META_PARTITION ? 'the meta group' : `partition ${partitionId}`;
+}
+
+/** What a Peer Admin request names: a partition, or the meta group. */
+function target(partitionId: number): { partitionId: number; metaGroup?: true } {
+  return partitionId === META_PARTITION ? { partitionId: 0, metaGroup: true } : { partitionId };
 }
 
 function checkNodeId(id: string, field: string): NodeId {
@@ -164,19 +188,19 @@ export class ReplicaMembership {
       if (isMember(st.confState, rid)) return { changed: false, replicas: await this.replicasOf(group, partitionId), dropped: false };
       const address = this.o.addressOf(node);
       if (address === undefined) throw refused('unknownNode', `node ${node} has no known address (register it first)`, { nodeId: node });
-      const range = this.o.raft.rangeOf(group) ?? this.o.rangeOf(partitionId);
-      if (range === undefined) throw new KeyVaError('INTERNAL', `partition ${partitionId}: no hash range known`);
+      const range = group === 0 ? NO_RANGE : (this.o.raft.rangeOf(group) ?? this.o.rangeOf(partitionId));
+      if (range === undefined) throw new KeyVaError('INTERNAL', `${what(partitionId)}: no hash range known`);
       // The new replica must exist (empty) before the leader sends it anything.
       try {
         await this.o.peers.call(address, 'HostReplica', {
-          partitionId,
+          ...target(partitionId),
           start: range.start.toString(),
           end: range.end === 1n << 64n ? '0' : range.end.toString(),
         });
       } catch (e) {
         throw new KeyVaError(
           'UNAVAILABLE',
-          `node ${node} could not be asked to host partition ${partitionId} (${(e as Error).message}); nothing was proposed, retry`,
+          `node ${node} could not be asked to host ${what(partitionId)} (${(e as Error).message}); nothing was proposed, retry`,
           { nodeId: node, partitionId: String(partitionId) },
           { cause: e },
         );
@@ -194,7 +218,7 @@ export class ReplicaMembership {
       const rid = replicaOf(node);
       if (isVoter(st.confState, rid)) return { changed: false, replicas: await this.replicasOf(group, partitionId), dropped: false };
       if (!isLearner(st.confState, rid))
-        throw refused('notLearner', `node ${node} is not a learner of partition ${partitionId}: AddLearner first`, {
+        throw refused('notLearner', `node ${node} is not a learner of ${what(partitionId)}: AddLearner first`, {
           nodeId: node,
           partitionId: String(partitionId),
         });
@@ -203,7 +227,7 @@ export class ReplicaMembership {
       if (match + lagMax < st.lastIndex)
         throw refused(
           'learnerBehind',
-          `learner ${node} of partition ${partitionId} is not caught up: match index ${match}, leader's last index ${st.lastIndex} (at most ${lagMax} behind); retry later`,
+          `learner ${node} of ${what(partitionId)} is not caught up: match index ${match}, leader's last index ${st.lastIndex} (at most ${lagMax} behind); retry later`,
           { nodeId: node, partitionId: String(partitionId), matchIndex: String(match), lastIndex: String(st.lastIndex), lagMax: String(lagMax) },
         );
       await this.change(group, partitionId, { type: ConfChangeType.PromoteLearner, replica: rid }, (c) => isVoter(c, rid));
@@ -225,7 +249,7 @@ export class ReplicaMembership {
         return { changed: false, replicas: await this.replicasOf(group, partitionId), dropped };
       }
       if (node === this.o.self)
-        throw refused('removingLeader', `node ${node} leads partition ${partitionId}: TransferLeader to another voter first`, {
+        throw refused('removingLeader', `node ${node} leads ${what(partitionId)}: TransferLeader to another voter first`, {
           partitionId: String(partitionId),
         });
       const rf = this.o.replicationFactor;
@@ -237,7 +261,7 @@ export class ReplicaMembership {
         if (healthy < rf)
           throw refused(
             'belowReplicationFactor',
-            `removing voter ${node} would leave partition ${partitionId} ${healthy} reachable caught-up voters (of ${remaining.length}), below the replication factor ${rf}; add and promote a replacement first (or bring the others back), or set force`,
+            `removing voter ${node} would leave ${what(partitionId)} ${healthy} reachable caught-up voters (of ${remaining.length}), below the replication factor ${rf}; add and promote a replacement first (or bring the others back), or set force`,
             { partitionId: String(partitionId), voters: String(st.confState.voters.length), healthyRemaining: String(healthy), replicationFactor: String(rf) },
           );
       }
@@ -258,7 +282,7 @@ export class ReplicaMembership {
     const r = this.o.raft.transferLeader(group, to);
     if (r === undefined) throw this.notHosted(partitionId);
     if (!r.ok) {
-      if (r.reason === Refusal.NotVoter) throw refused('notVoter', `node ${to} is not a voter of partition ${partitionId}`, { nodeId: to });
+      if (r.reason === Refusal.NotVoter) throw refused('notVoter', `node ${to} is not a voter of ${what(partitionId)}`, { nodeId: to });
       throw this.refusalError(group, partitionId, r.reason, r.leader);
     }
     const end = Date.now() + (this.o.transferTimeoutMs ?? TRANSFER_TIMEOUT_MS);
@@ -267,7 +291,7 @@ export class ReplicaMembership {
       if (now?.leader === to) return { changed: true, leader: to };
       await sleep(POLL_MS);
     }
-    throw new KeyVaError('UNAVAILABLE', `partition ${partitionId}: leadership did not move to ${to} in time (abandoned); retry`, {
+    throw new KeyVaError('UNAVAILABLE', `${what(partitionId)}: leadership did not move to ${to} in time (abandoned); retry`, {
       partitionId: String(partitionId),
     });
   }
@@ -282,12 +306,15 @@ export class ReplicaMembership {
 
   hostReplica(partitionId: number, range: HashRange): Promise<HostReplicaResponse> {
     const group = groupOf(partitionId);
-    if (range.start < 0n || range.end <= range.start || range.end > 1n << 64n)
+    const meta = group === 0;
+    if (meta && this.o.metaContent === undefined)
+      throw refused('noMetaContent', `node ${this.o.self} cannot host a meta replica (it runs without a meta state machine)`);
+    if (!meta && (range.start < 0n || range.end <= range.start || range.end > 1n << 64n))
       throw new KeyVaError('INVALID_ARGUMENT', `HostReplica: [${range.start}, ${range.end}) is not a hash range`, { field: 'start' });
     return this.exclusive(group, async () => {
       if (this.o.raft.status(group) !== undefined) return { changed: false };
-      await writeHosting(this.o.engine, group, range);
-      await this.o.raft.addGroup({ group, range });
+      await writeHosting(this.o.engine, group, meta ? NO_RANGE : range);
+      await this.o.raft.addGroup(meta ? { group, range: NO_RANGE, content: this.o.metaContent } : { group, range });
       this.stats.replicasHosted++;
       this.o.log?.info({ group, partitionId }, 'hosting an empty replica: waiting for the leader');
       return { changed: true };
@@ -304,7 +331,7 @@ export class ReplicaMembership {
         this.stats.dropsRefused++;
         throw refused(
           'cannotConfirmRemoval',
-          `node ${this.o.self} cannot confirm its removal from partition ${partitionId} (entry ${proof.index} of term ${proof.term} is not in its log, and its applied membership includes it); nothing deleted`,
+          `node ${this.o.self} cannot confirm its removal from ${what(partitionId)} (entry ${proof.index} of term ${proof.term} is not in its log, and its applied membership includes it); nothing deleted`,
           { partitionId: String(partitionId) },
         );
       }
@@ -313,11 +340,21 @@ export class ReplicaMembership {
     });
   }
 
-  localReplica(partitionId: number): LocalReplicaResponse {
-    const group = groupOf(partitionId);
+  /** This node's view of its replica of a partition's group (or of the meta group, group 0). */
+  localReplica(partitionId: number, metaGroup = false): LocalReplicaResponse {
+    const group = metaGroup ? 0 : groupOf(partitionId);
     const s = this.o.raft.status(group);
-    if (s === undefined) return { hosted: false, appliedIndex: '0', lastIndex: '0', term: '0', leader: '' };
-    return { hosted: true, appliedIndex: String(s.applied.index), lastIndex: String(s.lastIndex), term: String(s.term), leader: s.leader ?? '' };
+    if (s === undefined) return { hosted: false, appliedIndex: '0', lastIndex: '0', term: '0', leader: '', lastTerm: '0', commitIndex: '0', voters: [] };
+    return {
+      hosted: true,
+      appliedIndex: String(s.applied.index),
+      lastIndex: String(s.lastIndex),
+      term: String(s.term),
+      leader: s.leader ?? '',
+      lastTerm: String(this.o.raft.logTerm(group, s.lastIndex) ?? 0),
+      commitIndex: String(s.commit),
+      voters: [...s.voters],
+    };
   }
 
   // --- internals --------------------------------------------------------------------------------
@@ -334,13 +371,13 @@ export class ReplicaMembership {
   private async sweep(): Promise<void> {
     const me = replicaOf(this.o.self);
     for (const group of this.o.raft.groups()) {
-      if (group === 0 || this.stopped) continue;
+      if (this.stopped) continue;
       const st = this.o.raft.raftStatus(group);
       if (st === undefined || isMember(st.confState, me)) continue;
       const entries = this.o.raft.logEntries(group, st.firstIndex, st.lastIndex + 1);
       if (!removalConfirmed(me, st, entries)) continue;
       await this.exclusive(group, async () => {
-        if (this.o.raft.status(group) !== undefined) await this.drop(group, group - 1);
+        if (this.o.raft.status(group) !== undefined) await this.drop(group, group === 0 ? META_PARTITION : group - 1);
       });
     }
   }
@@ -352,7 +389,7 @@ export class ReplicaMembership {
       const address = this.o.addressOf(node);
       try {
         if (address !== undefined) {
-          await this.o.peers.call(address, 'DropReplica', { partitionId, index: String(proof.index), term: String(proof.term) });
+          await this.o.peers.call(address, 'DropReplica', { ...target(partitionId), index: String(proof.index), term: String(proof.term) });
           return true;
         }
       } catch (e) {
@@ -380,7 +417,7 @@ export class ReplicaMembership {
     const unknown = (why: string) =>
       new KeyVaError(
         'DEADLINE_EXCEEDED',
-        `partition ${partitionId}: ${change.type} of ${nodeOf(change.replica)} ${why}; outcome unknown, call again (idempotent)`,
+        `${what(partitionId)}: ${change.type} of ${nodeOf(change.replica)} ${why}; outcome unknown, call again (idempotent)`,
         {
           partitionId: String(partitionId),
         },
@@ -405,7 +442,7 @@ export class ReplicaMembership {
     if (s === undefined || st === undefined) throw this.notHosted(partitionId);
     if (st.softState.role !== Role.Leader) throw this.notLeader(partitionId, s.leader);
     if (!s.serving)
-      throw new KeyVaError('UNAVAILABLE', `partition ${partitionId}: the leader is warming up; retry`, {
+      throw new KeyVaError('UNAVAILABLE', `${what(partitionId)}: the leader is warming up; retry`, {
         reason: 'warmingUp',
         partitionId: String(partitionId),
       });
@@ -413,7 +450,7 @@ export class ReplicaMembership {
   }
 
   private notHosted(partitionId: number): KeyVaError {
-    return new KeyVaError('WRONG_PARTITION', `partition ${partitionId} is not hosted on node ${this.o.self}`, { partitionId: String(partitionId) });
+    return new KeyVaError('WRONG_PARTITION', `${what(partitionId)} is not hosted on node ${this.o.self}`, { partitionId: String(partitionId) });
   }
 
   private notLeader(partitionId: number, leader: NodeId | undefined): KeyVaError {
@@ -421,7 +458,7 @@ export class ReplicaMembership {
     if (leader !== undefined) details.leaderAddress = this.o.addressOf(leader) ?? '';
     return new KeyVaError(
       'NOT_LEADER',
-      `node ${this.o.self} does not lead partition ${partitionId}${leader === undefined ? ' (no leader known)' : `; its leader is ${leader}`}`,
+      `node ${this.o.self} does not lead ${what(partitionId)}${leader === undefined ? ' (no leader known)' : `; its leader is ${leader}`}`,
       details,
     );
   }
@@ -434,12 +471,12 @@ export class ReplicaMembership {
       case Refusal.LeaderNotReady:
       case Refusal.LeaderTransferring:
       case Refusal.TooManyUncommitted:
-        return new KeyVaError('UNAVAILABLE', `partition ${partitionId}: cannot change membership now (${reason}); nothing was proposed, retry`, {
+        return new KeyVaError('UNAVAILABLE', `${what(partitionId)}: cannot change membership now (${reason}); nothing was proposed, retry`, {
           reason,
           partitionId: String(partitionId),
         });
       default:
-        return refused(reason, `partition ${partitionId}: membership change refused (${reason})`, { partitionId: String(partitionId) });
+        return refused(reason, `${what(partitionId)}: membership change refused (${reason})`, { partitionId: String(partitionId) });
     }
   }
 
@@ -460,7 +497,7 @@ export class ReplicaMembership {
         const address = this.o.addressOf(node);
         if (address !== undefined) {
           try {
-            const r = await this.o.peers.call<object, LocalReplicaResponse>(address, 'LocalReplica', { partitionId }, 1000);
+            const r = await this.o.peers.call<object, LocalReplicaResponse>(address, 'LocalReplica', target(partitionId), 1000);
             if (r.hosted) {
               applied = Number(r.appliedIndex);
               reachable = true;
@@ -481,7 +518,14 @@ export class ReplicaMembership {
     };
     const replicas = await Promise.all([...st.confState.voters.map((v) => one(v, 'VOTER')), ...st.confState.learners.map((l) => one(l, 'LEARNER'))]);
     const s = this.o.raft.status(group);
+    const range = this.o.raft.rangeOf(group);
+    const size = group === 0 || range === undefined || this.o.sizeOf === undefined ? undefined : await this.o.sizeOf(group, range).catch(() => undefined);
     return {
+      sizeBytes: String(size?.bytes ?? 0),
+      keys: String(size?.keys ?? 0),
+      sizeExact: size?.exact ?? false,
+      splitHint: String(size?.splitHint ?? 0n),
+      qps: group === 0 ? 0 : Math.round(this.o.loadOf?.(partitionId) ?? 0),
       partitionId,
       leader: s?.leader ?? '',
       term: String(st.hardState.term),

@@ -1,6 +1,6 @@
 /** Prometheus metrics of one node (one registry per node, so several nodes can share a process in tests). */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { StorageEngine } from '../engine/types.ts';
+import type { EngineStats, StorageEngine } from '../engine/types.ts';
 
 /** Streamed Raft snapshots of the node since it started (`RaftTransport.snapshotTotals`). */
 export interface SnapshotStreamTotals {
@@ -15,8 +15,25 @@ export interface SnapshotStreamTotals {
   readonly sendingBytes: number;
 }
 
+/** A plain counter the request path bumps; read into its Prometheus series at scrape time. */
+class Tally {
+  n = 0;
+  inc(): void {
+    this.n++;
+  }
+  dec(): void {
+    this.n--;
+  }
+}
+
 export class NodeMetrics {
   readonly registry = new Registry();
+  /**
+   * Per-request counts are plain numbers, moved into `requests` / `inflight` when scraped: a
+   * prom-client `inc` on a labelled child hashes its labels every time (~1 µs per request each).
+   */
+  private readonly requestTallies = new Map<string, { readonly labels: { method: string; code: string; transport: string }; readonly tally: Tally }>();
+  private readonly inflightTallies = new Map<string, Tally>();
   readonly requests: Counter<'method' | 'code' | 'transport'>;
   readonly latency: Histogram<'method' | 'transport'>;
   readonly inflight: Gauge<'transport'>;
@@ -25,11 +42,20 @@ export class NodeMetrics {
   constructor(engine: StorageEngine, opts: { defaultMetrics: boolean }) {
     const registers = [this.registry];
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'keyva_process_' });
+    const requestTallies = this.requestTallies;
+    const inflightTallies = this.inflightTallies;
     this.requests = new Counter({
       name: 'keyva_requests_total',
       help: 'Requests by method, result code and transport',
       labelNames: ['method', 'code', 'transport'],
       registers,
+      collect() {
+        for (const { labels, tally } of requestTallies.values()) {
+          if (tally.n === 0) continue;
+          this.inc(labels, tally.n);
+          tally.n = 0;
+        }
+      },
     });
     this.latency = new Histogram({
       name: 'keyva_request_duration_seconds',
@@ -38,7 +64,15 @@ export class NodeMetrics {
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
-    this.inflight = new Gauge({ name: 'keyva_inflight_requests', help: 'Requests being served', labelNames: ['transport'], registers });
+    this.inflight = new Gauge({
+      name: 'keyva_inflight_requests',
+      help: 'Requests being served',
+      labelNames: ['transport'],
+      registers,
+      collect() {
+        for (const [transport, tally] of inflightTallies) this.set({ transport }, tally.n);
+      },
+    });
     this.partitionOps = new Counter({
       name: 'keyva_partition_operations_total',
       help: 'Key operations routed to each partition',
@@ -46,10 +80,10 @@ export class NodeMetrics {
       registers,
     });
     const stat =
-      <K extends 'sizeBytes' | 'keysEstimate' | 'blockCacheHitRate' | 'blockCacheHits' | 'blockCacheMisses'>(k: K) =>
+      <K extends keyof EngineStats>(k: K) =>
       () => {
         try {
-          return engine.stats()[k];
+          return engine.stats()[k] ?? Number.NaN;
         } catch {
           return Number.NaN;
         }
@@ -68,9 +102,10 @@ export class NodeMetrics {
     gauge('keyva_block_cache_hit_ratio', 'RocksDB block cache hit ratio (NaN when unknown)', stat('blockCacheHitRate'));
     gauge('keyva_block_cache_hits', 'RocksDB block cache hits since start', stat('blockCacheHits'));
     gauge('keyva_block_cache_misses', 'RocksDB block cache misses since start', stat('blockCacheMisses'));
+    gauge('keyva_read_cache_hits', 'Point reads answered by the latest-row cache since start (NaN when it is off)', stat('readCacheHits'));
+    gauge('keyva_read_cache_misses', 'Point reads the latest-row cache sent to storage since start (NaN when it is off)', stat('readCacheMisses'));
+    gauge('keyva_read_cache_bytes', 'Bytes held by the latest-row cache (NaN when it is off)', stat('readCacheBytes'));
   }
-
-  private readonly inflightChildren = new Map<string, { inc(): void; dec(): void }>();
 
   /** Exports the streamed-snapshot totals of a replicated node (ADR 0008 §9), read at scrape time. */
   watchSnapshotStreams(read: () => SnapshotStreamTotals): void {
@@ -94,23 +129,26 @@ export class NodeMetrics {
     gauge('keyva_snapshot_sending_bytes', 'Bytes sent so far by the snapshot transfers in progress', 'sendingBytes');
   }
 
+  /** Requests of `transport` being served (read by `keyva_inflight_requests` at scrape time). */
   inflightOf(transport: 'grpc' | 'stream' | 'http'): { inc(): void; dec(): void } {
-    let g = this.inflightChildren.get(transport);
-    if (!g) {
-      g = this.inflight.labels({ transport });
-      this.inflightChildren.set(transport, g);
+    let t = this.inflightTallies.get(transport);
+    if (!t) {
+      t = new Tally();
+      this.inflightTallies.set(transport, t);
     }
-    return g;
+    return t;
   }
 
-  private readonly children = new Map<string, { count: { inc(): void }; latency: { observe(v: number): void } }>();
+  private readonly children = new Map<string, { readonly count: Tally; readonly latency: { observe(v: number): void } }>();
 
   /** Records one finished request (labelled children are cached: no label hashing per request). */
   observe(method: string, transport: 'grpc' | 'stream' | 'http', code: string, seconds: number): void {
     const key = `${method}\u0000${transport}\u0000${code}`;
     let c = this.children.get(key);
     if (!c) {
-      c = { count: this.requests.labels({ method, code, transport }), latency: this.latency.labels({ method, transport }) };
+      const count = new Tally();
+      this.requestTallies.set(key, { labels: { method, code, transport }, tally: count });
+      c = { count, latency: this.latency.labels({ method, transport }) };
       this.children.set(key, c);
     }
     c.count.inc();

@@ -266,7 +266,7 @@ export class GroupDriver {
     if (this.proposals.size + this.allWaiters.size >= this.o.pendingProposalsMax) return Promise.resolve(this.refused(ProposeRefusal.Busy, this.replica, term));
     const id = this.o.nextProposalId();
     const commitTs = this.o.clock.now();
-    const data = encodeCommand({ id, mutations, commitTs, nowMs: this.o.clock.nowMs() });
+    const data = encodeCommand({ id, mutations, commitTs, nowMs: this.o.clock.nowMs(), requestId: opts.requestId });
     const r = this.node.propose(data);
     if (!r.ok) return Promise.resolve(this.refused(REFUSAL_OF_CORE[r.reason] ?? ProposeRefusal.Busy, r.leader, r.term));
     this.o.kick();
@@ -426,6 +426,11 @@ export class GroupDriver {
     }
   }
 
+  /** More than `logEntriesMax` applied entries are kept: `maybeCompact` has work. */
+  needsCompaction(): boolean {
+    return this.failedWith === undefined && this.sm.applied.index - this.log.firstIndex() + 1 > this.o.logEntriesMax;
+  }
+
   /**
    * Compacts the log into a snapshot of the applied state once more than `logEntriesMax`
    * applied entries are kept. Call only between Ready turns (nothing may be submitted to the
@@ -433,8 +438,7 @@ export class GroupDriver {
    */
   async maybeCompact(): Promise<CompactionResult> {
     const no: CompactionResult = { compacted: false };
-    const applied = this.sm.applied.index;
-    if (this.failedWith || applied - this.log.firstIndex() + 1 <= this.o.logEntriesMax) return no;
+    if (!this.needsCompaction()) return no;
     // A data group's snapshot is only a descriptor (its rows are streamed when sent), so any
     // partition size compacts (ADR 0008 §9).
     const snap = await this.sm.snapshotData();
@@ -501,7 +505,15 @@ export class GroupDriver {
     }
     switch (outcome.kind) {
       case 'applied':
-        w.resolve({ ok: true, index: a.index, term: a.term, commitTs: command.commitTs, existed: outcome.existed });
+        // Deduplicated (docs/adr/0011-exactly-once-writes.md): the first application's version.
+        w.resolve({
+          ok: true,
+          index: a.index,
+          term: a.term,
+          commitTs: outcome.version ?? command.commitTs,
+          existed: outcome.existed,
+          deduplicated: outcome.deduplicated,
+        });
         return;
       case 'conditionFailed':
         w.resolve({

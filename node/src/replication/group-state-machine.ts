@@ -15,6 +15,12 @@
  * - A write whose condition fails writes nothing, the applied state included. Replaying it
  *   after a crash is harmless: it meets the same state (everything after it that succeeded
  *   wrote a higher applied index) and fails the same way.
+ * - Exactly-once writes (docs/adr/0011-exactly-once-writes.md): a command carrying a client
+ *   request id is written together with the id's record (`request-record.ts`), as the batch's
+ *   first mutation, conditioned on the record being absent. If the id is already recorded the
+ *   engine writes nothing and the entry's outcome is the FIRST application's (`applied`, with its
+ *   commit timestamp as `version` and `deduplicated`): decided by the engine state at the entry's
+ *   log position, so the same on every replica and on replay.
  * - Every replica moves its hybrid clock past every applied commit timestamp, and on open past
  *   the stored highest one, so a leader elected later never hands out a lower version.
  * - A snapshot (from the leader, or left half-installed by a crash) replaces the partition's
@@ -46,6 +52,7 @@ import type { SplitHooks } from '../split/split-hooks.ts';
 import { decodePartitionSnapshot, decodeSnapshotDescriptor, encodeSnapshotDescriptor, type HashRange, isStreamedSnapshot } from './partition-snapshot.ts';
 import { appliedStateKey, type GroupId } from './raft-keys.ts';
 import { decodeCommand, type ReplicatedCommand } from './replicated-command.ts';
+import { recordIndexPut, requestRecordOf } from './request-record.ts';
 import { writeStagedRows } from './snapshot-install.ts';
 import { clearStaging } from './snapshot-staging.ts';
 
@@ -94,8 +101,18 @@ export function decodeAppliedState(b: Buffer): AppliedState {
 
 /** The outcome of applying one entry. */
 export type ApplyOutcome =
-  /** A command whose batch was written; `existed` per mutation, as `engine.write` says. */
-  | { readonly kind: 'applied'; readonly existed: readonly boolean[] }
+  /**
+   * A command whose batch was written; `existed` per mutation, as `engine.write` says. With
+   * `deduplicated`, its request id was already recorded: nothing was written now, `version` is
+   * the first application's commit timestamp and `existed` what that application found when this
+   * replica still remembers it (all false otherwise).
+   */
+  | {
+      readonly kind: 'applied';
+      readonly existed: readonly boolean[];
+      readonly version?: Timestamp | undefined;
+      readonly deduplicated?: true | undefined;
+    }
   /** A command whose condition did not hold: nothing was written (the same on every replica). */
   | { readonly kind: 'conditionFailed'; readonly failedIndex: number; readonly currentVersion: Timestamp }
   /** An entry without a command (empty, conf change) or with bytes that are not a command. */
@@ -124,7 +141,12 @@ export interface StateMachineStats {
   /** Normal entries whose data is not a valid command: applied as no-ops, on every replica alike. */
   corruptCommands: number;
   snapshotsInstalled: number;
+  /** Commands whose request id was already recorded: answered with the first result, not applied again. */
+  duplicates: number;
 }
+
+/** Request ids whose `existed` flags a replica keeps in memory, to answer a resent delete with them. */
+const RECENT_RESULTS_MAX = 4096;
 
 export interface GroupStateMachineOptions {
   readonly engine: StorageEngine;
@@ -144,7 +166,7 @@ const NOOP: ApplyOutcome = { kind: 'noop' };
 
 export class GroupStateMachine {
   readonly group: GroupId;
-  readonly stats: StateMachineStats = { entries: 0, writes: 0, conditionFailures: 0, corruptCommands: 0, snapshotsInstalled: 0 };
+  readonly stats: StateMachineStats = { entries: 0, writes: 0, conditionFailures: 0, corruptCommands: 0, snapshotsInstalled: 0, duplicates: 0 };
   private readonly o: GroupStateMachineOptions;
   private readonly key: Buffer;
   /** Confirmed by the engine. */
@@ -157,6 +179,8 @@ export class GroupStateMachine {
   private installingSnapshot = false;
   /** The range at the submitted position in the log (splits narrow it) and the children split off (docs/adr/0010-splits.md). */
   private record: RangeRecord;
+  /** `existed` of recently applied request ids (hex), oldest first: only for answers, never for decisions. */
+  private readonly recentResults = new Map<string, readonly boolean[]>();
 
   private constructor(o: GroupStateMachineOptions, state: AppliedState, record: RangeRecord | undefined) {
     this.o = o;
@@ -285,14 +309,35 @@ export class GroupStateMachine {
         maxCommitTs: maxTs(command.commitTs, this.submitted.maxCommitTs),
       };
       this.submitted = state;
+      // Exactly-once: the request id's record goes first, conditioned on its absence.
+      const dedup = this.o.content === undefined ? requestRecordOf(command) : undefined;
+      const first = dedup === undefined ? 0 : 1;
       const content = this.o.content === undefined ? command.mutations : this.o.content.apply(command, e.index);
-      const mutations: Mutation[] = [...content, this.stateMutation(state)];
+      const mutations: Mutation[] =
+        dedup === undefined || dedup.type !== 'put'
+          ? [...content, this.stateMutation(state)]
+          : [
+              dedup,
+              ...content,
+              recordIndexPut({ group: this.group, version: command.commitTs, hash: dedup.hash, requestId: command.requestId as Buffer }),
+              this.stateMutation(state),
+            ];
       const written = this.submit(mutations, command.commitTs, command.nowMs, state);
+      const rid = command.requestId?.toString('hex');
       const done = written.then(
         (r): ApplyOutcome => {
-          if (r.ok) return { kind: 'applied', existed: r.existed.slice(0, content.length) };
+          if (r.ok) {
+            const existed = r.existed.slice(first, first + content.length);
+            if (rid !== undefined) this.remember(rid, existed);
+            return { kind: 'applied', existed };
+          }
+          if (dedup !== undefined && r.failedIndex === 0) {
+            this.stats.duplicates++;
+            const existed = (rid === undefined ? undefined : this.recentResults.get(rid)) ?? content.map(() => false);
+            return { kind: 'applied', existed, version: r.currentVersion, deduplicated: true };
+          }
           this.stats.conditionFailures++;
-          return { kind: 'conditionFailed', failedIndex: r.failedIndex, currentVersion: r.currentVersion };
+          return { kind: 'conditionFailed', failedIndex: r.failedIndex - first, currentVersion: r.currentVersion };
         },
         (error: Error): ApplyOutcome => ({ kind: 'failed', error }),
       );
@@ -422,6 +467,14 @@ export class GroupStateMachine {
     this.submitted = state;
     this.stats.snapshotsInstalled++;
     return this.submit([...mutations, this.stateMutation(state)], 1n, 0, state).then(() => undefined);
+  }
+
+  private remember(rid: string, existed: readonly boolean[]): void {
+    this.recentResults.set(rid, existed);
+    if (this.recentResults.size > RECENT_RESULTS_MAX) {
+      const oldest = this.recentResults.keys().next().value;
+      if (oldest !== undefined) this.recentResults.delete(oldest);
+    }
   }
 
   private decode(data: Uint8Array): ReplicatedCommand | undefined {

@@ -7,10 +7,12 @@
  *   heartbeat 2 ticks by default).
  * - **Ready loop**, one turn at a time: take the Readys of every group that has one; stage all
  *   their snapshots, entries and hard states into ONE engine write (`sync` iff any Ready says
- *   `mustSync` or carries a snapshot) and await it; `commit` them to the logs' in-memory copies;
- *   THEN send their messages; THEN submit committed entries to the state machines (without
- *   awaiting the writes: the engine applies in submission order); THEN `advance`. No message
- *   leaves before the state it depends on is durable. Between turns, groups whose log grew past
+ *   `mustSync` or carries a snapshot) and submit it; send leaders' appends at once (they carry
+ *   only durable state; `sendsEarly`); submit committed entries to the state machines (without
+ *   awaiting: the engine writes in submission order, so applies land after the log write, often
+ *   in the same group commit); await the log write; `commit` the Readys to the logs' in-memory
+ *   copies; THEN send the other messages (votes, append responses: what they promise is durable
+ *   only now); apply snapshots; THEN `advance`. Between turns, groups whose log grew past
  *   `logEntriesMax` applied entries are compacted into a snapshot. Inputs (messages, ticks,
  *   proposals) keep arriving while a turn awaits the engine; they land in the next Ready, so
  *   a busy node group-commits many groups and many proposals per fsync.
@@ -37,7 +39,7 @@ import { Prng } from '../raft/prng.ts';
 import type { RaftStatus } from '../raft/raft.ts';
 import type { Ready } from '../raft/raw-node.ts';
 import type { ProposeResult as CoreProposeResult, RequestResult } from '../raft/results.ts';
-import type { ConfChange, Entry, ReplicaId } from '../raft/types.ts';
+import { type ConfChange, type Entry, type ReplicaId, Role } from '../raft/types.ts';
 import type { SplitHooks } from '../split/split-hooks.ts';
 import { bootstrapWrite, DurableRaftLog } from './durable-raft-log.ts';
 import { GroupDriver, type GroupStatus, type RaftTuning } from './group-driver.ts';
@@ -149,6 +151,34 @@ export interface MultiRaftStats {
 
 type State = 'new' | 'running' | 'stopping' | 'stopped' | 'failed';
 
+/**
+ * Whether a Ready's committed entries may be submitted before its log write completes: not if it
+ * carries a snapshot (the install reads what the log persisted), nor if it commits entries it
+ * also appends (a follower given entries and their commit at once): only entries that earlier,
+ * durable Readys wrote are applied ahead, so even a log write that fails while a later apply
+ * write succeeds leaves the applied index within the durable log.
+ */
+function appliesEarly(rd: Ready): boolean {
+  if (rd.snapshot !== undefined) return false;
+  const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1];
+  const firstNew = rd.entries[0];
+  return lastCommitted === undefined || firstNew === undefined || lastCommitted.index < firstNew.index;
+}
+
+/**
+ * Whether a Ready's appends may be sent before the Ready is durable: only a leader's, and only
+ * when the Ready changes neither term nor vote (the appends carry the durable term) nor
+ * installs a snapshot. A crash before the write completes loses at most entries of this Ready
+ * on the leader; followers that took them hold them as any follower holds an uncommitted
+ * entry, and nothing was acknowledged (the leader answers after applying, which needs its own
+ * durable copy or a quorum of followers').
+ */
+function sendsEarly(d: GroupDriver, rd: Ready): boolean {
+  if (rd.snapshot !== undefined || rd.softState.role !== Role.Leader) return false;
+  const durable = d.log.hardState();
+  return rd.hardState === undefined || (rd.hardState.term === durable.term && rd.hardState.vote === durable.vote);
+}
+
 export class MultiRaft {
   readonly nodeId: NodeId;
   readonly stats: MultiRaftStats = {
@@ -177,6 +207,8 @@ export class MultiRaft {
   private again = false;
   /** The turn in progress, if any. */
   private turning: Promise<void> | undefined;
+  /** The groups of the last turn (the ones whose logs may have grown). */
+  private lastWorked: GroupDriver[] = [];
   /** Round-robin start of the next turn's Ready collection. */
   private cursor = 0;
   private proposalSeq: bigint;
@@ -373,6 +405,11 @@ export class MultiRaft {
     return this.drivers.get(group)?.node.status();
   }
 
+  /** Term of the entry at `index` of `group`'s log (index in [firstIndex - 1, lastIndex]); undefined otherwise or if not hosted. */
+  logTerm(group: GroupId, index: number): number | undefined {
+    return this.drivers.get(group)?.log.term(index);
+  }
+
   /** The partition range of a hosted group (what its snapshots carry). */
   rangeOf(group: GroupId): HashRange | undefined {
     return this.drivers.get(group)?.sm.range;
@@ -446,7 +483,7 @@ export class MultiRaft {
     let worked = false;
     try {
       worked = await this.turn();
-      if (worked) await this.compact();
+      if (worked) await this.compact(this.lastWorked);
     } catch (e) {
       this.fail(e as Error);
     } finally {
@@ -471,16 +508,44 @@ export class MultiRaft {
     if (drivers.length > 0) this.cursor = (this.cursor + 1) % drivers.length;
     if (work.length === 0) return false;
     this.stats.turns++;
+    this.lastWorked = work.map((w) => w.d);
 
-    // 1. Persist every Ready in one engine write.
+    // 1. Persist every Ready in one engine write: submitted now, awaited below.
     const mutations: Mutation[] = [];
     let sync = false;
     for (const { d, rd } of work) {
       for (const m of d.stage(rd)) mutations.push(m);
       if (rd.mustSync || rd.snapshot !== undefined) sync = true;
     }
-    if (mutations.length > 0) {
-      await this.o.engine.write({ mutations, commitTs: 1n, nowMs: 0, sync });
+    const persisting = mutations.length > 0 ? this.o.engine.write({ mutations, commitTs: 1n, nowMs: 0, sync }) : undefined;
+    // Awaited below; should anything in between throw, its failure must not go unhandled.
+    persisting?.catch(() => undefined);
+
+    // 2a. A leader's appends leave while its own copy is being written (Raft thesis §10.2.1, as
+    // etcd does): the entries they carry from earlier Readys are durable already, and the leader
+    // counts its own copy toward commit only after `advance` (ADR 0006 §4). See `sendsEarly`.
+    const early = new Set<Message>();
+    for (const { d, rd } of work) {
+      if (!sendsEarly(d, rd)) continue;
+      for (const m of rd.messages) {
+        if (m.type !== MessageType.Append) continue;
+        early.add(m);
+        this.o.transport.send(nodeOf(m.to), d.group, m);
+        this.stats.messagesSent++;
+      }
+    }
+
+    // 3a. Committed entries go to the state machines now: the engine writes in submission order,
+    // so every apply write lands after (or in the same group commit as) the log write above
+    // (ADR 0008 "Changes"). See `appliesEarly` for the Readys that wait for the write.
+    const late: { d: GroupDriver; rd: Ready }[] = [];
+    for (const w of work) {
+      if (appliesEarly(w.rd)) w.d.apply(w.rd);
+      else late.push(w);
+    }
+
+    if (persisting !== undefined) {
+      await persisting;
       this.stats.persistWrites++;
       if (sync) this.stats.syncedWrites++;
     }
@@ -488,9 +553,10 @@ export class MultiRaft {
     this.stats.readiesPersisted += work.length;
     if (this.state !== 'running' && this.state !== 'stopping') return false;
 
-    // 2. Send: only now is what the messages promise durable.
+    // 2b. Send the rest: only now is what they promise (votes, acknowledged entries) durable.
     for (const { d, rd } of work) {
       for (const m of rd.messages) {
+        if (early.has(m)) continue;
         this.o.transport.send(nodeOf(m.to), d.group, m);
         this.stats.messagesSent++;
         if (m.type === MessageType.Snapshot) {
@@ -503,14 +569,16 @@ export class MultiRaft {
       }
     }
 
-    // 3. Apply (submitted in order, not awaited), 4. advance.
-    for (const { d, rd } of work) d.apply(rd);
+    // 3b. The other Readys apply now, 4. advance.
+    for (const { d, rd } of late) d.apply(rd);
     for (const { d, rd } of work) d.advance(rd);
     return true;
   }
 
-  private async compact(): Promise<void> {
-    for (const d of this.drivers.values()) {
+  /** Compacts the logs that grew past `logEntriesMax` among `drivers` (the last turn's: only they applied anything). */
+  private async compact(drivers: readonly GroupDriver[]): Promise<void> {
+    for (const d of drivers) {
+      if (!d.needsCompaction() || this.drivers.get(d.group) !== d) continue;
       const r = await d.maybeCompact();
       if (r.compacted) this.stats.compactions++;
     }

@@ -2,7 +2,18 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Message, MessageType } from '../raft/messages.ts';
 import type { Entry, ReplicaId } from '../raft/types.ts';
-import { decodeEntry, decodeHardState, decodeMessage, encodeEntry, encodeHardState, encodeMessage } from './raft-codec.ts';
+import {
+  decodeEntry,
+  decodeHardState,
+  decodeMessage,
+  decodePacked,
+  encodeEntry,
+  encodeHardState,
+  encodeMessage,
+  encodePacked,
+  type GroupMessage,
+  isCoalescedHeartbeat,
+} from './raft-codec.ts';
 
 const rid = fc.stringMatching(/^[a-z0-9-]{1,12}$/).map((s) => s as ReplicaId);
 const num = fc.integer({ min: 0, max: 2 ** 40 });
@@ -62,6 +73,72 @@ describe('raft codec', () => {
         const t = b.subarray(0, cut % b.length);
         expect(() => decodeMessage(t)).toThrow(expect.objectContaining({ code: 'STORAGE_ERROR' }));
         expect(() => decodeMessage(Buffer.concat([b, Buffer.from([0])]))).toThrow(expect.objectContaining({ code: 'STORAGE_ERROR' }));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  // A heartbeat or response as the core sends it: only term, commit, index and context set.
+  const heartbeatArb: fc.Arbitrary<Message> = fc.record({
+    type: fc.constantFrom(MessageType.Heartbeat, MessageType.HeartbeatResponse),
+    from: rid,
+    to: rid,
+    term: num,
+    logTerm: fc.constant(0),
+    index: num,
+    entries: fc.constant([]),
+    commit: num,
+    reject: fc.constant(false),
+    rejectHint: fc.constant(0),
+    snapshot: fc.constant(undefined),
+    context: fc.option(bytes, { nil: undefined }),
+  });
+  const batchArb: fc.Arbitrary<GroupMessage[]> = fc.array(
+    fc.record({ group: fc.integer({ min: 0, max: 2 ** 32 - 1 }), message: fc.oneof(messageArb, heartbeatArb) }),
+    { maxLength: 12 },
+  );
+
+  it('packs a batch: every message back, the others in order, then the heartbeats in order', () => {
+    fc.assert(
+      fc.property(batchArb, (items) => {
+        const { messages, heartbeats } = decodePacked(encodePacked(items));
+        const want = [...items.filter((i) => !isCoalescedHeartbeat(i.message)), ...items.filter((i) => isCoalescedHeartbeat(i.message))];
+        expect(norm(messages)).toEqual(norm(want));
+        expect(heartbeats).toBe(items.filter((i) => isCoalescedHeartbeat(i.message)).length);
+      }),
+    );
+  });
+
+  it('coalesces a heartbeat into a 33-byte record', () => {
+    const hb = (g: number): GroupMessage => ({
+      group: g,
+      message: {
+        type: MessageType.Heartbeat,
+        from: 'n1' as ReplicaId,
+        to: 'n2' as ReplicaId,
+        term: 3,
+        logTerm: 0,
+        index: 7,
+        entries: [],
+        commit: 5,
+        reject: false,
+        rejectHint: 0,
+      },
+    });
+    const one = encodePacked([hb(1)]).length;
+    const hundred = encodePacked(Array.from({ length: 100 }, (_, g) => hb(g))).length;
+    expect((hundred - one) / 99).toBe(33);
+    expect(isCoalescedHeartbeat({ ...hb(1).message, reject: true })).toBe(false);
+  });
+
+  it('rejects a truncated, extended or mislabelled packed batch as STORAGE_ERROR', () => {
+    fc.assert(
+      fc.property(batchArb, fc.nat(), (items, cut) => {
+        const b = encodePacked(items);
+        const bad = expect.objectContaining({ code: 'STORAGE_ERROR' });
+        expect(() => decodePacked(b.subarray(0, cut % b.length))).toThrow(bad);
+        expect(() => decodePacked(Buffer.concat([b, Buffer.from([0])]))).toThrow(bad);
+        expect(() => decodePacked(Buffer.concat([Buffer.from([9]), b.subarray(1)]))).toThrow(bad);
       }),
       { numRuns: 200 },
     );

@@ -1,6 +1,9 @@
 /**
  * Node-to-node Raft transport: one outbound gRPC stream per peer carrying the messages of every
- * group, batched per event-loop turn (so the heartbeats of many groups share one gRPC message).
+ * group, batched per event-loop turn: one `RaftBatch` whose `packed` buffer holds every message
+ * (`raft-codec.ts` `encodePacked`), the heartbeats and heartbeat responses of all groups
+ * coalesced into compact records — one wire message per peer per tick however many groups the
+ * two nodes share (KeyVa issue #3). No per-message protobuf work on either side.
  * Raft tolerates loss: when a stream breaks, what it carried is dropped and the next send
  * reconnects after a backoff. Every queue is bounded.
  *
@@ -14,7 +17,7 @@ import * as grpc from '@grpc/grpc-js';
 import { keyvaV1, type RaftBatch, type RaftBatchOut, type RaftClient, type SnapshotAck, type SnapshotFrameOut } from '@keyva/proto';
 import type { SnapshotStreamTotals } from '../observability/metrics.ts';
 import type { Message } from '../raft/messages.ts';
-import { decodeMessage, encodeMessage } from './raft-codec.ts';
+import { decodeMessage, decodePacked, encodePacked, type GroupMessage, isCoalescedHeartbeat } from './raft-codec.ts';
 import type { GroupId } from './raft-keys.ts';
 import { RateLimiter, SNAPSHOT_BYTES_PER_SECOND_DEFAULT } from './snapshot-rate-limiter.ts';
 import { SnapshotReceiver, type SnapshotReceiveStats } from './snapshot-receiver.ts';
@@ -41,9 +44,18 @@ export interface RaftTransportOptions {
 
 export interface TransportStats {
   sent: number;
+  /** RaftBatch messages written to the peers' streams. */
   batches: number;
+  /** Of `sent`: heartbeats and heartbeat responses, coalesced into their batch's packed records. */
+  heartbeatsSent: number;
+  /** Batches that carried at least one coalesced heartbeat (or response). */
+  heartbeatBatches: number;
   dropped: number;
   received: number;
+  /** RaftBatch messages read from the peers' streams. */
+  batchesReceived: number;
+  /** Of `received`: coalesced heartbeats and heartbeat responses. */
+  heartbeatsReceived: number;
   malformed: number;
   connects: number;
   /** Snapshot messages dropped because no runtime attached the snapshot streams. */
@@ -55,13 +67,25 @@ interface Peer {
   address: string;
   client: RaftClient | undefined;
   stream: grpc.ClientWritableStream<RaftBatch> | undefined;
-  queue: { group: GroupId; message: Buffer }[];
+  queue: GroupMessage[];
   flushing: boolean;
   downUntil: number;
 }
 
 export class RaftTransport {
-  readonly stats: TransportStats = { sent: 0, batches: 0, dropped: 0, received: 0, malformed: 0, connects: 0, snapshotsUnattached: 0 };
+  readonly stats: TransportStats = {
+    sent: 0,
+    batches: 0,
+    heartbeatsSent: 0,
+    heartbeatBatches: 0,
+    dropped: 0,
+    received: 0,
+    batchesReceived: 0,
+    heartbeatsReceived: 0,
+    malformed: 0,
+    connects: 0,
+    snapshotsUnattached: 0,
+  };
   private readonly peers = new Map<string, Peer>();
   /** Clients of the peers' Raft services for snapshot streams, on channels of their own. */
   private readonly snapshotClients = new Map<string, { address: string; client: RaftClient }>();
@@ -136,7 +160,7 @@ export class RaftTransport {
       peer.queue.shift();
       this.stats.dropped++;
     }
-    peer.queue.push({ group, message: encodeMessage(message) });
+    peer.queue.push({ group, message });
     if (!peer.flushing) {
       peer.flushing = true;
       setImmediate(() => this.flush(peer));
@@ -216,10 +240,15 @@ export class RaftTransport {
       return;
     }
     while (p.queue.length > 0) {
-      const chunk = p.queue.splice(0, BATCH_MESSAGES_MAX);
+      const chunk = this.takeChunk(p);
+      const packed = encodePacked(chunk);
+      let heartbeats = 0;
+      for (const c of chunk) if (isCoalescedHeartbeat(c.message)) heartbeats++;
       this.stats.sent += chunk.length;
       this.stats.batches++;
-      const ok = stream.write({ fromNode: this.o.self, toNode: p.id, messages: chunk.map((c) => ({ group: c.group, message: c.message })) });
+      this.stats.heartbeatsSent += heartbeats;
+      if (heartbeats > 0) this.stats.heartbeatBatches++;
+      const ok = stream.write({ fromNode: this.o.self, toNode: p.id, packed });
       if (!ok) {
         // Back-pressure: continue when the stream drains.
         p.flushing = true;
@@ -229,13 +258,46 @@ export class RaftTransport {
     }
   }
 
+  /**
+   * The next batch of the peer's queue: up to `BATCH_MESSAGES_MAX` messages other than
+   * heartbeats, and every heartbeat (compact records) queued before the chunk ends.
+   */
+  private takeChunk(p: Peer): GroupMessage[] {
+    let full = 0;
+    let n = 0;
+    for (; n < p.queue.length; n++) {
+      if (isCoalescedHeartbeat((p.queue[n] as GroupMessage).message)) continue;
+      if (full === BATCH_MESSAGES_MAX) break;
+      full++;
+    }
+    return p.queue.splice(0, n);
+  }
+
   /** The Raft gRPC service handlers (receiving side). */
   handlers(): grpc.UntypedServiceImplementation {
     const Send: grpc.handleClientStreamingCall<RaftBatchOut, { batches: string }> = (call, callback) => {
       let batches = 0;
       call.on('data', (b: RaftBatchOut) => {
         batches++;
+        this.stats.batchesReceived++;
         if (b.toNode !== '' && b.toNode !== this.o.self) return; // meant for a node that used to live at this address
+        if (b.packed.length > 0) {
+          let items: GroupMessage[];
+          try {
+            const d = decodePacked(b.packed);
+            items = d.messages;
+            this.stats.heartbeatsReceived += d.heartbeats;
+          } catch {
+            this.stats.malformed++;
+            return;
+          }
+          for (const { group, message } of items) {
+            this.stats.received++;
+            this.o.onReceive(b.fromNode, group, message);
+          }
+          return;
+        }
+        // The unpacked form (one envelope per message), as first built.
         for (const env of b.messages) {
           let m: Message;
           try {

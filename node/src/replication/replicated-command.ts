@@ -6,12 +6,16 @@
  * Binary, big-endian, versioned by the leading byte:
  *
  * ```
- * version u8 (=1) | id u64 | commitTs u64 | nowMs f64 | count u32 | mutations
+ * version 1: 1 u8 | id u64 | commitTs u64 | nowMs f64 | count u32 | mutations
+ * version 2: 2 u8 | id u64 | commitTs u64 | nowMs f64 | requestId 16 bytes | count u32 | mutations
  * put:    1 u8 | hash u64 | key bytes | value bytes | expiresAtMs f64 | condition
  * delete: 2 u8 | hash u64 | key bytes | condition
  * bytes = len u32 | bytes; condition = kind u8 (0 none, 1 absent, 2 exists,
  *         3 versionEquals + version u64, 4 valueEquals + value bytes)
  * ```
+ *
+ * Version 2 carries the client's request id (exactly-once writes, docs/adr/0011-exactly-once-writes.md);
+ * a command without one is still encoded as version 1, and both versions are decoded.
  *
  * This is a durable, cross-node format (it lives in Raft logs and travels between versions of
  * the node), so it is defined here and not shared with the engine's thread-hop encoding
@@ -35,12 +39,22 @@ export interface ReplicatedCommand {
   readonly commitTs: Timestamp;
   /** The leader's wall clock at proposal: conditions are evaluated against TTL expiry with it. */
   readonly nowMs: number;
+  /**
+   * The client's id of the logical write (`REQUEST_ID_BYTES` bytes), the same in every resend:
+   * the partition applies it at most once (docs/adr/0011-exactly-once-writes.md). Absent = no deduplication.
+   */
+  readonly requestId?: Buffer | undefined;
 }
+
+/** Bytes of a request id. */
+export const REQUEST_ID_BYTES = 16;
 
 /** Mutations per command, at most (a sanity bound far above the API's batch limit). */
 export const COMMAND_MUTATIONS_MAX = 1 << 20;
 
-const FORMAT_VERSION = 1;
+const FORMAT_V1 = 1;
+/** With a request id. */
+const FORMAT_V2 = 2;
 const MutationCode = { put: 1, delete: 2 } as const;
 const ConditionCode = { none: 0, absent: 1, exists: 2, versionEquals: 3, valueEquals: 4 } as const;
 const CONDITION_KINDS: readonly string[] = ['absent', 'exists', 'versionEquals', 'valueEquals'] satisfies Condition['kind'][];
@@ -73,8 +87,10 @@ function conditionBytes(c: Condition | undefined): number {
 export function encodeCommand(c: ReplicatedCommand): Buffer {
   checkU64(c.id, 'id');
   checkStamp(c.commitTs, c.nowMs);
+  const rid = c.requestId;
+  if (rid !== undefined && (!Buffer.isBuffer(rid) || rid.length !== REQUEST_ID_BYTES)) throw invalid(`requestId must be ${REQUEST_ID_BYTES} bytes`);
   if (c.mutations.length > COMMAND_MUTATIONS_MAX) throw invalid(`more than ${COMMAND_MUTATIONS_MAX} mutations`);
-  let size = 1 + 8 + 8 + 8 + 4;
+  let size = 1 + 8 + 8 + 8 + 4 + (rid === undefined ? 0 : REQUEST_ID_BYTES);
   for (const m of c.mutations) {
     if (m.type !== 'put' && m.type !== 'delete') throw invalid(`mutation type ${(m as { type: string }).type} cannot be replicated`);
     if (!Buffer.isBuffer(m.key)) throw invalid('key must be a Buffer');
@@ -98,10 +114,11 @@ export function encodeCommand(c: ReplicatedCommand): Buffer {
     o = out.writeUInt32BE(x.length, o);
     o += x.copy(out, o);
   };
-  o = out.writeUInt8(FORMAT_VERSION, o);
+  o = out.writeUInt8(rid === undefined ? FORMAT_V1 : FORMAT_V2, o);
   o = out.writeBigUInt64BE(c.id, o);
   o = out.writeBigUInt64BE(c.commitTs, o);
   o = out.writeDoubleBE(c.nowMs, o);
+  if (rid !== undefined) o += rid.copy(out, o);
   o = out.writeUInt32BE(c.mutations.length, o);
   for (const m of c.mutations) {
     o = out.writeUInt8(MutationCode[m.type], o);
@@ -161,11 +178,17 @@ export function decodeCommand(data: Uint8Array): ReplicatedCommand {
     return v;
   };
   const version = u8();
-  if (version !== FORMAT_VERSION) throw invalid(`unknown format version ${version}`);
+  if (version !== FORMAT_V1 && version !== FORMAT_V2) throw invalid(`unknown format version ${version}`);
   const id = u64();
   const commitTs = u64();
   const nowMs = f64();
   checkStamp(commitTs, nowMs);
+  let requestId: Buffer | undefined;
+  if (version === FORMAT_V2) {
+    need(REQUEST_ID_BYTES);
+    requestId = b.subarray(o, o + REQUEST_ID_BYTES);
+    o += REQUEST_ID_BYTES;
+  }
   const count = u32();
   if (count > COMMAND_MUTATIONS_MAX) throw invalid(`more than ${COMMAND_MUTATIONS_MAX} mutations`);
   const mutations: DataMutation[] = [];
@@ -204,5 +227,5 @@ export function decodeCommand(data: Uint8Array): ReplicatedCommand {
     mutations.push(value === undefined ? { type: 'delete', hash, key, condition } : { type: 'put', hash, key, value, expiresAtMs, condition });
   }
   if (o !== b.length) throw invalid('trailing bytes');
-  return { id, mutations, commitTs, nowMs };
+  return requestId === undefined ? { id, mutations, commitTs, nowMs } : { id, mutations, commitTs, nowMs, requestId };
 }

@@ -53,6 +53,8 @@ export interface ProposeOptions {
   readonly concern?: WriteConcern;
   /** With `all`: how long to wait for every voter after the entry applied (default 5 s). */
   readonly allTimeoutMs?: number;
+  /** The client's request id (16 bytes): applied at most once (docs/adr/0011-exactly-once-writes.md). */
+  readonly requestId?: Buffer | undefined;
 }
 
 /**
@@ -69,6 +71,8 @@ export interface ProposeApplied {
   readonly commitTs: Timestamp;
   /** Per mutation: whether a live value existed before. */
   readonly existed: readonly boolean[];
+  /** The request id was already applied: nothing was written now; `commitTs` is the first application's. */
+  readonly deduplicated?: true | undefined;
 }
 
 /** The entry committed and was applied; its condition failed, so it wrote nothing (anywhere). */

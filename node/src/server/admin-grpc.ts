@@ -8,6 +8,8 @@
  * node-to-node steps behind it (HostReplica, DropReplica, LocalReplica) by the target node
  * (`node/src/membership/replica-membership.ts`). SplitPartition records a split in the map and
  * waits for the partition's group to apply it (`node/src/split`, docs/adr/0010-splits.md).
+ * UnsafeRecoverPartition forces a group that lost its quorum for good down to its survivors
+ * (`node/src/membership/quorum-recovery.ts`, docs/adr/0012-unsafe-quorum-recovery.md).
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { NodeId, PartitionMap } from '@keyva/client/keyspace';
@@ -19,12 +21,14 @@ import type {
   RegisterNodeResponse,
   SplitPartitionRequestOut,
   SplitPartitionResponse,
+  UnsafeRecoverPartitionRequestOut,
   UpdatePartitionMapRequestOut,
   UpdatePartitionMapResponse,
 } from '@keyva/proto';
 import { KeyVaError } from '@keyva/proto/errors';
 import { HASH_SPACE_END } from '../engine/types.ts';
-import type { ReplicaMembership } from '../membership/replica-membership.ts';
+import type { QuorumRecovery } from '../membership/quorum-recovery.ts';
+import { META_PARTITION, type ReplicaMembership } from '../membership/replica-membership.ts';
 import type { MetaService } from '../meta/meta-service.ts';
 import type { MetaCommand, NodeState } from '../meta/meta-state.ts';
 import { commandFromWire, nodeStateToWire, refusalError } from '../meta/meta-wire.ts';
@@ -44,6 +48,8 @@ export interface AdminSource {
   readonly membership?: ReplicaMembership;
   /** Partition splits (replicated mode, docs/adr/0010-splits.md); without it SplitPartition is UNIMPLEMENTED. */
   readonly splits?: SplitCoordinator;
+  /** Unsafe quorum-loss recovery (docs/adr/0012-unsafe-quorum-recovery.md); without it UnsafeRecoverPartition is UNIMPLEMENTED. */
+  readonly recovery?: QuorumRecovery;
 }
 
 function splitsOf(src: AdminSource): SplitCoordinator {
@@ -67,6 +73,11 @@ async function splitPartition(src: AdminSource, req: SplitPartitionRequestOut): 
 function membershipOf(src: AdminSource): ReplicaMembership {
   if (src.membership === undefined) throw new KeyVaError('ROUTE_NOT_FOUND', 'replica membership needs a replicated node (--peers)');
   return src.membership;
+}
+
+/** The membership API's name of the group a request means: its partition, or the meta group. */
+function groupRef(req: { partitionId: number; metaGroup?: boolean }): number {
+  return req.metaGroup === true ? META_PARTITION : req.partitionId;
 }
 
 function u64(text: string, field: string): bigint {
@@ -150,15 +161,26 @@ export function adminGrpcHandlers(src: AdminSource, runner: RequestRunner): grpc
     TransferLeader: unary('TransferLeader', (req: { partitionId: number; toNodeId: string }) =>
       membershipOf(src).transferLeader(req.partitionId, req.toNodeId),
     ),
-    GetPartitionReplicas: unary('GetPartitionReplicas', (req: { partitionId: number }) => membershipOf(src).replicas(req.partitionId)),
-    HostReplica: unary('HostReplica', (req: { partitionId: number; start: string; end: string }) => {
+    GetPartitionReplicas: unary('GetPartitionReplicas', (req: { partitionId: number; metaGroup?: boolean }) => membershipOf(src).replicas(groupRef(req))),
+    HostReplica: unary('HostReplica', (req: { partitionId: number; metaGroup?: boolean; start: string; end: string }) => {
       const end = u64(req.end, 'end');
-      return membershipOf(src).hostReplica(req.partitionId, { start: u64(req.start, 'start'), end: end === 0n ? HASH_SPACE_END : end });
+      return membershipOf(src).hostReplica(groupRef(req), { start: u64(req.start, 'start'), end: end === 0n ? HASH_SPACE_END : end });
     }),
-    DropReplica: unary('DropReplica', (req: { partitionId: number; index: string; term: string }) =>
-      membershipOf(src).dropReplica(req.partitionId, { index: Number(u64(req.index, 'index')), term: Number(u64(req.term, 'term')) }),
+    DropReplica: unary('DropReplica', (req: { partitionId: number; metaGroup?: boolean; index: string; term: string }) =>
+      membershipOf(src).dropReplica(groupRef(req), { index: Number(u64(req.index, 'index')), term: Number(u64(req.term, 'term')) }),
     ),
-    LocalReplica: unary('LocalReplica', (req: { partitionId: number }) => membershipOf(src).localReplica(req.partitionId)),
+    LocalReplica: unary('LocalReplica', (req: { partitionId: number; metaGroup?: boolean }) =>
+      membershipOf(src).localReplica(req.partitionId, req.metaGroup === true),
+    ),
     SplitPartition: unary('SplitPartition', (req: SplitPartitionRequestOut) => splitPartition(src, req)),
+    UnsafeRecoverPartition: unary('UnsafeRecoverPartition', (req: UnsafeRecoverPartitionRequestOut) => {
+      if (src.recovery === undefined) throw new KeyVaError('ROUTE_NOT_FOUND', 'quorum-loss recovery needs a replicated node (--peers)');
+      return src.recovery.recover({
+        partitionId: req.partitionId,
+        metaGroup: req.metaGroup,
+        survivingReplicas: req.survivingReplicas,
+        confirmDataLoss: req.confirmDataLoss,
+      });
+    }),
   } as grpc.UntypedServiceImplementation;
 }

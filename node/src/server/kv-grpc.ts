@@ -91,15 +91,24 @@ export class KvOps {
     this.kv = kv;
     this.forwarder = forwarder;
   }
-  async get(r: GetRequestOut, call: CallInfo = PLAIN_CALL): Promise<GetResponse> {
-    return this.routed('Get', r, call, false, async () => wire.getResponse(await this.kv.get({ key: r.key, read: this.read(r.read, call) })));
+  /** The hot path (unary and streamed gets): one promise from the store, no async wrappers. */
+  get(r: GetRequestOut, call: CallInfo = PLAIN_CALL): Promise<GetResponse> {
+    let answer: Promise<GetOutput>;
+    try {
+      answer = this.kv.get({ key: r.key, read: this.read(r.read, call) });
+    } catch (e) {
+      answer = Promise.reject(e);
+    }
+    return answer.then(wire.getResponse, (e: unknown) => this.forwardOrThrow<GetResponse>('Get', r, call, false, e));
   }
   async put(r: PutRequestOut, call: CallInfo = PLAIN_CALL): Promise<PutResponse> {
-    return this.routed('Put', r, call, true, async () => ({ version: (await this.kv.put(wire.putInput(r), this.write(r.write, call))).toString() }));
+    return this.routed('Put', r, call, true, async () => ({
+      version: (await this.kv.put(wire.putInput(r), this.write(r.write, call, r.requestId))).toString(),
+    }));
   }
   async delete(r: DeleteRequestOut, call: CallInfo = PLAIN_CALL): Promise<DeleteResponse> {
     return this.routed('Delete', r, call, true, async () => {
-      const d = await this.kv.delete(wire.deleteInput(r), this.write(r.write, call));
+      const d = await this.kv.delete(wire.deleteInput(r), this.write(r.write, call, r.requestId));
       return { deleted: d.deleted, version: d.version.toString() };
     });
   }
@@ -127,7 +136,7 @@ export class KvOps {
   }
   async batchWrite(r: BatchWriteRequestOut, call: CallInfo = PLAIN_CALL): Promise<BatchWriteResponse> {
     return this.routed('BatchWrite', r, call, true, async () => {
-      const versions = await this.kv.batchWrite(r.mutations.map(wire.mutationInput), this.write(r.write, call));
+      const versions = await this.kv.batchWrite(r.mutations.map(wire.mutationInput), this.write(r.write, call, r.requestId));
       return { versions: versions.map((v) => v.toString()) };
     });
   }
@@ -137,11 +146,13 @@ export class KvOps {
     return call.maxStalenessMs === undefined ? spec : { ...spec, maxStalenessMs: call.maxStalenessMs };
   }
 
-  private write(w: PutRequestOut['write'], call: CallInfo): WriteSpec {
+  /** `requestId`: exactly-once writes (docs/adr/0011-exactly-once-writes.md); empty = none. */
+  private write(w: PutRequestOut['write'], call: CallInfo, requestId: Buffer | undefined): WriteSpec {
     const concern = wire.concern(w);
-    if (concern !== 'all') return { concern };
+    const rid = requestId === undefined || requestId.length === 0 ? undefined : requestId;
+    if (concern !== 'all') return rid === undefined ? { concern } : { concern, requestId: rid };
     const left = call.deadlineMs === undefined ? CONCERN_ALL_TIMEOUT_MS : call.deadlineMs - Date.now() - DEADLINE_MARGIN_MS;
-    return { concern, allTimeoutMs: Math.max(0, Math.min(CONCERN_ALL_TIMEOUT_MS, left)) };
+    return { concern, allTimeoutMs: Math.max(0, Math.min(CONCERN_ALL_TIMEOUT_MS, left)), requestId: rid };
   }
 
   /**
@@ -153,13 +164,19 @@ export class KvOps {
     try {
       return await local();
     } catch (e) {
-      const fwd = this.forwarder;
-      const leader = e instanceof KeyVaError && e.code === 'NOT_LEADER' ? e.details.leaderHint : undefined;
-      if (fwd === undefined || call.forwardedBy !== undefined || call.direct === true || leader === undefined || leader === '' || leader === fwd.self) throw e;
-      // A node hosting no replica names all of them (`replicas`): tried in turn if the first is unreachable.
-      const alternates = (e as KeyVaError).details.replicas?.split(',');
-      return fwd.forward<Res>(method, req, leader, { deadlineMs: call.deadlineMs, write, maxStalenessMs: call.maxStalenessMs, alternates });
+      return this.forwardOrThrow<Res>(method, req, call, write, e);
     }
+  }
+
+  /** `e` from the local store: forwarded to the leader it names if allowed (see `routed`), else thrown. */
+  private forwardOrThrow<Res>(method: ForwardMethod, req: unknown, call: CallInfo, write: boolean, e: unknown): Promise<Res> {
+    const fwd = this.forwarder;
+    const leader = e instanceof KeyVaError && e.code === 'NOT_LEADER' ? e.details.leaderHint : undefined;
+    if (fwd === undefined || call.forwardedBy !== undefined || call.direct === true || leader === undefined || leader === '' || leader === fwd.self)
+      return Promise.reject(e);
+    // A node hosting no replica names all of them (`replicas`): tried in turn if the first is unreachable.
+    const alternates = (e as KeyVaError).details.replicas?.split(',');
+    return fwd.forward<Res>(method, req, leader, { deadlineMs: call.deadlineMs, write, maxStalenessMs: call.maxStalenessMs, alternates });
   }
 }
 
@@ -212,15 +229,16 @@ export function kvGrpcHandlers(ops: KvOps, kv: KvStore, runner: RequestRunner): 
     const maybeEnd = () => {
       if (ended && inFlight === 0) call.end();
     };
+    const answer = (res: StreamResponse): void => {
+      if (!call.cancelled && !call.destroyed) call.write(res);
+      inFlight--;
+      if (inFlight === STREAM_IN_FLIGHT_MAX - 1) call.resume();
+      maybeEnd();
+    };
     call.on('data', (req: StreamRequestOut) => {
       inFlight++;
       if (inFlight >= STREAM_IN_FLIGHT_MAX) call.pause();
-      handleStreamOp(ops, runner, ctx, info, req).then((res) => {
-        if (!call.cancelled && !call.destroyed) call.write(res);
-        inFlight--;
-        if (inFlight === STREAM_IN_FLIGHT_MAX - 1) call.resume();
-        maybeEnd();
-      });
+      handleStreamOp(ops, runner, ctx, info, req, answer);
     });
     call.on('end', () => {
       ended = true;
@@ -242,31 +260,55 @@ export function kvGrpcHandlers(ops: KvOps, kv: KvStore, runner: RequestRunner): 
   } as grpc.UntypedServiceImplementation;
 }
 
-/** One pipelined operation; never rejects: errors are answered in-band with the request id. */
-async function handleStreamOp(ops: KvOps, runner: RequestRunner, ctx: Context, info: CallInfo, req: StreamRequestOut): Promise<StreamResponse> {
-  const id = req.id;
+/**
+ * One pipelined operation, answered through `answer` exactly once (errors in-band, with the
+ * request id). No async wrapper per operation: the runner's promise is the only one.
+ */
+function handleStreamOp(ops: KvOps, runner: RequestRunner, ctx: Context, info: CallInfo, req: StreamRequestOut, answer: (res: StreamResponse) => void): void {
+  const id = wireId(req.id);
   const transport: Transport = 'stream';
+  const fail = (e: unknown): void => answer(errorResponse(id, e));
   try {
     if (isMalformed(req)) throw new KeyVaError('INVALID_ENCODING', 'the stream message is not a valid protobuf StreamRequest', {});
     switch (req.op) {
       case 'get':
-        return { id, get: await runner.run('Get', transport, ctx, () => ops.get(req.get as GetRequestOut, info)) };
+        runner.run('Get', transport, ctx, () => ops.get(req.get as GetRequestOut, info)).then((get) => answer({ id, get }), fail);
+        return;
       case 'put':
-        return { id, put: await runner.run('Put', transport, ctx, () => ops.put(req.put as PutRequestOut, info)) };
+        runner.run('Put', transport, ctx, () => ops.put(req.put as PutRequestOut, info)).then((put) => answer({ id, put }), fail);
+        return;
       case 'delete':
-        return { id, delete: await runner.run('Delete', transport, ctx, () => ops.delete(req.delete as DeleteRequestOut, info)) };
+        runner.run('Delete', transport, ctx, () => ops.delete(req.delete as DeleteRequestOut, info)).then((del) => answer({ id, delete: del }), fail);
+        return;
       case 'batchGet':
-        return { id, batchGet: await runner.run('BatchGet', transport, ctx, () => ops.batchGet(req.batchGet as BatchGetRequestOut, info)) };
+        runner.run('BatchGet', transport, ctx, () => ops.batchGet(req.batchGet as BatchGetRequestOut, info)).then((batchGet) => answer({ id, batchGet }), fail);
+        return;
       case 'batchWrite':
-        return { id, batchWrite: await runner.run('BatchWrite', transport, ctx, () => ops.batchWrite(req.batchWrite as BatchWriteRequestOut, info)) };
+        runner
+          .run('BatchWrite', transport, ctx, () => ops.batchWrite(req.batchWrite as BatchWriteRequestOut, info))
+          .then((batchWrite) => answer({ id, batchWrite }), fail);
+        return;
       default:
         throw new KeyVaError('INVALID_ARGUMENT', 'stream request has no operation', { field: 'op' });
     }
   } catch (e) {
-    const err = asKeyVaError(e);
-    return {
-      id,
-      error: { code: err.code, message: err.message, retryable: err.retryable, details: Object.entries(err.details).map(([key, value]) => ({ key, value })) },
-    };
+    fail(e);
   }
+}
+
+/**
+ * The request id to answer with: as a number when it is one exactly (the SDK counts from 1), so
+ * the serialiser makes its 64-bit value without parsing the decimal string again.
+ */
+function wireId(id: string): string | number {
+  const n = Number(id);
+  return Number.isSafeInteger(n) ? n : id;
+}
+
+function errorResponse(id: string | number, e: unknown): StreamResponse {
+  const err = asKeyVaError(e);
+  return {
+    id,
+    error: { code: err.code, message: err.message, retryable: err.retryable, details: Object.entries(err.details).map(([key, value]) => ({ key, value })) },
+  };
 }

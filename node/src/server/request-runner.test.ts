@@ -33,6 +33,29 @@ describe('RequestRunner', () => {
     expect(text).toContain('keyva_requests_total{method="Get",code="KEY_EMPTY",transport="http"} 1');
   });
 
+  it('shows in-flight requests and keeps counting across scrapes; a function that throws is answered as a rejection', async () => {
+    const { metrics, runner } = setup(1000);
+    let release: () => void = () => undefined;
+    const slow = runner.run('Get', 'stream', ROOT_CONTEXT, () => new Promise<void>((r) => (release = r)));
+    expect(await metrics.registry.metrics()).toContain('keyva_inflight_requests{transport="stream"} 1');
+    release();
+    await slow;
+    await runner.run('Get', 'stream', ROOT_CONTEXT, async () => 1);
+    const first = await metrics.registry.metrics();
+    expect(first).toContain('keyva_inflight_requests{transport="stream"} 0');
+    expect(first).toContain('keyva_requests_total{method="Get",code="OK",transport="stream"} 2');
+    await runner.run('Get', 'stream', ROOT_CONTEXT, async () => 1);
+    await expect(
+      runner.run('Get', 'stream', ROOT_CONTEXT, () => {
+        throw new Error('sync');
+      }),
+    ).rejects.toMatchObject({ code: 'INTERNAL' });
+    const second = await metrics.registry.metrics();
+    expect(second).toContain('keyva_requests_total{method="Get",code="OK",transport="stream"} 3');
+    expect(second).toContain('keyva_requests_total{method="Get",code="INTERNAL",transport="stream"} 1');
+    expect(second).toContain('keyva_request_duration_seconds_count{method="Get",transport="stream"} 4');
+  });
+
   it('refuses new work while draining and resolves drained() when in-flight work ends', async () => {
     const { runner } = setup(1000);
     let release: () => void = () => undefined;

@@ -33,6 +33,8 @@ const headerGetter: TextMapGetter<http.IncomingHttpHeaders> = {
   get: (h, k) => h[k],
 };
 
+/** REST writes carry no request id (no deduplication, docs/adr/0011-exactly-once-writes.md). */
+const NO_REQUEST_ID = Buffer.alloc(0);
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -250,7 +252,7 @@ export function createRestGateway(opts: RestOptions, deps: RestDeps): http.Serve
         );
       }
       const write = writeOptionsFrom(q);
-      const out = await ops.put({ key, value, ttlMs: String(ttlMs), condition: conditionWire(condition), write }, callInfoFrom(q));
+      const out = await ops.put({ key, value, ttlMs: String(ttlMs), condition: conditionWire(condition), write, requestId: NO_REQUEST_ID }, callInfoFrom(q));
       send(res, 200, { version: String(out.version ?? '0') });
       return;
     }
@@ -260,7 +262,7 @@ export function createRestGateway(opts: RestOptions, deps: RestDeps): http.Serve
         ifVersion: q.get('ifVersion') ?? undefined,
         ifValue: q.get('ifValue') ?? undefined,
       });
-      const d = await ops.delete({ key, condition: conditionWire(condition), write: writeOptionsFrom(q) }, callInfoFrom(q));
+      const d = await ops.delete({ key, condition: conditionWire(condition), write: writeOptionsFrom(q), requestId: NO_REQUEST_ID }, callInfoFrom(q));
       send(res, 200, { deleted: d.deleted ?? false, version: String(d.version ?? '0') });
       return;
     }

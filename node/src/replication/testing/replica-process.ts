@@ -1,9 +1,13 @@
 /**
  * Child process of the kill -9 replication test (`multi-raft-crash.test.ts`): one replication
  * node on RocksDB, serving the Raft service on 127.0.0.1. argv[2] is a JSON `ReplicaProcessConfig`.
- * Prints `ready <port>` once serving, then runs until killed. It proposes nothing: it is the
- * replica whose durable log must hold every entry it acknowledged.
+ * Prints `ready <port>` once serving, then runs until killed. Used as a follower it proposes
+ * nothing: it is the replica whose durable log must hold every entry it acknowledged. With
+ * `puts`, it also reads `put <group> <i>` lines on stdin and proposes `putMutation(i)` there,
+ * answering `ack <i> <commitTs> <index>` or `fail <i>` (the leader-crash test).
  */
+
+import { createInterface } from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import type { NodeId } from '@keyva/client/keyspace';
 import { keyvaV1 } from '@keyva/proto';
@@ -11,6 +15,7 @@ import { HybridClock } from '../../clock/hybrid-clock.ts';
 import { RocksDbEngine } from '../../engine/rocksdb-engine.ts';
 import { MultiRaft } from '../multi-raft.ts';
 import { RaftTransport } from '../raft-transport.ts';
+import type { DataMutation } from '../replicated-command.ts';
 
 export interface ReplicaProcessConfig {
   readonly nodeId: string;
@@ -18,6 +23,13 @@ export interface ReplicaProcessConfig {
   readonly peers: Record<string, string>;
   readonly groups: readonly { group: number; start: string; end: string; bootstrap?: string[] }[];
   readonly tickMs: number;
+  /** Take proposals on stdin (see the file comment). */
+  readonly puts?: boolean;
+}
+
+/** The write `put <group> <i>` proposes: key `crash-<i>` at hash `i * 7919`, value `v<i>` (as the crash tests check). */
+function putMutation(i: number): DataMutation {
+  return { type: 'put', hash: BigInt(i) * 7919n, key: Buffer.from(`crash-${i}`), value: Buffer.from(`v${i}`), expiresAtMs: 0 };
 }
 
 const arg = process.argv[2];
@@ -51,3 +63,14 @@ const port = await new Promise<number>((resolve, reject) =>
 );
 runtime.start();
 process.stdout.write(`ready ${port}\n`);
+if (config.puts) {
+  const r = runtime;
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    const [cmd, group, i] = line.split(' ');
+    if (cmd !== 'put') return;
+    r.propose(Number(group), [putMutation(Number(i))]).then(
+      (res) => process.stdout.write(res.ok ? `ack ${i} ${res.commitTs} ${res.index}\n` : `fail ${i}\n`),
+      () => process.stdout.write(`fail ${i}\n`),
+    );
+  });
+}

@@ -27,6 +27,8 @@ import type { SplitPartitionRequest as _keyva_v1_SplitPartitionRequest, SplitPar
 import type { SplitPartitionResponse as _keyva_v1_SplitPartitionResponse, SplitPartitionResponse__Output as _keyva_v1_SplitPartitionResponse__Output } from '../../keyva/v1/SplitPartitionResponse.ts';
 import type { TransferLeaderRequest as _keyva_v1_TransferLeaderRequest, TransferLeaderRequest__Output as _keyva_v1_TransferLeaderRequest__Output } from '../../keyva/v1/TransferLeaderRequest.ts';
 import type { TransferLeaderResponse as _keyva_v1_TransferLeaderResponse, TransferLeaderResponse__Output as _keyva_v1_TransferLeaderResponse__Output } from '../../keyva/v1/TransferLeaderResponse.ts';
+import type { UnsafeRecoverPartitionRequest as _keyva_v1_UnsafeRecoverPartitionRequest, UnsafeRecoverPartitionRequest__Output as _keyva_v1_UnsafeRecoverPartitionRequest__Output } from '../../keyva/v1/UnsafeRecoverPartitionRequest.ts';
+import type { UnsafeRecoverPartitionResponse as _keyva_v1_UnsafeRecoverPartitionResponse, UnsafeRecoverPartitionResponse__Output as _keyva_v1_UnsafeRecoverPartitionResponse__Output } from '../../keyva/v1/UnsafeRecoverPartitionResponse.ts';
 import type { UpdatePartitionMapRequest as _keyva_v1_UpdatePartitionMapRequest, UpdatePartitionMapRequest__Output as _keyva_v1_UpdatePartitionMapRequest__Output } from '../../keyva/v1/UpdatePartitionMapRequest.ts';
 import type { UpdatePartitionMapResponse as _keyva_v1_UpdatePartitionMapResponse, UpdatePartitionMapResponse__Output as _keyva_v1_UpdatePartitionMapResponse__Output } from '../../keyva/v1/UpdatePartitionMapResponse.ts';
 
@@ -148,6 +150,15 @@ export interface AdminClient extends grpc.Client {
   transferLeader(argument: _keyva_v1_TransferLeaderRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_TransferLeaderResponse__Output>): grpc.ClientUnaryCall;
   transferLeader(argument: _keyva_v1_TransferLeaderRequest, callback: grpc.requestCallback<_keyva_v1_TransferLeaderResponse__Output>): grpc.ClientUnaryCall;
   
+  UnsafeRecoverPartition(argument: _keyva_v1_UnsafeRecoverPartitionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_UnsafeRecoverPartitionResponse__Output>): grpc.ClientUnaryCall;
+  UnsafeRecoverPartition(argument: _keyva_v1_UnsafeRecoverPartitionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_UnsafeRecoverPartitionResponse__Output>): grpc.ClientUnaryCall;
+  UnsafeRecoverPartition(argument: _keyva_v1_UnsafeRecoverPartitionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_UnsafeRecoverPartitionResponse__Output>): grpc.ClientUnaryCall;
+  UnsafeRecoverPartition(argument: _keyva_v1_UnsafeRecoverPartitionRequest, callback: grpc.requestCallback<_keyva_v1_UnsafeRecoverPartitionResponse__Output>): grpc.ClientUnaryCall;
+  unsafeRecoverPartition(argument: _keyva_v1_UnsafeRecoverPartitionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_UnsafeRecoverPartitionResponse__Output>): grpc.ClientUnaryCall;
+  unsafeRecoverPartition(argument: _keyva_v1_UnsafeRecoverPartitionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_UnsafeRecoverPartitionResponse__Output>): grpc.ClientUnaryCall;
+  unsafeRecoverPartition(argument: _keyva_v1_UnsafeRecoverPartitionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_UnsafeRecoverPartitionResponse__Output>): grpc.ClientUnaryCall;
+  unsafeRecoverPartition(argument: _keyva_v1_UnsafeRecoverPartitionRequest, callback: grpc.requestCallback<_keyva_v1_UnsafeRecoverPartitionResponse__Output>): grpc.ClientUnaryCall;
+  
   UpdatePartitionMap(argument: _keyva_v1_UpdatePartitionMapRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_UpdatePartitionMapResponse__Output>): grpc.ClientUnaryCall;
   UpdatePartitionMap(argument: _keyva_v1_UpdatePartitionMapRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_UpdatePartitionMapResponse__Output>): grpc.ClientUnaryCall;
   UpdatePartitionMap(argument: _keyva_v1_UpdatePartitionMapRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_UpdatePartitionMapResponse__Output>): grpc.ClientUnaryCall;
@@ -186,6 +197,8 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   
   TransferLeader: grpc.handleUnaryCall<_keyva_v1_TransferLeaderRequest__Output, _keyva_v1_TransferLeaderResponse>;
   
+  UnsafeRecoverPartition: grpc.handleUnaryCall<_keyva_v1_UnsafeRecoverPartitionRequest__Output, _keyva_v1_UnsafeRecoverPartitionResponse>;
+  
   UpdatePartitionMap: grpc.handleUnaryCall<_keyva_v1_UpdatePartitionMapRequest__Output, _keyva_v1_UpdatePartitionMapResponse>;
   
 }
@@ -204,5 +217,6 @@ export interface AdminDefinition extends grpc.ServiceDefinition {
   RemoveReplica: MethodDefinition<_keyva_v1_RemoveReplicaRequest, _keyva_v1_MembershipChangeResponse, _keyva_v1_RemoveReplicaRequest__Output, _keyva_v1_MembershipChangeResponse__Output>
   SplitPartition: MethodDefinition<_keyva_v1_SplitPartitionRequest, _keyva_v1_SplitPartitionResponse, _keyva_v1_SplitPartitionRequest__Output, _keyva_v1_SplitPartitionResponse__Output>
   TransferLeader: MethodDefinition<_keyva_v1_TransferLeaderRequest, _keyva_v1_TransferLeaderResponse, _keyva_v1_TransferLeaderRequest__Output, _keyva_v1_TransferLeaderResponse__Output>
+  UnsafeRecoverPartition: MethodDefinition<_keyva_v1_UnsafeRecoverPartitionRequest, _keyva_v1_UnsafeRecoverPartitionResponse, _keyva_v1_UnsafeRecoverPartitionRequest__Output, _keyva_v1_UnsafeRecoverPartitionResponse__Output>
   UpdatePartitionMap: MethodDefinition<_keyva_v1_UpdatePartitionMapRequest, _keyva_v1_UpdatePartitionMapResponse, _keyva_v1_UpdatePartitionMapRequest__Output, _keyva_v1_UpdatePartitionMapResponse__Output>
 }

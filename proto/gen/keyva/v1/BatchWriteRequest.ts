@@ -11,6 +11,10 @@ import type { WriteOptions as _keyva_v1_WriteOptions, WriteOptions__Output as _k
 export interface BatchWriteRequest {
   'mutations'?: (_keyva_v1_Mutation)[];
   'write'?: (_keyva_v1_WriteOptions | null);
+  /**
+   * see PutRequest.request_id; one id for the whole batch
+   */
+  'requestId'?: (Buffer | Uint8Array | string);
 }
 
 /**
@@ -20,4 +24,8 @@ export interface BatchWriteRequest {
 export interface BatchWriteRequest__Output {
   'mutations': (_keyva_v1_Mutation__Output)[];
   'write': (_keyva_v1_WriteOptions__Output | null);
+  /**
+   * see PutRequest.request_id; one id for the whole batch
+   */
+  'requestId': (Buffer);
 }

@@ -8,10 +8,18 @@ export interface DeleteRequest {
   'key'?: (Buffer | Uint8Array | string);
   'condition'?: (_keyva_v1_Condition | null);
   'write'?: (_keyva_v1_WriteOptions | null);
+  /**
+   * see PutRequest.request_id
+   */
+  'requestId'?: (Buffer | Uint8Array | string);
 }
 
 export interface DeleteRequest__Output {
   'key': (Buffer);
   'condition': (_keyva_v1_Condition__Output | null);
   'write': (_keyva_v1_WriteOptions__Output | null);
+  /**
+   * see PutRequest.request_id
+   */
+  'requestId': (Buffer);
 }

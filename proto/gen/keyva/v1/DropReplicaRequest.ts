@@ -13,6 +13,10 @@ export interface DropReplicaRequest {
   'partitionId'?: (number);
   'index'?: (number | string | Long);
   'term'?: (number | string | Long);
+  /**
+   * the meta group (group 0) instead; partition_id is then ignored
+   */
+  'metaGroup'?: (boolean);
 }
 
 /**
@@ -25,4 +29,8 @@ export interface DropReplicaRequest__Output {
   'partitionId': (number);
   'index': (string);
   'term': (string);
+  /**
+   * the meta group (group 0) instead; partition_id is then ignored
+   */
+  'metaGroup': (boolean);
 }

@@ -4,8 +4,16 @@
 
 export interface GetPartitionReplicasRequest {
   'partitionId'?: (number);
+  /**
+   * the meta group (group 0) instead; partition_id is then ignored
+   */
+  'metaGroup'?: (boolean);
 }
 
 export interface GetPartitionReplicasRequest__Output {
   'partitionId': (number);
+  /**
+   * the meta group (group 0) instead; partition_id is then ignored
+   */
+  'metaGroup': (boolean);
 }

@@ -15,6 +15,10 @@ export interface HostReplicaRequest {
    */
   'start'?: (number | string | Long);
   'end'?: (number | string | Long);
+  /**
+   * host a replica of the meta group (group 0) instead; the other fields are ignored
+   */
+  'metaGroup'?: (boolean);
 }
 
 /**
@@ -29,4 +33,8 @@ export interface HostReplicaRequest__Output {
    */
   'start': (string);
   'end': (string);
+  /**
+   * host a replica of the meta group (group 0) instead; the other fields are ignored
+   */
+  'metaGroup': (boolean);
 }

@@ -7,6 +7,10 @@
  */
 export interface LocalReplicaRequest {
   'partitionId'?: (number);
+  /**
+   * ask about the meta group (group 0) instead; partition_id is then ignored
+   */
+  'metaGroup'?: (boolean);
 }
 
 /**
@@ -14,4 +18,8 @@ export interface LocalReplicaRequest {
  */
 export interface LocalReplicaRequest__Output {
   'partitionId': (number);
+  /**
+   * ask about the meta group (group 0) instead; partition_id is then ignored
+   */
+  'metaGroup': (boolean);
 }

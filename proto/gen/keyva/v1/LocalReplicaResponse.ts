@@ -9,6 +9,15 @@ export interface LocalReplicaResponse {
   'lastIndex'?: (number | string | Long);
   'term'?: (number | string | Long);
   'leader'?: (string);
+  /**
+   * term of the entry at last_index
+   */
+  'lastTerm'?: (number | string | Long);
+  'commitIndex'?: (number | string | Long);
+  /**
+   * this replica's applied membership
+   */
+  'voters'?: (string)[];
 }
 
 export interface LocalReplicaResponse__Output {
@@ -17,4 +26,13 @@ export interface LocalReplicaResponse__Output {
   'lastIndex': (string);
   'term': (string);
   'leader': (string);
+  /**
+   * term of the entry at last_index
+   */
+  'lastTerm': (string);
+  'commitIndex': (string);
+  /**
+   * this replica's applied membership
+   */
+  'voters': (string)[];
 }

@@ -18,6 +18,21 @@ export interface PartitionReplicasResponse {
    * voters then learners, each sorted by id
    */
   'replicas'?: (_keyva_v1_ReplicaStatus)[];
+  /**
+   * The partition's live data on the leader (newest versions, key + value bytes): measured, or
+   * extrapolated from a bounded read of its hash range (size_exact false). 0 for the meta group.
+   */
+  'sizeBytes'?: (number | string | Long);
+  'keys'?: (number | string | Long);
+  'sizeExact'?: (boolean);
+  /**
+   * the hash at which half the bytes lie; 0 = none known
+   */
+  'splitHint'?: (number | string | Long);
+  /**
+   * keys read and written per second on the leader (about the last 10 s)
+   */
+  'qps'?: (number);
 }
 
 export interface PartitionReplicasResponse__Output {
@@ -34,4 +49,19 @@ export interface PartitionReplicasResponse__Output {
    * voters then learners, each sorted by id
    */
   'replicas': (_keyva_v1_ReplicaStatus__Output)[];
+  /**
+   * The partition's live data on the leader (newest versions, key + value bytes): measured, or
+   * extrapolated from a bounded read of its hash range (size_exact false). 0 for the meta group.
+   */
+  'sizeBytes': (string);
+  'keys': (string);
+  'sizeExact': (boolean);
+  /**
+   * the hash at which half the bytes lie; 0 = none known
+   */
+  'splitHint': (string);
+  /**
+   * keys read and written per second on the leader (about the last 10 s)
+   */
+  'qps': (number);
 }

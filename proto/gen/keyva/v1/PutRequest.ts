@@ -14,6 +14,13 @@ export interface PutRequest {
   'ttlMs'?: (number | string | Long);
   'condition'?: (_keyva_v1_Condition | null);
   'write'?: (_keyva_v1_WriteOptions | null);
+  /**
+   * Exactly-once writes (docs/adr/0011-exactly-once-writes.md): 16 random bytes the client picks
+   * once per logical write and sends again with every resend of it; the partition applies a
+   * request id at most once within the retention window and answers a resend with the first
+   * application's result. Empty = no deduplication. Ignored inside a BatchWriteRequest's mutations.
+   */
+  'requestId'?: (Buffer | Uint8Array | string);
 }
 
 export interface PutRequest__Output {
@@ -25,4 +32,11 @@ export interface PutRequest__Output {
   'ttlMs': (string);
   'condition': (_keyva_v1_Condition__Output | null);
   'write': (_keyva_v1_WriteOptions__Output | null);
+  /**
+   * Exactly-once writes (docs/adr/0011-exactly-once-writes.md): 16 random bytes the client picks
+   * once per logical write and sends again with every resend of it; the partition applies a
+   * request id at most once within the retention window and answers a resend with the first
+   * application's result. Empty = no deduplication. Ignored inside a BatchWriteRequest's mutations.
+   */
+  'requestId': (Buffer);
 }

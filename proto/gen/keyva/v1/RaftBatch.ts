@@ -7,10 +7,18 @@ export interface RaftBatch {
   'fromNode'?: (string);
   'toNode'?: (string);
   'messages'?: (_keyva_v1_RaftEnvelope)[];
+  /**
+   * every message of the batch in one buffer, the heartbeats of all groups coalesced, packed by node/src/replication/raft-codec.ts (encodePacked); senders use this instead of messages
+   */
+  'packed'?: (Buffer | Uint8Array | string);
 }
 
 export interface RaftBatch__Output {
   'fromNode': (string);
   'toNode': (string);
   'messages': (_keyva_v1_RaftEnvelope__Output)[];
+  /**
+   * every message of the batch in one buffer, the heartbeats of all groups coalesced, packed by node/src/replication/raft-codec.ts (encodePacked); senders use this instead of messages
+   */
+  'packed': (Buffer);
 }
