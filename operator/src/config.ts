@@ -26,6 +26,7 @@ const OperatorConfigObject = z
     probeTimeoutMs: ms(2_000).describe('Timeout of a request to a KeyVa node (pod IP) for its id and partitions.'),
     backoffBaseMs: ms(500).describe('First retry delay after a failed pass over a cluster (doubles per failure).'),
     backoffMaxMs: ms(60_000).describe('Longest retry delay.'),
+    quorumLossGraceMs: ms(60_000).describe('How long a Raft group (a partition or the meta group) may have no leader before status says Degraded=QuorumLost.'),
   })
   .strict();
 

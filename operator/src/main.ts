@@ -61,6 +61,7 @@ async function main(): Promise<void> {
     now,
     backoffBaseMs: config.backoffBaseMs,
     backoffMaxMs: config.backoffMaxMs,
+    quorumLossGraceMs: config.quorumLossGraceMs,
   });
 
   const registry = new Registry();

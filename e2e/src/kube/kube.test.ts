@@ -320,11 +320,14 @@ describe('a KeyVaCluster lifecycle with real nodes', { timeout: 150_000 }, () =>
   it('kubectl get keyvaclusters is readable (printer columns)', async () => {
     const kubectl = await goTool('kubectl');
     const { execFile } = await import('node:child_process');
-    const out = await new Promise<string>((res, rej) =>
-      execFile(kubectl, ['--kubeconfig', cp.admin.kubeconfigPath, 'get', 'keyvaclusters', '-n', ns, '-o', 'wide'], (e, so) => (e ? rej(e) : res(so))),
-    );
-    expect(out).toMatch(/NAME\s+NODES\s+READY\s+PHASE\s+OPERATION\s+BLOCKED\s+UNDER-REPLICATED\s+IMAGE\s+AGE/);
-    expect(out).toMatch(/alpha\s+3\s+3\s+Running/);
+    const get = () =>
+      new Promise<string>((res, rej) =>
+        execFile(kubectl, ['--kubeconfig', cp.admin.kubeconfigPath, 'get', 'keyvaclusters', '-n', ns, '-o', 'wide'], (e, so) => (e ? rej(e) : res(so))),
+      );
+    const out = await get();
+    expect(out).toMatch(/NAME\s+NODES\s+READY\s+PHASE\s+OPERATION\s+PLACEMENT\s+BLOCKED\s+UNDER-REPLICATED\s+PLACEMENT-DETAIL\s+IMAGE\s+AGE/);
+    // The placement loop's state shows at a glance (settled after creation, once the loop observed).
+    await eventually('the placement column shows Idle', async () => /alpha\s+3\s+3\s+Running\s+(<none>\s+)?Idle\s/.test(await get()), 30_000);
   });
 
   it('LESSONS #7: a deleted pod comes back with the same identity, volume and data', async () => {
@@ -402,18 +405,25 @@ describe('a KeyVaCluster lifecycle with real nodes', { timeout: 150_000 }, () =>
       const reasons = (await events(admin, ns, name)).map((e) => e.reason);
       expect(reasons).toContain('CreatedPod');
 
-      // Down: the two newest members are drained, confirmed empty by the data plane, then their pods go (volumes kept: Retain).
-      await setSpec(ns, name, { nodes: 3 });
+      // Down: the two newest members are drained, confirmed empty by the data plane, then their pods
+      // go; their volumes are kept for the grace period (deletionPolicy Delete, 8 s here), then deleted.
+      await setSpec(ns, name, { nodes: 3, deletionPolicy: 'Delete', storage: { retainRemovedVolumesFor: '8s' } });
       const seen = await eventually('a drain under way, shown in status', async () => {
         const x = await getCluster(admin, ns, name);
         const op = x?.status?.currentOperation;
         return op?.type === 'ScaleDown' && /decommissioning|draining/.test(op.message ?? '') ? op : undefined;
       });
       expect(seen.progress?.total).toBe(2);
+      // Every kept volume status showed while we watched (one may be deleted before the other is kept).
+      const keptSeen = new Map<string, { pvc: string; removedAt: string; deleteAfter?: string | undefined }>();
+      const watchKept = (x: Awaited<ReturnType<typeof getCluster>>) => {
+        for (const v of x?.status?.removedVolumes ?? []) keptSeen.set(v.member, v);
+      };
       const down = await eventually(
         'back to the 3 founders, Running',
         async () => {
           const x = await getCluster(admin, ns, name);
+          watchKept(x);
           return x?.status?.phase === 'Running' && x.status.nodes === 3 && x.status.currentOperation === undefined ? x : undefined;
         },
         150_000,
@@ -429,10 +439,36 @@ describe('a KeyVaCluster lifecycle with real nodes', { timeout: 150_000 }, () =>
             .join() === [...founders].sort().join(),
         60_000,
       );
-      expect((await pvcs(admin, ns, name)).length).toBe(3); // the removed members' volumes are kept, no longer labelled as members
       const on = await replicasOn(ipOf(down, founders[0] as string));
       for (const id of joiners) expect(on.get(id) ?? 0).toBe(0);
-      expect((await events(admin, ns, name)).map((e) => e.reason)).toEqual(expect.arrayContaining(['RemovedMember', 'RetainedVolume']));
+      // Quarantine (LESSONS #1, #4): each removed member's volume was kept, relabelled and listed
+      // in status with its deletion time, and deleted by the operator only after the grace period.
+      await eventually(
+        'the removed volumes deleted after the grace period',
+        async () => {
+          watchKept(await getCluster(admin, ns, name));
+          return (await pvcs(admin, ns, name)).length === 3;
+        },
+        60_000,
+      );
+      expect([...keptSeen.keys()].sort()).toEqual([...joiners].sort());
+      for (const [member, v] of keptSeen) {
+        expect(v.pvc).toBe(`data-${member}`);
+        expect(Date.parse(v.deleteAfter as string) - Date.parse(v.removedAt)).toBe(8000);
+      }
+      const evs = await events(admin, ns, name);
+      expect(evs.map((e) => e.reason)).toEqual(expect.arrayContaining(['RemovedMember', 'QuarantinedVolume', 'DeletedRemovedVolume']));
+      for (const member of joiners) {
+        const at = (reason: string) => {
+          const e = evs.find((x) => x.reason === reason && x.message.includes(`member ${member}`)) as { firstTimestamp?: string } | undefined;
+          return Date.parse(e?.firstTimestamp ?? '');
+        };
+        // Event times have a 1 s resolution.
+        expect(at('DeletedRemovedVolume') - at('QuarantinedVolume'), member).toBeGreaterThanOrEqual(7000);
+      }
+      expect((await getCluster(admin, ns, name))?.status?.removedVolumes ?? []).toEqual([]);
+      // Back to Retain for the scenarios below.
+      await setSpec(ns, name, { deletionPolicy: 'Retain' });
     } finally {
       writing = false;
       await writes;

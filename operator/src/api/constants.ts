@@ -21,13 +21,20 @@ export const LABELS = {
   managedBy: 'app.kubernetes.io/managed-by',
   cluster: 'keyva.io/cluster',
   member: 'keyva.io/member',
+  /** On the volume of a member the data plane removed (scale-down), instead of `member`: its member id. Never adopted as a member again. */
+  removedMember: 'keyva.io/removed-member',
 } as const;
 
 export const ANNOTATIONS = {
   /** Hash of the desired child (for a pod: everything that shapes it; a pod with another hash is rolled). */
   specHash: 'keyva.io/spec-hash',
-  /** On a PVC kept by deletionPolicy Retain after its member was drained and removed (scale-down): <cluster>/<member id>. */
+  /** On the PVC of a member that was drained and removed (scale-down): <cluster>/<member id>. */
   removedMember: 'keyva.io/removed-member',
+  /**
+   * On the PVC of a removed member: when the operator first kept it (RFC 3339). Under deletionPolicy
+   * Delete it is deleted `spec.storage.retainRemovedVolumesFor` after this; under Retain never.
+   */
+  removedAt: 'keyva.io/removed-at',
   /** On a PVC kept by deletionPolicy Retain: uid of the KeyVaCluster it belonged to. */
   retainedFrom: 'keyva.io/retained-from-uid',
   /**
@@ -35,6 +42,11 @@ export const ANNOTATIONS = {
    * that may be replaced by new, empty members (their data is abandoned). See docs/operations.md.
    */
   approveReplaceMembers: 'keyva.io/approve-replace-members',
+  /**
+   * Human approval, on the KeyVaCluster: a partition id or `meta`, the Raft group whose lost quorum
+   * the operator may force down to its survivors (unsafe; docs/operations.md, "Lost quorum").
+   */
+  approveUnsafeRecovery: 'keyva.io/approve-unsafe-recovery',
 } as const;
 
 export const MANAGED_BY = 'keyva-operator';

@@ -32,7 +32,18 @@ describe('KeyVaCluster CRD', () => {
   it('has the status subresource, printer columns and CEL rules for immutable fields', () => {
     expect(crd.metadata.name).toBe('keyvaclusters.keyva.io');
     expect(v?.subresources).toEqual({ status: {} });
-    expect(v?.additionalPrinterColumns.map((c) => c.name)).toEqual(['Nodes', 'Ready', 'Phase', 'Operation', 'Blocked', 'Under-Replicated', 'Image', 'Age']);
+    expect(v?.additionalPrinterColumns.map((c) => c.name)).toEqual([
+      'Nodes',
+      'Ready',
+      'Phase',
+      'Operation',
+      'Placement',
+      'Blocked',
+      'Under-Replicated',
+      'Placement-Detail',
+      'Image',
+      'Age',
+    ]);
     const spec = v?.schema.openAPIV3Schema.properties?.spec;
     expect(spec?.properties?.partitions?.['x-kubernetes-validations']?.[0]?.rule).toBe('self == oldSelf');
     expect(JSON.stringify(spec?.properties?.storage?.['x-kubernetes-validations'])).toContain('storageClassName');

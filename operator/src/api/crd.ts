@@ -35,8 +35,10 @@ const clusterColumns: PrinterColumn[] = [
   { name: 'Ready', type: 'integer', jsonPath: '.status.readyNodes', description: 'Members ready' },
   { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
   { name: 'Operation', type: 'string', jsonPath: '.status.currentOperation.type' },
+  { name: 'Placement', type: 'string', jsonPath: '.status.placement.state', description: 'Placement loop: Idle, Moving, Blocked, ...' },
   { name: 'Blocked', type: 'string', jsonPath: '.status.currentOperation.blockedBy', priority: 1 },
   { name: 'Under-Replicated', type: 'integer', jsonPath: '.status.underReplicatedPartitions', priority: 1 },
+  { name: 'Placement-Detail', type: 'string', jsonPath: '.status.placement.message', priority: 1 },
   { name: 'Image', type: 'string', jsonPath: '.spec.image', priority: 1 },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
 ];

@@ -3,6 +3,7 @@
  * written by operator/scripts/gen-crds.ts) and the operator's TypeScript types both come from here.
  */
 import { DEFAULT_NODE_IMAGE } from './constants.ts';
+import { DURATION_PATTERN } from './duration.ts';
 import {
   applyDefaults,
   arr,
@@ -33,6 +34,14 @@ const storage = obj(
   {
     size: withDefault(quantity({ description: 'Volume size per member. May grow (if the storage class allows expansion), never shrink.' }), '10Gi'),
     storageClassName: optional(str({ description: 'Storage class of the member volumes; immutable. Unset: the cluster default.' })),
+    retainRemovedVolumesFor: withDefault(
+      str({
+        pattern: DURATION_PATTERN,
+        description:
+          'How long the volume of a member removed by a scale-down (drained, confirmed empty by the data plane) is kept before it is deleted, e.g. 24h, 90m. Applies under deletionPolicy Delete; under Retain such volumes are kept until a human deletes them. Kept volumes are listed in status.removedVolumes.',
+      }),
+      '24h',
+    ),
   },
   {
     description: 'One PersistentVolumeClaim per member, named data-<member id>.',
@@ -72,23 +81,33 @@ const topology = obj(
 
 const rebalance = obj(
   {
-    enabled: withDefault(bool({ description: 'Move partitions to keep members balanced (needs the placement planner; not active yet).' }), true),
-    movesPerMinuteMax: withDefault(int({ minimum: 1, maximum: 600 }), 6),
+    enabled: withDefault(
+      bool({
+        description:
+          'Move partition replicas to keep members balanced (e.g. onto a new member). false: replicas stay where they are; repairs below the replication factor and the drain of members being scaled away still move them.',
+      }),
+      true,
+    ),
+    movesPerMinuteMax: withDefault(
+      int({ minimum: 1, maximum: 600, description: 'New replica moves started per minute (repairs below the replication factor are exempt).' }),
+      60,
+    ),
+    movesInFlightMax: withDefault(int({ minimum: 1, maximum: 1024, description: 'Replica moves under way at once in the cluster.' }), 8),
     leaderBalance: withDefault(bool({ description: 'Spread partition leaders across members, damped.' }), true),
   },
-  { description: 'Rebalancing policy (LESSONS #8, #13, #14). Stored now; acted on once placement exists.' },
+  { description: 'Rebalancing policy (LESSONS #8, #13, #14), applied by the placement control loop.' },
 );
 
 const split = obj(
   {
-    policy: withDefault(oneOf(['Auto', 'Manual']), 'Auto'),
+    policy: withDefault(oneOf(['Auto', 'Manual'], { description: 'Auto: split on size and load; Manual: never split by itself.' }), 'Auto'),
     splitBytes: withDefault(int({ minimum: 1_048_576, description: 'Split a partition above this size.' }), 536_870_912),
     mergeBytes: withDefault(int({ minimum: 0, description: 'Merge neighbours whose combined size is below this.' }), 67_108_864),
     splitsPerMinuteMax: withDefault(int({ minimum: 1, maximum: 60 }), 2),
     cooldownSeconds: withDefault(int({ minimum: 0, maximum: 86_400, description: 'A partition is not split or merged again within this time.' }), 300),
   },
   {
-    description: 'Split and merge policy (LESSONS #13). Stored now; acted on once splits exist.',
+    description: 'Split and merge policy (LESSONS #13), applied by the placement control loop. Merges stay off until the data plane can carry them out.',
     rules: [{ rule: 'self.mergeBytes * 4 <= self.splitBytes', message: 'split.mergeBytes must be at most a quarter of split.splitBytes (hysteresis)' }],
   },
 );
@@ -154,6 +173,7 @@ export const CONDITION_TYPES = ['Ready', 'Progressing', 'Degraded'] as const;
 export const PHASES = ['Creating', 'Running', 'Scaling', 'Upgrading', 'Recovering', 'Blocked', 'Paused', 'Deleting'] as const;
 export const OPERATION_TYPES = ['Create', 'ScaleUp', 'ScaleDown', 'RollingUpgrade', 'ReplaceMember', 'Delete'] as const;
 export const MEMBER_STATES = ['Pending', 'Running', 'Ready', 'Terminating', 'VolumeLost'] as const;
+export const PLACEMENT_STATES = ['Idle', 'Moving', 'Blocked', 'Unreachable', 'Unknown', 'Paused'] as const;
 
 const condition = obj({
   type: str({ minLength: 1 }),
@@ -171,6 +191,37 @@ const member = obj({
   ready: bool(),
   podIP: optional(str()),
   image: optional(str()),
+});
+
+const placementStatus = obj(
+  {
+    state: oneOf(PLACEMENT_STATES, {
+      description:
+        'The placement loop: Idle (nothing to move), Moving (replicas or a drain under way), Blocked (the planner refuses something, see blockers), Unreachable (no node answered its last observation), Unknown (no observation yet), Paused (spec.pause).',
+    }),
+    progress: optional(obj({ done: int({ minimum: 0 }), total: int({ minimum: 0 }) }, { description: 'Replica moves of the change under way.' })),
+    message: optional(str()),
+    blockers: optional(
+      arr(obj({ code: str(), message: str(), member: optional(str()) }), {
+        listType: 'atomic',
+        maxItems: 10,
+        description: "The planner's refusals and blocked steps from the loop's last round (first 10).",
+      }),
+    ),
+  },
+  { description: "The cluster's placement control loop as of its last round (moves, blockers)." },
+);
+
+const removedVolume = obj({
+  member: str({ description: 'Id of the removed member (retired: never reused).' }),
+  pvc: str(),
+  removedAt: str({ format: 'date-time', description: 'When the operator kept the volume (its member had been removed by the data plane).' }),
+  deleteAfter: optional(
+    str({
+      format: 'date-time',
+      description: 'When the operator deletes it (deletionPolicy Delete + spec.storage.retainRemovedVolumesFor). Unset: kept until a human deletes it.',
+    }),
+  ),
 });
 
 const operation = obj({
@@ -196,6 +247,15 @@ export const clusterStatusSchema = obj(
         listType: 'set',
         maxItems: 1000,
         description: 'Ids of members that were abandoned (replaced) or drained and removed (scale-down); never reused.',
+      }),
+    ),
+    placement: optional(placementStatus),
+    removedVolumes: optional(
+      arr(removedVolume, {
+        listType: 'map',
+        mapKeys: ['member'],
+        maxItems: 100,
+        description: 'Volumes of members removed by a scale-down that are still kept (LESSONS #1, #4: a quarantine before data is deleted).',
       }),
     ),
     founders: optional(
@@ -225,6 +285,8 @@ export type KeyVaClusterStatus = Infer<typeof clusterStatusSchema>;
 export type ClusterCondition = Infer<typeof condition>;
 export type MemberStatus = Infer<typeof member>;
 export type ClusterOperation = Infer<typeof operation>;
+export type RemovedVolumeStatus = Infer<typeof removedVolume>;
+export type PlacementStatus = Infer<typeof placementStatus>;
 export type Phase = (typeof PHASES)[number];
 export type OperationType = (typeof OPERATION_TYPES)[number];
 export type ConditionType = (typeof CONDITION_TYPES)[number];

@@ -24,7 +24,8 @@ export type AdminMethod =
   | 'TransferLeader'
   | 'GetPartitionReplicas'
   | 'LocalReplica'
-  | 'SplitPartition';
+  | 'SplitPartition'
+  | 'UnsafeRecoverPartition';
 
 export interface AdminCaller {
   call<Res>(address: string, method: AdminMethod, req: object, deadlineMs?: number): Promise<Res>;

@@ -56,6 +56,8 @@ export interface ControlLoopOptions {
   readonly now?: () => number;
   /** Called after every tick with the fresh observation (e.g. to stop removed nodes' processes). */
   readonly onObserved?: (oc: ObservedCluster, status: LoopStatus) => void | Promise<void>;
+  /** Called after a tick whose observation failed (e.g. to ask the members whether the meta group lost its leader). */
+  readonly onObserveFailed?: (error: Error) => void | Promise<void>;
   readonly log?: (msg: string) => void;
 }
 
@@ -142,6 +144,7 @@ export class ControlLoop {
       oc = await this.o.observer.observe();
     } catch (e) {
       this.lastError = `observe: ${(e as Error).message}`;
+      await this.o.onObserveFailed?.(e as Error);
       return;
     }
     this.last = oc;

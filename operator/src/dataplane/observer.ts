@@ -30,6 +30,8 @@ export interface ObserverOptions {
   readonly seeds: () => readonly string[];
   /** Capacity and free bytes of a node's disk, if known (default: 1 TiB, minus what it stores). */
   readonly capacityOf?: (id: string) => { capacityBytes: number; freeBytes: number } | undefined;
+  /** Failure zone of a node, if the platform knows it (Kubernetes: its node's zone label). */
+  readonly zoneOf?: (id: string) => string | undefined;
   readonly now?: () => number;
   readonly deadlineMs?: number;
 }
@@ -114,6 +116,7 @@ export class Observer {
         const cap = this.o.capacityOf?.(n.id) ?? { capacityBytes: TiB, freeBytes: TiB - stored };
         return {
           id: nodeId(n.id),
+          zone: this.o.zoneOf?.(n.id),
           weight: 1,
           health,
           downSinceMs: health === 'up' || health === 'degraded' ? undefined : this.downSince.get(n.id),
@@ -151,7 +154,17 @@ export class Observer {
           matchIndex: Number(x.matchIndex),
           appliedIndex: x.reachable ? Number(x.appliedIndex) : undefined,
         }));
-        return { ...base, replicas, leader: r.leader === '' ? undefined : nodeId(r.leader), commitIndex: Number(r.commitIndex) };
+        // The leader's measure of the partition's live data (0 from nodes that do not report it).
+        const splitHint = BigInt(r.splitHint ?? '0');
+        return {
+          ...base,
+          sizeBytes: Number(r.sizeBytes ?? '0'),
+          qps: r.qps ?? 0,
+          splitHint: splitHint > base.start && splitHint < base.end ? splitHint : undefined,
+          replicas,
+          leader: r.leader === '' ? undefined : nodeId(r.leader),
+          commitIndex: Number(r.commitIndex),
+        };
       }),
     );
     const nextPartitionId = ids.length === 0 ? 0 : Math.max(...ids) + 1;
@@ -203,9 +216,14 @@ export class Observer {
     return undefined;
   }
 
-  /** How many of these partitions the node itself says it hosts (its own Raft groups). */
+  /**
+   * How many of these partitions the node itself says it hosts (its own Raft groups), plus one
+   * while it still holds a meta group replica: a draining node is empty only once the meta
+   * leader moved its meta vote to an active node too (node/src/meta/meta-voters-plan.ts).
+   */
   private async countHosted(address: string, ids: readonly number[], dl: number): Promise<number> {
-    const answers = await Promise.all(ids.map((id) => this.o.admin.call<LocalReplicaResponseOut>(address, 'LocalReplica', { partitionId: id }, dl)));
+    const asks = [...ids.map((id) => ({ partitionId: id })), { partitionId: 0, metaGroup: true }];
+    const answers = await Promise.all(asks.map((req) => this.o.admin.call<LocalReplicaResponseOut>(address, 'LocalReplica', req, dl)));
     return answers.filter((a) => a.hosted).length;
   }
 }

@@ -8,6 +8,7 @@ import { LABELS, MANAGED_BY } from '../api/constants.ts';
 import type { KeyVaCluster } from '../api/keyva-cluster.ts';
 import { Expectations } from '../controller/expectations.ts';
 import { AsyncWorkQueue } from '../controller/queue-driver.ts';
+import { GrpcAdminCaller } from '../dataplane/admin-client.ts';
 import type { NodeProbe } from '../dataplane/node-probe.ts';
 import { reconcile } from '../reconcile/reconcile.ts';
 import { DataPlaneLoops, seedOf } from './data-plane-loops.ts';
@@ -15,7 +16,9 @@ import type { EventRecorder } from './event-recorder.ts';
 import { Executor, NotLeaderError, StaleViewError } from './executor.ts';
 import { type InformerEvent, SupervisedInformer } from './informer.ts';
 import type { KubeClient, KubeObject } from './kube-client.ts';
+import { NodeLabels } from './node-labels.ts';
 import { Observer } from './observer.ts';
+import { QuorumRecoveryGate } from './quorum-recovery.ts';
 import { RESOURCES, type ResourceType } from './resources.ts';
 
 export interface ControllerOptions {
@@ -36,6 +39,8 @@ export interface ControllerOptions {
   readonly placementIntervalMs?: number;
   /** How long a rolling upgrade waits for a member's leaderships to move away (ms). */
   readonly leaderTransferTimeoutMs?: number;
+  /** How long a Raft group may stay without a leader before status says Degraded=QuorumLost (ms; default 60 s). */
+  readonly quorumLossGraceMs?: number;
 }
 
 export interface ControllerStats {
@@ -56,6 +61,7 @@ export class Controller {
   private readonly expectations: Expectations;
   private readonly observer: Observer;
   private readonly executor: Executor;
+  private readonly recovery: QuorumRecoveryGate;
   private readonly lastErrors = new Map<string, string>();
   private queue: AsyncWorkQueue | undefined;
   readonly loops: DataPlaneLoops;
@@ -66,6 +72,7 @@ export class Controller {
     this.log = o.log;
     this.expectations = new Expectations(o.now);
     const childSelector = `${LABELS.managedBy}=${MANAGED_BY}`;
+    const nodeLabels = new NodeLabels({ client: o.client, log: o.log, now: o.now });
     const mk = (resource: ResourceType, labelSelector: string | undefined, onEvent: (e: InformerEvent, obj: KubeObject) => void) =>
       new SupervisedInformer<KubeObject>({ client: o.client, resource, namespace: o.watchNamespace, labelSelector, log: o.log, onEvent });
     this.clusters = mk(RESOURCES.KeyVaCluster, undefined, (e, obj) => this.onCluster(e, obj));
@@ -75,9 +82,15 @@ export class Controller {
     this.children = CHILD_KINDS.map((r) => mk(r, childSelector, onChild(r.kind)));
     this.observer = new Observer(
       { pods: this.pods, pvcs: this.pvcs, children: CHILD_KINDS.map((r, i) => ({ kind: r.kind, list: (ns?: string) => this.children[i]?.list(ns) ?? [] })) },
-      { probe: o.probe, probeTtlMs: o.probeTtlMs ?? 3000, mapTtlMs: o.mapTtlMs ?? 15_000, now: o.now },
+      {
+        probe: o.probe,
+        probeTtlMs: o.probeTtlMs ?? 3000,
+        mapTtlMs: o.mapTtlMs ?? 15_000,
+        now: o.now,
+        nodeLabels: (name) => nodeLabels.of(name),
+      },
     );
-    this.loops = new DataPlaneLoops({ log: o.log, onChange: (key) => this.queue?.add(key), intervalMs: o.placementIntervalMs });
+    this.loops = new DataPlaneLoops({ log: o.log, onChange: (key) => this.queue?.add(key), intervalMs: o.placementIntervalMs, now: o.now });
     this.executor = new Executor({
       client: o.client,
       events: o.events,
@@ -86,6 +99,7 @@ export class Controller {
       isLeader: o.isLeader,
       transferLeadersAway: (key, member) => this.loops.transferLeadersAway(key, member, o.leaderTransferTimeoutMs ?? 20_000),
     });
+    this.recovery = new QuorumRecoveryGate({ client: o.client, events: o.events, admin: new GrpcAdminCaller(), log: o.log, now: o.now });
   }
 
   private informers(): SupervisedInformer<KubeObject>[] {
@@ -169,11 +183,13 @@ export class Controller {
     this.stats.reconciles++;
     try {
       const observed = { ...(await this.observer.observe(cached, this.lastErrors.get(key))), dataPlane: this.loops.view(key) };
-      const result = reconcile(cached, observed, this.o.now());
+      const result = reconcile(cached, observed, this.o.now(), { quorumLossGraceMs: this.o.quorumLossGraceMs });
       this.stats.writes += await this.executor.execute(key, cached, result);
       const seeds = observed.pods.filter((p) => p.podIP && !p.deleting).map((p) => seedOf(p.podIP as string));
       if (result.placement && !cached.metadata.deletionTimestamp && seeds.length > 0 && this.o.isLeader()) this.loops.ensure(key, seeds, result.placement);
       else if (!result.placement || cached.metadata.deletionTimestamp) await this.loops.stop(key);
+      // Unsafe quorum-loss recovery, only with the approval annotation (quorum-recovery.ts).
+      if (this.o.isLeader() && !cached.metadata.deletionTimestamp) await this.recovery.run(cached, seeds);
       this.lastErrors.delete(key);
       queue.forget(key);
       if (result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { ANNOTATIONS, FINALIZER } from '../api/constants.ts';
 import type { KeyVaCluster } from '../api/keyva-cluster.ts';
 import type { Expectations } from '../controller/expectations.ts';
-import { canonicalJson } from '../reconcile/hash.ts';
+import { statusChanged } from '../reconcile/status-diff.ts';
 import type { Action, ReconcileResult } from '../reconcile/types.ts';
 import type { EventRecorder } from './event-recorder.ts';
 import { isConflict, isNotFound, isPreconditionFailed, type JsonPatchOp, type KubeClient, type KubeObject } from './kube-client.ts';
@@ -73,7 +73,7 @@ export class Executor {
       this.d.log.info({ cluster: key, action: a.type, reason: a.reason, detail: a.message }, 'action');
       await this.d.events.record(cluster, a.type === 'delete' ? 'Warning' : 'Normal', a.reason, a.message);
     }
-    if (result.status && canonicalJson(result.status) !== canonicalJson(cluster.status ?? {})) {
+    if (result.status && statusChanged(cluster.status, result.status)) {
       this.fence();
       try {
         const out = await this.d.client.apply<KubeObject>(

@@ -4,10 +4,10 @@
  */
 import { randomInt } from 'node:crypto';
 import { ANNOTATIONS, LABELS, NODE_HTTP_PORT } from '../api/constants.ts';
-import type { KeyVaCluster } from '../api/keyva-cluster.ts';
+import { type KeyVaCluster, specWithDefaults } from '../api/keyva-cluster.ts';
 import type { NodeProbe } from '../dataplane/node-probe.ts';
 import { ID_ALPHABET, ID_SUFFIX_LENGTH } from '../reconcile/names.ts';
-import type { ChildView, MemberProbe, Observed, PartitionMapView, PodView, PvcView } from '../reconcile/types.ts';
+import type { ChildView, MemberProbe, Observed, PartitionMapView, PodView, PvcView, RemovedPvcView } from '../reconcile/types.ts';
 import type { KubeObject } from './kube-client.ts';
 
 export interface Caches {
@@ -17,7 +17,7 @@ export interface Caches {
 }
 
 interface PodLike extends KubeObject {
-  spec?: { containers?: { image?: string; ports?: { name?: string; containerPort?: number }[] }[] };
+  spec?: { nodeName?: string; containers?: { image?: string; ports?: { name?: string; containerPort?: number }[] }[] };
   status?: { phase?: string; podIP?: string; conditions?: { type: string; status: string }[] };
 }
 
@@ -27,6 +27,8 @@ export interface ObserverOptions {
   readonly probeTtlMs: number;
   readonly mapTtlMs: number;
   readonly now: () => number;
+  /** Labels of a Kubernetes node (for member zones); absent: zones unknown. */
+  readonly nodeLabels?: ((nodeName: string) => Promise<Readonly<Record<string, string>> | undefined>) | undefined;
 }
 
 function ofCluster(objs: readonly KubeObject[], cluster: KeyVaCluster): KubeObject[] {
@@ -68,6 +70,19 @@ export function pvcView(v: KubeObject, clusterUid: string): PvcView | undefined 
   };
 }
 
+export function removedPvcView(v: KubeObject, clusterUid: string): RemovedPvcView | undefined {
+  const memberId = v.metadata?.labels?.[LABELS.removedMember];
+  if (!memberId || v.metadata?.labels?.[LABELS.member] || !v.metadata?.name || !v.metadata.uid) return undefined;
+  return {
+    name: v.metadata.name,
+    uid: v.metadata.uid,
+    memberId,
+    deleting: Boolean(v.metadata.deletionTimestamp),
+    ownedByCluster: (v.metadata.ownerReferences ?? []).some((r) => r.uid === clusterUid),
+    removedAt: v.metadata.annotations?.[ANNOTATIONS.removedAt],
+  };
+}
+
 export class Observer {
   private readonly o: ObserverOptions;
   private readonly caches: Caches;
@@ -83,9 +98,9 @@ export class Observer {
     const ns = cluster.metadata.namespace;
     const rawPods = ofCluster(this.caches.pods.list(ns), cluster) as PodLike[];
     const pods = rawPods.map(podView).filter((x): x is PodView => x !== undefined);
-    const pvcs = ofCluster(this.caches.pvcs.list(ns), cluster)
-      .map((v) => pvcView(v, cluster.metadata.uid))
-      .filter((x): x is PvcView => x !== undefined);
+    const clusterPvcs = ofCluster(this.caches.pvcs.list(ns), cluster);
+    const pvcs = clusterPvcs.map((v) => pvcView(v, cluster.metadata.uid)).filter((x): x is PvcView => x !== undefined);
+    const removedPvcs = clusterPvcs.map((v) => removedPvcView(v, cluster.metadata.uid)).filter((x): x is RemovedPvcView => x !== undefined);
     const children: ChildView[] = this.caches.children.flatMap((c) =>
       ofCluster(c.list(ns), cluster).map((o) => ({
         kind: c.kind,
@@ -103,7 +118,26 @@ export class Observer {
     const source = probes.find((p) => p.reachable && p.nodeId === p.memberId);
     const sourcePod = source && live.find((p) => podView(p)?.memberId === source.memberId);
     const partitionMap = sourcePod ? await this.partitionMap(cluster, sourcePod, source.memberId) : undefined;
-    return { pods, pvcs, children, probes, partitionMap, freshSuffixes: freshSuffixes(8), lastError };
+    const memberZones = await this.memberZones(cluster, rawPods);
+    return { pods, pvcs, removedPvcs, children, probes, partitionMap, memberZones, freshSuffixes: freshSuffixes(8), lastError };
+  }
+
+  /** Each scheduled member's zone: its node's `spec.topology.zoneKey` label. */
+  private async memberZones(cluster: KeyVaCluster, pods: readonly PodLike[]): Promise<Record<string, string>> {
+    const zones: Record<string, string> = {};
+    const lookup = this.o.nodeLabels;
+    if (lookup === undefined) return zones;
+    const zoneKey = specWithDefaults(cluster.spec).topology.zoneKey;
+    await Promise.all(
+      pods.map(async (p) => {
+        const member = podView(p)?.memberId;
+        const node = p.spec?.nodeName;
+        if (!member || !node) return;
+        const zone = (await lookup(node))?.[zoneKey];
+        if (zone) zones[member] = zone;
+      }),
+    );
+    return zones;
   }
 
   private async probeMember(p: PodLike): Promise<MemberProbe> {

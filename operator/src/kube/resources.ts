@@ -18,6 +18,7 @@ export const RESOURCES = {
   ConfigMap: T('v1', 'ConfigMap', 'configmaps'),
   Event: T('v1', 'Event', 'events'),
   Namespace: T('v1', 'Namespace', 'namespaces', false),
+  Node: T('v1', 'Node', 'nodes', false),
   ServiceAccount: T('v1', 'ServiceAccount', 'serviceaccounts'),
   Secret: T('v1', 'Secret', 'secrets'),
   PodDisruptionBudget: T('policy/v1', 'PodDisruptionBudget', 'poddisruptionbudgets'),

@@ -12,11 +12,16 @@ export const HISTORY_ENTRIES_MAX = 10_000;
 export function recordIssued(history: PlannerHistory, issued: readonly Step[], nowMs: number): PlannerHistory {
   const added: HistoryEntry[] = [];
   for (const s of issued) {
-    if (s.type === 'split') added.push({ kind: s.trigger === 'load' ? 'loadSplit' : 'split', partitionId: s.partitionId, atMs: nowMs });
-    else if (s.type === 'merge') {
+    if (s.type === 'split') {
+      // Both halves' ranges just changed: each cools down (the right half is a new partition).
+      const kind = s.trigger === 'load' ? 'loadSplit' : 'split';
+      added.push({ kind, partitionId: s.partitionId, atMs: nowMs });
+      added.push({ kind: 'split', partitionId: s.newPartitionId, atMs: nowMs });
+    } else if (s.type === 'merge') {
       added.push({ kind: 'merge', partitionId: s.left, atMs: nowMs });
       added.push({ kind: 'merge', partitionId: s.right, atMs: nowMs });
     } else if (s.type === 'transferLeader') added.push({ kind: 'transferLeader', partitionId: s.partitionId, atMs: nowMs });
+    else if (s.type === 'addLearner') added.push({ kind: 'moveStart', partitionId: s.partitionId, atMs: nowMs });
   }
   return [...history.filter((h) => nowMs - h.atMs < HISTORY_RETENTION_MS), ...added].slice(-HISTORY_ENTRIES_MAX);
 }

@@ -128,7 +128,7 @@ export function checkMembership(view: ClusterView, p: PartitionView, target: rea
     if (!budget.canStart(participants, repair)) {
       return { inFlight, waiting: `move of partition ${p.id} to ${receiver} waits for the move limits` };
     }
-    budget.count(participants);
+    budget.start(participants, repair);
     const reason = repair
       ? `partition ${p.id} has ${vs.length} of ${rf} voters`
       : `target placement moves partition ${p.id} from ${senders[0] ?? '?'} to ${receiver}`;

@@ -17,7 +17,7 @@ import { planDecommission } from './decommission.ts';
 import { balanceLeaders } from './leader-balance.ts';
 import { checkMembership, isMoveInFlight, moveParticipants } from './membership.ts';
 import { MoveBudget } from './move-budget.ts';
-import { chooseSplit, invalidSplitRequests, mergeCandidate } from './split-merge.ts';
+import { chooseSplit, invalidSplitRequests, MINUTE_MS, mergeCandidate } from './split-merge.ts';
 import { targetPlacement } from './target.ts';
 import {
   type ClusterSpec,
@@ -47,7 +47,9 @@ export function plan(spec: ClusterSpec, observation: Observation, nowMs: number,
   const targetOf = (p: PartitionView): readonly NodeId[] => target.replicas.get(p.id) ?? [];
 
   // 1. Membership. Moves already running count against the limits before any new one starts.
-  const budget = new MoveBudget(spec.moves.clusterMax, spec.moves.perNodeMax);
+  const startsLastMinute = history.filter((h) => h.kind === 'moveStart' && nowMs - h.atMs < MINUTE_MS).length;
+  const startsLeft = spec.moves.startsPerMinuteMax === 0 ? Number.POSITIVE_INFINITY : Math.max(0, spec.moves.startsPerMinuteMax - startsLastMinute);
+  const budget = new MoveBudget(spec.moves.clusterMax, spec.moves.perNodeMax, startsLeft);
   for (const p of observation.partitions) if (isMoveInFlight(p, rf)) budget.count(moveParticipants(p, targetOf(p)));
   const urgency = (p: PartitionView) => (voters(p).length < rf ? 0 : isMoveInFlight(p, rf) ? 1 : 2);
   const ordered = [...observation.partitions].sort((a, b) => urgency(a) - urgency(b) || a.id - b.id);

@@ -23,8 +23,8 @@ export const SPEC_DEFAULTS: ClusterSpec = {
   zoneSpread: 'preferred',
   decommission: [],
   splitRequests: [],
-  moves: { clusterMax: 8, perNodeMax: 2, catchUpLagMax: 16, headroomRatio: 0.2, nodeDownGraceMs: 30 * 60_000 },
-  split: { sizeBytes: 512 * MiB, qps: 5000, cooldownMs: 10 * 60_000, loadSplitsPerMinuteMax: 2 },
+  moves: { clusterMax: 8, perNodeMax: 2, catchUpLagMax: 16, headroomRatio: 0.2, nodeDownGraceMs: 30 * 60_000, rebalance: true, startsPerMinuteMax: 0 },
+  split: { auto: true, sizeBytes: 512 * MiB, qps: 5000, cooldownMs: 10 * 60_000, loadSplitsPerMinuteMax: 2 },
   // Off by default: the data plane refuses merges until it can carry them out (docs/adr/0010-splits.md).
   merge: { enabled: false, partitionsMin: 64, sizeBytes: 64 * MiB, qps: 500, cooldownMs: 30 * 60_000 },
   leaders: { toleranceRatio: 0.1, cooldownMs: 5 * 60_000, transfersPerPlanMax: 16 },
@@ -67,6 +67,9 @@ export function resolveSpec(input: ClusterSpecInput = {}): ClusterSpec {
   intIn('moves.catchUpLagMax', spec.moves.catchUpLagMax, 0, 1_000_000);
   numIn('moves.headroomRatio', spec.moves.headroomRatio, 0, 0.9);
   intIn('moves.nodeDownGraceMs', spec.moves.nodeDownGraceMs, 0, 7 * 24 * 3600_000);
+  if (typeof spec.moves.rebalance !== 'boolean') invalid('moves.rebalance', `must be true or false, got ${spec.moves.rebalance}`);
+  intIn('moves.startsPerMinuteMax', spec.moves.startsPerMinuteMax, 0, 100_000);
+  if (typeof spec.split.auto !== 'boolean') invalid('split.auto', `must be true or false, got ${spec.split.auto}`);
   intIn('split.sizeBytes', spec.split.sizeBytes, 1, Number.MAX_SAFE_INTEGER);
   numIn('split.qps', spec.split.qps, 1, 1e9);
   intIn('split.cooldownMs', spec.split.cooldownMs, 0, 7 * 24 * 3600_000);

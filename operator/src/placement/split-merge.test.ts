@@ -5,9 +5,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ClusterView, HASH_SPACE_END } from './cluster-view.ts';
+import { recordIssued } from './history.ts';
 import { plan } from './plan.ts';
 import { resolveSpec } from './spec.ts';
-import { chooseSplit, mergeCandidate, splitPoint } from './split-merge.ts';
+import { chooseSplit, lastRangeChangeMs, mergeCandidate, splitPoint } from './split-merge.ts';
 import { ControllerLoop } from './testing/controller-loop.ts';
 import { nodeList, settledSim } from './testing/fixtures.ts';
 import { Prng, type SimCluster } from './testing/sim-cluster.ts';
@@ -54,6 +55,16 @@ describe('LESSONS #13 — split policy', () => {
     expect(splits(sim)).toEqual([]);
     for (const p of sim.partitions) p.rangeChangedAtMs = sim.nowMs - 60_000;
     expect(splits(sim)).toHaveLength(1);
+  });
+
+  it('cooldown covers both halves of a split the controller issued: the new right half is not split again at once', () => {
+    const sim = settledSim({ nodes: nodeList(3), partitions: 2, replicationFactor: 3, sizeBytes: () => 500_000 });
+    const [first] = splits(sim) as { partitionId: PartitionId; newPartitionId: PartitionId }[];
+    if (first === undefined) throw new Error('expected a split');
+    const history = recordIssued([], [first as never], sim.nowMs);
+    const right = { ...(sim.observe().partitions[0] as PartitionView), id: first.newPartitionId };
+    expect(lastRangeChangeMs(right, history)).toBe(sim.nowMs);
+    expect(lastRangeChangeMs(sim.observe().partitions[first.partitionId] as PartitionView, history)).toBe(sim.nowMs);
   });
 
   it('load splits are capped per minute (time injected), even after a controller restart that lost its history', () => {

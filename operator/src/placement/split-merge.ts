@@ -20,7 +20,7 @@ export function nextPartitionId(view: ClusterView): PartitionId {
 /** When the partition's range last changed (meta group timestamp or a split/merge we issued). */
 export function lastRangeChangeMs(p: PartitionView, history: PlannerHistory): number {
   let t = p.rangeChangedAtMs ?? Number.NEGATIVE_INFINITY;
-  for (const h of history) if (h.partitionId === p.id && h.kind !== 'transferLeader' && h.atMs > t) t = h.atMs;
+  for (const h of history) if (h.partitionId === p.id && (h.kind === 'split' || h.kind === 'loadSplit' || h.kind === 'merge') && h.atMs > t) t = h.atMs;
   return t;
 }
 
@@ -88,6 +88,7 @@ export function chooseSplit(view: ClusterView, stable: (p: PartitionView) => boo
     const at = r.atHash ?? splitPoint(p);
     if (at !== undefined) return mk(p, at, 'request', `split of partition ${p.id} requested`);
   }
+  if (!split.auto) return undefined;
   const cooled = (p: PartitionView) => view.nowMs - lastRangeChangeMs(p, history) >= split.cooldownMs;
   const ordered = [...view.observation.partitions].sort((a, b) => b.sizeBytes - a.sizeBytes || a.id - b.id);
   for (const p of ordered) {

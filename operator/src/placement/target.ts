@@ -7,7 +7,9 @@
  *  - a node receives a NEW replica only if it is healthy and keeps `headroomRatio` of its
  *    capacity free after the replicas already assigned to it in this pass (LESSONS #8);
  *  - replicas spread over min(RF, zones) zones when zones are configured;
- *  - `colocate` pins a merge candidate's right half onto its left neighbour's nodes.
+ *  - `colocate` pins a merge candidate's right half onto its left neighbour's nodes;
+ *  - with `moves.rebalance` off, a partition's live active voters are preferred over the ring
+ *    (no balancing moves; repairs and evacuations still happen).
  * With healthy nodes, ample space and no zones the target is exactly the ring's first RF owners,
  * so adding or removing a node changes only the partitions whose ring owners change.
  */
@@ -73,7 +75,14 @@ export function targetPlacement(spec: ClusterSpec, observation: Observation, now
   const partitions = [...observation.partitions].sort((a, b) => a.id - b.id);
   for (const p of partitions) {
     const eligible = (n: NodeId) => holds(p, n) || (view.isHealthy(n) && (spare.get(n) ?? Number.NEGATIVE_INFINITY) >= p.sizeBytes);
-    const picked = pickReplicas(ring.preference(p.id), eligible, rf, zonesWanted, (n) => view.zoneOf(n));
+    let preference = ring.preference(p.id);
+    if (!spec.moves.rebalance) {
+      // No balancing: the partition's live active voters come first (it stays where it is);
+      // only slots they cannot fill (a lost, draining or removed node, RF not met) follow the ring.
+      const stay = preference.filter((n) => p.replicas.some((r) => r.nodeId === n && r.role === 'voter'));
+      preference = [...stay, ...preference.filter((n) => !stay.includes(n))];
+    }
+    const picked = pickReplicas(preference, eligible, rf, zonesWanted, (n) => view.zoneOf(n));
     for (const n of picked.nodes) if (!holds(p, n)) spare.set(n, (spare.get(n) ?? 0) - p.sizeBytes);
     if (picked.nodes.length < rf) {
       problems.push({

@@ -109,8 +109,17 @@ export interface ClusterSpec {
     readonly headroomRatio: number;
     /** A down node keeps its replicas this long before they are re-placed. */
     readonly nodeDownGraceMs: number;
+    /**
+     * Balancing moves (false: a partition keeps the nodes it is on while they are live and
+     * active; repairs below RF and the evacuation of draining nodes still move replicas).
+     */
+    readonly rebalance: boolean;
+    /** New replica moves started in any 60 s window, repairs below RF exempt (0: no limit). */
+    readonly startsPerMinuteMax: number;
   };
   readonly split: {
+    /** Split on size and load by itself (false: only `splitRequests`). */
+    readonly auto: boolean;
     readonly sizeBytes: number;
     readonly qps: number;
     /** A partition whose range changed less than this long ago is not split again. */
@@ -139,7 +148,7 @@ export interface ClusterSpec {
 
 /** Recent planner actions, kept by the controller (losing them only weakens damping, never safety). */
 export interface HistoryEntry {
-  readonly kind: 'split' | 'loadSplit' | 'merge' | 'transferLeader';
+  readonly kind: 'split' | 'loadSplit' | 'merge' | 'transferLeader' | 'moveStart';
   readonly partitionId: PartitionId;
   readonly atMs: number;
 }

@@ -132,16 +132,24 @@ export function memberPvc(c: ClusterRef, spec: KeyVaClusterSpec, memberId: strin
 }
 
 /**
- * The volume of a member that was drained and removed, kept under deletionPolicy Retain: the same
- * claim without the cluster and member labels (so it is never adopted as a member again), noting
- * whose it was. The data plane confirmed the member held no replica when it was removed.
+ * The volume of a member that was drained and removed (the data plane confirmed it held no
+ * replica): the same claim, the member label swapped for `keyva.io/removed-member` (so it is never
+ * adopted as a member again, and the cluster still sees it), noting whose it was and since when it
+ * is kept. Under deletionPolicy Delete it keeps its owner reference and is deleted after
+ * `spec.storage.retainRemovedVolumesFor`; under Retain it has none and stays.
  */
-export function removedMemberPvc(c: ClusterRef, spec: KeyVaClusterSpec, memberId: string): KubeManifest {
+export function removedMemberPvc(c: ClusterRef, spec: KeyVaClusterSpec, memberId: string, removedAtIso: string): KubeManifest {
   const pvc = memberPvc(c, spec, memberId);
-  const labels = { ...pvc.metadata.labels };
-  delete labels[LABELS.cluster];
+  const labels: Record<string, string> = { ...pvc.metadata.labels, [LABELS.removedMember]: memberId };
   delete labels[LABELS.member];
-  return { ...pvc, metadata: { ...pvc.metadata, labels, annotations: { ...pvc.metadata.annotations, [ANNOTATIONS.removedMember]: `${c.name}/${memberId}` } } };
+  return {
+    ...pvc,
+    metadata: {
+      ...pvc.metadata,
+      labels,
+      annotations: { ...pvc.metadata.annotations, [ANNOTATIONS.removedMember]: `${c.name}/${memberId}`, [ANNOTATIONS.removedAt]: removedAtIso },
+    },
+  };
 }
 
 function topologySpread(c: ClusterRef, spec: KeyVaClusterSpec): unknown[] {

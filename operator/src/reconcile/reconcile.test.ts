@@ -222,7 +222,7 @@ describe('reconcile: scaling', () => {
       blockers: [{ code: 'INSUFFICIENT_CAPACITY', message, nodeId: last }],
     };
     const r = w.step();
-    expect(r.placement).toEqual({ replicationFactor: 3, decommission: [last] });
+    expect(r.placement).toMatchObject({ replicationFactor: 3, decommission: [last] });
     expect(r.actions.filter((a) => a.type !== 'event')).toEqual([]);
     expect(r.actions).toEqual([expect.objectContaining({ type: 'event', eventType: 'Warning', reason: 'ScaleDownBlocked' })]);
     expect(r.status?.phase).toBe('Blocked');
@@ -259,7 +259,7 @@ describe('reconcile: scaling', () => {
   });
 
   for (const policy of ['Delete', 'Retain'] as const) {
-    it(`scale-down 5 -> 3 (${policy}): drains the newest members; a pod (and under Delete its volume) goes only once the data plane removed it`, () => {
+    it(`scale-down 5 -> 3 (${policy}): drains the newest members; a pod goes only once the data plane removed it, its volume is kept (quarantine)`, () => {
       const w = running(5, { replicationFactor: 3, deletionPolicy: policy });
       const ids = w.memberIds();
       const [a, b] = [ids[4] as string, ids[3] as string];
@@ -285,14 +285,14 @@ describe('reconcile: scaling', () => {
       expect(kinds(w.step().actions)).toEqual(['apply:Pod']);
       dp({ [a]: 'removed', [b]: 'draining' });
       r = w.step();
-      expect(kinds(r.actions)).toEqual(policy === 'Delete' ? ['delete:Pod', 'delete:PersistentVolumeClaim'] : ['delete:Pod', 'apply:PersistentVolumeClaim']);
+      expect(kinds(r.actions)).toEqual(['delete:Pod', 'apply:PersistentVolumeClaim']);
       expect(r.status?.retiredMembers).toContain(a);
       expect(r.status?.members?.map((m) => m.id)).not.toContain(a);
-      // Removed and retired: never recreated, never adopted again (its volume may remain under Retain).
+      // Removed and retired: never recreated, never adopted again (its volume is kept for now).
       expect(kinds(w.step().actions)).toEqual([]);
       expect(w.pods.has(a)).toBe(false);
       expect(w.pvcs.has(`data-${a}`)).toBe(false);
-      expect(w.retainedVolumes).toEqual(policy === 'Retain' ? [`data-${a}`] : []);
+      expect([...w.removedPvcs.keys()]).toEqual([`data-${a}`]);
       dp({ [a]: 'removed', [b]: 'removed' });
       w.settle();
       dp({ [a]: 'removed', [b]: 'removed' });
@@ -304,6 +304,184 @@ describe('reconcile: scaling', () => {
       expect(r.placement?.decommission).toEqual([]);
     });
   }
+});
+
+describe('reconcile: volumes of removed members are kept for a grace period (LESSONS #1, #4)', () => {
+  const MIN = 60_000;
+  /** 4 members scaled down to 3; the data plane removed the newest. Returns the world and the removed id. */
+  function removedOne(spec: Record<string, unknown>) {
+    const w = running(4, { replicationFactor: 3, ...spec });
+    const ids = w.memberIds();
+    const gone = ids[3] as string;
+    const dp = (state: 'active' | 'draining' | 'removed', extra: Partial<NonNullable<typeof w.dataPlane>> = {}) => {
+      w.dataPlane = {
+        nodes: ids.map((id) => ({ id, state: id === gone ? state : 'active', leaderOf: 0 })),
+        changing: false,
+        movesDone: 0,
+        movesTotal: 0,
+        blockers: [],
+        ...extra,
+      };
+    };
+    w.setSpec({ nodes: 3 });
+    dp('removed');
+    const removedAtMs = w.now;
+    const r = w.step();
+    expect(kinds(r.actions)).toEqual(['delete:Pod', 'apply:PersistentVolumeClaim']);
+    return { w, ids, gone, dp, removedAtMs };
+  }
+  const deletes = (as: readonly Action[]) => as.filter((a) => a.type === 'delete' && a.kind === 'PersistentVolumeClaim');
+
+  it('Delete: the volume is kept for retainRemovedVolumesFor, shown in status, then deleted by the executor (injected clock)', () => {
+    const { w, gone, removedAtMs } = removedOne({ deletionPolicy: 'Delete', storage: { size: '10Gi', retainRemovedVolumesFor: '10m' } });
+    const kept = w.removedPvcs.get(`data-${gone}`);
+    expect(kept).toMatchObject({ memberId: gone, ownedByCluster: true, removedAt: new Date(removedAtMs).toISOString() });
+    let r = w.step();
+    expect(deletes(r.actions)).toEqual([]);
+    expect(r.status?.removedVolumes).toEqual([
+      { member: gone, pvc: `data-${gone}`, removedAt: new Date(removedAtMs).toISOString(), deleteAfter: new Date(removedAtMs + 10 * MIN).toISOString() },
+    ]);
+    // It comes back when the grace period ends, not only at the next steady re-check.
+    expect(r.requeueAfterMs).toBeLessThanOrEqual(10 * MIN);
+    w.now = removedAtMs + 10 * MIN - 1000;
+    expect(deletes(w.step().actions)).toEqual([]);
+    expect(w.removedPvcs.size).toBe(1);
+    w.now = removedAtMs + 10 * MIN;
+    r = w.step();
+    expect(deletes(r.actions)).toEqual([expect.objectContaining({ name: `data-${gone}`, uid: kept?.uid, reason: 'DeletedRemovedVolume' })]);
+    expect(w.removedPvcs.size).toBe(0);
+    expect(w.step().status?.removedVolumes).toBeUndefined();
+    expect(w.memberIds()).not.toContain(gone);
+  });
+
+  it('after the grace period the volume still stays while the data plane is unknown, lists the node as active, or a pod of that member exists', () => {
+    const { w, gone, dp, removedAtMs } = removedOne({ deletionPolicy: 'Delete', storage: { size: '10Gi', retainRemovedVolumesFor: '1m' } });
+    w.now = removedAtMs + 2 * MIN;
+    w.dataPlane = undefined;
+    expect(deletes(w.step().actions)).toEqual([]);
+    dp('removed', { error: 'observe: no node answered' });
+    expect(deletes(w.step().actions)).toEqual([]);
+    dp('active');
+    expect(deletes(w.step().actions)).toEqual([]);
+    dp('removed');
+    w.pods.set(gone, { name: gone, uid: 'stray', memberId: gone, phase: 'Running', ready: false, image: 'x', deleting: true });
+    expect(deletes(w.step().actions)).toEqual([]);
+    w.pods.delete(gone);
+    expect(deletes(w.step().actions)).toHaveLength(1);
+  });
+
+  it('Retain: the volume is never deleted, shown in status without deleteAfter; a policy change to Retain during the grace period releases it', () => {
+    const { w, gone, removedAtMs } = removedOne({ deletionPolicy: 'Retain', storage: { size: '10Gi', retainRemovedVolumesFor: '1m' } });
+    w.now = removedAtMs + 1000 * MIN;
+    const r = w.step();
+    expect(deletes(r.actions)).toEqual([]);
+    expect(r.status?.removedVolumes).toEqual([{ member: gone, pvc: `data-${gone}`, removedAt: new Date(removedAtMs).toISOString() }]);
+    expect(w.removedPvcs.get(`data-${gone}`)?.ownedByCluster).toBe(false);
+
+    const d = removedOne({ deletionPolicy: 'Delete', storage: { size: '10Gi', retainRemovedVolumesFor: '1h' } });
+    d.w.setSpec({ deletionPolicy: 'Retain' });
+    const r2 = d.w.step();
+    expect(r2.actions.filter((a) => a.type === 'releasePvc').map((a) => (a as { name: string }).name)).toEqual([`data-${d.gone}`]);
+    d.w.now += 1000 * MIN;
+    expect(deletes(d.w.step().actions)).toEqual([]);
+    expect(d.w.removedPvcs.size).toBe(1);
+  });
+
+  it('re-adding a member never resurrects a removed identity, even if status forgot it was retired', () => {
+    const { w, gone } = removedOne({ deletionPolicy: 'Retain' });
+    // Status lost its memory (e.g. a status rewrite): the kept volume alone must keep the id taken.
+    w.cluster = { ...w.cluster, status: { ...w.cluster.status, retiredMembers: [] } };
+    w.setSpec({ nodes: 4 });
+    const r = w.settle();
+    const ids = w.memberIds();
+    expect(ids).toHaveLength(4);
+    expect(ids).not.toContain(gone);
+    expect([...w.pvcs.keys()]).not.toContain(`data-${gone}`);
+    // The kept volume was neither adopted nor re-labelled as a member.
+    expect(w.removedPvcs.get(`data-${gone}`)?.memberId).toBe(gone);
+    expect(r.status?.removedVolumes?.map((v) => v.member)).toEqual([gone]);
+  });
+
+  it('a retired member whose volume still carries the member label gets it relabelled as kept (not adopted, not deleted)', () => {
+    const w = running(3, { deletionPolicy: 'Delete' });
+    const [first] = w.memberIds();
+    const pvc = w.pvcs.get(`data-${first}`);
+    w.cluster = { ...w.cluster, status: { ...w.cluster.status, retiredMembers: [first as string] } };
+    w.pods.delete(first as string);
+    const r = w.step();
+    expect(r.actions.find((a) => a.type === 'apply' && a.object.kind === 'PersistentVolumeClaim')).toMatchObject({ reason: 'KeptRemovedVolume' });
+    expect(deletes(r.actions)).toEqual([]);
+    expect(w.removedPvcs.get(`data-${first}`)).toMatchObject({ uid: pvc?.uid, memberId: first, removedAt: expect.any(String) });
+  });
+
+  it('a paused cluster still shows its kept volumes but deletes nothing', () => {
+    const { w, removedAtMs } = removedOne({ deletionPolicy: 'Delete', storage: { size: '10Gi', retainRemovedVolumesFor: '1m' } });
+    w.setSpec({ pause: true });
+    w.now = removedAtMs + 5 * MIN;
+    const r = w.step();
+    expect(r.actions).toEqual([]);
+    expect(r.status?.removedVolumes).toHaveLength(1);
+  });
+
+  it('deleting the cluster: Delete removes the kept volumes it owns, Retain releases them', () => {
+    for (const policy of ['Delete', 'Retain'] as const) {
+      const { w } = removedOne({ deletionPolicy: 'Delete', storage: { size: '10Gi', retainRemovedVolumesFor: '1h' } });
+      w.setSpec({ deletionPolicy: policy });
+      w.markDeleted();
+      for (let i = 0; i < 6; i++) w.step();
+      expect(w.cluster.metadata.finalizers).not.toContain(FINALIZER);
+      expect(w.removedPvcs.size).toBe(policy === 'Delete' ? 0 : 1);
+      if (policy === 'Retain') expect([...w.removedPvcs.values()].every((v) => !v.ownedByCluster)).toBe(true);
+    }
+  });
+});
+
+describe("reconcile: the placement loop's state in status (kubectl get: PLACEMENT)", () => {
+  const view = (ids: string[], o: Partial<NonNullable<FakeWorld['dataPlane']>> = {}): NonNullable<FakeWorld['dataPlane']> => ({
+    nodes: ids.map((id) => ({ id, state: 'active', leaderOf: 0 })),
+    changing: false,
+    movesDone: 0,
+    movesTotal: 0,
+    blockers: [],
+    ...o,
+  });
+
+  it('Unknown before the first observation, Idle when settled, Moving (Progressing=Rebalancing) while replicas move outside an operation', () => {
+    const w = running(3);
+    expect(w.step().status?.placement?.state).toBe('Unknown');
+    w.dataPlane = view(w.memberIds());
+    let r = w.step();
+    expect(r.status?.placement).toMatchObject({ state: 'Idle', message: 'settled' });
+    expect(conditionOf(r.status?.conditions, 'Progressing')?.reason).toBe('Idle');
+    w.dataPlane = view(w.memberIds(), { changing: true, movesDone: 2, movesTotal: 5 });
+    r = w.step();
+    expect(r.status?.placement).toMatchObject({ state: 'Moving', progress: { done: 2, total: 5 } });
+    expect(r.status?.placement?.message).toContain('replica moves 2/5');
+    expect(r.status?.phase).toBe('Running');
+    expect(conditionOf(r.status?.conditions, 'Progressing')).toMatchObject({ status: 'True', reason: 'Rebalancing' });
+  });
+
+  it('a placement the planner cannot make is Blocked and Degraded=PlacementBlocked; transient waits are not', () => {
+    const w = running(3);
+    w.dataPlane = view(w.memberIds(), { blockers: [{ code: 'NO_LEADER', message: 'partition 3 has no leader' }] });
+    let r = w.step();
+    expect(r.status?.placement?.state).toBe('Idle');
+    expect(r.status?.placement?.blockers).toEqual([{ code: 'NO_LEADER', message: 'partition 3 has no leader' }]);
+    expect(conditionOf(r.status?.conditions, 'Degraded')?.status).toBe('False');
+    const zones = 'zoneSpread is required but the live active nodes span 1 zone(s), fewer than the replication factor 3';
+    w.dataPlane = view(w.memberIds(), { blockers: [{ code: 'ZONES_IMPOSSIBLE', message: zones }] });
+    r = w.step();
+    expect(r.status?.placement).toMatchObject({ state: 'Blocked', message: `ZONES_IMPOSSIBLE: ${zones}` });
+    expect(conditionOf(r.status?.conditions, 'Degraded')).toMatchObject({ status: 'True', reason: 'PlacementBlocked' });
+  });
+
+  it('Unreachable with the error when no node answered the loop; Paused while paused', () => {
+    const w = running(3);
+    w.dataPlane = view(w.memberIds(), { error: 'observe: no node answered GetPartitionMap' });
+    expect(w.step().status?.placement).toMatchObject({ state: 'Unreachable', message: 'observe: no node answered GetPartitionMap' });
+    w.setSpec({ pause: true });
+    expect(w.step().status?.placement?.state).toBe('Paused');
+  });
 });
 
 describe('reconcile: rolling upgrade', () => {

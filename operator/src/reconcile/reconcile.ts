@@ -17,6 +17,7 @@
  *  - deletion follows deletionPolicy; Retain keeps every volume (#2).
  */
 import { ANNOTATIONS, FINALIZER } from '../api/constants.ts';
+import { parseDurationMs } from '../api/duration.ts';
 import {
   type ClusterCondition,
   type ClusterOperation,
@@ -25,12 +26,31 @@ import {
   type KeyVaClusterStatus,
   type MemberStatus,
   type Phase,
+  type PlacementStatus,
+  type RemovedVolumeStatus,
   specWithDefaults,
 } from '../api/keyva-cluster.ts';
 import { type ConditionInput, setCondition } from './conditions.ts';
 import { type ClusterRef, clientService, configMap, hashOf, memberPod, memberPvc, peersService, podDisruptionBudget, removedMemberPvc } from './manifests.ts';
 import { isValidSuffix, names } from './names.ts';
-import type { Action, DataPlaneView, KubeManifest, Observed, PodView, PvcView, ReconcileResult } from './types.ts';
+import { quorumLoss } from './quorum-loss.ts';
+import type {
+  Action,
+  DataPlaneView,
+  KubeManifest,
+  Observed,
+  PlacementTarget,
+  PodView,
+  PvcView,
+  ReconcileOptions,
+  ReconcileResult,
+  RemovedPvcView,
+} from './types.ts';
+
+/** Planner refusals that mean the data is not placed as the spec wants (Degraded), not transient waits. */
+const PLACEMENT_PROBLEMS = new Set(['ZONES_IMPOSSIBLE', 'NOT_ENOUGH_NODES']);
+/** Loop blockers that are part of normal progress (a move waiting its turn, a leader being elected). */
+const TRANSIENT_BLOCKERS = new Set(['WAITING_FOR_OPERATION', 'NO_LEADER']);
 
 /** Planner refusals that block a decommission until the spec changes (not transient waits). */
 const DECOMMISSION_REFUSALS = new Set(['BELOW_REPLICATION_FACTOR', 'INSUFFICIENT_CAPACITY', 'ZONES_IMPOSSIBLE', 'UNKNOWN_NODE']);
@@ -58,22 +78,26 @@ interface Ctx {
   readonly spec: KeyVaClusterSpec;
   readonly prev: KeyVaClusterStatus;
   readonly observed: Observed;
+  readonly nowMs: number;
   readonly nowIso: string;
   readonly generation: number;
   /** Every member's --peers (fixed at creation). */
   founders: readonly string[];
+  readonly opts: ReconcileOptions;
 }
 
-export function reconcile(cluster: KeyVaCluster, observed: Observed, nowMs: number): ReconcileResult {
+export function reconcile(cluster: KeyVaCluster, observed: Observed, nowMs: number, opts: ReconcileOptions = {}): ReconcileResult {
   const ctx: Ctx = {
     cluster,
     ref: { name: cluster.metadata.name, namespace: cluster.metadata.namespace, uid: cluster.metadata.uid },
     spec: specWithDefaults(cluster.spec),
     prev: cluster.status ?? {},
     observed,
+    nowMs,
     nowIso: new Date(nowMs).toISOString(),
     generation: cluster.metadata.generation ?? 0,
     founders: cluster.status?.founders ?? [],
+    opts,
   };
   if (cluster.metadata.deletionTimestamp) return finalize(ctx);
   return converge(ctx);
@@ -152,7 +176,8 @@ function converge(ctx: Ctx): ReconcileResult {
   let operation: ClusterOperation | undefined;
 
   if (spec.pause) {
-    return finish(ctx, { actions, members: all, readyOf, operation: undefined, paused: true, retired: [] });
+    const kept = quarantine(ctx, all, undefined);
+    return finish(ctx, { actions, members: all, readyOf, operation: undefined, paused: true, retired: [], kept });
   }
   // Members being scaled away (the newest first) and those the data plane already removed.
   const leaving = healthy.length > spec.nodes ? healthy.slice(spec.nodes).reverse() : [];
@@ -164,6 +189,20 @@ function converge(ctx: Ctx): ReconcileResult {
       actions.push(deletePod(p, 'RetiredMemberPod', `member ${p.memberId} is retired: removing its pod`));
     }
   }
+  // A retired member's volume still labelled as a member (its relabelling failed, or an older
+  // operator retired it) becomes a removed member's volume: kept, never adopted again.
+  for (const v of observed.pvcs) {
+    if (retiredBefore.has(v.memberId) && !v.deleting) {
+      actions.push({
+        type: 'apply',
+        object: removedMemberPvc(ref, spec, v.memberId, ctx.nowIso),
+        reason: 'KeptRemovedVolume',
+        message: `member ${v.memberId} is retired: its PersistentVolumeClaim ${v.name} is kept as a removed member's volume (${keepText(spec)})`,
+      });
+    }
+  }
+  // Volumes of removed members: kept for the grace period, then deleted per deletionPolicy.
+  const kept = quarantine(ctx, all, actions);
 
   // Children that do not depend on membership: apply when missing or different.
   for (const m of [configMap(ref, spec), peersService(ref), clientService(ref), podDisruptionBudget(ref)]) {
@@ -215,14 +254,14 @@ function converge(ctx: Ctx): ReconcileResult {
     };
   } else if (members.length === 0 && (prev.members ?? []).length === 0) {
     // A new cluster: every initial member at once.
-    const ids = newIds(ref.name, spec.nodes, retiredIds(prev, all), observed.freshSuffixes);
+    const ids = newIds(ref.name, spec.nodes, retiredIds(prev, all, observed), observed.freshSuffixes);
     ctx.founders = ids;
     for (const id of ids) pushNewMember(actions, ref, spec, id, ctx.founders);
     operation = { type: 'Create', progress: { done: 0, total: spec.nodes }, message: `creating ${ids.length} member(s): ${ids.join(', ')}` };
   } else if (healthy.length < spec.nodes) {
     const type = creating ? 'Create' : replaced.length > 0 ? 'ReplaceMember' : 'ScaleUp';
     if (allReady || creating) {
-      const [id] = newIds(ref.name, 1, retiredIds(prev, all), observed.freshSuffixes);
+      const [id] = newIds(ref.name, 1, retiredIds(prev, all, observed), observed.freshSuffixes);
       if (id) pushNewMember(actions, ref, spec, id, ctx.founders);
       operation = { type, progress: { done: readyCount, total: spec.nodes }, message: id ? `adding member ${id}` : 'waiting for a fresh member id' };
     } else {
@@ -260,8 +299,42 @@ function converge(ctx: Ctx): ReconcileResult {
     operation,
     paused: false,
     retired: [...replaced.map((m) => m.id), ...removedIds],
-    placement: { replicationFactor: spec.replicationFactor, decommission: leaving.map((m) => m.id) },
+    kept,
+    placement: placementTarget(
+      spec,
+      leaving.map((m) => m.id),
+      healthy.map((m) => m.id),
+      observed,
+    ),
   });
+}
+
+/** The placement loop's target from the spec (CRD terms; the loop host maps it to the planner's spec). */
+export function placementTarget(spec: KeyVaClusterSpec, decommission: readonly string[], members: readonly string[], observed: Observed): PlacementTarget {
+  const zones: Record<string, string> = {};
+  for (const id of members) {
+    const z = observed.memberZones?.[id];
+    if (z) zones[id] = z;
+  }
+  return {
+    replicationFactor: spec.replicationFactor,
+    decommission,
+    zoneSpread: spec.topology.spread === 'Required' ? 'required' : 'preferred',
+    zones,
+    rebalance: {
+      enabled: spec.rebalance.enabled,
+      movesPerMinuteMax: spec.rebalance.movesPerMinuteMax,
+      movesInFlightMax: spec.rebalance.movesInFlightMax,
+      leaderBalance: spec.rebalance.leaderBalance,
+    },
+    split: {
+      auto: spec.split.policy === 'Auto',
+      splitBytes: spec.split.splitBytes,
+      mergeBytes: spec.split.mergeBytes,
+      splitsPerMinuteMax: spec.split.splitsPerMinuteMax,
+      cooldownMs: spec.split.cooldownSeconds * 1000,
+    },
+  };
 }
 
 function movesText(dp: DataPlaneView): string {
@@ -290,9 +363,13 @@ function notReadyIds(ms: readonly Member[], readyOf: Map<string, boolean>): stri
   );
 }
 
-/** Ids that may never be given to a new member: current, lost and retired ones. */
-function retiredIds(prev: KeyVaClusterStatus, all: readonly Member[]): string[] {
-  return [...(prev.retiredMembers ?? []), ...all.map((m) => m.id)];
+/**
+ * Ids that may never be given to a new member: current, lost and retired ones, and those of every
+ * removed member's volume still around (even if status forgot them): a removed identity is never
+ * resurrected, with or without its old data.
+ */
+function retiredIds(prev: KeyVaClusterStatus, all: readonly Member[], observed: Observed): string[] {
+  return [...(prev.retiredMembers ?? []), ...all.map((m) => m.id), ...(observed.removedPvcs ?? []).map((v) => v.memberId)];
 }
 
 function newIds(cluster: string, n: number, taken0: readonly string[], suffixes: readonly string[]): string[] {
@@ -342,22 +419,14 @@ function scaleDown(ctx: Ctx, healthy: readonly Member[], leaving: readonly Membe
     if (m.pod && !m.pod.deleting) {
       actions.push(deletePod(m.pod, 'RemovedMember', `member ${m.id} was drained and the data plane confirmed it holds no replica: removing its pod`));
     }
-    if (m.pvc && !m.pvc.deleting && spec.deletionPolicy === 'Retain') {
+    // The volume is not deleted now (LESSONS #1, #4): it is kept, relabelled as a removed
+    // member's, and deleted after the grace period only under deletionPolicy Delete.
+    if (m.pvc && !m.pvc.deleting) {
       actions.push({
         type: 'apply',
-        object: removedMemberPvc(ctx.ref, spec, m.id),
-        reason: 'RetainedVolume',
-        message: `deletionPolicy Retain: kept PersistentVolumeClaim ${m.pvc.name} of removed member ${m.id}, no longer labelled as a member`,
-      });
-    }
-    if (m.pvc && !m.pvc.deleting && spec.deletionPolicy === 'Delete') {
-      actions.push({
-        type: 'delete',
-        kind: 'PersistentVolumeClaim',
-        name: m.pvc.name,
-        uid: m.pvc.uid,
-        reason: 'DeletedVolume',
-        message: `deletionPolicy Delete: deleting PersistentVolumeClaim ${m.pvc.name} of removed member ${m.id}`,
+        object: removedMemberPvc(ctx.ref, spec, m.id, ctx.nowIso),
+        reason: spec.deletionPolicy === 'Retain' ? 'RetainedVolume' : 'QuarantinedVolume',
+        message: `kept PersistentVolumeClaim ${m.pvc.name} of removed member ${m.id}, no longer labelled as a member (${keepText(spec)})`,
       });
     }
   }
@@ -375,6 +444,101 @@ function scaleDown(ctx: Ctx, healthy: readonly Member[], leaving: readonly Membe
   const draining = leaving.find((m) => dpNode(dp, m.id)?.state === 'draining');
   const what = draining ? `draining ${draining.id}` : `decommissioning ${ids}`;
   return { type: 'ScaleDown', progress, message: `${what}: ${movesText(dp)}` };
+}
+
+function keepText(spec: KeyVaClusterSpec): string {
+  return spec.deletionPolicy === 'Delete'
+    ? `deletionPolicy Delete: deleted after ${spec.storage.retainRemovedVolumesFor}`
+    : 'deletionPolicy Retain: kept until deleted by hand';
+}
+
+function retentionMs(spec: KeyVaClusterSpec): number {
+  try {
+    return parseDurationMs(spec.storage.retainRemovedVolumesFor, 'spec.storage.retainRemovedVolumesFor');
+  } catch {
+    return Number.POSITIVE_INFINITY; // unreadable (the API server validates it): never delete
+  }
+}
+
+interface Kept {
+  readonly volumes: RemovedVolumeStatus[];
+  /** Earliest time a kept volume becomes due for deletion (to requeue then), if any. */
+  readonly nextDueMs?: number | undefined;
+}
+
+/**
+ * The quarantine of removed members' volumes (LESSONS #1, #4). Each one is listed in status. Under
+ * deletionPolicy Delete, a volume the cluster owns is deleted once `retainRemovedVolumesFor` has
+ * passed since it was kept, and only while: no pod of that member exists, the id is no member of
+ * the cluster, and the data plane's registry (a fresh view, unknown = not safe) does not list the
+ * node as active or draining. Under Retain a volume the cluster still owns (the policy changed during
+ * the grace period) is released instead. `actions` undefined (paused): report only.
+ */
+function quarantine(ctx: Ctx, members: readonly Member[], actions: Action[] | undefined): Kept {
+  const { spec, observed, ref } = ctx;
+  const nowMs = ctx.nowMs;
+  const keepMs = retentionMs(spec);
+  const dp = observed.dataPlane;
+  const volumes: RemovedVolumeStatus[] = [];
+  let nextDueMs: number | undefined;
+  const removed = [...(observed.removedPvcs ?? [])].filter((v) => !v.deleting).sort((a, b) => a.memberId.localeCompare(b.memberId));
+  for (const v of removed) {
+    const at = v.removedAt === undefined ? Number.NaN : Date.parse(v.removedAt);
+    const removedAtMs = Number.isFinite(at) ? at : nowMs;
+    if (!Number.isFinite(at)) {
+      // No readable removal time: the clock starts now.
+      actions?.push({
+        type: 'apply',
+        object: removedMemberPvc(ref, spec, v.memberId, ctx.nowIso),
+        reason: 'KeptRemovedVolume',
+        message: `PersistentVolumeClaim ${v.name} of removed member ${v.memberId} had no ${ANNOTATIONS.removedAt}: kept from now (${keepText(spec)})`,
+      });
+    }
+    const entry: RemovedVolumeStatus = { member: v.memberId, pvc: v.name, removedAt: new Date(removedAtMs).toISOString() };
+    volumes.push(entry);
+    if (spec.deletionPolicy === 'Retain') {
+      if (v.ownedByCluster) actions?.push(releaseRemoved(ref.uid, v));
+      continue;
+    }
+    // Delete: only what this cluster owns (a volume kept under Retain, or by an earlier cluster of
+    // this name, has no owner reference to it and stays).
+    if (!v.ownedByCluster || !Number.isFinite(keepMs)) continue;
+    const dueMs = removedAtMs + keepMs;
+    entry.deleteAfter = new Date(dueMs).toISOString();
+    if (nowMs < dueMs) {
+      nextDueMs = Math.min(nextDueMs ?? dueMs, dueMs);
+      continue;
+    }
+    const node = dp?.nodes.find((n) => n.id === v.memberId);
+    const safe =
+      dp !== undefined &&
+      dp.error === undefined &&
+      (node === undefined || node.state === 'removed') &&
+      !observed.pods.some((p) => p.memberId === v.memberId) &&
+      !members.some((m) => m.id === v.memberId);
+    if (safe) {
+      actions?.push({
+        type: 'delete',
+        kind: 'PersistentVolumeClaim',
+        name: v.name,
+        uid: v.uid,
+        reason: 'DeletedRemovedVolume',
+        message: `deletionPolicy Delete: deleting PersistentVolumeClaim ${v.name} of member ${v.memberId}, removed by the data plane at ${entry.removedAt}; kept for ${spec.storage.retainRemovedVolumesFor}`,
+      });
+    }
+  }
+  return { volumes, nextDueMs };
+}
+
+function releaseRemoved(ownerUid: string, v: RemovedPvcView): Action {
+  return {
+    type: 'releasePvc',
+    name: v.name,
+    uid: v.uid,
+    ownerUid,
+    reason: 'RetainedVolume',
+    message: `deletionPolicy Retain: kept PersistentVolumeClaim ${v.name} of removed member ${v.memberId} and removed its owner reference`,
+  };
 }
 
 function dpNode(dp: DataPlaneView, id: string): DataPlaneView['nodes'][number] | undefined {
@@ -422,11 +586,13 @@ interface Finish {
   readonly paused: boolean;
   /** Members abandoned in this pass (by approval) or removed by the data plane (scale-down). */
   readonly retired: readonly string[];
+  /** Volumes of removed members still kept. */
+  readonly kept: Kept;
   readonly placement?: ReconcileResult['placement'];
 }
 
 function finish(ctx: Ctx, f: Finish): ReconcileResult {
-  const { spec, prev, observed, nowIso, generation } = ctx;
+  const { spec, prev, observed, nowIso, nowMs, generation } = ctx;
   const memberStatus: MemberStatus[] = f.members
     // A member is recorded once its volume was seen (or it was recorded before): status.members is the list of ids with data.
     .filter((m) => m.pvc || prevKnows(prev, m.id))
@@ -478,16 +644,24 @@ function finish(ctx: Ctx, f: Finish): ReconcileResult {
         message: `${readyNodes}/${healthy.length} members ready${notReadyList(healthy)}`,
       };
 
+  const placement = placementStatus(observed.dataPlane, f.paused);
+  const placementProblems = (observed.dataPlane?.blockers ?? []).filter((b) => PLACEMENT_PROBLEMS.has(b.code));
+
   let progressing: ConditionInput;
   if (f.paused)
     progressing = { type: 'Progressing', status: 'False', reason: 'Paused', message: 'spec.pause is true: the operator does not act on this cluster' };
   else if (operation?.blockedBy) progressing = { type: 'Progressing', status: 'False', reason: `${operation.type}Blocked`, message: operation.blockedBy };
   else if (operation) progressing = { type: 'Progressing', status: 'True', reason: operation.type, message: operation.message ?? operation.type };
   else if (!allReady) progressing = { type: 'Progressing', status: 'True', reason: 'RecoveringMembers', message: 'waiting for member pods to be ready' };
+  else if (placement?.state === 'Moving')
+    progressing = { type: 'Progressing', status: 'True', reason: 'Rebalancing', message: placement.message ?? 'replicas are moving' };
   else progressing = { type: 'Progressing', status: 'False', reason: 'Idle', message: 'spec reached' };
 
+  // A group without a leader past the grace comes first: its data is unavailable (LESSONS #11).
+  const ql = quorumLoss(ctx.ref.name, observed.dataPlane, nowMs, ctx.opts.quorumLossGraceMs);
   let degraded: ConditionInput;
-  if (lost.length)
+  if (ql.condition) degraded = ql.condition;
+  else if (lost.length)
     degraded = {
       type: 'Degraded',
       status: 'True',
@@ -508,6 +682,16 @@ function finish(ctx: Ctx, f: Finish): ReconcileResult {
       status: 'True',
       reason: 'MembersUnavailable',
       message: `${readyNodes}/${healthy.length} members ready${notReadyList(healthy)}`,
+    };
+  else if (placementProblems.length)
+    degraded = {
+      type: 'Degraded',
+      status: 'True',
+      reason: 'PlacementBlocked',
+      message: placementProblems
+        .slice(0, 3)
+        .map((b) => `${b.code}: ${b.message}`)
+        .join('; '),
     };
   else if (underReplicated)
     degraded = {
@@ -537,12 +721,35 @@ function finish(ctx: Ctx, f: Finish): ReconcileResult {
   const retired = [...new Set([...(prev.retiredMembers ?? []), ...f.retired])].slice(-1000);
   if (retired.length) status.retiredMembers = retired;
   if (ctx.founders.length) status.founders = [...ctx.founders];
+  if (placement) status.placement = placement;
+  if (f.kept.volumes.length) status.removedVolumes = f.kept.volumes.slice(0, 100);
 
   let requeueAfterMs: number;
   if (f.paused || operation?.blockedBy) requeueAfterMs = REQUEUE.blockedMs;
   else if (operation || !allReady || f.actions.length > 0) requeueAfterMs = REQUEUE.activeMs;
   else requeueAfterMs = REQUEUE.steadyMs;
+  // Come back when a kept volume's grace period ends.
+  if (f.kept.nextDueMs !== undefined) requeueAfterMs = Math.min(requeueAfterMs, Math.max(1000, f.kept.nextDueMs - nowMs));
+  // Come back when a leaderless group's grace ends (to report it), and while one is reported.
+  if (ql.recheckInMs !== undefined) requeueAfterMs = Math.min(requeueAfterMs, ql.recheckInMs);
+  if (ql.condition) requeueAfterMs = Math.min(requeueAfterMs, REQUEUE.activeMs * 5);
   return { actions: f.actions, status, requeueAfterMs, placement: f.placement };
+}
+
+/** The placement loop's state for status and `kubectl get` (undefined: no members, no loop expected). */
+function placementStatus(dp: DataPlaneView | undefined, paused: boolean): PlacementStatus | undefined {
+  if (paused) return { state: 'Paused', message: 'spec.pause is true: the placement loop is stopped' };
+  if (dp === undefined) return { state: 'Unknown', message: 'no observation of the data plane yet' };
+  const blockers = dp.blockers.slice(0, 10).map((b) => ({ code: b.code, message: b.message.slice(0, 500), ...(b.nodeId ? { member: b.nodeId } : {}) }));
+  const hard = dp.blockers.filter((b) => !TRANSIENT_BLOCKERS.has(b.code));
+  const out: PlacementStatus = { state: 'Idle' };
+  if (dp.movesTotal > 0) out.progress = { done: dp.movesDone, total: dp.movesTotal };
+  if (blockers.length) out.blockers = blockers;
+  if (dp.error !== undefined) return { ...out, state: 'Unreachable', message: dp.error.slice(0, 500) };
+  // While something moves, refusals are usually steps of it (a drain waiting for its replicas to leave).
+  if (dp.changing) return { ...out, state: 'Moving', message: movesText(dp).slice(0, 500) };
+  if (hard.length) return { ...out, state: 'Blocked', message: `${hard[0]?.code}: ${hard[0]?.message}`.slice(0, 500) };
+  return { ...out, message: dp.movesTotal > 0 ? `settled; last change moved ${dp.movesDone}/${dp.movesTotal} replicas` : 'settled' };
 }
 
 function notReadyList(ms: readonly MemberStatus[]): string {
@@ -564,6 +771,8 @@ function finalize(ctx: Ctx): ReconcileResult {
   }
   let message: string;
   let done = false;
+  // Kept volumes of removed members follow the policy too, but only those this cluster owns.
+  const removedOwned = (observed.removedPvcs ?? []).filter((v) => v.ownedByCluster);
   if (observed.pods.length > 0) {
     message = `waiting for ${observed.pods.length} member pod(s) to stop`;
   } else if (policy === 'Retain') {
@@ -577,21 +786,23 @@ function finalize(ctx: Ctx): ReconcileResult {
         message: `deletionPolicy Retain: kept PersistentVolumeClaim ${v.name} (member ${v.memberId}) and removed its owner reference`,
       });
     }
-    done = observed.pvcs.every((x) => !x.ownedByCluster);
-    message = `deletionPolicy Retain: keeping ${observed.pvcs.length} volume(s)`;
+    for (const v of removedOwned) actions.push(releaseRemoved(ref.uid, v));
+    done = observed.pvcs.every((x) => !x.ownedByCluster) && removedOwned.length === 0;
+    message = `deletionPolicy Retain: keeping ${observed.pvcs.length + (observed.removedPvcs ?? []).length} volume(s)`;
   } else {
-    for (const v of observed.pvcs.filter((x) => !x.deleting)) {
+    const doomed = [...observed.pvcs.map((v) => ({ v, whose: 'member' })), ...removedOwned.map((v) => ({ v, whose: 'removed member' }))];
+    for (const { v, whose } of doomed.filter((x) => !x.v.deleting)) {
       actions.push({
         type: 'delete',
         kind: 'PersistentVolumeClaim',
         name: v.name,
         uid: v.uid,
         reason: 'DeletedVolume',
-        message: `deletionPolicy Delete: deleting PersistentVolumeClaim ${v.name} of member ${v.memberId}`,
+        message: `deletionPolicy Delete: deleting PersistentVolumeClaim ${v.name} of ${whose} ${v.memberId}`,
       });
     }
-    done = observed.pvcs.length === 0;
-    message = `deletionPolicy Delete: ${observed.pvcs.length} volume(s) left to delete`;
+    done = observed.pvcs.length === 0 && removedOwned.length === 0;
+    message = `deletionPolicy Delete: ${observed.pvcs.length + removedOwned.length} volume(s) left to delete`;
   }
   if (done) {
     actions.push({

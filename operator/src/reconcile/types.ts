@@ -29,6 +29,20 @@ export interface PvcView {
   readonly creationTimestamp?: string | undefined;
 }
 
+/**
+ * The volume of a member the data plane removed (label `keyva.io/removed-member` instead of
+ * `keyva.io/member`): kept for a grace period, never adopted as a member again.
+ */
+export interface RemovedPvcView {
+  readonly name: string;
+  readonly uid: string;
+  readonly memberId: string;
+  readonly deleting: boolean;
+  readonly ownedByCluster: boolean;
+  /** Annotation `keyva.io/removed-at` (RFC 3339); missing or unreadable: the clock has not started. */
+  readonly removedAt?: string | undefined;
+}
+
 /** Any other child (ConfigMap, Service, PodDisruptionBudget). */
 export interface ChildView {
   readonly kind: string;
@@ -75,16 +89,38 @@ export interface DataPlaneView {
   readonly movesTotal: number;
   readonly blockers: readonly { readonly code: string; readonly message: string; readonly nodeId?: string | undefined }[];
   readonly error?: string | undefined;
+  /**
+   * Raft groups seen without a leader, and since when (the loop's clock, ms): the meta group when
+   * the members that answer all report no meta leader; a partition when no replica answers as
+   * its leader. Absent or empty: every group observed has a leader.
+   */
+  readonly noLeader?: readonly LeaderlessGroup[] | undefined;
+}
+
+/** A Raft group without a leader: `'meta'` or a partition id. */
+export interface LeaderlessGroup {
+  readonly group: 'meta' | number;
+  readonly sinceMs: number;
+}
+
+/** Settings of the pure core that are not observations. */
+export interface ReconcileOptions {
+  /** How long a group may stay without a leader before status reports `Degraded=QuorumLost` (default 60 s). */
+  readonly quorumLossGraceMs?: number | undefined;
 }
 
 export interface Observed {
   readonly pods: readonly PodView[];
   readonly pvcs: readonly PvcView[];
+  /** Volumes of removed members still kept (absent: none). */
+  readonly removedPvcs?: readonly RemovedPvcView[] | undefined;
   readonly children: readonly ChildView[];
   readonly probes: readonly MemberProbe[];
   readonly partitionMap?: PartitionMapView | undefined;
   /** Random suffixes for new member ids (randomness is injected: the core stays deterministic). */
   readonly freshSuffixes: readonly string[];
+  /** Failure zone per member id (from its pod's Kubernetes node); absent or partial when unknown. */
+  readonly memberZones?: Readonly<Record<string, string>> | undefined;
   /** The placement control loop's view (undefined: no loop yet, or it has not observed). */
   readonly dataPlane?: DataPlaneView | undefined;
   /** The error of the previous pass over this cluster, if it failed. */
@@ -137,6 +173,33 @@ export type Action =
   | ({ readonly type: 'releasePvc'; readonly name: string; readonly uid: string; readonly ownerUid: string } & Described)
   | ({ readonly type: 'event'; readonly eventType: 'Normal' | 'Warning' } & Described);
 
+/**
+ * What the cluster's placement control loop aims for, from the KeyVaCluster spec: RF, the members
+ * being scaled away (drained in this order), zones and the rebalance and split policy. Plain data
+ * in CRD terms; `operator/src/kube/data-plane-loops.ts` turns it into the planner's spec.
+ */
+export interface PlacementTarget {
+  readonly replicationFactor: number;
+  readonly decommission: readonly string[];
+  /** spec.topology.spread. */
+  readonly zoneSpread: 'preferred' | 'required';
+  /** Failure zone of each member (its Kubernetes node's `spec.topology.zoneKey` label), where known. */
+  readonly zones: Readonly<Record<string, string>>;
+  readonly rebalance: {
+    readonly enabled: boolean;
+    readonly movesPerMinuteMax: number;
+    readonly movesInFlightMax: number;
+    readonly leaderBalance: boolean;
+  };
+  readonly split: {
+    readonly auto: boolean;
+    readonly splitBytes: number;
+    readonly mergeBytes: number;
+    readonly splitsPerMinuteMax: number;
+    readonly cooldownMs: number;
+  };
+}
+
 export interface ReconcileResult {
   readonly actions: readonly Action[];
   /** Status to report; undefined = do not write (e.g. the object is about to disappear). */
@@ -147,5 +210,5 @@ export interface ReconcileResult {
    * What the cluster's placement control loop should aim for (undefined: no loop, e.g. deleting
    * or paused): its replication factor and the members being scaled away, drained in this order.
    */
-  readonly placement?: { readonly replicationFactor: number; readonly decommission: readonly string[] } | undefined;
+  readonly placement?: PlacementTarget | undefined;
 }

@@ -6,7 +6,7 @@ import { ANNOTATIONS, FINALIZER, LABELS } from '../../api/constants.ts';
 import type { KeyVaCluster, KeyVaClusterSpec } from '../../api/keyva-cluster.ts';
 import { hashOf } from '../manifests.ts';
 import { reconcile } from '../reconcile.ts';
-import type { Action, ChildView, MemberProbe, Observed, PodView, PvcView, ReconcileResult } from '../types.ts';
+import type { Action, ChildView, MemberProbe, Observed, PodView, PvcView, ReconcileResult, RemovedPvcView } from '../types.ts';
 
 export function cluster(spec: Partial<KeyVaClusterSpec> = {}, meta: Partial<KeyVaCluster['metadata']> = {}): KeyVaCluster {
   return {
@@ -25,8 +25,8 @@ export class FakeWorld {
   probes = new Map<string, MemberProbe>();
   partitionMap: Observed['partitionMap'];
   dataPlane: Observed['dataPlane'];
-  /** Volumes released from membership (kept, unlabelled). */
-  readonly retainedVolumes: string[] = [];
+  /** Volumes of removed members (label keyva.io/removed-member), kept by name. */
+  removedPvcs = new Map<string, RemovedPvcView>();
   now = Date.UTC(2026, 0, 1);
   private uid = 0;
   private suffix = 0;
@@ -44,6 +44,7 @@ export class FakeWorld {
     return {
       pods: [...this.pods.values()],
       pvcs: [...this.pvcs.values()],
+      removedPvcs: [...this.removedPvcs.values()],
       children: [...this.children.values()],
       probes: [...this.probes.values()],
       partitionMap: this.partitionMap,
@@ -104,10 +105,20 @@ export class FakeWorld {
           } else if (o.kind === 'PersistentVolumeClaim') {
             const memberId = o.metadata.labels?.[LABELS.member] as string;
             const prev = this.pvcs.get(o.metadata.name);
-            if (memberId === undefined) {
-              // No longer a member's volume: out of the cluster's view (the real one keeps it).
+            const owned = (o.metadata.ownerReferences ?? []).some((x) => x.uid === this.cluster.metadata.uid);
+            const removedId = o.metadata.labels?.[LABELS.removedMember];
+            if (memberId === undefined && removedId !== undefined) {
+              // No longer a member's volume: a removed member's, kept.
               this.pvcs.delete(o.metadata.name);
-              this.retainedVolumes.push(o.metadata.name);
+              const was = this.removedPvcs.get(o.metadata.name);
+              this.removedPvcs.set(o.metadata.name, {
+                name: o.metadata.name,
+                uid: was?.uid ?? prev?.uid ?? `pvc-${++this.uid}`,
+                memberId: removedId,
+                deleting: false,
+                ownedByCluster: owned,
+                removedAt: o.metadata.annotations?.[ANNOTATIONS.removedAt],
+              });
               break;
             }
             this.pvcs.set(o.metadata.name, {
@@ -115,7 +126,7 @@ export class FakeWorld {
               uid: prev?.uid ?? `pvc-${++this.uid}`,
               memberId,
               deleting: false,
-              ownedByCluster: (o.metadata.ownerReferences ?? []).some((x) => x.uid === this.cluster.metadata.uid),
+              ownedByCluster: owned,
               specHash: hash,
               creationTimestamp: new Date(this.now).toISOString(),
             });
@@ -138,11 +149,15 @@ export class FakeWorld {
           } else {
             const v = this.pvcs.get(a.name);
             if (v && v.uid === a.uid) this.pvcs.delete(a.name);
+            const r = this.removedPvcs.get(a.name);
+            if (r && r.uid === a.uid) this.removedPvcs.delete(a.name);
           }
           break;
         case 'releasePvc': {
           const v = this.pvcs.get(a.name);
           if (v) this.pvcs.set(a.name, { ...v, ownedByCluster: false });
+          const r = this.removedPvcs.get(a.name);
+          if (r) this.removedPvcs.set(a.name, { ...r, ownedByCluster: false });
           break;
         }
         case 'event':
