@@ -1,9 +1,8 @@
 /** The `rebalance` suite's command line: `npm run bench -- rebalance [options]`. */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REBALANCE_DEFAULTS, type RebalanceOptions, runRebalance } from './rebalance.ts';
 import { renderRebalanceMarkdown } from './rebalance-report.ts';
+import { writeReports } from './report-files.ts';
 
 const d = REBALANCE_DEFAULTS;
 
@@ -111,17 +110,7 @@ export async function runRebalanceCli(args: readonly string[]): Promise<number> 
   }
   try {
     const report = await runRebalance(a.options);
-    const md = renderRebalanceMarkdown(report);
-    process.stdout.write(`\n${md}\n`);
-    if (a.json) {
-      mkdirSync(dirname(a.json), { recursive: true });
-      writeFileSync(a.json, `${JSON.stringify(report, null, 1)}\n`);
-      process.stderr.write(`wrote ${a.json}\n`);
-    }
-    if (a.markdown) {
-      mkdirSync(dirname(a.markdown), { recursive: true });
-      writeFileSync(a.markdown, `${md}\n`);
-    }
+    writeReports(report, renderRebalanceMarkdown(report), a);
     return report.targets.every((t) => t.pass) ? 0 : 1;
   } catch (e) {
     process.stderr.write(`error: ${(e as Error).message}\n`);

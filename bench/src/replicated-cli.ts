@@ -1,9 +1,10 @@
 /** The `replicated` suite's command line: `npm run bench -- replicated [options]`. */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PHASES, type Phase, REPLICATED_DEFAULTS, type ReplicatedOptions, runReplicated, SYSTEMS, stopCurrent } from './replicated.ts';
 import { renderReplicatedMarkdown } from './replicated-report.ts';
+import { writeReports } from './report-files.ts';
 import type { TargetName } from './ycsb-targets.ts';
 
 const d = REPLICATED_DEFAULTS;
@@ -126,17 +127,7 @@ export async function runReplicatedCli(args: readonly string[]): Promise<number>
     });
     if (a.options.keyvaCpuProfDir) mkdirSync(a.options.keyvaCpuProfDir, { recursive: true });
     const report = await runReplicated(a.options);
-    const md = renderReplicatedMarkdown(report);
-    process.stdout.write(`\n${md}\n`);
-    if (a.json) {
-      mkdirSync(dirname(a.json), { recursive: true });
-      writeFileSync(a.json, `${JSON.stringify(report, null, 1)}\n`);
-      process.stderr.write(`wrote ${a.json}\n`);
-    }
-    if (a.markdown) {
-      mkdirSync(dirname(a.markdown), { recursive: true });
-      writeFileSync(a.markdown, `${md}\n`);
-    }
+    writeReports(report, renderReplicatedMarkdown(report), a);
     return 0;
   } catch (e) {
     process.stderr.write(`error: ${(e as Error).message}\n`);

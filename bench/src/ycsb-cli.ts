@@ -1,8 +1,8 @@
 /** The `ycsb` and `plot` suites' command lines. */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { writePlots } from './plot.ts';
+import { writeReports } from './report-files.ts';
 import { runYcsb, stopRunningTargets, type YcsbReport } from './ycsb.ts';
 import { parseYcsbArgs, YCSB_USAGE } from './ycsb-main-args.ts';
 import { renderMarkdown } from './ycsb-report.ts';
@@ -32,14 +32,7 @@ export async function runSuiteCli(suite: 'ycsb' | 'plot', args: readonly string[
       void stopRunningTargets().finally(() => process.exit(130));
     });
     const report = a.options.scaling === undefined ? await runYcsb(a.options) : await runYcsbScaling(a.options);
-    const md = renderMarkdown(report);
-    process.stdout.write(`\n${md}\n`);
-    if (a.json) {
-      mkdirSync(dirname(a.json), { recursive: true });
-      writeFileSync(a.json, `${JSON.stringify(report, null, 1)}\n`);
-      process.stderr.write(`wrote ${a.json}\n`);
-    }
-    if (a.markdown) writeFileSync(a.markdown, `${md}\n`);
+    writeReports(report, renderMarkdown(report), a);
     if (a.plots && report.results.length > 0) for (const f of writePlots(report, a.plots)) process.stderr.write(`wrote ${f}\n`);
     return 0;
   } catch (e) {

@@ -1,22 +1,12 @@
 /** The `keyva` CLI against a real node process: tables for people, JSON for scripts, exit codes, errors that say what to do. */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { type LocalNode, startLocalNode } from '@keyva/cli/local-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from './dev-cluster-harness.ts';
 
-const CLI = resolve(import.meta.dirname, '..', '..', 'cli', 'src', 'main.ts');
-const run = async (...args: string[]) => {
-  try {
-    const r = await promisify(execFile)(process.execPath, [CLI, ...args], { env: { ...process.env, NO_COLOR: '1' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-};
+const run = runCli;
 
 describe('keyva CLI', () => {
   const dir = mkdtempSync(join(tmpdir(), 'keyva-cli-'));

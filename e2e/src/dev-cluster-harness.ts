@@ -36,6 +36,8 @@ export interface DevClusterOptions {
   readonly nodes: number;
   readonly partitions: number;
   readonly dataDir: string;
+  /** More `keyva dev` flags (e.g. `--split-size`). */
+  readonly extraArgs?: readonly string[];
 }
 
 export class DevClusterHarness {
@@ -52,7 +54,7 @@ export class DevClusterHarness {
   static async start(o: DevClusterOptions): Promise<DevClusterHarness> {
     const base = await freePort();
     const args = ['dev', '--nodes', String(o.nodes), '--partitions', String(o.partitions)];
-    args.push('--grpc-port', String(base), '--http-port', String(base + 1), '--data-dir', o.dataDir, '--json');
+    args.push('--grpc-port', String(base), '--http-port', String(base + 1), '--data-dir', o.dataDir, '--json', ...(o.extraArgs ?? []));
     const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NO_COLOR: '1' } });
     const ready = await new Promise<{ control: string; nodes: { grpc: string }[] }>((res, rej) => {
       const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });

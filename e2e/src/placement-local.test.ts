@@ -81,6 +81,8 @@ describe('placement control loop on a local cluster (keyva dev --nodes 3)', () =
     const text = await run('status', '--control', control);
     expect(text.stdout).toMatch(/node-4\s+│\s+active\s+│\s+up/);
     expect(text.stdout).toContain('invariants: ok');
+    // Four active nodes: the meta group keeps three voters (an odd count), the founders.
+    expect(text.stdout).toMatch(/meta group\s+voters node-1, node-2, node-3, leader node-\d/);
     expect(acked.size).toBeGreaterThan(20);
     await allReadable();
   }, 90_000);
