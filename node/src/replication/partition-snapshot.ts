@@ -82,8 +82,11 @@ export function encodeRows(rows: readonly ScanItem[]): Buffer {
   return out;
 }
 
-/** Reads rows from `b[o..end)`; throws STORAGE_ERROR on anything malformed. */
-function readRows(b: Buffer, o: number, end: number, count: number | undefined): ScanItem[] {
+/**
+ * Reads rows from `b[o..end)`; throws STORAGE_ERROR on anything malformed. Keys and values are
+ * copies, or views into `b` with `copy` false.
+ */
+function readRows(b: Buffer, o: number, end: number, count: number | undefined, copy = true): ScanItem[] {
   const rows: ScanItem[] = [];
   const need = (n: number): void => {
     if (o + n > end) throw corrupt('truncated');
@@ -93,7 +96,7 @@ function readRows(b: Buffer, o: number, end: number, count: number | undefined):
     const n = b.readUInt32BE(o);
     o += 4;
     need(n);
-    const v = Buffer.from(b.subarray(o, o + n));
+    const v = copy ? Buffer.from(b.subarray(o, o + n)) : b.subarray(o, o + n);
     o += n;
     return v;
   };
@@ -114,10 +117,13 @@ function readRows(b: Buffer, o: number, end: number, count: number | undefined):
   return rows;
 }
 
-/** The rows of one streamed chunk. */
-export function decodeRows(data: Uint8Array): ScanItem[] {
+/**
+ * The rows of one streamed chunk. With `copy` false their keys and values are views into `data`
+ * (no allocation per row; valid as long as `data` is not changed).
+ */
+export function decodeRows(data: Uint8Array, copy = true): ScanItem[] {
   const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return readRows(b, 0, b.length, undefined);
+  return readRows(b, 0, b.length, undefined, copy);
 }
 
 export function encodeSnapshotDescriptor(d: SnapshotDescriptor): Uint8Array {

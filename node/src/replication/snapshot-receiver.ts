@@ -20,6 +20,7 @@ import type { Message } from '../raft/messages.ts';
 import { decodeRows } from './partition-snapshot.ts';
 import { decodeMessage } from './raft-codec.ts';
 import type { GroupId } from './raft-keys.ts';
+import { widenReceiveWindow } from './snapshot-flow-window.ts';
 import { isStreamedSnapshotMessage, type SnapshotHost } from './snapshot-sender.ts';
 import { clearStaging, completeStaging, type StagedSnapshotId, stageChunkMutation, stagedTotals } from './snapshot-staging.ts';
 
@@ -74,6 +75,8 @@ export class SnapshotReceiver {
   }
 
   readonly handle: grpc.handleClientStreamingCall<SnapshotFrameOut, SnapshotAck> = (call, callback) => {
+    // Rows flow at the pace of this side's HTTP/2 receive window: raise it (snapshot-flow-window.ts).
+    widenReceiveWindow(call);
     let st: Receiving | undefined;
     let finished = false;
     let chain: Promise<void> = Promise.resolve();
@@ -130,7 +133,7 @@ export class SnapshotReceiver {
       }
       let rows: ScanItem[];
       try {
-        rows = decodeRows(f.rows);
+        rows = decodeRows(f.rows, false); // views: only checked here, the chunk is staged as it came
       } catch (e) {
         throw invalid((e as Error).message);
       }
