@@ -9,6 +9,10 @@
  * exact approval to set; without it the operator changes nothing. The test then follows what
  * status says, one group at a time (the meta group first, then each partition), and the operator
  * recovers each on the survivor. The SDK reads every write made before the loss and writes again.
+ *
+ * Not a test file of its own: `kube.test.ts` imports it, so the two control planes never run at
+ * the same time (on a 2-core machine two at once starve each other's nodes), and its hooks live
+ * inside its describe block so its control plane runs only for its own test.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,34 +41,6 @@ let kubelet: FakeKubelet;
 let operator: OperatorProcess | undefined;
 const nodes = new GrpcAdminCaller();
 
-beforeAll(async () => {
-  cp = await startControlPlane();
-  admin = cp.adminClient;
-  const workDir = join(cp.dir, 'work');
-  mkdirSync(workDir, { recursive: true });
-  await admin.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM_NS } }, { fieldManager: 'kubectl' });
-  await applyManifests(admin, await renderChart('keyva', SYSTEM_NS));
-  await admin.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } }, { fieldManager: 'kubectl' });
-  const id = await cp.identity(`system:serviceaccount:${SYSTEM_NS}:keyva-operator`);
-  kubelet = new FakeKubelet(admin, join(cp.dir, 'kubelet'), [NS]);
-  await kubelet.start();
-  operator = await startOperator({
-    kubeconfigPath: id.kubeconfigPath,
-    identity: 'op-q',
-    dir: workDir,
-    leaseNamespace: SYSTEM_NS,
-    leaseName: 'keyva-operator',
-    env: { KEYVA_OPERATOR_QUORUM_LOSS_GRACE_MS: String(GRACE_MS) },
-  });
-}, 180_000);
-
-afterAll(async () => {
-  nodes.close();
-  await operator?.stop('SIGKILL');
-  await kubelet?.stop();
-  await cp?.stop();
-}, 60_000);
-
 async function annotate(key: string, value: string): Promise<void> {
   await admin.mergePatch(RESOURCES.KeyVaCluster, NS, NAME, { metadata: { annotations: { [key]: value } } }, undefined, 'kubectl');
 }
@@ -74,6 +50,34 @@ async function metaReplica(address: string): Promise<LocalReplicaResponseOut> {
 }
 
 describe('LESSONS #11: a lost quorum is reported, and recovered only after the approval annotation', { timeout: 300_000 }, () => {
+  beforeAll(async () => {
+    cp = await startControlPlane();
+    admin = cp.adminClient;
+    const workDir = join(cp.dir, 'work');
+    mkdirSync(workDir, { recursive: true });
+    await admin.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM_NS } }, { fieldManager: 'kubectl' });
+    await applyManifests(admin, await renderChart('keyva', SYSTEM_NS));
+    await admin.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } }, { fieldManager: 'kubectl' });
+    const id = await cp.identity(`system:serviceaccount:${SYSTEM_NS}:keyva-operator`);
+    kubelet = new FakeKubelet(admin, join(cp.dir, 'kubelet'), [NS]);
+    await kubelet.start();
+    operator = await startOperator({
+      kubeconfigPath: id.kubeconfigPath,
+      identity: 'op-q',
+      dir: workDir,
+      leaseNamespace: SYSTEM_NS,
+      leaseName: 'keyva-operator',
+      env: { KEYVA_OPERATOR_QUORUM_LOSS_GRACE_MS: String(GRACE_MS) },
+    });
+  }, 180_000);
+
+  afterAll(async () => {
+    nodes.close();
+    await operator?.stop('SIGKILL');
+    await kubelet?.stop();
+    await cp?.stop();
+  }, 60_000);
+
   it('two of three members gone for good: Degraded/QuorumLost, nothing done until approved; then meta and each partition are recovered and every earlier write reads back', async () => {
     await admin.apply(keyvaCluster(NS, NAME, { nodes: 3, replicationFactor: 3, partitions: 2 }), { fieldManager: 'kubectl' });
     const k = await waitReady(admin, NS, NAME, 3);

@@ -91,6 +91,9 @@ function fakeKube(annotations: Record<string, string>) {
   const applied: { fieldManager?: string; body: unknown }[] = [];
   const decode = (path: string) => decodeURIComponent(path.replace('/metadata/annotations/', '')).replaceAll('~1', '/').replaceAll('~0', '~');
   const client = {
+    async getOrUndefined() {
+      return structuredClone(obj);
+    },
     async jsonPatch(_r: unknown, _ns: string, _name: string, ops: { op: string; path: string; value?: string }[]) {
       const next = { ...obj.metadata.annotations } as Record<string, string>;
       for (const op of ops) {
@@ -193,6 +196,22 @@ describe('quorum recovery gate: run (one call, Event, condition, annotation cons
     nodes.calls.length = 0;
     await gate.run(kube.cluster(), SEEDS);
     expect(nodes.calls).toEqual([]);
+  });
+
+  it('a stale copy that still carries the consumed approval changes nothing (the API server is read first)', async () => {
+    const kube = fakeKube({ [APPROVE_UNSAFE_RECOVERY]: '3' });
+    const stale = kube.cluster();
+    const nodes = fakeNodes({ [SEEDS[0] as string]: { nodeId: 'm-0' }, [SEEDS[1] as string]: 'down', [SEEDS[2] as string]: 'down' }, async () => done);
+    const ev = fakeEvents();
+    const gate = new QuorumRecoveryGate({ client: kube.client, events: ev.recorder, admin: nodes.admin, log: silent, now: () => 0 });
+    await gate.run(stale, SEEDS);
+    expect(ev.events.map((e) => e.reason)).toEqual(['UnsafeRecoveryDone']);
+    // The group has a leader now; the informer's copy from before the consumption arrives again.
+    nodes.calls.length = 0;
+    await gate.run(stale, SEEDS);
+    expect(nodes.calls).toEqual([]);
+    expect(ev.events.map((e) => e.reason)).toEqual(['UnsafeRecoveryDone']);
+    expect(kube.applied).toHaveLength(1);
   });
 
   it('a group with a leader: no recovery call, a refusal Event, the approval consumed', async () => {

@@ -134,9 +134,14 @@ export class QuorumRecoveryGate {
   }
 
   /** Acts on the cluster's approval annotation, if any; `seeds` are the member pods' gRPC addresses. */
-  async run(cluster: KeyVaCluster, seeds: readonly string[]): Promise<void> {
-    const approval = cluster.metadata.annotations?.[APPROVE_UNSAFE_RECOVERY];
-    if (approval === undefined) return;
+  async run(seen: KeyVaCluster, seeds: readonly string[]): Promise<void> {
+    if (seen.metadata.annotations?.[APPROVE_UNSAFE_RECOVERY] === undefined) return;
+    // The informer's copy can still carry an approval this gate consumed a moment ago: act only on
+    // what the API server holds now (else a consumed approval is decided again, and recorded as
+    // refused because the group it recovered has a leader again).
+    const cluster = (await this.o.client.getOrUndefined(RESOURCES.KeyVaCluster, seen.metadata.namespace, seen.metadata.name)) as KeyVaCluster | undefined;
+    const approval = cluster?.metadata.annotations?.[APPROVE_UNSAFE_RECOVERY];
+    if (cluster === undefined || approval === undefined) return;
     const target = parseApproval(approval);
     const members = target === undefined ? [] : await Promise.all(seeds.map((a) => this.ask(a, target)));
     const d = decideQuorumRecovery(approval, members);
