@@ -180,6 +180,14 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
   let recovery: QuorumRecovery | undefined;
   let balancer: LeaderBalancer | undefined;
   let metaVoters: MetaVotersKeeper | undefined;
+  /** The replicated node's background work, stopped before the runtime (a clean stop and a failed start alike). */
+  const stopBackground = async (): Promise<void> => {
+    mapFollower?.stop();
+    await metaVoters?.stop();
+    await membership?.stop();
+    await splits?.stop();
+    peerAdmin?.close();
+  };
   try {
     const guard = new ClockGuard(engine, clock);
     await guard.start();
@@ -475,11 +483,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         h.closeAllConnections();
         await runner.drained();
         forwarder?.close();
-        mapFollower?.stop();
-        await metaVoters?.stop();
-        await membership?.stop();
-        await splits?.stop();
-        peerAdmin?.close();
+        await stopBackground();
         const metaStopped = replicatedMeta?.stop();
         await raft?.stop();
         await metaStopped;
@@ -491,11 +495,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
     return { nodeId, grpcAddress, httpAddress, engine, kv, metrics, log, raft, meta, stop };
   } catch (e) {
     balancer?.stop();
-    mapFollower?.stop();
-    await metaVoters?.stop();
-    await membership?.stop();
-    await splits?.stop();
-    peerAdmin?.close();
+    await stopBackground();
     const metaStopped = replicatedMeta?.stop();
     grpcServer?.forceShutdown();
     httpServer?.close();

@@ -6,12 +6,10 @@
  * process from its RocksDB directory) must form a quorum that still holds every acknowledged
  * write, with the same versions: no acknowledged write may depend on anything c had not synced.
  */
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { NodeId } from '@keyva/client/keyspace';
 import { expect, it } from 'vitest';
 import { MemoryEngine } from '../engine/memory-engine.ts';
@@ -21,6 +19,7 @@ import type { GroupSpec } from './multi-raft.ts';
 import type { DataMutation } from './replicated-command.ts';
 import type { ReplicaProcessConfig } from './testing/replica-process.ts';
 import { type ClusterNode, ReplicationCluster } from './testing/replication-cluster.ts';
+import { spawnReplica } from './testing/spawn-replica.ts';
 
 const TICK_MS = 50;
 const NODES = ['a', 'b', 'c'] as NodeId[];
@@ -46,7 +45,7 @@ it('kill -9 of the replica completing the quorum loses no acknowledged write', {
   const dir = mkdtempSync(join(tmpdir(), 'keyva-repl-crash-'));
   const c = new ReplicationCluster({ tickMs: TICK_MS });
   const engines = new Map<string, StorageEngine>();
-  let child: ReturnType<typeof spawn> | undefined;
+  let child: ChildProcess | undefined;
   try {
     for (const id of ['a', 'b']) {
       engines.set(id, await memoryEngine());
@@ -62,19 +61,10 @@ it('kill -9 of the replica completing the quorum loses no acknowledged write', {
       groups: [{ group: 1, start: String(RANGE.start), end: String(RANGE.end), bootstrap: NODES }],
       tickMs: TICK_MS,
     };
-    const script = fileURLToPath(new URL('./testing/replica-process.ts', import.meta.url));
-    child = spawn(process.execPath, [script, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child?.once('exit', (_code, signal) => resolve(signal)));
-    const lines = createInterface({ input: child.stdout! });
-    const port = await new Promise<string>((resolve, reject) => {
-      lines.on('line', (l) => l.startsWith('ready ') && resolve(l.slice(6)));
-      exited.then(() => reject(new Error(`replica process exited: ${stderr}`)));
-    });
-    c.addresses.set('c', `127.0.0.1:${port}`);
+    const replica = await spawnReplica(config);
+    child = replica.child;
+    const { exited } = replica;
+    c.addresses.set('c', replica.address);
 
     // Stop the follower among a and b: from now on every commit needs c.
     const leader = c.leader(1)!;
@@ -107,7 +97,7 @@ it('kill -9 of the replica completing the quorum loses no acknowledged write', {
       }
     };
     await Promise.all(Array.from({ length: WRITERS }, () => writer()));
-    expect(await exited, stderr).toBe('SIGKILL');
+    expect(await exited, replica.stderr()).toBe('SIGKILL');
     expect(acked.size).toBeGreaterThanOrEqual(ACKS_BEFORE_KILL);
 
     // The old leader is gone for good (its memory with it). b and c come back.

@@ -9,12 +9,10 @@
  * from its RocksDB directory (its log possibly shorter than a's: a may hold entries c never
  * made durable), must rejoin and converge to the same log and the same versions.
  */
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { NodeId } from '@keyva/client/keyspace';
 import { expect, it } from 'vitest';
 import { MemoryEngine } from '../engine/memory-engine.ts';
@@ -24,6 +22,7 @@ import type { GroupSpec } from './multi-raft.ts';
 import type { DataMutation } from './replicated-command.ts';
 import type { ReplicaProcessConfig } from './testing/replica-process.ts';
 import { ReplicationCluster, until } from './testing/replication-cluster.ts';
+import { spawnReplica } from './testing/spawn-replica.ts';
 
 const TICK_MS = 50;
 const NODES = ['a', 'b', 'c'] as NodeId[];
@@ -49,7 +48,7 @@ it('kill -9 of the leader loses no acknowledged write, and the restarted leader 
   const dir = mkdtempSync(join(tmpdir(), 'keyva-repl-leader-crash-'));
   const c = new ReplicationCluster({ tickMs: TICK_MS });
   const engines = new Map<string, StorageEngine>();
-  let child: ReturnType<typeof spawn> | undefined;
+  let child: ChildProcess | undefined;
   try {
     for (const id of ['a', 'b']) {
       engines.set(id, await memoryEngine());
@@ -65,27 +64,17 @@ it('kill -9 of the leader loses no acknowledged write, and the restarted leader 
       tickMs: TICK_MS,
       puts: true,
     };
-    const script = fileURLToPath(new URL('./testing/replica-process.ts', import.meta.url));
-    child = spawn(process.execPath, [script, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child?.once('exit', (_code, signal) => resolve(signal)));
     const answers = new Map<number, (ack: { commitTs: bigint; index: number } | undefined) => void>();
-    const lines = createInterface({ input: child.stdout! });
-    const port = await new Promise<string>((resolve, reject) => {
-      lines.on('line', (l) => {
-        const [word, i, ts, index] = l.split(' ');
-        if (word === 'ready') resolve(i as string);
-        else if (word === 'ack' || word === 'fail') {
-          answers.get(Number(i))?.(word === 'ack' ? { commitTs: BigInt(ts as string), index: Number(index) } : undefined);
-          answers.delete(Number(i));
-        }
-      });
-      exited.then(() => reject(new Error(`replica process exited: ${stderr}`)));
+    const replica = await spawnReplica(config, (l) => {
+      const [word, i, ts, index] = l.split(' ');
+      if (word === 'ack' || word === 'fail') {
+        answers.get(Number(i))?.(word === 'ack' ? { commitTs: BigInt(ts as string), index: Number(index) } : undefined);
+        answers.delete(Number(i));
+      }
     });
-    c.addresses.set('c', `127.0.0.1:${port}`);
+    child = replica.child;
+    const { exited } = replica;
+    c.addresses.set('c', replica.address);
     exited.then(() => {
       for (const done of answers.values()) done(undefined);
       answers.clear();
@@ -132,7 +121,7 @@ it('kill -9 of the leader loses no acknowledged write, and the restarted leader 
       }
     };
     await Promise.all(Array.from({ length: WRITERS }, () => writer()));
-    expect(await exited, stderr).toBe('SIGKILL');
+    expect(await exited, replica.stderr()).toBe('SIGKILL');
     expect(acked.size).toBeGreaterThanOrEqual(ACKS_BEFORE_KILL);
 
     // a and b elect a leader; a write through it commits (and so applies) everything before it.
