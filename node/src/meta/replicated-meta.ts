@@ -46,9 +46,12 @@ export interface ReplicatedMetaOptions {
   readonly contacts?: readonly NodeId[];
   /** Pause between attempts of the background upkeep. */
   readonly retryMs?: number;
+  /** How long a read barrier waits for the meta group to elect a leader before it answers UNAVAILABLE. */
+  readonly barrierWaitMs?: number;
 }
 
 export const META_RETRY_MS = 200;
+export const META_BARRIER_WAIT_MS = 5_000;
 
 export interface MetaUpkeep {
   /** The initial map this node proposes if it leads an empty meta group; omit on a node that only joins. */
@@ -122,12 +125,22 @@ export class ReplicatedMeta implements MetaService {
       throw new KeyVaError('UNAVAILABLE', `node ${this.o.self} holds no meta replica (it joined with --join): ask a meta member for a linearizable map`, {
         group: String(META_GROUP),
       });
-    try {
-      await this.o.raft.read(META_GROUP);
-    } catch (e) {
-      if (e instanceof KeyVaError && e.code === 'NOT_LEADER')
-        throw new KeyVaError('UNAVAILABLE', 'the meta group has no known leader here yet; retry', { group: String(META_GROUP) }, { cause: e });
-      throw e;
+    // A barrier waits out an election (about two election timeouts) instead of surfacing it.
+    const deadline = Date.now() + (this.o.barrierWaitMs ?? META_BARRIER_WAIT_MS);
+    for (;;) {
+      try {
+        await this.o.raft.read(META_GROUP);
+        return;
+      } catch (e) {
+        const transient = e instanceof KeyVaError && (e.code === 'NOT_LEADER' || e.code === 'UNAVAILABLE');
+        if (!transient || this.stopped) throw e;
+        if (Date.now() >= deadline) {
+          if (e.code === 'NOT_LEADER')
+            throw new KeyVaError('UNAVAILABLE', 'the meta group has no known leader here yet; retry', { group: String(META_GROUP) }, { cause: e });
+          throw e;
+        }
+        await new Promise<void>((r) => setTimeout(r, 50));
+      }
     }
   }
 
