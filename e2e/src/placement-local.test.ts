@@ -66,15 +66,33 @@ describe('placement control loop on a local cluster (keyva dev --nodes 3)', () =
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
-  it('node add: the new node receives its ring share (RF voters everywhere) while writes continue', async () => {
+  it('LESSONS #8, #12 — node add: the new node receives its ring share, learner first (RF voters everywhere), while writes continue', async () => {
     const add = await run('node', 'add', '--control', control, '--json');
     expect(add.stderr).toBe('');
     expect(add.code).toBe(0);
     expect(JSON.parse(add.stdout)).toMatchObject({ id: 'node-4' });
     const during = await status();
     expect(during.nodes.map((n) => n.id)).toContain('node-4');
+    // LESSONS #12: watch the move: node-4 holds learners before voters, and no partition ever
+    // drops below RF voters on the way.
+    let sawLearner = false;
+    const belowRf: string[] = [];
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const x = await status();
+        if ((x.nodes.find((n) => n.id === 'node-4')?.learners ?? 0) > 0) sawLearner = true;
+        for (const v of x.loop.violations) if (v.code === 'BELOW_REPLICATION_FACTOR') belowRf.push(v.message);
+        await sleep(100);
+      }
+    })();
     // 8 partitions x RF 3 over 4 equal nodes: 6 each on the ring (a little off is fine).
-    const s = await settled('node-4 added', (x) => partitionsOf(x, 'node-4') >= 4);
+    const s = await settled('node-4 added', (x) => partitionsOf(x, 'node-4') >= 4).finally(() => {
+      watching = false;
+    });
+    await watcher;
+    expect(sawLearner, 'node-4 was a learner first').toBe(true);
+    expect(belowRf).toEqual([]);
     expect(partitionsOf(s, 'node-4')).toBeLessThanOrEqual(8);
     expect(s.nodes.reduce((sum, n) => sum + n.partitions, 0)).toBe(PARTITIONS * RF);
     expect(s.loop.movesDone).toBeGreaterThanOrEqual(4);
@@ -87,11 +105,18 @@ describe('placement control loop on a local cluster (keyva dev --nodes 3)', () =
     await allReadable();
   }, 90_000);
 
-  it('node remove of a founder: drained, removed only once empty, its process stopped; data intact, RF on the others', async () => {
+  it('LESSONS #1, #3, #6 — node remove of a founder: drained, removed only once it confirms it is empty, its process stopped, no other topology change meanwhile; data intact, RF on the others', async () => {
     const before = acked.size;
     const rm = await run('node', 'remove', 'node-1', '--control', control);
     expect(rm.code).toBe(0);
     expect(rm.stdout).toContain('draining node-1');
+    // LESSONS #6: while node-1 drains, other topology changes are refused with the reason.
+    const add = await run('node', 'add', '--control', control);
+    expect(add.code).toBe(2);
+    expect(add.stderr).toContain('node-1 is draining');
+    const second = await run('node', 'remove', 'node-2', '--control', control);
+    expect(second.code).toBe(2);
+    expect(second.stderr).toContain('node-1 is still draining');
     const s = await settled('node-1 removed', (x) => x.nodes.find((n) => n.id === 'node-1')?.state === 'removed');
     const n1 = s.nodes.find((n) => n.id === 'node-1');
     expect(n1).toMatchObject({ state: 'removed', process: 'stopped', partitions: 0 });
@@ -101,7 +126,7 @@ describe('placement control loop on a local cluster (keyva dev --nodes 3)', () =
     await allReadable();
   }, 90_000);
 
-  it('refuses a removal that would leave fewer nodes than RF, with the reason, and changes nothing', async () => {
+  it('LESSONS #5 — refuses a removal that would leave fewer nodes than RF, up front, with the reason, and changes nothing', async () => {
     const rm = await run('node', 'remove', 'node-2', '--control', control);
     expect(rm.code).toBe(2);
     expect(rm.stderr).toContain('CONDITION_FAILED');
@@ -113,7 +138,7 @@ describe('placement control loop on a local cluster (keyva dev --nodes 3)', () =
     expect(s.nodes.filter((n) => n.state === 'active').map((n) => n.id)).toEqual(['node-2', 'node-3', 'node-4']);
   });
 
-  it('a control loop dropped mid-move (again and again) resumes from the cluster and finishes', async () => {
+  it('LESSONS #8 — a control loop dropped mid-move (again and again) resumes from the cluster and finishes', async () => {
     const add = await run('node', 'add', '--control', control, '--json');
     expect(JSON.parse(add.stdout)).toMatchObject({ id: 'node-5' });
     let restarts = 0;

@@ -33,6 +33,9 @@ export interface MetaVotersKeeperOptions {
   readonly state: () => MetaState;
   readonly membership: MetaMembership;
   readonly intervalMs?: number;
+  /** How long a meta voter may stay unreachable before it is replaced (default `META_VOTER_DOWN_GRACE_MS`). */
+  readonly downGraceMs?: number;
+  readonly now?: () => number;
   readonly log?: Logger;
 }
 
@@ -48,6 +51,11 @@ export class MetaVotersKeeper {
   private running: Promise<void> | undefined;
   /** When adding a node as a meta learner last failed. */
   private readonly addFailedAt = new Map<NodeId, number>();
+  /**
+   * Since when each member has been unreachable without a break, as seen by this node while it
+   * leads (a new leader starts counting afresh: it replaces a voter later, never sooner).
+   */
+  private readonly downSince = new Map<NodeId, number>();
 
   constructor(o: MetaVotersKeeperOptions) {
     this.o = o;
@@ -78,20 +86,28 @@ export class MetaVotersKeeper {
   /** One round: the step carried out (undefined when nothing is to do or this node does not lead). */
   async tick(): Promise<MetaVotersStep | undefined> {
     const s = this.o.status();
-    if (s === undefined || !s.serving || s.leader !== this.o.self) return undefined;
+    if (s === undefined || !s.serving || s.leader !== this.o.self) {
+      this.downSince.clear();
+      return undefined;
+    }
+    const now = this.o.now ?? Date.now;
     let step: MetaVotersStep | undefined;
     try {
       const r = await this.o.membership.replicas(META_PARTITION);
+      const replicas = (r.replicas ?? []).map((x) => ({
+        nodeId: x.nodeId as NodeId,
+        voter: x.role === 'VOTER',
+        reachable: x.reachable === true,
+        caughtUp: x.caughtUp === true,
+        downForMs: this.downFor(x.nodeId as NodeId, x.reachable === true, now()),
+      }));
+      for (const id of this.downSince.keys()) if (!replicas.some((x) => x.nodeId === id)) this.downSince.delete(id);
       step = planMetaVoters({
         self: this.o.self,
-        replicas: (r.replicas ?? []).map((x) => ({
-          nodeId: x.nodeId as NodeId,
-          voter: x.role === 'VOTER',
-          reachable: x.reachable === true,
-          caughtUp: x.caughtUp === true,
-        })),
+        replicas,
         nodes: this.o.state().nodes,
-        avoid: new Set([...this.addFailedAt].filter(([, at]) => Date.now() - at < ADD_RETRY_AFTER_MS).map(([id]) => id)),
+        avoid: new Set([...this.addFailedAt].filter(([, at]) => now() - at < ADD_RETRY_AFTER_MS).map(([id]) => id)),
+        ...(this.o.downGraceMs === undefined ? {} : { downGraceMs: this.o.downGraceMs }),
       });
       if (step === undefined) return undefined;
       const m = this.o.membership;
@@ -104,9 +120,19 @@ export class MetaVotersKeeper {
       return step;
     } catch (e) {
       this.stats.stepsFailed++;
-      if (step?.kind === 'addLearner') this.addFailedAt.set(step.node, Date.now());
+      if (step?.kind === 'addLearner') this.addFailedAt.set(step.node, now());
       this.o.log?.warn({ err: e, group: META_GROUP, step }, 'meta group voters: step failed; retried next round');
       return undefined;
     }
+  }
+
+  private downFor(id: NodeId, reachable: boolean, now: number): number {
+    if (reachable) {
+      this.downSince.delete(id);
+      return 0;
+    }
+    const since = this.downSince.get(id) ?? now;
+    this.downSince.set(id, since);
+    return now - since;
   }
 }

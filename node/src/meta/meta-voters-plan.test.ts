@@ -1,7 +1,7 @@
 import type { NodeId } from '@keyva/client/keyspace';
 import { describe, expect, it } from 'vitest';
 import { type NodeState, NodeState as NS } from './meta-state.ts';
-import { type MetaReplicaView, metaVotersTarget, planMetaVoters } from './meta-voters-plan.ts';
+import { META_VOTER_DOWN_GRACE_MS, type MetaReplicaView, metaVotersTarget, planMetaVoters } from './meta-voters-plan.ts';
 
 const id = (s: string) => s as NodeId;
 const nodes = (states: Record<string, NodeState>) => Object.entries(states).map(([n, state]) => ({ id: id(n), state, grpcAddress: `127.0.0.1:${n.length}` }));
@@ -75,5 +75,67 @@ describe('meta group voters follow the registry', () => {
     });
     const replicas = [voter('n1'), voter('n2'), voter('n3'), voter('ghost')];
     expect(planMetaVoters({ self: id('n1'), nodes: nodes({ n1: A, n2: A, n3: A }), replicas })).toMatchObject({ kind: 'remove', node: 'ghost' });
+  });
+
+  describe('a voter on an active node that stays unreachable past the grace (rule 4)', () => {
+    const down = (n: string, ms: number): MetaReplicaView => ({ nodeId: id(n), voter: true, reachable: false, caughtUp: false, downForMs: ms });
+    const grace = 60_000;
+
+    it('is replaced make-before-break: a learner first, promoted, then the dead voter removed', () => {
+      const ns = nodes({ n1: A, n2: A, n3: A, n4: A });
+      const base = { self: id('n1'), nodes: ns, downGraceMs: grace };
+      expect(planMetaVoters({ ...base, replicas: [voter('n1'), voter('n2'), down('n3', grace)] })).toEqual({ kind: 'addLearner', node: 'n4' });
+      expect(planMetaVoters({ ...base, replicas: [voter('n1'), voter('n2'), down('n3', grace), learner('n4', true)] })).toEqual({ kind: 'promote', node: 'n4' });
+      expect(planMetaVoters({ ...base, replicas: [voter('n1'), voter('n2'), down('n3', grace), voter('n4')] })).toEqual({
+        kind: 'remove',
+        node: 'n3',
+        why: 'voter unreachable for 60 s, replaced',
+      });
+      // Once it is gone, three healthy voters are the target: nothing more, even if n3 comes back.
+      expect(planMetaVoters({ ...base, replicas: [voter('n1'), voter('n2'), voter('n4')] })).toBeUndefined();
+    });
+
+    it('never promotes an unreachable learner, and drops one that stays unreachable', () => {
+      const ns = nodes({ n1: A, n2: A, n3: A, n4: A });
+      const gone: MetaReplicaView = { nodeId: id('n4'), voter: false, reachable: false, caughtUp: true, downForMs: grace - 1 };
+      const base = { self: id('n1'), nodes: ns, downGraceMs: grace };
+      expect(planMetaVoters({ ...base, replicas: [voter('n1'), voter('n2'), down('n3', grace), gone] })).toBeUndefined();
+      expect(planMetaVoters({ ...base, replicas: [voter('n1'), voter('n2'), down('n3', grace), { ...gone, downForMs: grace }] })).toEqual({
+        kind: 'remove',
+        node: 'n4',
+        why: 'learner unreachable past the grace',
+      });
+    });
+
+    it('waits out the grace: a short outage changes nothing', () => {
+      const ns = nodes({ n1: A, n2: A, n3: A, n4: A });
+      const replicas = [voter('n1'), voter('n2'), down('n3', grace - 1)];
+      expect(planMetaVoters({ self: id('n1'), nodes: ns, replicas, downGraceMs: grace })).toBeUndefined();
+      const four = [voter('n1'), voter('n2'), down('n3', grace - 1), voter('n4')];
+      expect(planMetaVoters({ self: id('n1'), nodes: ns, replicas: four, downGraceMs: grace })).toBeUndefined();
+    });
+
+    it('without a spare node keeps the dead voter (removing it would leave two voters, both needed)', () => {
+      const ns = nodes({ n1: A, n2: A, n3: A });
+      expect(planMetaVoters({ self: id('n1'), nodes: ns, replicas: [voter('n1'), voter('n2'), down('n3', 10 * grace)], downGraceMs: grace })).toBeUndefined();
+    });
+
+    it('never removes a dead voter when the others would not keep a healthy majority', () => {
+      // 4 voters: n3 dead past the grace, n4 unreachable recently: left {n1, n2, n4} with n4 unhealthy is 2 of 3, fine;
+      // with n2 unhealthy too only the leader is healthy: no removal.
+      const ns = nodes({ n1: A, n2: A, n3: A, n4: A });
+      const ok = [voter('n1'), voter('n2'), down('n3', grace), voter('n4', false)];
+      expect(planMetaVoters({ self: id('n1'), nodes: ns, replicas: ok, downGraceMs: grace })).toMatchObject({ kind: 'remove', node: 'n3' });
+      const bad = [voter('n1'), voter('n2', false), down('n3', grace), voter('n4', false)];
+      expect(planMetaVoters({ self: id('n1'), nodes: ns, replicas: bad, downGraceMs: grace })).toBeUndefined();
+    });
+
+    it('replaces the longest-dead voter first, and the default grace is minutes, not seconds', () => {
+      const ns = nodes({ n1: A, n2: A, n3: A, n4: A, n5: A, n6: A });
+      const replicas = [voter('n1'), voter('n2'), down('n3', 2 * grace), down('n4', 3 * grace), voter('n5'), voter('n6')];
+      expect(planMetaVoters({ self: id('n1'), nodes: ns, replicas, downGraceMs: grace })).toMatchObject({ kind: 'remove', node: 'n4' });
+      expect(META_VOTER_DOWN_GRACE_MS).toBeGreaterThanOrEqual(60_000);
+      expect(planMetaVoters({ self: id('n1'), nodes: ns, replicas: [voter('n1'), voter('n2'), down('n3', 30_000), voter('n4'), voter('n5'), voter('n6')] })).toBeUndefined();
+    });
   });
 });
