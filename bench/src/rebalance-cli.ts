@@ -31,13 +31,15 @@ the targets (p99 during the move <= 2x steady; move rate >= 0.5x the ceiling).
   --verify-loaded <n>     other loaded records read back (default ${d.verifyLoadedSample})
   --sample-ms <ms>        status/metrics sampling period, the same in every phase (default ${d.sampleMs})
   --ceiling-min-mib <n>   the ceiling streams the bytes moved, at least this much (default ${d.ceilingMinMiB})
+  --snapshot-mib-per-sec <n>  each node's snapshot send limit, MiB/s (node flag --snapshot-bytes-per-sec,
+                          passed as KEYVA_SNAPSHOT_BYTES_PER_SEC; default ${d.snapshotMiBPerSec}, the node's default)
   --seed <n>              PRNG seed (default ${d.seed})
   --memory                memory engine (not durable; for a quick look only)
   --json <file>           write the machine-readable report
   --markdown <file>       write the summary (markdown)
 
-The nodes stream snapshots at most 64 MiB/s each (SNAPSHOT_BYTES_PER_SECOND_DEFAULT in
-node/src/replication/snapshot-rate-limiter.ts; no node flag changes it yet).
+The snapshot stream rate compared with the ceiling is the snapshot bytes received over the
+time during which a transfer was being received (the nodes' keyva_snapshot_receiving_seconds).
 `;
 
 function num(v: string | undefined, name: string, min: number, integer = true): number {
@@ -66,6 +68,7 @@ export function parseRebalanceArgs(args: readonly string[]): { options: Rebalanc
       'verify-loaded': { type: 'string', default: String(d.verifyLoadedSample) },
       'sample-ms': { type: 'string', default: String(d.sampleMs) },
       'ceiling-min-mib': { type: 'string', default: String(d.ceilingMinMiB) },
+      'snapshot-mib-per-sec': { type: 'string', default: String(d.snapshotMiBPerSec) },
       seed: { type: 'string', default: String(d.seed) },
       memory: { type: 'boolean', default: false },
       json: { type: 'string' },
@@ -90,6 +93,7 @@ export function parseRebalanceArgs(args: readonly string[]): { options: Rebalanc
     verifyLoadedSample: num(values['verify-loaded'], 'verify-loaded', 0),
     sampleMs: num(values['sample-ms'], 'sample-ms', 50),
     ceilingMinMiB: num(values['ceiling-min-mib'], 'ceiling-min-mib', 1),
+    snapshotMiBPerSec: num(values['snapshot-mib-per-sec'], 'snapshot-mib-per-sec', 1),
     seed: num(values.seed, 'seed', 0),
     memory: values.memory ?? false,
   };

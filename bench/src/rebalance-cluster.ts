@@ -29,9 +29,20 @@ export interface SnapshotCounters {
   readonly sending: number;
   readonly sendFailed: number;
   readonly receiveFailed: number;
+  /** Seconds during which the node received at least one transfer (the time its received bytes took). */
+  readonly receivingSeconds: number;
 }
 
-export const ZERO_COUNTERS: SnapshotCounters = { sentBytes: 0, receivedBytes: 0, sent: 0, received: 0, sending: 0, sendFailed: 0, receiveFailed: 0 };
+export const ZERO_COUNTERS: SnapshotCounters = {
+  sentBytes: 0,
+  receivedBytes: 0,
+  sent: 0,
+  received: 0,
+  sending: 0,
+  sendFailed: 0,
+  receiveFailed: 0,
+  receivingSeconds: 0,
+};
 
 const METRIC: Readonly<Record<keyof SnapshotCounters, string>> = {
   sentBytes: 'keyva_snapshot_sent_bytes',
@@ -41,6 +52,7 @@ const METRIC: Readonly<Record<keyof SnapshotCounters, string>> = {
   sending: 'keyva_snapshots_sending',
   sendFailed: 'keyva_snapshots_send_failed',
   receiveFailed: 'keyva_snapshots_receive_failed',
+  receivingSeconds: 'keyva_snapshot_receiving_seconds',
 };
 
 /** The snapshot counters in a Prometheus text exposition (0 for a counter the node does not export). */
@@ -93,7 +105,15 @@ export class DevClusterProcess {
   }
 
   /** Starts `keyva dev --nodes <founders>` in `dataDir` and waits for its JSON line (every node ready). */
-  static async start(o: { founders: number; partitions: number; dataDir: string; memory: boolean; timeoutMs?: number }): Promise<DevClusterProcess> {
+  static async start(o: {
+    founders: number;
+    partitions: number;
+    dataDir: string;
+    memory: boolean;
+    timeoutMs?: number;
+    /** Extra environment of the dev supervisor and so of every node (e.g. KEYVA_SNAPSHOT_BYTES_PER_SEC). */
+    env?: Readonly<Record<string, string>>;
+  }): Promise<DevClusterProcess> {
     const base = await freePortBlock(o.founders);
     const args = [
       CLI,
@@ -108,7 +128,7 @@ export class DevClusterProcess {
       String(base + 1),
     ];
     args.push('--data-dir', o.dataDir, '--json', ...(o.memory ? ['--memory'] : []));
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env, NO_COLOR: '1' } });
     let tail = '';
     proc.stderr?.on('data', (d: Buffer) => {
       tail = (tail + d.toString()).slice(-4000);

@@ -78,14 +78,15 @@ export function renderRebalanceMarkdown(r: RebalanceReport): string {
     `| move time (add to settled) | ${m.seconds.toFixed(1)} s |`,
     `| moves done | ${m.movesDone} (${m.addedNode} holds ${m.newNodePartitions} of ${m.partitions} partitions) |`,
     `| snapshot bytes streamed | ${mib(m.snapshotBytes)} in ${m.snapshotsReceived} snapshots${m.snapshotsFailed > 0 ? ` (${m.snapshotsFailed} failed, retried)` : ''} |`,
-    `| streaming time | ${m.streamSeconds.toFixed(1)} s |`,
-    `| snapshot stream rate | ${m.streamBytesPerSec === null ? 'n/a (the learners caught up from the Raft log: no log was compacted yet)' : mibps(m.streamBytesPerSec)} |`,
+    `| receiving time (a transfer in progress on a node) | ${m.receivingSeconds.toFixed(1)} s |`,
+    `| snapshot stream rate (bytes / receiving time) | ${m.streamBytesPerSec === null ? 'n/a (the learners caught up from the Raft log: no log was compacted yet)' : mibps(m.streamBytesPerSec)} |`,
+    `| streaming window (first to last byte, gaps included) | ${m.streamSeconds.toFixed(1)} s${m.windowBytesPerSec === null ? '' : `, ${mibps(m.windowBytesPerSec)}`} |`,
     `| data now on ${m.addedNode} (keys + values loaded) | ${mib(m.logicalBytes)} |`,
     `| end-to-end move rate (that data / move time) | ${mibps(m.endToEndBytesPerSec)} |`,
     `| ceiling: loopback TCP + file write + fsync (${mib(r.ceiling.loopbackDisk.bytes)}) | ${mibps(r.ceiling.loopbackDisk.bytesPerSec)} |`,
     `| ceiling: loopback TCP alone | ${mibps(r.ceiling.loopback.bytesPerSec)} |`,
     `| move rate / ceiling | ${r.moveVsCeiling.toFixed(2)}x |`,
-    `| node snapshot send limit (default, per node) | ${mibps(r.cluster.snapshotBytesPerSecLimit)} |`,
+    `| node snapshot send limit (--snapshot-bytes-per-sec, per node) | ${mibps(r.cluster.snapshotBytesPerSecLimit)} |`,
     '',
     `Load: ${r.load.records.toLocaleString('en-US')} records in ${r.load.seconds.toFixed(1)} s (${Math.round(r.load.recordsPerSec).toLocaleString('en-US')} records/s, ${o.loadBatch} per write). ` +
       `Read-back: ${r.verify.writtenChecked} keys the load wrote and ${r.verify.loadedChecked} other loaded records, ${r.verify.lost.length} not as acknowledged; ` +

@@ -16,6 +16,7 @@ keyva_snapshots_received 2
 keyva_snapshots_sending 1
 keyva_snapshots_send_failed 0
 keyva_snapshot_sending_bytes 4096
+keyva_snapshot_receiving_seconds 1.5
 `;
 
 function phase(name: 'steady' | 'move', p99Us: number, errors = 0): PhaseStats {
@@ -65,7 +66,9 @@ function report(o: {
       snapshotBytes: o.streamRate === null ? 0 : 100 * 2 ** 20,
       snapshotsReceived: o.streamRate === null ? 0 : 12,
       snapshotsFailed: 0,
-      streamSeconds: o.streamRate === null ? 0 : 2,
+      streamSeconds: o.streamRate === null ? 0 : 4,
+      receivingSeconds: o.streamRate === null ? 0 : 2,
+      windowBytesPerSec: o.streamRate === null ? null : o.streamRate / 2,
       logicalBytes: 96 * 2 ** 20,
       streamBytesPerSec: o.streamRate,
       endToEndBytesPerSec: o.endToEnd,
@@ -82,7 +85,7 @@ function report(o: {
 describe('rebalance benchmark, pure parts', () => {
   it('reads the snapshot counters of a node from its /metrics text', () => {
     const c = parseSnapshotCounters(METRICS);
-    expect(c).toEqual({ sentBytes: 1048576, receivedBytes: 2097152, sent: 3, received: 2, sending: 1, sendFailed: 0, receiveFailed: 0 });
+    expect(c).toEqual({ sentBytes: 1048576, receivedBytes: 2097152, sent: 3, received: 2, sending: 1, sendFailed: 0, receiveFailed: 0, receivingSeconds: 1.5 });
     expect(addCounters(c, c).receivedBytes).toBe(4194304);
     // A node that exports none (not replicated): zeros, not NaN.
     expect(parseSnapshotCounters('keyva_storage_bytes 5\n').receivedBytes).toBe(0);
@@ -125,15 +128,17 @@ describe('rebalance benchmark, pure parts', () => {
     const md = renderRebalanceMarkdown({ ...r, targets: evaluateTargets(r) });
     expect(md).toContain('| client p99 during the move | <= 2x steady state |');
     expect(md).toContain('| **FAIL** |');
-    expect(md).toContain('| snapshot stream rate | 40.0 MiB/s |');
+    expect(md).toContain('| snapshot stream rate (bytes / receiving time) | 40.0 MiB/s |');
+    expect(md).toContain('| streaming window (first to last byte, gaps included) | 4.0 s, 20.0 MiB/s |');
     expect(md).toContain('| move rate / ceiling | 0.40x |');
-    expect(md).toContain('| node snapshot send limit (default, per node) | 64.0 MiB/s |');
+    expect(md).toContain('| node snapshot send limit (--snapshot-bytes-per-sec, per node) | 64.0 MiB/s |');
   });
 
   it('parses its options and refuses bad ones', () => {
     expect(parseRebalanceArgs([]).options).toEqual(REBALANCE_DEFAULTS);
     const a = parseRebalanceArgs(['--data-mib', '1.5', '--partitions', '8', '--read-fraction', '0.9', '--json', 'x.json']);
     expect(a.options).toMatchObject({ dataMiB: 1.5, partitions: 8, readFraction: 0.9 });
+    expect(parseRebalanceArgs(['--snapshot-mib-per-sec', '256']).options.snapshotMiBPerSec).toBe(256);
     expect(a.json).toBe('x.json');
     expect(() => parseRebalanceArgs(['--read-fraction', '2'])).toThrow(/between 0 and 1/);
     expect(() => parseRebalanceArgs(['--partitions', '0'])).toThrow(/--partitions must be an integer >= 1/);

@@ -44,6 +44,8 @@ export interface RebalanceOptions {
   readonly sampleMs: number;
   /** The ceiling streams the bytes moved, at least this many MiB (a few MiB time mostly start-up noise). */
   readonly ceilingMinMiB: number;
+  /** Each node's snapshot send limit, MiB/s (the node's --snapshot-bytes-per-sec; 64 is its default). */
+  readonly snapshotMiBPerSec: number;
 }
 
 export const REBALANCE_DEFAULTS: RebalanceOptions = {
@@ -63,6 +65,7 @@ export const REBALANCE_DEFAULTS: RebalanceOptions = {
   memory: false,
   sampleMs: 250,
   ceilingMinMiB: 64,
+  snapshotMiBPerSec: 64,
 };
 
 /** A sample of the move: seconds since the node was added, snapshot bytes received by then (all nodes), transfers in flight. */
@@ -86,11 +89,21 @@ export interface MoveReport {
   readonly snapshotBytes: number;
   readonly snapshotsReceived: number;
   readonly snapshotsFailed: number;
-  /** From the sample before the first transfer in flight to the sample of the last byte (0: no snapshot streamed). */
+  /** From the sample before the first transfer in flight to the sample of the last byte (0: no snapshot streamed); gaps between transfers included. */
   readonly streamSeconds: number;
+  /**
+   * Seconds during which a node was receiving a transfer (header to staged and synced), summed
+   * over the nodes (keyva_snapshot_receiving_seconds): the time the snapshot bytes took.
+   */
+  readonly receivingSeconds: number;
+  /** Snapshot bytes over `streamSeconds` (the sampled window, idle gaps between transfers included). */
+  readonly windowBytesPerSec: number | null;
   /** The stored (key + value) bytes of the partitions the new node received, from the load. */
   readonly logicalBytes: number;
-  /** Snapshot bytes over the streaming time: what a move streams at (null: nothing was streamed). */
+  /**
+   * What a move streams at: snapshot bytes over `receivingSeconds` (over `streamSeconds` if the
+   * nodes report no receiving time); null: nothing was streamed.
+   */
   readonly streamBytesPerSec: number | null;
   /** Logical bytes over the whole move (control loop, learner catch-up, promotion, all included). */
   readonly endToEndBytesPerSec: number;
@@ -109,7 +122,7 @@ export interface RebalanceReport {
     readonly partitions: number;
     readonly engine: 'rocksdb' | 'memory';
     readonly durability: string;
-    /** The node's streamed-snapshot send limit (node/src/replication/snapshot-rate-limiter.ts); no node flag changes it yet. */
+    /** Each node's streamed-snapshot send limit (--snapshot-bytes-per-sec). */
     readonly snapshotBytesPerSecLimit: number;
   };
   readonly load: { readonly records: number; readonly bytes: number; readonly seconds: number; readonly recordsPerSec: number };
@@ -124,9 +137,6 @@ export interface RebalanceReport {
   readonly seconds: readonly SecondSample[];
   readonly targets: readonly TargetCheck[];
 }
-
-/** The node's default streamed-snapshot rate (SNAPSHOT_BYTES_PER_SECOND_DEFAULT in node/src/replication/snapshot-rate-limiter.ts). */
-export const SNAPSHOT_LIMIT_DEFAULT = 64 * 2 ** 20;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
@@ -163,7 +173,13 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
   let cluster: DevClusterProcess | undefined;
   let kv: KeyVa | undefined;
   try {
-    cluster = await DevClusterProcess.start({ founders: 3, partitions: o.partitions, dataDir: join(dir, 'cluster'), memory: o.memory });
+    cluster = await DevClusterProcess.start({
+      founders: 3,
+      partitions: o.partitions,
+      dataDir: join(dir, 'cluster'),
+      memory: o.memory,
+      env: { KEYVA_SNAPSHOT_BYTES_PER_SEC: String(Math.round(o.snapshotMiBPerSec * 2 ** 20)) },
+    });
     const c = cluster;
     for (const end = Date.now() + 120_000; ; ) {
       const s = await c.status().catch(() => undefined);
@@ -250,6 +266,8 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
     const logicalBytes = onNew.reduce((n, p) => n + (bytesByPartition.get(p.id) ?? 0), 0);
     const snapshotBytes = after.receivedBytes - before.receivedBytes;
     const streamSeconds = streamWindow(samples);
+    const receivingSeconds = after.receivingSeconds - before.receivingSeconds;
+    const windowBytesPerSec = snapshotBytes > 0 && streamSeconds > 0 ? snapshotBytes / streamSeconds : null;
     const moveData: MoveReport = {
       addedNode: added.id,
       seconds: moveSec,
@@ -260,14 +278,16 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
       snapshotsReceived: after.received - before.received,
       snapshotsFailed: after.sendFailed - before.sendFailed + (after.receiveFailed - before.receiveFailed),
       streamSeconds,
+      receivingSeconds,
+      windowBytesPerSec,
       logicalBytes,
-      streamBytesPerSec: snapshotBytes > 0 && streamSeconds > 0 ? snapshotBytes / streamSeconds : null,
+      streamBytesPerSec: snapshotBytes > 0 && receivingSeconds > 0 ? snapshotBytes / receivingSeconds : windowBytesPerSec,
       endToEndBytesPerSec: logicalBytes / moveSec,
       samples,
     };
     log(
       `  move: ${moveData.movesDone} moves in ${moveSec.toFixed(1)} s; ${mib(snapshotBytes)} streamed as ${moveData.snapshotsReceived} snapshots` +
-        `${moveData.streamBytesPerSec === null ? '' : ` at ${mib(moveData.streamBytesPerSec)}/s`}; ${mib(logicalBytes)} of data now on ${added.id} (${mib(moveData.endToEndBytesPerSec)}/s end to end)`,
+        `${moveData.streamBytesPerSec === null ? '' : ` at ${mib(moveData.streamBytesPerSec)}/s (${receivingSeconds.toFixed(1)} s receiving; ${mib(windowBytesPerSec ?? 0)}/s over the ${streamSeconds.toFixed(1)} s window)`}; ${mib(logicalBytes)} of data now on ${added.id} (${mib(moveData.endToEndBytesPerSec)}/s end to end)`,
     );
     log(`  during the move: ${Math.round(move.opsPerSec)} ops/s, p50 ${(move.p50Us / 1000).toFixed(2)} ms, p99 ${(move.p99Us / 1000).toFixed(2)} ms`);
 
@@ -303,7 +323,7 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
         durability: o.memory
           ? 'none (memory engine)'
           : 'Raft log fsync (RocksDB WAL, group commit) on a majority of the 3 replicas before a write is acknowledged; a streamed snapshot is staged and synced (one fsync at its end) before Raft takes it',
-        snapshotBytesPerSecLimit: SNAPSHOT_LIMIT_DEFAULT,
+        snapshotBytesPerSecLimit: Math.round(o.snapshotMiBPerSec * 2 ** 20),
       },
       load: { records, bytes: loadBytes, seconds: loadSec, recordsPerSec: records / loadSec },
       steady,

@@ -17,7 +17,7 @@ import { mkdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { ControlLoop, GrpcAdminCaller, type LoopStatus, type ObservedCluster, Observer, StepExecutor } from '@keyva/operator/dataplane';
+import { ControlLoop, DigestAuditor, GrpcAdminCaller, type LoopStatus, type ObservedCluster, Observer, StepExecutor } from '@keyva/operator/dataplane';
 import { type ClusterSpec, ClusterView, decommissionRefusal, nodeId, resolveSpec } from '@keyva/operator/placement';
 import { KeyVaError } from '@keyva/proto/errors';
 import { CONTROL_FILE } from './dev-control.ts';
@@ -41,6 +41,8 @@ export interface DevClusterOptions {
   readonly splitSizeBytes?: number | undefined;
   /** Load split threshold (keys read and written per second) of the placement spec. */
   readonly splitQps?: number | undefined;
+  /** Merges on: neighbours holding fewer bytes together than this merge, down to one partition (off without it). */
+  readonly mergeSizeBytes?: number | undefined;
   readonly log?: ((msg: string) => void) | undefined;
 }
 
@@ -108,12 +110,13 @@ export class DevCluster {
     this.o = o;
     this.spec = resolveSpec({
       replicationFactor: o.founders,
-      // The data plane has no merge yet; the nodes balance leadership themselves. (The merge
-      // threshold must stay at most half the split threshold, also when the latter is lowered.)
+      // Merges only with --merge-size (docs/adr/0010-splits.md "Merges"); the nodes balance leadership
+      // themselves. (The merge threshold must stay at most half the split threshold, also when the latter is lowered.)
       merge: {
-        enabled: false,
+        enabled: o.mergeSizeBytes !== undefined,
         ...(o.splitSizeBytes === undefined ? {} : { sizeBytes: Math.floor(o.splitSizeBytes / 4) }),
         ...(o.splitQps === undefined ? {} : { qps: Math.floor(o.splitQps / 4) }),
+        ...(o.mergeSizeBytes === undefined ? {} : { sizeBytes: o.mergeSizeBytes, partitionsMin: 1 }),
       },
       leaders: { transfersPerPlanMax: 0 },
       moves: { catchUpLagMax: 64 },
@@ -320,6 +323,8 @@ export class DevCluster {
       intervalMs: this.o.intervalMs,
       log: this.o.log,
       onObserved: (oc) => this.reapRemoved(oc),
+      // Local partitions are small: compare replicas often (LESSONS #10).
+      auditor: new DigestAuditor({ admin: this.admin, intervalMs: 5_000, log: this.o.log }),
     });
   }
 

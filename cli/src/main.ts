@@ -6,7 +6,7 @@ import { BENCH_HELP, runBench } from './commands/bench.ts';
 import { type ConnOptions, cmdDel, cmdGet, cmdPut, cmdScan } from './commands/data.ts';
 import { runDev } from './commands/dev.ts';
 import { cmdNodeAdd, cmdNodeRemove } from './commands/node.ts';
-import { cmdPartitionSplit } from './commands/partition.ts';
+import { cmdPartitionMerge, cmdPartitionSplit } from './commands/partition.ts';
 import { cmdPartitionRecover } from './commands/partition-recover.ts';
 import { cmdStatus } from './commands/status.ts';
 import { style } from './output.ts';
@@ -48,6 +48,7 @@ program
   .option('--control-port <port>', 'loopback port of the control endpoint for keyva node/status (--nodes 3|5; default: any free port)', '0')
   .option('--split-size <bytes>', 'the control loop splits a partition holding this many bytes (--nodes 3|5; default 512 MiB)')
   .option('--split-qps <n>', 'the control loop splits a partition serving this many keys per second (--nodes 3|5; default 5000)')
+  .option('--merge-size <bytes>', 'the control loop merges neighbouring partitions holding fewer bytes together (--nodes 3|5; default: no merges)')
   .option('--json', 'print the node addresses as JSON', false)
   .action(
     async (o: {
@@ -60,6 +61,7 @@ program
       controlPort: string;
       splitSize?: string;
       splitQps?: string;
+      mergeSize?: string;
       json: boolean;
     }) => {
       await runDev({
@@ -73,6 +75,7 @@ program
         controlPort: Number(o.controlPort),
         splitSizeBytes: o.splitSize === undefined ? undefined : Number(o.splitSize),
         splitQps: o.splitQps === undefined ? undefined : Number(o.splitQps),
+        mergeSizeBytes: o.mergeSize === undefined ? undefined : Number(o.mergeSize),
       });
     },
   );
@@ -131,6 +134,11 @@ conn(
 )
   .option('--at <hash>', 'split point, decimal or 0x-hex, strictly inside the range (default: its middle)')
   .action((id: string, o) => run(() => cmdPartitionSplit(connOf(o), id, o.at))());
+conn(
+  partition
+    .command('merge <left> <right>')
+    .description('merge partition <right> into its left neighbour <left> (same replicas; metadata only, no data moves); repeating it changes nothing'),
+).action((left: string, right: string, o) => run(() => cmdPartitionMerge(connOf(o), left, right))());
 conn(
   partition
     .command('recover <id>')

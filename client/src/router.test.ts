@@ -125,6 +125,21 @@ describe('Router', () => {
     expect(f.router.route(keyIn(0)).address).toBe('10.0.0.2:7379');
   });
 
+  test('WRONG_PARTITION with the same map again backs off; a newer map or another leader retries at once', async () => {
+    const f = fixture(mapOf(3n, ['n1', 'n1', 'n1', 'n1']));
+    await f.router.refresh();
+    const wrong = new KeyVaError('WRONG_PARTITION', 'merging', { epoch: '3' });
+    // A fresh copy of the same map (a new object, same epoch, same leader): nothing changed, back off.
+    f.serve(mapOf(3n, ['n1', 'n1', 'n1', 'n1']));
+    expect(await f.router.onError(wrong, f.router.route(keyIn(0)), Date.now() + 1000)).toBe(false);
+    // Same epoch, another leader hint for the partition: retry at once, there.
+    f.serve(mapOf(3n, ['n2', 'n1', 'n1', 'n1']));
+    expect(await f.router.onError(wrong, f.router.route(keyIn(0)), Date.now() + 1000)).toBe(true);
+    // A newer epoch: retry at once.
+    f.serve(mapOf(4n, ['n2', 'n1', 'n1', 'n1']));
+    expect(await f.router.onError(wrong, f.router.route(keyIn(0)), Date.now() + 1000)).toBe(true);
+  });
+
   test('a NOT_LEADER from a node behind our epoch is ignored (back off, no redirect)', async () => {
     const f = fixture(mapOf(5n, ['n1', 'n1', 'n1', 'n1']));
     await f.router.refresh();

@@ -132,7 +132,12 @@ export class Router {
     // Unknown leader, newer epoch or a stale range: wait for a fresh map before retrying.
     const before = this.current;
     const after = await this.refresh(deadlineMs);
-    return after !== undefined && after !== before;
+    if (after === undefined || after === before) return false;
+    if (before === undefined || after.epoch > before.epoch) return true;
+    // The same epoch again (a refresh replaces the map object every time): retry at once only if
+    // it now routes elsewhere, else back off (a merge or split in progress answers
+    // WRONG_PARTITION for a moment, and immediate retries would burn the retry budget).
+    return route.partitionId !== undefined && this.routeHash(after.byId(route.partitionId)?.start ?? 0n).address !== route.address;
   }
 
   private replicaAddress(replicas: readonly NodeId[]): string | undefined {

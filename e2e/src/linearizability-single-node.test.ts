@@ -42,9 +42,11 @@ describe('linearizability of a single node across kill -9 (porcupine)', () => {
       isKeyVaError(error) && writeOutcome(error) === 'not-applied' ? ({ status: 'fail' } as const) : ({ status: 'unknown' } as const);
     const unknownOnError = ({ error }: { error?: unknown }) => (error === undefined ? ({ status: 'ok' } as const) : failed(error));
     let restartedAt = Number.POSITIVE_INFINITY;
+    let resumed = false;
 
     const client = async (c: number) => {
-      while (Date.now() < end) {
+      // Until the restarted node answered again, then to the (extended) end of the run.
+      while (!resumed || Date.now() < end) {
         const key = KEYS[Math.floor(rnd() * KEYS.length)] as string;
         const r = rnd();
         const value = `${c}-${counter++}`;
@@ -75,14 +77,27 @@ describe('linearizability of a single node across kill -9 (porcupine)', () => {
     };
 
     const crash = (async () => {
-      await new Promise((r) => setTimeout(r, RUN_MS / 3));
-      node?.process.kill('SIGKILL');
-      await node?.exited;
-      await new Promise((r) => setTimeout(r, 300));
-      node = await start();
-      restartedAt = Number(process.hrtime.bigint());
-      // However long the restart took (a loaded machine), the clients keep going a third of the run after it.
-      end = Math.max(end, Date.now() + RUN_MS / 3);
+      try {
+        await new Promise((r) => setTimeout(r, RUN_MS / 3));
+        node?.process.kill('SIGKILL');
+        await node?.exited;
+        await new Promise((r) => setTimeout(r, 300));
+        node = await start();
+        restartedAt = Number(process.hrtime.bigint());
+        // However long the restart took (seconds on a loaded machine) and however long the client's
+        // channel waits before it reconnects (its reconnect backoff grows to 2 s while the node is
+        // down), the clients keep going a third of the run after the node answered again.
+        const answers = () =>
+          kv.get(KEYS[0] as string).then(
+            () => true,
+            () => false,
+          );
+        const answerBy = Date.now() + 15_000;
+        while (Date.now() < answerBy && !(await answers())) await new Promise((r) => setTimeout(r, 50));
+        end = Math.max(end, Date.now() + RUN_MS / 3);
+      } finally {
+        resumed = true;
+      }
     })();
     await Promise.all([...Array.from({ length: CLIENTS }, (_, c) => client(c)), crash]);
     await kv.close();

@@ -66,7 +66,7 @@ describe('placement control loop on a local cluster (keyva dev --nodes 3)', () =
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
-  it('LESSONS #8, #12 — node add: the new node receives its ring share, learner first (RF voters everywhere), while writes continue', async () => {
+  it('LESSONS #8, #10, #12 — node add: the new node receives its ring share, learner first (RF voters everywhere), replicas compared, while writes continue', async () => {
     const add = await run('node', 'add', '--control', control, '--json');
     expect(add.stderr).toBe('');
     expect(add.code).toBe(0);
@@ -93,6 +93,10 @@ describe('placement control loop on a local cluster (keyva dev --nodes 3)', () =
     await watcher;
     expect(sawLearner, 'node-4 was a learner first').toBe(true);
     expect(belowRf).toEqual([]);
+    // LESSONS #10: every removal at the end of a move waited for the replicas' digests to agree,
+    // and the background audit compared settled partitions too, finding nothing.
+    expect(s.loop.digestsAudited).toBeGreaterThan(0);
+    expect(s.loop.violations).toEqual([]);
     expect(partitionsOf(s, 'node-4')).toBeLessThanOrEqual(8);
     expect(s.nodes.reduce((sum, n) => sum + n.partitions, 0)).toBe(PARTITIONS * RF);
     expect(s.loop.movesDone).toBeGreaterThanOrEqual(4);

@@ -21,6 +21,7 @@ import { PartitionSizer } from './kv/partition-size.ts';
 import { MapFollower } from './membership/map-follower.ts';
 import { PeerAdmin } from './membership/peer-admin.ts';
 import { QuorumRecovery } from './membership/quorum-recovery.ts';
+import { ReplicaDigests } from './membership/replica-digest.ts';
 import { dropGroupData, groupRawRows, readStoredGroups } from './membership/replica-hosting.ts';
 import { ReplicaMembership } from './membership/replica-membership.ts';
 import { MetaForwarder } from './meta/meta-forwarder.ts';
@@ -43,6 +44,8 @@ import { bindGrpc, createGrpcServer } from './server/grpc-server.ts';
 import { KvOps, kvGrpcHandlers } from './server/kv-grpc.ts';
 import { RequestRunner } from './server/request-runner.ts';
 import { createRestGateway } from './server/rest-gateway.ts';
+import { MergeCoordinator } from './split/merge-coordinator.ts';
+import { decodeRangeRecord, rangeRecordKey } from './split/split-command.ts';
 import { SplitCoordinator } from './split/split-coordinator.ts';
 import { SplitHost } from './split/split-host.ts';
 
@@ -175,9 +178,11 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
   let peerAdmin: PeerAdmin | undefined;
   let mapFollower: MapFollower | undefined;
   let splits: SplitCoordinator | undefined;
+  let merges: MergeCoordinator | undefined;
   // Per-partition request rates: counted by the KV store, reported by partition leaders.
   const load = new PartitionLoad();
   let recovery: QuorumRecovery | undefined;
+  let digests: ReplicaDigests | undefined;
   let balancer: LeaderBalancer | undefined;
   let metaVoters: MetaVotersKeeper | undefined;
   /** The replicated node's background work, stopped before the runtime (a clean stop and a failed start alike). */
@@ -186,6 +191,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
     await metaVoters?.stop();
     await membership?.stop();
     await splits?.stop();
+    await merges?.stop();
     peerAdmin?.close();
   };
   try {
@@ -235,6 +241,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         self: nodeId,
         addressOf: (id) => addresses.get(id) ?? replicatedMeta?.addressOf(id as NodeId),
         onReceive: (from, group, m) => runtime?.receive(from, group, m),
+        snapshotBytesPerSecond: config.snapshotBytesPerSec,
       });
       // Splits (docs/adr/0010-splits.md): a split entry creates the child group here.
       const splitHost = new SplitHost({
@@ -244,6 +251,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
           await runtime?.addGroup({ group: g, range });
         },
         onNarrowed: () => splits?.kick(),
+        onMerge: () => merges?.kick(),
         leads: (g) => runtime?.status(g)?.leader === nodeId,
         campaign: (g) => runtime?.campaign(g),
         log: log.child({ component: 'split' }),
@@ -280,6 +288,13 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       for (const g of stored.withState) {
         const p = table.current.partitions.find((x) => groupOf(x.id) === g);
         if (g !== META_GROUP && p !== undefined && !runtime.groups().includes(g)) await runtime.addGroup({ group: g, range: { start: p.start, end: p.end } });
+        // A group merged away in the map but not retired here yet: reopened from its own range record, so it
+        // applies the freeze (every replica must) and is retired after the absorb (docs/adr/0010-splits.md "Merges").
+        const own = g === META_GROUP || p !== undefined || runtime.groups().includes(g) ? undefined : await engine.getRaw(rangeRecordKey(g));
+        if (own !== undefined) {
+          const r = decodeRangeRecord(own);
+          await runtime.addGroup({ group: g, range: { start: r.start, end: r.end } });
+        }
       }
       raft = runtime;
       const hostRuntime = runtime;
@@ -314,8 +329,20 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         meta: replicatedMeta,
         map: () => table.current,
         engine,
-        creating: (g) => splitHost.isCreating(g),
+        // A replica being dropped (removed from its group) is not an orphan to host again.
+        creating: (g) => splitHost.isCreating(g) || membership?.isDropping(g) === true,
+        dropping: (range) => membership?.dropOverlaps(range) === true,
         log: log.child({ component: 'split' }),
+      });
+      merges = new MergeCoordinator({
+        self: nodeId,
+        raft: runtime,
+        meta: replicatedMeta,
+        map: () => table.current,
+        peers: peerAdmin,
+        addressOf: (id) => replicatedMeta?.addressOf(id),
+        engine,
+        log: log.child({ component: 'merge' }),
       });
       const metaView = replicatedMeta;
       const sizer = new PartitionSizer(engine);
@@ -331,6 +358,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         addressOf: (id) => metaView.addressOf(id),
         peers: peerAdmin,
         metaContent: metaSm,
+        knownNodes: () => [...table.current.nodes.keys()],
         sizeOf: (g, r) => sizer.sizeOf(g, r),
         loadOf: (p) => load.rate(p),
         log: log.child({ component: 'membership' }),
@@ -341,8 +369,10 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         status: () => runtime.status(META_GROUP),
         state: () => metaSm.state,
         membership,
+        downGraceMs: config.metaVoterDownGraceMs,
         log: log.child({ component: 'meta-voters' }),
       });
+      digests = new ReplicaDigests({ self: nodeId, raft: runtime, engine, peers: peerAdmin, addressOf: (id) => metaView.addressOf(id) });
       recovery = new QuorumRecovery({
         self: nodeId,
         raft: runtime,
@@ -421,7 +451,9 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       meta,
       membership,
       splits,
+      merges,
       recovery,
+      digests,
     };
 
     grpcServer = createGrpcServer(
@@ -446,6 +478,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       replicatedMeta.start({ initial: joining ? undefined : initial, self });
       membership?.start();
       splits?.start();
+      merges?.start();
       mapFollower?.start();
       metaVoters?.start();
       balancer?.start();

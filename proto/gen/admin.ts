@@ -13,20 +13,27 @@ import type { HealthRequest as _keyva_v1_HealthRequest, HealthRequest__Output as
 import type { HealthResponse as _keyva_v1_HealthResponse, HealthResponse__Output as _keyva_v1_HealthResponse__Output } from './keyva/v1/HealthResponse.ts';
 import type { HostReplicaRequest as _keyva_v1_HostReplicaRequest, HostReplicaRequest__Output as _keyva_v1_HostReplicaRequest__Output } from './keyva/v1/HostReplicaRequest.ts';
 import type { HostReplicaResponse as _keyva_v1_HostReplicaResponse, HostReplicaResponse__Output as _keyva_v1_HostReplicaResponse__Output } from './keyva/v1/HostReplicaResponse.ts';
+import type { LocalDigestRequest as _keyva_v1_LocalDigestRequest, LocalDigestRequest__Output as _keyva_v1_LocalDigestRequest__Output } from './keyva/v1/LocalDigestRequest.ts';
+import type { LocalDigestResponse as _keyva_v1_LocalDigestResponse, LocalDigestResponse__Output as _keyva_v1_LocalDigestResponse__Output } from './keyva/v1/LocalDigestResponse.ts';
 import type { LocalReplicaRequest as _keyva_v1_LocalReplicaRequest, LocalReplicaRequest__Output as _keyva_v1_LocalReplicaRequest__Output } from './keyva/v1/LocalReplicaRequest.ts';
 import type { LocalReplicaResponse as _keyva_v1_LocalReplicaResponse, LocalReplicaResponse__Output as _keyva_v1_LocalReplicaResponse__Output } from './keyva/v1/LocalReplicaResponse.ts';
 import type { MembershipChangeResponse as _keyva_v1_MembershipChangeResponse, MembershipChangeResponse__Output as _keyva_v1_MembershipChangeResponse__Output } from './keyva/v1/MembershipChangeResponse.ts';
 import type { MergePartitions as _keyva_v1_MergePartitions, MergePartitions__Output as _keyva_v1_MergePartitions__Output } from './keyva/v1/MergePartitions.ts';
+import type { MergePartitionsRequest as _keyva_v1_MergePartitionsRequest, MergePartitionsRequest__Output as _keyva_v1_MergePartitionsRequest__Output } from './keyva/v1/MergePartitionsRequest.ts';
+import type { MergePartitionsResponse as _keyva_v1_MergePartitionsResponse, MergePartitionsResponse__Output as _keyva_v1_MergePartitionsResponse__Output } from './keyva/v1/MergePartitionsResponse.ts';
 import type { NodeAddress as _keyva_v1_NodeAddress, NodeAddress__Output as _keyva_v1_NodeAddress__Output } from './keyva/v1/NodeAddress.ts';
 import type { NodeInfoRequest as _keyva_v1_NodeInfoRequest, NodeInfoRequest__Output as _keyva_v1_NodeInfoRequest__Output } from './keyva/v1/NodeInfoRequest.ts';
 import type { NodeInfoResponse as _keyva_v1_NodeInfoResponse, NodeInfoResponse__Output as _keyva_v1_NodeInfoResponse__Output } from './keyva/v1/NodeInfoResponse.ts';
 import type { Partition as _keyva_v1_Partition, Partition__Output as _keyva_v1_Partition__Output } from './keyva/v1/Partition.ts';
+import type { PartitionDigestRequest as _keyva_v1_PartitionDigestRequest, PartitionDigestRequest__Output as _keyva_v1_PartitionDigestRequest__Output } from './keyva/v1/PartitionDigestRequest.ts';
+import type { PartitionDigestResponse as _keyva_v1_PartitionDigestResponse, PartitionDigestResponse__Output as _keyva_v1_PartitionDigestResponse__Output } from './keyva/v1/PartitionDigestResponse.ts';
 import type { PartitionMap as _keyva_v1_PartitionMap, PartitionMap__Output as _keyva_v1_PartitionMap__Output } from './keyva/v1/PartitionMap.ts';
 import type { PartitionReplicasResponse as _keyva_v1_PartitionReplicasResponse, PartitionReplicasResponse__Output as _keyva_v1_PartitionReplicasResponse__Output } from './keyva/v1/PartitionReplicasResponse.ts';
 import type { PromoteLearnerRequest as _keyva_v1_PromoteLearnerRequest, PromoteLearnerRequest__Output as _keyva_v1_PromoteLearnerRequest__Output } from './keyva/v1/PromoteLearnerRequest.ts';
 import type { RegisterNodeRequest as _keyva_v1_RegisterNodeRequest, RegisterNodeRequest__Output as _keyva_v1_RegisterNodeRequest__Output } from './keyva/v1/RegisterNodeRequest.ts';
 import type { RegisterNodeResponse as _keyva_v1_RegisterNodeResponse, RegisterNodeResponse__Output as _keyva_v1_RegisterNodeResponse__Output } from './keyva/v1/RegisterNodeResponse.ts';
 import type { RemoveReplicaRequest as _keyva_v1_RemoveReplicaRequest, RemoveReplicaRequest__Output as _keyva_v1_RemoveReplicaRequest__Output } from './keyva/v1/RemoveReplicaRequest.ts';
+import type { ReplicaDigest as _keyva_v1_ReplicaDigest, ReplicaDigest__Output as _keyva_v1_ReplicaDigest__Output } from './keyva/v1/ReplicaDigest.ts';
 import type { ReplicaStatus as _keyva_v1_ReplicaStatus, ReplicaStatus__Output as _keyva_v1_ReplicaStatus__Output } from './keyva/v1/ReplicaStatus.ts';
 import type { SetNodeState as _keyva_v1_SetNodeState, SetNodeState__Output as _keyva_v1_SetNodeState__Output } from './keyva/v1/SetNodeState.ts';
 import type { SetPartitionReplicas as _keyva_v1_SetPartitionReplicas, SetPartitionReplicas__Output as _keyva_v1_SetPartitionReplicas__Output } from './keyva/v1/SetPartitionReplicas.ts';
@@ -58,20 +65,27 @@ export interface ProtoGrpcType {
       HealthResponse: MessageTypeDefinition<_keyva_v1_HealthResponse, _keyva_v1_HealthResponse__Output>
       HostReplicaRequest: MessageTypeDefinition<_keyva_v1_HostReplicaRequest, _keyva_v1_HostReplicaRequest__Output>
       HostReplicaResponse: MessageTypeDefinition<_keyva_v1_HostReplicaResponse, _keyva_v1_HostReplicaResponse__Output>
+      LocalDigestRequest: MessageTypeDefinition<_keyva_v1_LocalDigestRequest, _keyva_v1_LocalDigestRequest__Output>
+      LocalDigestResponse: MessageTypeDefinition<_keyva_v1_LocalDigestResponse, _keyva_v1_LocalDigestResponse__Output>
       LocalReplicaRequest: MessageTypeDefinition<_keyva_v1_LocalReplicaRequest, _keyva_v1_LocalReplicaRequest__Output>
       LocalReplicaResponse: MessageTypeDefinition<_keyva_v1_LocalReplicaResponse, _keyva_v1_LocalReplicaResponse__Output>
       MembershipChangeResponse: MessageTypeDefinition<_keyva_v1_MembershipChangeResponse, _keyva_v1_MembershipChangeResponse__Output>
       MergePartitions: MessageTypeDefinition<_keyva_v1_MergePartitions, _keyva_v1_MergePartitions__Output>
+      MergePartitionsRequest: MessageTypeDefinition<_keyva_v1_MergePartitionsRequest, _keyva_v1_MergePartitionsRequest__Output>
+      MergePartitionsResponse: MessageTypeDefinition<_keyva_v1_MergePartitionsResponse, _keyva_v1_MergePartitionsResponse__Output>
       NodeAddress: MessageTypeDefinition<_keyva_v1_NodeAddress, _keyva_v1_NodeAddress__Output>
       NodeInfoRequest: MessageTypeDefinition<_keyva_v1_NodeInfoRequest, _keyva_v1_NodeInfoRequest__Output>
       NodeInfoResponse: MessageTypeDefinition<_keyva_v1_NodeInfoResponse, _keyva_v1_NodeInfoResponse__Output>
       Partition: MessageTypeDefinition<_keyva_v1_Partition, _keyva_v1_Partition__Output>
+      PartitionDigestRequest: MessageTypeDefinition<_keyva_v1_PartitionDigestRequest, _keyva_v1_PartitionDigestRequest__Output>
+      PartitionDigestResponse: MessageTypeDefinition<_keyva_v1_PartitionDigestResponse, _keyva_v1_PartitionDigestResponse__Output>
       PartitionMap: MessageTypeDefinition<_keyva_v1_PartitionMap, _keyva_v1_PartitionMap__Output>
       PartitionReplicasResponse: MessageTypeDefinition<_keyva_v1_PartitionReplicasResponse, _keyva_v1_PartitionReplicasResponse__Output>
       PromoteLearnerRequest: MessageTypeDefinition<_keyva_v1_PromoteLearnerRequest, _keyva_v1_PromoteLearnerRequest__Output>
       RegisterNodeRequest: MessageTypeDefinition<_keyva_v1_RegisterNodeRequest, _keyva_v1_RegisterNodeRequest__Output>
       RegisterNodeResponse: MessageTypeDefinition<_keyva_v1_RegisterNodeResponse, _keyva_v1_RegisterNodeResponse__Output>
       RemoveReplicaRequest: MessageTypeDefinition<_keyva_v1_RemoveReplicaRequest, _keyva_v1_RemoveReplicaRequest__Output>
+      ReplicaDigest: MessageTypeDefinition<_keyva_v1_ReplicaDigest, _keyva_v1_ReplicaDigest__Output>
       ReplicaStatus: MessageTypeDefinition<_keyva_v1_ReplicaStatus, _keyva_v1_ReplicaStatus__Output>
       SetNodeState: MessageTypeDefinition<_keyva_v1_SetNodeState, _keyva_v1_SetNodeState__Output>
       SetPartitionReplicas: MessageTypeDefinition<_keyva_v1_SetPartitionReplicas, _keyva_v1_SetPartitionReplicas__Output>

@@ -24,16 +24,22 @@ export type { HostReplicaRequest, HostReplicaRequest__Output as HostReplicaReque
 export type { HostReplicaResponse, HostReplicaResponse__Output as HostReplicaResponseOut } from '../gen/keyva/v1/HostReplicaResponse.ts';
 export type { KeyValue, KeyValue__Output as KeyValueOut } from '../gen/keyva/v1/KeyValue.ts';
 export type { KVClient } from '../gen/keyva/v1/KV.ts';
+export type { LocalDigestRequest, LocalDigestRequest__Output as LocalDigestRequestOut } from '../gen/keyva/v1/LocalDigestRequest.ts';
+export type { LocalDigestResponse, LocalDigestResponse__Output as LocalDigestResponseOut } from '../gen/keyva/v1/LocalDigestResponse.ts';
 export type { LocalReplicaRequest, LocalReplicaRequest__Output as LocalReplicaRequestOut } from '../gen/keyva/v1/LocalReplicaRequest.ts';
 export type { LocalReplicaResponse, LocalReplicaResponse__Output as LocalReplicaResponseOut } from '../gen/keyva/v1/LocalReplicaResponse.ts';
 export type {
   MembershipChangeResponse,
   MembershipChangeResponse__Output as MembershipChangeResponseOut,
 } from '../gen/keyva/v1/MembershipChangeResponse.ts';
+export type { MergePartitionsRequest, MergePartitionsRequest__Output as MergePartitionsRequestOut } from '../gen/keyva/v1/MergePartitionsRequest.ts';
+export type { MergePartitionsResponse, MergePartitionsResponse__Output as MergePartitionsResponseOut } from '../gen/keyva/v1/MergePartitionsResponse.ts';
 export type { Mutation, Mutation__Output as MutationOut } from '../gen/keyva/v1/Mutation.ts';
 export type { NodeAddress, NodeAddress__Output as NodeAddressOut } from '../gen/keyva/v1/NodeAddress.ts';
 export type { NodeInfoResponse, NodeInfoResponse__Output as NodeInfoResponseOut } from '../gen/keyva/v1/NodeInfoResponse.ts';
 export type { Partition, Partition__Output as PartitionOut } from '../gen/keyva/v1/Partition.ts';
+export type { PartitionDigestRequest, PartitionDigestRequest__Output as PartitionDigestRequestOut } from '../gen/keyva/v1/PartitionDigestRequest.ts';
+export type { PartitionDigestResponse, PartitionDigestResponse__Output as PartitionDigestResponseOut } from '../gen/keyva/v1/PartitionDigestResponse.ts';
 export type { PartitionMap, PartitionMap__Output as PartitionMapOut } from '../gen/keyva/v1/PartitionMap.ts';
 export type {
   PartitionReplicasResponse,
@@ -48,6 +54,7 @@ export type { ReadOptions, ReadOptions__Output as ReadOptionsOut } from '../gen/
 export type { RegisterNodeRequest, RegisterNodeRequest__Output as RegisterNodeRequestOut } from '../gen/keyva/v1/RegisterNodeRequest.ts';
 export type { RegisterNodeResponse } from '../gen/keyva/v1/RegisterNodeResponse.ts';
 export type { RemoveReplicaRequest, RemoveReplicaRequest__Output as RemoveReplicaRequestOut } from '../gen/keyva/v1/RemoveReplicaRequest.ts';
+export type { ReplicaDigest, ReplicaDigest__Output as ReplicaDigestOut } from '../gen/keyva/v1/ReplicaDigest.ts';
 export type { ReplicaStatus, ReplicaStatus__Output as ReplicaStatusOut } from '../gen/keyva/v1/ReplicaStatus.ts';
 export type { ScanRequest, ScanRequest__Output as ScanRequestOut } from '../gen/keyva/v1/ScanRequest.ts';
 export type { ScanResponse, ScanResponse__Output as ScanResponseOut } from '../gen/keyva/v1/ScanResponse.ts';

@@ -20,6 +20,8 @@ export interface DevOptions {
   splitSizeBytes?: number | undefined;
   /** A partition serving at least this many keys per second is split by the control loop (default 5000). */
   splitQps?: number | undefined;
+  /** Merges on, below this many bytes per neighbouring pair (docs/adr/0010-splits.md "Merges"). */
+  mergeSizeBytes?: number | undefined;
 }
 
 /** Ports of node `i` (0-based) of a dev cluster: base + 10*i, so 7379/7389/7399 and 7380/7390/7400. */
@@ -124,6 +126,7 @@ async function runDevCluster(o: DevOptions, count: number): Promise<void> {
     controlPort: o.controlPort,
     splitSizeBytes: o.splitSizeBytes,
     splitQps: o.splitQps,
+    mergeSizeBytes: o.mergeSizeBytes,
     log: o.json ? undefined : (msg) => process.stderr.write(`${style.dim(`[placement] ${msg}`)}\n`),
   });
   try {

@@ -1,6 +1,6 @@
 import { startTestNode, type TestNode } from '@keyva/node/testing/test-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cmdPartitionSplit, parseHash, parsePartitionId } from './partition.ts';
+import { cmdPartitionMerge, cmdPartitionSplit, parseHash, parsePartitionId } from './partition.ts';
 
 describe('keyva partition split', () => {
   let lone: TestNode;
@@ -23,5 +23,12 @@ describe('keyva partition split', () => {
     await expect(cmdPartitionSplit({ endpoint: lone.node.grpcAddress, json: true, deadlineMs: 5000 }, '0', '0x10')).rejects.toMatchObject({
       code: 'ROUTE_NOT_FOUND',
     });
+  });
+
+  it('merge: refuses bad ids before calling, and surfaces the node refusal (a lone node has no merges)', async () => {
+    const o = { endpoint: lone.node.grpcAddress, json: true, deadlineMs: 5000 };
+    await expect(cmdPartitionMerge(o, '0', '0')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(cmdPartitionMerge(o, 'x', '1')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(cmdPartitionMerge(o, '0', '1')).rejects.toMatchObject({ code: 'ROUTE_NOT_FOUND' });
   });
 });

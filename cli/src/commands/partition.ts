@@ -2,10 +2,21 @@
  * `keyva partition split <id> [--at <hash>]`: splits a partition at a hash point (the middle of
  * its range by default) through any node's Admin `SplitPartition` (docs/adr/0010-splits.md).
  * Metadata only: no data moves. Repeating it with the same `--at` changes nothing.
+ *
+ * `keyva partition merge <left> <right>`: merges partition `right` into its left neighbour `left`
+ * (same replicas) through any node's Admin `MergePartitions` (docs/adr/0010-splits.md "Merges").
+ * No data moves either; repeating it changes nothing.
  */
 import * as grpc from '@grpc/grpc-js';
 import { decodeGrpcError } from '@keyva/client';
-import { type AdminClient, keyvaV1, type SplitPartitionRequest, type SplitPartitionResponseOut } from '@keyva/proto';
+import {
+  type AdminClient,
+  keyvaV1,
+  type MergePartitionsRequest,
+  type MergePartitionsResponseOut,
+  type SplitPartitionRequest,
+  type SplitPartitionResponseOut,
+} from '@keyva/proto';
 import { KeyVaError } from '@keyva/proto/errors';
 import { printJson, style } from '../output.ts';
 import type { ConnOptions } from './data.ts';
@@ -53,6 +64,37 @@ export async function cmdPartitionSplit(o: ConnOptions, idText: string, atText: 
     else
       process.stdout.write(
         `${style.green('split')} partition ${res.partitionId} at ${point}: partition ${res.newPartitionId} now owns the range from there (map epoch ${res.epoch})\n`,
+      );
+    if (!res.applied) process.stdout.write(`${style.dim('the answering node has not applied it to its replica yet (or hosts none); it follows shortly')}\n`);
+    return 0;
+  } finally {
+    admin.close();
+  }
+}
+
+export async function cmdPartitionMerge(o: ConnOptions, leftText: string, rightText: string): Promise<number> {
+  const leftId = parsePartitionId(leftText);
+  const rightId = parsePartitionId(rightText);
+  if (leftId === rightId) throw new KeyVaError('INVALID_ARGUMENT', `cannot merge partition ${leftId} with itself`, { field: 'right' });
+  const admin = new keyvaV1.Admin(o.endpoint, grpc.credentials.createInsecure()) as unknown as AdminClient;
+  try {
+    const req: MergePartitionsRequest = { leftId, rightId };
+    const res = await new Promise<MergePartitionsResponseOut>((resolve, reject) => {
+      admin.mergePartitions(req, { deadline: Date.now() + Math.max(o.deadlineMs, 20_000) }, (e, r) =>
+        e || r === undefined ? reject(decodeGrpcError(e)) : resolve(r),
+      );
+    });
+    if (o.json) {
+      printJson(res);
+      return 0;
+    }
+    const end = BigInt(res.end) === 0n ? HASH_END : BigInt(res.end);
+    const range = `[${hex(BigInt(res.start))}, ${end === HASH_END ? '2^64' : hex(end)})`;
+    if (!res.changed)
+      process.stdout.write(`partition ${res.rightId} is already merged into partition ${res.leftId}, which owns ${range} (map epoch ${res.epoch})\n`);
+    else
+      process.stdout.write(
+        `${style.green('merged')} partition ${res.rightId} into partition ${res.leftId}, which now owns ${range} (map epoch ${res.epoch})\n`,
       );
     if (!res.applied) process.stdout.write(`${style.dim('the answering node has not applied it to its replica yet (or hosts none); it follows shortly')}\n`);
     return 0;

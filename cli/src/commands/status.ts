@@ -97,7 +97,8 @@ export function renderClusterStatus(s: DevStatus): string {
     out.push(style.bold('invariant violations:'));
     for (const v of l.violations.slice(0, 10)) out.push(`  ${style.red(v.code)} ${v.message}`);
     if (l.violations.length > 10) out.push(`  ... and ${l.violations.length - 10} more`);
-  } else if (l.observedAtMs !== undefined) out.push(`invariants: ${style.green('ok')}`);
+  } else if (l.observedAtMs !== undefined)
+    out.push(`invariants: ${style.green('ok')}${style.dim(` (replica contents compared ${l.digestsAudited ?? 0} time(s))`)}`);
   if (l.lastError) out.push(`${style.dim(`last error: ${l.lastError}`)}`);
   if (!l.running) out.push(style.red('the control loop is not running'));
   return `${out.join('\n')}\n`;

@@ -45,6 +45,15 @@ describe('node configuration', () => {
     expect(() => loadNodeConfig({ argv: ['--leader-balance-transfers-max', '0'] })).toThrow(/leaderBalanceTransfersMax/);
   });
 
+  it('snapshot send rate: default 64 MiB/s, set by flag, env or file, at least 1 MiB/s', () => {
+    expect(loadNodeConfig().snapshotBytesPerSec).toBe(64 * 1024 * 1024);
+    expect(loadNodeConfig({ argv: ['--snapshot-bytes-per-sec', '268435456'] }).snapshotBytesPerSec).toBe(256 * 1024 * 1024);
+    expect(loadNodeConfig({ env: { KEYVA_SNAPSHOT_BYTES_PER_SEC: '2097152' } }).snapshotBytesPerSec).toBe(2 * 1024 * 1024);
+    expect(() => loadNodeConfig({ argv: ['--snapshot-bytes-per-sec', '1000'] })).toThrow(
+      /snapshotBytesPerSec \(flag --snapshot-bytes-per-sec, env KEYVA_SNAPSHOT_BYTES_PER_SEC\)/,
+    );
+  });
+
   it('rejects unknown flags and says which exist', () => {
     expect(() => loadNodeConfig({ argv: ['--grpc-prot', '1'] })).toThrow(/unknown flag --grpc-prot .*--grpc-port/);
   });

@@ -127,10 +127,24 @@ const NodeConfigObject = z
       .max(1000)
       .default(8)
       .describe('With --peers: leadership transfers one balancing run may start, at most (none while one is still pending).'),
+    metaVoterDownGraceMs: z.coerce
+      .number()
+      .int()
+      .min(1000)
+      .max(7 * 24 * 3_600_000)
+      .default(300_000)
+      .describe(
+        'With --peers: how long a meta-group voter on a node still registered as active may stay unreachable before the meta leader replaces it with another active node (learner first, then the dead voter is removed; only when a spare node exists and the rest keep a healthy majority).',
+      ),
     join: bool
       .default(false)
       .describe(
         'With --peers: this node joins an existing cluster instead of founding it. It bootstraps nothing and hosts no Raft group until a partition leader adds it as a replica (Admin.AddLearner); --peers lists the members it contacts to register, plus itself.',
+      ),
+    snapshotBytesPerSec: bytes(1 << 20, 2 ** 40)
+      .default(64 * 1024 * 1024)
+      .describe(
+        'With --peers: bytes per second this node streams snapshots at, at most, shared by every transfer it sends (a new or lagging replica catching up, e.g. while a partition moves); gRPC flow control also paces each transfer. Higher moves data faster at the cost of more disk and CPU taken from client traffic.',
       ),
     raftDial: z
       .string()

@@ -477,6 +477,52 @@ export function runEngineCompliance(name: string, makeEngine: () => Promise<Engi
       });
     });
 
+    describe('load (bulk load of a deleted range)', () => {
+      const row = (hash: bigint, key: string, value: string, version: Timestamp, expiresAtMs = 0) => ({
+        hash,
+        key: b(key),
+        value: b(value),
+        version,
+        expiresAtMs,
+      });
+
+      it('writes every row with its own version as the newest version, and the raw puts, in one call', async () => {
+        await w([put(5n, 'a', 'old'), put(6n, 'z', 'outside')]);
+        await e.deleteRange(5n, 6n);
+        await e.load({
+          rows: [row(5n, 'a', 'va', 2000n), row(5n, 'b', 'vb', 1500n, NOW + 1000), row(5n, 'c', 'vc', 2500n, NOW - 1)],
+          raw: [{ key: b('mload'), value: b('r') }],
+        });
+        expect(await get(5n, 'a')).toEqual({ value: b('va'), version: 2000n, expiresAtMs: 0 });
+        expect(await get(5n, 'b')).toEqual({ value: b('vb'), version: 1500n, expiresAtMs: NOW + 1000 });
+        expect(await get(5n, 'b', MAX_TS, NOW + 1000)).toBeUndefined();
+        expect(await get(5n, 'c')).toBeUndefined(); // expired at NOW
+        expect(await get(5n, 'a', 1999n)).toBeUndefined(); // no history below the loaded version
+        expect(await str(6n, 'z')).toBe('outside');
+        expect((await e.getRaw(b('mload')))?.toString()).toBe('r');
+        const page = await e.scan({ startHash: 5n, endHash: 6n }, MAX_TS, NOW, 10);
+        expect(page.items.map((i) => [i.key.toString(), i.version])).toEqual([
+          ['a', 2000n],
+          ['b', 1500n],
+        ]);
+        // Later writes build on the loaded versions (conditions, existed, newest version).
+        ts = 3000n;
+        const { r } = await w([put(5n, 'a', 'va2', { condition: { kind: 'versionEquals', version: 2000n } })]);
+        expect(okResult(r)).toEqual([true]);
+        expect(await str(5n, 'a')).toBe('va2');
+        expect(await str(5n, 'a', 2000n)).toBe('va');
+      });
+
+      it('refuses a malformed load with INVALID_ARGUMENT and writes nothing of it', async () => {
+        await expectCode(e.load({ rows: [row(7n, 'a', 'x', 2000n), row(7n, 'a', 'y', 2100n)], raw: [] }), 'INVALID_ARGUMENT');
+        await expectCode(e.load({ rows: [row(7n, 'b', 'x', 0n)], raw: [] }), 'INVALID_ARGUMENT');
+        await expectCode(e.load({ rows: [row(7n, 'c', 'x', 2000n, -1)], raw: [] }), 'INVALID_ARGUMENT');
+        await expectCode(e.load({ rows: [row(7n, 'd', 'x', 2000n)], raw: [{ key: b('dbad'), value: b('') }] }), 'INVALID_ARGUMENT');
+        const page = await e.scan({ startHash: 0n, endHash: HASH_SPACE_END }, MAX_TS, NOW, 10);
+        expect(page.items).toEqual([]);
+      });
+    });
+
     describe('raw keys', () => {
       it('rawPut / getRaw / rawDelete outside the data key space', async () => {
         const { r } = await w([{ type: 'rawPut', key: b('mnode-id'), value: b('n1') }]);

@@ -4,6 +4,7 @@
  * ephemeral clusters and fast unit tests.
  */
 import { KeyVaError } from '@keyva/proto/errors';
+import { type BulkLoad, planLoad, validateLoad } from './bulk-load.ts';
 import { GcPlanner } from './gc-planner.ts';
 import { checkRawKey, checkRawRange, dataSpaceBounds, encodeTimestamp, GC_WATERMARK_KEY, hashRangeBounds, latestHashRangeBounds } from './key-codec.ts';
 import { latestRepairOp, latestSpaceMismatches } from './latest-space.ts';
@@ -45,6 +46,12 @@ export class MemoryEngine implements StorageEngine {
     if (!plan.ok) return { ok: false, failedIndex: plan.failedIndex, currentVersion: plan.currentVersion };
     this.#kv.apply(plan.ops);
     return { ok: true, existed: plan.existed };
+  }
+
+  async load(load: BulkLoad): Promise<void> {
+    this.#checkOpen();
+    validateLoad(load);
+    this.#kv.apply(planLoad(load));
   }
 
   async get(hash: bigint, key: Buffer, readTs: Timestamp, nowMs: number): Promise<VersionedValue | undefined> {

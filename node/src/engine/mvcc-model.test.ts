@@ -147,6 +147,7 @@ async function runHistoryFresh(engine: StorageEngine, steps: Step[], run: number
       return v && { ...v, version: v.version - base };
     },
     scan: (r, readTs, nowMs, limit, keysOnly) => engine.scan(r, readTs + base, nowMs, limit, keysOnly),
+    load: (l) => engine.load({ ...l, rows: l.rows.map((r) => ({ ...r, version: r.version + base })) }),
     deleteRange: (a, b) => engine.deleteRange(a, b),
     gc: (wm, nowMs) => engine.gc(wm + base, nowMs),
     get gcWatermark() {

@@ -119,6 +119,36 @@ describe('RocksDbEngine', () => {
     await e.close();
   });
 
+  it('bulk loads join group commits (one per group, last): writes queued around them share their RocksDB writes', async () => {
+    const dir = await tempDir();
+    const e = new RocksDbEngine(options(dir));
+    await e.open();
+    const loads = 20;
+    const pending: Promise<unknown>[] = [];
+    for (let l = 0; l < loads; l++) {
+      for (let i = 0; i < 10; i++) pending.push(e.write(batch(BigInt(100 + l * 10 + i), [put(1000n, `w${l}/${i}`, 'v')], true)));
+      const rows = Array.from({ length: 50 }, (_, i) => ({
+        hash: BigInt(l),
+        key: Buffer.from(`r${String(i).padStart(3, '0')}`),
+        value: Buffer.from(`${l}/${i}`),
+        version: 50n + BigInt(i),
+        expiresAtMs: 0,
+      }));
+      pending.push(e.load({ rows, raw: [] }));
+    }
+    await Promise.all(pending);
+    const c = e.writerCounters;
+    expect(c.batches).toBe(loads * 10); // loads are not counted as batches
+    expect(c.groups).toBeLessThan(loads * 10);
+    for (let l = 0; l < loads; l++) {
+      const page = await e.scan({ startHash: BigInt(l), endHash: BigInt(l) + 1n }, MAX_TS, 0, 100);
+      expect(page.items).toHaveLength(50);
+      expect(page.items[7]).toMatchObject({ version: 57n, value: Buffer.from(`${l}/7`) });
+      expect((await e.get(1000n, Buffer.from(`w${l}/9`), MAX_TS, 0))?.version).toBe(BigInt(100 + l * 10 + 9));
+    }
+    await e.close();
+  });
+
   it('respects groupBatchesMax', async () => {
     const dir = await tempDir();
     const e = new RocksDbEngine(options(dir), { groupLimits: { groupBatchesMax: 4 } });

@@ -18,6 +18,7 @@ import { mkdir } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { KeyVaError } from '@keyva/proto/errors';
 import { encodeBatch } from './batch-wire.ts';
+import { type BulkLoad, encodeLoad, validateLoad } from './bulk-load.ts';
 import { checkRawKey, checkRawRange, decodeTimestamp, encodeLatestKey, GC_WATERMARK_KEY, hashRangeBounds, LATEST_PREFIX } from './key-codec.ts';
 import { CachingLatestReader, type LatestCacheStats, LatestRowCache } from './latest-cache.ts';
 import { latestSpaceMismatches } from './latest-space.ts';
@@ -297,6 +298,24 @@ export class RocksDbEngine implements StorageEngine {
     for (const m of batch.mutations) if (m.type === 'put' || m.type === 'delete') keys.push(LatestRowCache.keyOf(encodeLatestKey(m.hash, m.key)));
     cache.beginWrite(keys);
     const answer = this.#request<WriteResult>({ t: 'write', id, batch: encoded }, batch.commitTs, [encoded]);
+    const end = (): void => cache.endWrite(keys);
+    answer.then(end, end);
+    return answer;
+  }
+
+  async load(load: BulkLoad): Promise<void> {
+    this.#checkOpen();
+    validateLoad(load);
+    const encoded = encodeLoad(load);
+    let oldest: Timestamp | undefined;
+    for (const r of load.rows) if (oldest === undefined || r.version < oldest) oldest = r.version;
+    const send = (): Promise<void> => this.#request<undefined>({ t: 'load', id: this.#nextId++, load: encoded }, oldest, [encoded]).then(noop);
+    const cache = this.#cache;
+    if (cache === undefined || load.rows.length === 0) return send();
+    // Like a write: the keys are announced before the load is sent (latest-cache.ts).
+    const keys = load.rows.map((r) => LatestRowCache.keyOf(encodeLatestKey(r.hash, r.key)));
+    cache.beginWrite(keys);
+    const answer = send();
     const end = (): void => cache.endWrite(keys);
     answer.then(end, end);
     return answer;

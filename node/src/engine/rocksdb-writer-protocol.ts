@@ -22,6 +22,8 @@ export interface WriterInit {
 export type WriterRequest =
   /** `batch` is `encodeBatch(...)` output, transferred. */
   | { readonly t: 'write'; readonly id: number; readonly batch: ArrayBuffer }
+  /** `load` is `encodeLoad(...)` output (bulk-load.ts), transferred; written alone, unsynced. */
+  | { readonly t: 'load'; readonly id: number; readonly load: ArrayBuffer }
   /** Removes hashes [startHash, endHash) (endHash up to HASH_SPACE_END) from the data and latest spaces. */
   | { readonly t: 'deleteRange'; readonly id: number; readonly startHash: bigint; readonly endHash: bigint }
   | { readonly t: 'gc'; readonly id: number; readonly watermark: Timestamp; readonly nowMs: number }

@@ -12,6 +12,10 @@
  *   (`d`) ranges, then a synced write removing the marker (fsyncs the WAL). The marker makes the
  *   two range deletes (separate writes in this binding) all-or-nothing across a crash: `prepare`
  *   finishes a range delete it finds pending.
+ * - load (bulk-load.ts): the rows' `d` and `l` entries and raw puts, unplanned, appended to a
+ *   group commit as its last member (one load per group; synced only if a batch of the group
+ *   asked for it). Its crash safety is the caller's (a snapshot install is redone from its
+ *   staging until its applied state is written, later in the WAL).
  * - gc: chunks of `gcChunkRowsMax` rows; between chunks, queued writes run. A chunk that removes
  *   a key's newest version re-derives its latest entry in the same write.
  * - prepare (once, before the engine is ready): finishes a pending range delete, and builds the
@@ -21,6 +25,7 @@
  */
 import { KeyVaError } from '@keyva/proto/errors';
 import { decodeBatch } from './batch-wire.ts';
+import { decodeLoad, planLoad } from './bulk-load.ts';
 import { GcPlanner } from './gc-planner.ts';
 import {
   dataSpaceBounds,
@@ -106,6 +111,7 @@ export class RocksWriter {
         if (head === undefined) return;
         switch (head.t) {
           case 'write':
+          case 'load':
             this.#writeGroup(this.#takeGroup());
             break;
           case 'deleteRange':
@@ -150,27 +156,46 @@ export class RocksWriter {
     this.#emit({ t: 'answers', answers, groupBatches, wrote });
   }
 
-  /** Takes consecutive write requests from the head of the queue, within the group limits. */
-  #takeGroup(): Extract<WriterRequest, { t: 'write' }>[] {
-    const group: Extract<WriterRequest, { t: 'write' }>[] = [];
+  /**
+   * Takes consecutive write requests from the head of the queue, within the group limits; a bulk
+   * load joins as the group's LAST member (at most one per group: it rides on the group's write
+   * and fsync instead of costing one of its own, and the writes behind it wait for one load at
+   * most; nothing after it in the group needs to see it through the overlay).
+   */
+  #takeGroup(): Extract<WriterRequest, { t: 'write' | 'load' }>[] {
+    const group: Extract<WriterRequest, { t: 'write' | 'load' }>[] = [];
     let bytes = 0;
     for (;;) {
       const head = this.#queue[0];
-      if (head?.t !== 'write') break;
-      if (group.length > 0 && (group.length >= this.#limits.groupBatchesMax || bytes + head.batch.byteLength > this.#limits.groupBytesMax)) break;
+      if (head?.t !== 'write' && head?.t !== 'load') break;
+      const size = head.t === 'write' ? head.batch.byteLength : head.load.byteLength;
+      if (group.length > 0 && (group.length >= this.#limits.groupBatchesMax || bytes + size > this.#limits.groupBytesMax)) break;
       this.#queue.shift();
       group.push(head);
-      bytes += head.batch.byteLength;
+      bytes += size;
+      if (head.t === 'load') break;
     }
     return group;
   }
 
-  #writeGroup(group: Extract<WriterRequest, { t: 'write' }>[]): void {
+  #writeGroup(group: Extract<WriterRequest, { t: 'write' | 'load' }>[]): void {
     const overlay = new WriteOverlay(this.#reader);
     const answers: WriterAnswer[] = [];
     const ops: KvOp[] = [];
     let sync = false;
+    let batches = 0;
     for (const req of group) {
+      if (req.t === 'load') {
+        // Last in its group (see #takeGroup): its ops go after every batch's, unplanned.
+        try {
+          for (const op of planLoad(decodeLoad(req.load))) ops.push(op);
+          answers.push({ id: req.id, ok: true, result: undefined });
+        } catch (e) {
+          answers.push({ id: req.id, ok: false, error: toWireError(e) });
+        }
+        continue;
+      }
+      batches++;
       try {
         const batch = decodeBatch(req.batch);
         const plan = planBatch(overlay, batch);
@@ -196,13 +221,13 @@ export class RocksWriter {
         const error = toWireError(e);
         this.#answer(
           answers.map((a) => ({ id: a.id, ok: false, error })),
-          group.length,
+          batches,
           true,
         );
         return;
       }
     }
-    this.#answer(answers, group.length, ops.length > 0);
+    this.#answer(answers, batches, ops.length > 0);
   }
 
   #writeOps(ops: readonly KvOp[], sync: boolean): void {

@@ -8,6 +8,7 @@
  * `commitTs <= readTs`; tombstones and versions whose TTL expired (`expiresAtMs <= nowMs`) read
  * as absent. Data is laid out by partition hash, so a partition is one contiguous range.
  */
+import type { BulkLoad } from './bulk-load.ts';
 
 /** Hybrid-logical-clock timestamp; also the version of a value. */
 export type Timestamp = bigint;
@@ -171,6 +172,16 @@ export interface StorageEngine {
 
   /** Live keys of `range` visible at `readTs`, in storage order, at most `limit` (> 0). Same read rules as `get`. */
   scan(range: ScanRange, readTs: Timestamp, nowMs: number, limit: number, keysOnly?: boolean): Promise<ScanPage>;
+
+  /**
+   * Bulk load (a snapshot install, right after `deleteRange` of the rows' range; see
+   * `bulk-load.ts`): every row becomes a version of its key with its own version, value and
+   * expiry, and the key's newest one; the raw puts go into the same write. ONE atomic, unsynced
+   * storage write, no conditions, no lookups: the caller guarantees the keys have no other
+   * version and each appears once. Ordered with `write` (submission order). Throws
+   * INVALID_ARGUMENT for a malformed load (nothing written), like `write` otherwise.
+   */
+  load(load: BulkLoad): Promise<void>;
 
   /** Removes every version of every key with hash in [startHash, endHash). Raw keys are kept. */
   deleteRange(startHash: bigint, endHash: bigint): Promise<void>;

@@ -9,6 +9,7 @@ import type { NodeId } from '@keyva/client/keyspace';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryEngine } from '../engine/memory-engine.ts';
 import { MAX_TS, type StorageEngine } from '../engine/types.ts';
+import { digestPartition } from '../kv/partition-digest.ts';
 import { ConfChangeType, replicaId } from '../raft/types.ts';
 import type { DataMutation } from '../replication/replicated-command.ts';
 import { ReplicationCluster, until } from '../replication/testing/replication-cluster.ts';
@@ -65,5 +66,10 @@ describe('adding a learner to a partition whose log is compacted', () => {
       const v = await learnerEngine.get(1000n + BigInt(i), Buffer.from(`k${i}`), MAX_TS, 0);
       expect(v?.value.equals(Buffer.alloc(VALUE_BYTES, i % 251)), `k${i}`).toBe(true);
     }
+    // MVCC history too: the learner's digest at the leader's applied timestamp is the leader's.
+    const readTs = leader.runtime.status(1)?.applied.maxCommitTs ?? 0n;
+    const want = await digestPartition(leader.engine, RANGE, readTs);
+    expect(want.keyCount).toBe(ROWS);
+    expect(await digestPartition(learnerEngine, RANGE, readTs)).toEqual(want);
   }, 40_000);
 });

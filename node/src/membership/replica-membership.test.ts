@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_TS } from '../engine/types.ts';
 import { ConfChangeType, type Entry, replicaId } from '../raft/types.ts';
 import { until } from '../replication/testing/replication-cluster.ts';
+import { eventually } from '../testing/eventually.ts';
 import { freePort } from '../testing/free-port.ts';
 import { failure, startTestNode, type TestNode, unary } from '../testing/test-node.ts';
 import { groupRawRows } from './replica-hosting.ts';
@@ -34,14 +35,6 @@ interface Spec {
 }
 
 /** A hash tag whose keys all land in partition 0 (the lower half of the hash space with 2 partitions). */
-async function eventually(pred: () => Promise<boolean>, what: string, timeoutMs = WAIT_MS): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await pred().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 function tagInPartition0(): string {
   for (let i = 0; ; i++) if (keyHash(Buffer.from(`{t${i}}`)) < HALF) return `{t${i}}`;
@@ -127,6 +120,17 @@ describe('replica membership: add a learner, promote, transfer, remove', () => {
     expect(n('d').node.meta.state.epoch).toBe(0n);
   });
 
+  it('refuses (retryable, nothing changed) to host a range that overlaps a group hosted here', async () => {
+    // a hosts partition 0 ([0, 2^63), group 1): a replica of a partition over [2^62, 2^63 + 1)
+    // would share rows with it (what a split-off child next to a parent that has not applied the
+    // split yet would do: docs/adr/0010-splits.md "Replica divergence found by digests").
+    const e = await failure(admin('a', 'HostReplica', { partitionId: 5, start: (HALF / 2n).toString(), end: (HALF + 1n).toString() }));
+    expect(e.keyvaCode).toBe('UNAVAILABLE');
+    expect(e.meta).toMatchObject({ partitionId: '5', overlappingGroup: String(GROUP) });
+    expect(n('a').node.raft?.groups()).not.toContain(6);
+    expect(await groupRawRows(n('a').node.engine, 6)).toBe(0);
+  });
+
   it('adds d as a learner while a client writes; repeats are no-ops; followers answer NOT_LEADER', async () => {
     writing = true;
     writer = (async () => {
@@ -202,7 +206,8 @@ describe('replica membership: add a learner, promote, transfer, remove', () => {
     await until(() => n('d').node.raft?.status(GROUP)?.serving === true, WAIT_MS, 'd serving');
     const st = await replicas('d');
     expect(st.leader).toBe('d');
-    expect(st.replicas.every((r) => r.caughtUp && r.reachable)).toBe(true);
+    // A new leader learns its followers' match indexes from their first answers.
+    await eventually(async () => (await replicas('d')).replicas.every((r) => r.caughtUp && r.reachable), 'd seeing every replica caught up');
     expect(acked.size).toBeGreaterThan(200);
     // d holds every acknowledged write ...
     for (const [key, value] of acked) {

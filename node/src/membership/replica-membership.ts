@@ -8,7 +8,7 @@
  * group's log (the core refuses a second one while one is pending: UNAVAILABLE, retry):
  * - `addLearner`: asks the node to host an empty replica (`HostReplica`, durable on that node),
  *   then proposes AddLearner; the leader catches the learner up by snapshot and log;
- * - `promoteLearner`: only when the learner's match index is within `lagMax` of the leader's last
+ * - `promoteLearner`: only when the learner acknowledged log entries and its match index is within `lagMax` of the leader's last
  *   index (CONDITION_FAILED learnerBehind otherwise);
  * - `removeReplica`: refused below the replication factor (unless `force`) and for the leader
  *   itself (transfer first); once applied, the leader asks the removed node to drop its replica
@@ -28,6 +28,7 @@ import type {
   DropReplicaResponse,
   HostReplicaResponse,
   LocalReplicaResponse,
+  LocalReplicaResponseOut,
   MembershipChangeResponse,
   PartitionReplicasResponse,
   ReplicaStatus,
@@ -51,12 +52,26 @@ import { dropGroupData, writeHosting } from './replica-hosting.ts';
 
 /** A learner may be promoted when its match index trails the leader's last index by at most this. */
 export const PROMOTE_LAG_MAX = 100;
+
+/**
+ * A replica is caught up when it acknowledged part of the log (match > 0: in a short log a replica
+ * that never answered would otherwise count, and promoting a dead learner can cost the quorum)
+ * and trails the leader's last index by at most `lagMax`.
+ */
+function caughtUp(match: number, lastIndex: number, lagMax: number): boolean {
+  return match > 0 && match + lagMax >= lastIndex;
+}
 /** How long a change may take to commit and apply on the leader before the answer is "unknown". */
 export const CONF_CHANGE_TIMEOUT_MS = 10_000;
 export const TRANSFER_TIMEOUT_MS = 5_000;
 /** How long the leader keeps asking a removed node to drop its replica. */
 export const DROP_RETRY_MS = 5_000;
 export const SWEEP_INTERVAL_MS = 1_000;
+/**
+ * A replica that counts itself a member but has heard no leader for this long asks the other
+ * nodes whether it was removed while it was away (its own log then never shows the removal).
+ */
+export const ORPHAN_CHECK_AFTER_MS = 10_000;
 /**
  * The partition id that names the meta group (group 0) in this API: one past the largest
  * partition id (never a partition). The Admin wire carries `meta_group` instead.
@@ -95,6 +110,10 @@ export interface ReplicaMembershipOptions {
   readonly loadOf?: (partitionId: number) => number;
   /** The meta group's content (its state machine), so this node can host a meta replica it is asked to. */
   readonly metaContent?: GroupContent;
+  /** Nodes to ask, beyond a group's own members, whether a replica here was removed while away (the registry). */
+  readonly knownNodes?: () => readonly NodeId[];
+  /** How long a replica that counts itself a member may hear no leader before it asks (default `ORPHAN_CHECK_AFTER_MS`). */
+  readonly orphanCheckAfterMs?: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -157,9 +176,28 @@ export class ReplicaMembership {
   private readonly removals = new Map<string, { index: number; term: number }>();
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private stopped = false;
+  /** Member replicas with no known leader, since when (see `ORPHAN_CHECK_AFTER_MS`). */
+  private readonly leaderlessSince = new Map<GroupId, number>();
+  /** Groups being dropped (stopped in the runtime, their data not yet deleted), with the range the drop deletes. */
+  private readonly dropsInFlight = new Map<GroupId, HashRange>();
 
   constructor(o: ReplicaMembershipOptions) {
     this.o = o;
+  }
+
+  /**
+   * A replica of `group` is being dropped here right now (between stopping it and its synced
+   * tombstone): nothing else may host the group meanwhile (the split reconciler would otherwise
+   * see the group gone while the map still lists this node, and host an empty orphan).
+   */
+  isDropping(group: GroupId): boolean {
+    return this.dropsInFlight.has(group);
+  }
+
+  /** A drop in flight here is deleting rows of `range` (nothing may be hosted over them meanwhile). */
+  dropOverlaps(range: HashRange): boolean {
+    for (const r of this.dropsInFlight.values()) if (r.start < range.end && range.start < r.end) return true;
+    return false;
   }
 
   /** Starts the background sweep (drops replicas whose own log shows their removal). */
@@ -224,10 +262,12 @@ export class ReplicaMembership {
         });
       const match = st.progress.get(rid)?.match ?? 0;
       const lagMax = this.o.lagMax ?? PROMOTE_LAG_MAX;
-      if (match + lagMax < st.lastIndex)
+      if (!caughtUp(match, st.lastIndex, lagMax))
         throw refused(
           'learnerBehind',
-          `learner ${node} of ${what(partitionId)} is not caught up: match index ${match}, leader's last index ${st.lastIndex} (at most ${lagMax} behind); retry later`,
+          match === 0
+            ? `learner ${node} of ${what(partitionId)} has not acknowledged any log entry yet (down or unreachable?): promoting it could cost the group its quorum; retry once it caught up`
+            : `learner ${node} of ${what(partitionId)} is not caught up: match index ${match}, leader's last index ${st.lastIndex} (at most ${lagMax} behind); retry later`,
           { nodeId: node, partitionId: String(partitionId), matchIndex: String(match), lastIndex: String(st.lastIndex), lagMax: String(lagMax) },
         );
       await this.change(group, partitionId, { type: ConfChangeType.PromoteLearner, replica: rid }, (c) => isVoter(c, rid));
@@ -313,6 +353,7 @@ export class ReplicaMembership {
       throw new KeyVaError('INVALID_ARGUMENT', `HostReplica: [${range.start}, ${range.end}) is not a hash range`, { field: 'start' });
     return this.exclusive(group, async () => {
       if (this.o.raft.status(group) !== undefined) return { changed: false };
+      if (!meta) this.refuseOverlap(group, partitionId, range);
       await writeHosting(this.o.engine, group, meta ? NO_RANGE : range);
       await this.o.raft.addGroup(meta ? { group, range: NO_RANGE, content: this.o.metaContent } : { group, range });
       this.stats.replicasHosted++;
@@ -344,7 +385,8 @@ export class ReplicaMembership {
   localReplica(partitionId: number, metaGroup = false): LocalReplicaResponse {
     const group = metaGroup ? 0 : groupOf(partitionId);
     const s = this.o.raft.status(group);
-    if (s === undefined) return { hosted: false, appliedIndex: '0', lastIndex: '0', term: '0', leader: '', lastTerm: '0', commitIndex: '0', voters: [] };
+    if (s === undefined)
+      return { hosted: false, appliedIndex: '0', lastIndex: '0', term: '0', leader: '', lastTerm: '0', commitIndex: '0', voters: [], learners: [] };
     return {
       hosted: true,
       appliedIndex: String(s.applied.index),
@@ -354,15 +396,45 @@ export class ReplicaMembership {
       lastTerm: String(this.o.raft.logTerm(group, s.lastIndex) ?? 0),
       commitIndex: String(s.commit),
       voters: [...s.voters],
+      learners: (this.o.raft.raftStatus(group)?.confState.learners ?? []).map((r) => nodeOf(r)),
     };
   }
 
   // --- internals --------------------------------------------------------------------------------
 
+  /**
+   * Data rows on a node are shared by hash, not by group: two groups hosted here must never own
+   * overlapping ranges, else one group's writes, snapshot install or drop change the other's rows
+   * (docs/adr/0010-splits.md "Replica divergence found by digests"). That happens for a moment
+   * around a split: a replica of the parent that has not applied the split yet still owns the
+   * child's range (or a drop of it is deleting that range). Hosting the other side then is refused
+   * (retryable, nothing changed): the split applies or the drop finishes, and the caller retries.
+   */
+  private refuseOverlap(group: GroupId, partitionId: number, range: HashRange): void {
+    const owners: [GroupId, HashRange | undefined][] = [
+      ...this.o.raft.groups().map((g): [GroupId, HashRange | undefined] => [g, g === 0 ? undefined : this.o.raft.rangeOf(g)]),
+      ...this.dropsInFlight,
+    ];
+    for (const [g, r] of owners) {
+      if (g === group || r === undefined || !(r.start < range.end && range.start < r.end)) continue;
+      throw new KeyVaError(
+        'UNAVAILABLE',
+        `node ${this.o.self} cannot host ${what(partitionId)} over [${range.start}, ${range.end}) yet: group ${g} here still owns [${r.start}, ${r.end}) (a split or a drop is being applied); nothing changed, retry`,
+        { partitionId: String(partitionId), overlappingGroup: String(g) },
+      );
+    }
+  }
+
   private async drop(group: GroupId, partitionId: number): Promise<void> {
     const range = this.o.raft.rangeOf(group) ?? { start: 0n, end: 0n };
-    await this.o.raft.removeGroup(group);
-    const { rawRows } = await dropGroupData(this.o.engine, group, range);
+    this.dropsInFlight.set(group, range);
+    let rawRows: number;
+    try {
+      await this.o.raft.removeGroup(group);
+      ({ rawRows } = await dropGroupData(this.o.engine, group, range));
+    } finally {
+      this.dropsInFlight.delete(group);
+    }
     this.stats.replicasDropped++;
     this.o.log?.info({ group, partitionId, rawRows }, 'removed from the group: replica stopped and its data deleted');
   }
@@ -370,16 +442,61 @@ export class ReplicaMembership {
   /** Drops hosted data groups whose own applied log shows this replica removed. */
   private async sweep(): Promise<void> {
     const me = replicaOf(this.o.self);
+    const now = Date.now();
     for (const group of this.o.raft.groups()) {
       if (this.stopped) continue;
       const st = this.o.raft.raftStatus(group);
-      if (st === undefined || isMember(st.confState, me)) continue;
-      const entries = this.o.raft.logEntries(group, st.firstIndex, st.lastIndex + 1);
-      if (!removalConfirmed(me, st, entries)) continue;
+      if (st === undefined) continue;
+      const partitionId = group === 0 ? META_PARTITION : group - 1;
+      let removed = false;
+      if (!isMember(st.confState, me)) {
+        removed = removalConfirmed(me, st, this.o.raft.logEntries(group, st.firstIndex, st.lastIndex + 1));
+      } else if (this.o.raft.status(group)?.leader !== undefined) {
+        this.leaderlessSince.delete(group);
+      } else {
+        const since = this.leaderlessSince.get(group) ?? now;
+        this.leaderlessSince.set(group, since);
+        if (now - since < (this.o.orphanCheckAfterMs ?? ORPHAN_CHECK_AFTER_MS)) continue;
+        this.leaderlessSince.set(group, now); // ask again one period later at the earliest
+        removed = await this.removedWhileAway(group, partitionId, st);
+      }
+      if (!removed) continue;
+      this.leaderlessSince.delete(group);
       await this.exclusive(group, async () => {
-        if (this.o.raft.status(group) !== undefined) await this.drop(group, group === 0 ? META_PARTITION : group - 1);
+        if (this.o.raft.status(group) !== undefined) await this.drop(group, partitionId);
       });
     }
+  }
+
+  /**
+   * Whether another node proves this replica was removed while it was away: a replica of the
+   * same group that applied past this one's applied index, with this node in neither its voters
+   * nor its learners. Applied entries are committed, and this replica's own membership was
+   * established at or before its applied index, so that node applied the membership with this
+   * one and later a committed removal. (A node that never hosted the group proves nothing.)
+   */
+  private async removedWhileAway(group: GroupId, partitionId: number, st: RaftStatus): Promise<boolean> {
+    const me = replicaOf(this.o.self);
+    const applied = this.o.raft.status(group)?.applied.index ?? 0;
+    const members = [...st.confState.voters, ...st.confState.learners].filter((r) => r !== me).map(nodeOf);
+    const ask = [...new Set([...members, ...(this.o.knownNodes?.() ?? [])])].filter((n) => n !== this.o.self);
+    for (const node of ask) {
+      const address = this.o.addressOf(node);
+      if (address === undefined) continue;
+      try {
+        const r = await this.o.peers.call<object, LocalReplicaResponseOut>(address, 'LocalReplica', target(partitionId), 1000);
+        if (!r.hosted || Number(r.appliedIndex) <= applied) continue;
+        if (r.voters.includes(this.o.self) || r.learners.includes(this.o.self)) return false;
+        this.o.log?.warn(
+          { group, partitionId, by: node, theirApplied: r.appliedIndex, ourApplied: applied },
+          'this replica was removed from its group while it was away (another replica applied the removal); dropping it',
+        );
+        return true;
+      } catch {
+        // not reachable: ask the next one
+      }
+    }
+    return false;
   }
 
   /** Asks `node` to drop its replica, retrying for `retryMs`; true once it confirmed. */
@@ -497,7 +614,7 @@ export class ReplicaMembership {
         const address = this.o.addressOf(node);
         if (address !== undefined) {
           try {
-            const r = await this.o.peers.call<object, LocalReplicaResponse>(address, 'LocalReplica', target(partitionId), 1000);
+            const r = await this.o.peers.call<object, LocalReplicaResponseOut>(address, 'LocalReplica', target(partitionId), 1000);
             if (r.hosted) {
               applied = Number(r.appliedIndex);
               reachable = true;
@@ -512,7 +629,7 @@ export class ReplicaMembership {
         role,
         matchIndex: String(leading ? match : 0),
         appliedIndex: String(applied),
-        caughtUp: leading && match + lagMax >= st.lastIndex,
+        caughtUp: leading && caughtUp(match, st.lastIndex, lagMax),
         reachable,
       };
     };

@@ -66,7 +66,13 @@ const commandSchema = z.discriminatedUnion('kind', [
   z.strictObject({ v: z.literal(FORMAT_VERSION), kind: z.literal('mergePartitions'), leftId: partitionId, rightId: partitionId, expectedEpoch: u64 }),
 ]);
 
-const stateSchema = z.strictObject({ v: z.literal(FORMAT_VERSION), epoch: u64, partitions: z.array(partition), nodes: z.array(node) });
+const stateSchema = z.strictObject({
+  v: z.literal(FORMAT_VERSION),
+  epoch: u64,
+  partitions: z.array(partition),
+  nodes: z.array(node),
+  idFloor: z.number().int().min(0).max(0xffff_ffff).optional(),
+});
 
 function invalid(msg: string): KeyVaError {
   return new KeyVaError('INVALID_ARGUMENT', `meta command: ${msg}`, { field: 'command' });
@@ -114,7 +120,13 @@ export function decodeMetaCommand(data: Uint8Array): MetaCommand {
 /** The state record (and Raft snapshot data); the empty state is empty bytes. */
 export function encodeMetaState(s: MetaState): Buffer {
   if (s.epoch === 0n) return Buffer.alloc(0);
-  return json({ v: FORMAT_VERSION, epoch: s.epoch, partitions: s.partitions.map(partitionOut), nodes: s.nodes.map(nodeOut) });
+  return json({
+    v: FORMAT_VERSION,
+    epoch: s.epoch,
+    partitions: s.partitions.map(partitionOut),
+    nodes: s.nodes.map(nodeOut),
+    ...(s.idFloor === undefined ? {} : { idFloor: s.idFloor }),
+  });
 }
 
 /** Decodes a stored or received state; throws STORAGE_ERROR if it is not a valid state. */
@@ -129,7 +141,12 @@ export function decodeMetaState(data: Uint8Array): MetaState {
   }
   const r = stateSchema.safeParse(raw);
   if (!r.success) throw corrupt(r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
-  const state: MetaState = { epoch: r.data.epoch, partitions: r.data.partitions, nodes: r.data.nodes };
+  const state: MetaState = {
+    epoch: r.data.epoch,
+    partitions: r.data.partitions,
+    nodes: r.data.nodes,
+    ...(r.data.idFloor === undefined ? {} : { idFloor: r.data.idFloor }),
+  };
   const problems = metaStateProblems(state);
   if (problems.length > 0) throw corrupt(problems.slice(0, 5).join('; '));
   return state;

@@ -170,6 +170,15 @@ describe('MetaState commands', () => {
       [0, 0n, half, 3n],
       [1, half, HASH_SPACE_END, 1n],
     ]);
+    // A merged-away id is never given to a new partition (docs/adr/0010-splits.md "Merges"), also after a reload.
+    expect(merged.state.idFloor).toBe(8);
+    const reloaded = decodeMetaState(encodeMetaState(merged.state));
+    expect(reloaded).toEqual(merged.state);
+    const reuse = run(reloaded, { kind: 'splitPartition', partitionId: p(0), atHash: 10n, newPartitionId: p(7), expectedEpoch: 3n });
+    expect([refusal(reuse.result), reuse.state]).toEqual([MetaRefusal.PartitionIdTaken, reloaded]);
+    const fresh = run(reloaded, { kind: 'splitPartition', partitionId: p(0), atHash: 10n, newPartitionId: p(8), expectedEpoch: 3n });
+    expect(fresh.result).toEqual({ ok: true, epoch: 4n, changed: true });
+    expect(fresh.state.idFloor).toBe(8);
   });
 });
 

@@ -52,6 +52,12 @@ export interface MetaState {
   readonly partitions: readonly MetaPartition[];
   /** Sorted by id. */
   readonly nodes: readonly MetaNode[];
+  /**
+   * Partition ids below this one were used by partitions merged away (docs/adr/0010-splits.md
+   * "Merges"): a split never gives a new partition such an id, so no node can mistake a new
+   * partition's Raft group for a retired one it has not deleted yet. Absent before the first merge.
+   */
+  readonly idFloor?: number | undefined;
 }
 
 export const EMPTY_META_STATE: MetaState = { epoch: 0n, partitions: [], nodes: [] };
@@ -263,9 +269,14 @@ function unchanged(s: MetaState): { state: MetaState; result: MetaResult } {
   return { state: s, result: { ok: true, epoch: s.epoch, changed: false } };
 }
 
-function changed(s: MetaState, partitions: readonly MetaPartition[], nodes: readonly MetaNode[]): { state: MetaState; result: MetaResult } {
+function changed(
+  s: MetaState,
+  partitions: readonly MetaPartition[],
+  nodes: readonly MetaNode[],
+  idFloor = s.idFloor,
+): { state: MetaState; result: MetaResult } {
   const epoch = s.epoch + 1n;
-  return { state: { epoch, partitions, nodes }, result: { ok: true, epoch, changed: true } };
+  return { state: { epoch, partitions, nodes, ...(idFloor === undefined ? {} : { idFloor }) }, result: { ok: true, epoch, changed: true } };
 }
 
 const sameReplicas = (a: readonly NodeId[], b: readonly NodeId[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
@@ -366,6 +377,8 @@ function split(s: MetaState, id: PartitionId, at: bigint, newId: PartitionId): {
   if (at <= p.start || at >= p.end)
     return refuse(s, MetaRefusal.BadSplitPoint, `split point ${at} is not strictly inside partition ${id}'s range [${p.start}, ${p.end})`);
   if (s.partitions.some((x) => x.id === newId)) return refuse(s, MetaRefusal.PartitionIdTaken, `partition id ${newId} is in use`);
+  if (newId < (s.idFloor ?? 0))
+    return refuse(s, MetaRefusal.PartitionIdTaken, `partition id ${newId} belonged to a merged partition; new ids start at ${s.idFloor}`);
   if (s.partitions.length >= PARTITIONS_MAX) return refuse(s, MetaRefusal.Limit, `the map holds ${PARTITIONS_MAX} partitions already`);
   const generation = p.generation + 1n;
   const left: MetaPartition = { ...p, end: at, generation };
@@ -389,10 +402,13 @@ function merge(s: MetaState, leftId: PartitionId, rightId: PartitionId): { state
   const newer = l.generation > r.generation ? l : r;
   const generation = newer.generation + 1n;
   const merged: MetaPartition = { ...l, end: r.end, generation };
+  let floor = s.idFloor ?? 0;
+  for (const p of s.partitions) if (p.id + 1 > floor) floor = p.id + 1;
   return changed(
     s,
     s.partitions.filter((x) => x.id !== rightId).map((x) => (x.id === leftId ? merged : x)),
     s.nodes,
+    floor,
   );
 }
 

@@ -85,7 +85,10 @@ describe('meta group voters follow the registry', () => {
       const ns = nodes({ n1: A, n2: A, n3: A, n4: A });
       const base = { self: id('n1'), nodes: ns, downGraceMs: grace };
       expect(planMetaVoters({ ...base, replicas: [voter('n1'), voter('n2'), down('n3', grace)] })).toEqual({ kind: 'addLearner', node: 'n4' });
-      expect(planMetaVoters({ ...base, replicas: [voter('n1'), voter('n2'), down('n3', grace), learner('n4', true)] })).toEqual({ kind: 'promote', node: 'n4' });
+      expect(planMetaVoters({ ...base, replicas: [voter('n1'), voter('n2'), down('n3', grace), learner('n4', true)] })).toEqual({
+        kind: 'promote',
+        node: 'n4',
+      });
       expect(planMetaVoters({ ...base, replicas: [voter('n1'), voter('n2'), down('n3', grace), voter('n4')] })).toEqual({
         kind: 'remove',
         node: 'n3',
@@ -135,7 +138,9 @@ describe('meta group voters follow the registry', () => {
       const replicas = [voter('n1'), voter('n2'), down('n3', 2 * grace), down('n4', 3 * grace), voter('n5'), voter('n6')];
       expect(planMetaVoters({ self: id('n1'), nodes: ns, replicas, downGraceMs: grace })).toMatchObject({ kind: 'remove', node: 'n4' });
       expect(META_VOTER_DOWN_GRACE_MS).toBeGreaterThanOrEqual(60_000);
-      expect(planMetaVoters({ self: id('n1'), nodes: ns, replicas: [voter('n1'), voter('n2'), down('n3', 30_000), voter('n4'), voter('n5'), voter('n6')] })).toBeUndefined();
+      expect(
+        planMetaVoters({ self: id('n1'), nodes: ns, replicas: [voter('n1'), voter('n2'), down('n3', 30_000), voter('n4'), voter('n5'), voter('n6')] }),
+      ).toBeUndefined();
     });
   });
 });

@@ -80,7 +80,9 @@ export function planMetaVoters(i: MetaVotersInput): MetaVotersStep | undefined {
 
   const activeVoters = voters.filter((v) => active.has(v.nodeId));
   const target = metaVotersTarget(active.size, i.votersMax);
-  const dead = activeVoters.filter((v) => v.nodeId !== i.self && !v.reachable && (v.downForMs ?? 0) >= grace).sort((a, b) => (b.downForMs ?? 0) - (a.downForMs ?? 0));
+  const dead = activeVoters
+    .filter((v) => v.nodeId !== i.self && !v.reachable && (v.downForMs ?? 0) >= grace)
+    .sort((a, b) => (b.downForMs ?? 0) - (a.downForMs ?? 0));
   if (learners.length === 0 && activeVoters.length - dead.length < target) {
     const members = new Set(i.replicas.map((r) => r.nodeId));
     const candidate = [...active].filter((id) => !members.has(id) && !i.avoid?.has(id)).sort()[0];

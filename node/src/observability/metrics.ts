@@ -10,6 +10,8 @@ export interface SnapshotStreamTotals {
   readonly sendFailed: number;
   readonly received: number;
   readonly receiveFailed: number;
+  /** Seconds during which at least one incoming transfer was in progress (the time `receivedBytes` took). */
+  readonly receivingSeconds: number;
   /** Outgoing transfers in progress, and the bytes they sent so far. */
   readonly sending: number;
   readonly sendingBytes: number;
@@ -125,6 +127,11 @@ export class NodeMetrics {
     gauge('keyva_snapshots_send_failed', 'Raft snapshot transfers to peers failed since start (retried by Raft)', 'sendFailed');
     gauge('keyva_snapshots_received', 'Raft snapshot transfers from peers staged since start', 'received');
     gauge('keyva_snapshots_receive_failed', 'Raft snapshot transfers from peers refused or cut off since start', 'receiveFailed');
+    gauge(
+      'keyva_snapshot_receiving_seconds',
+      'Seconds since start during which at least one Raft snapshot transfer from a peer was being received (header to staged and synced)',
+      'receivingSeconds',
+    );
     gauge('keyva_snapshots_sending', 'Raft snapshot transfers to peers in progress', 'sending');
     gauge('keyva_snapshot_sending_bytes', 'Bytes sent so far by the snapshot transfers in progress', 'sendingBytes');
   }

@@ -137,11 +137,14 @@ export class RaftNode {
   hasReady(): boolean {
     if (this.outstanding !== undefined) return false;
     const r = this.raft;
-    const soft = r.softState();
+    // Field by field (no state objects): the runtime asks every group on every turn.
+    const hs = this.prevHardState;
     return (
-      soft.leader !== this.prevSoftState.leader ||
-      soft.role !== this.prevSoftState.role ||
-      !sameHardState(r.hardState(), this.prevHardState) ||
+      r.lead !== this.prevSoftState.leader ||
+      r.role !== this.prevSoftState.role ||
+      r.term !== hs.term ||
+      r.vote !== hs.vote ||
+      r.log.committed !== hs.commit ||
       r.log.unstable.snapshot !== undefined ||
       r.log.unstable.entries.length > 0 ||
       r.msgs.length > 0 ||
@@ -197,6 +200,17 @@ export class RaftNode {
   /** Everything the driver may want to know, including the leader's per-replica progress. */
   status(): RaftStatus {
     return this.raft.status(true);
+  }
+
+  /** Current term, known leader and commit index: cheap views for per-request checks (no status object). */
+  get term(): Term {
+    return this.raft.term;
+  }
+  get leader(): ReplicaId | undefined {
+    return this.raft.lead;
+  }
+  get committed(): Index {
+    return this.raft.log.committed;
   }
 
   /** `status()` without progress: cheap enough to call on every tick. */

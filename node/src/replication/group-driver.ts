@@ -185,6 +185,8 @@ export class GroupDriver {
   private readonly reads = new Map<string, ReadWaiter>();
   private readonly allWaiters = new Set<AllWaiter>();
   private ticks = 0;
+  /** `wantFreshSnapshot`: compact even below `logEntriesMax`. */
+  private freshSnapshotWanted = false;
   private readSeq = 0;
   /** Lease mode: monotonic time up to which this replica's lease clock has been advanced. */
   private tickedToMs: number;
@@ -256,10 +258,9 @@ export class GroupDriver {
    */
   propose(mutations: readonly DataMutation[], opts: ProposeOptions = {}): Promise<ProposeResult> {
     const concern = opts.concern ?? WriteConcern.Majority;
-    const st = this.node.basicStatus();
-    const term = st.hardState.term;
+    const term = this.node.term;
     if (this.failedWith) return Promise.resolve(this.refused(ProposeRefusal.Stopped, undefined, term));
-    if (st.softState.role !== Role.Leader) return Promise.resolve(this.refused(ProposeRefusal.NotLeader, st.softState.leader, term));
+    if (this.node.role !== Role.Leader) return Promise.resolve(this.refused(ProposeRefusal.NotLeader, this.node.leader, term));
     // ADR 0008 §5: until it applied its own first entry, a new leader may not have applied (and
     // so not observed the commit timestamps of) entries of earlier terms.
     if (this.sm.applied.term !== term) return Promise.resolve(this.refused(ProposeRefusal.WarmingUp, this.replica, term));
@@ -293,7 +294,8 @@ export class GroupDriver {
       return Promise.reject(new KeyVaError('UNAVAILABLE', `group ${this.group}: ${this.reads.size} reads pending`, { limit: String(this.o.pendingReadsMax) }));
     }
     const key = `${this.o.readContextPrefix}:${this.readSeq++}`;
-    const st = this.node.basicStatus();
+    const term = this.node.term;
+    const leader = this.node.leader;
     const r = this.node.readIndex(Buffer.from(key, 'utf8'));
     if (!r.ok) {
       if (r.reason === Refusal.TooManyPendingReads) return Promise.reject(new KeyVaError('UNAVAILABLE', `group ${this.group}: too many pending reads`));
@@ -301,8 +303,8 @@ export class GroupDriver {
     }
     const done = new Promise<void>((resolve, reject) => {
       this.reads.set(key, {
-        term: st.hardState.term,
-        leader: st.softState.leader,
+        term,
+        leader,
         deadlineTick: this.ticks + this.o.readTimeoutTicks,
         index: undefined,
         resolve,
@@ -381,13 +383,13 @@ export class GroupDriver {
   /** Tells the core `rd` is done, then drops waiters whose leader or term is gone. */
   advance(rd: Ready): void {
     this.node.advance(rd);
-    const st = this.node.basicStatus();
-    const term = st.hardState.term;
-    const leading = st.softState.role === Role.Leader;
+    const term = this.node.term;
+    const leading = this.node.role === Role.Leader;
+    const leader = this.node.leader;
     for (const [index, w] of this.proposals) {
       if (w.committed || (leading && w.term === term)) continue;
       // Known committed (same index and term means the same entry): it will apply here.
-      if (w.index <= st.hardState.commit && this.node.logTerm(w.index) === w.term) {
+      if (w.index <= this.node.committed && this.node.logTerm(w.index) === w.term) {
         w.committed = true;
         continue;
       }
@@ -395,7 +397,7 @@ export class GroupDriver {
       w.reject(new ProposalOutcomeUnknownError(this.group, w.index, w.term, `this replica stopped leading term ${w.term} before it committed`));
     }
     for (const [key, r] of this.reads) {
-      if (r.index !== undefined || (r.term === term && r.leader === st.softState.leader)) continue;
+      if (r.index !== undefined || (r.term === term && r.leader === leader)) continue;
       this.reads.delete(key);
       r.reject(new KeyVaError('UNAVAILABLE', `group ${this.group}: leadership changed while confirming a read; retry`));
     }
@@ -426,9 +428,22 @@ export class GroupDriver {
     }
   }
 
-  /** More than `logEntriesMax` applied entries are kept: `maybeCompact` has work. */
+  /** More than `logEntriesMax` applied entries are kept, or a fresh snapshot is wanted: `maybeCompact` has work. */
   needsCompaction(): boolean {
-    return this.failedWith === undefined && this.sm.applied.index - this.log.firstIndex() + 1 > this.o.logEntriesMax;
+    return (
+      this.failedWith === undefined &&
+      (this.sm.applied.index - this.log.firstIndex() + 1 > this.o.logEntriesMax ||
+        (this.freshSnapshotWanted && this.sm.applied.index > this.log.snapshotMetadata().index))
+    );
+  }
+
+  /**
+   * The stored snapshot was about to be sent but predates a split or merge this group applied
+   * (`GroupStateMachine.describesCurrentRange`): compact at the applied index on the next
+   * chance, so the core's next attempt sends a snapshot of the current range.
+   */
+  wantFreshSnapshot(): void {
+    this.freshSnapshotWanted = true;
   }
 
   /**
@@ -449,6 +464,7 @@ export class GroupDriver {
     const mutations = [...this.log.stageCompact(index, conf, snap.data), this.sm.stateMutation(snap.state)];
     await this.o.engine.write({ mutations, commitTs: 1n, nowMs: 0, sync: false });
     this.log.commitCompact(index, conf, snap.data);
+    this.freshSnapshotWanted = false;
     return { compacted: true };
   }
 

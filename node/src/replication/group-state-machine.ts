@@ -36,6 +36,7 @@ import { KeyVaError } from '@keyva/proto/errors';
 import { type HybridClock, maxTs } from '../clock/hybrid-clock.ts';
 import type { Mutation, ScanItem, StorageEngine, Timestamp, WriteResult } from '../engine/types.ts';
 import type { Entry, Index, Snapshot, Term } from '../raft/types.ts';
+import { afterMerge, mergeCommandOf, mergeFits } from '../split/merge-command.ts';
 import {
   afterSplit,
   decodeRangeRecord,
@@ -206,6 +207,16 @@ export class GroupStateMachine {
     return { start: this.record.start, end: this.record.end };
   }
 
+  /** Merges (docs/adr/0010-splits.md): the group is frozen into another one and owns nothing any more. */
+  get frozen(): { readonly into: number; readonly index: number } | undefined {
+    return this.record.frozen;
+  }
+
+  /** The range at the latest submitted entry with the groups this one absorbed and whether it is frozen. */
+  get rangeRecord(): RangeRecord {
+    return this.record;
+  }
+
   /** What the engine has confirmed applied. */
   get applied(): AppliedState {
     return this.confirmed;
@@ -259,12 +270,16 @@ export class GroupStateMachine {
       this.stats.entries++;
       const command = e.type === 'normal' && e.data.byteLength > 0 ? this.decode(e.data) : undefined;
       const split = command !== undefined && this.o.content === undefined ? splitCommandOf(command) : undefined;
+      // Merges (docs/adr/0010-splits.md): a frozen group applies nothing but no-ops.
+      const merge = command !== undefined && this.o.content === undefined && split === undefined ? mergeCommandOf(command) : undefined;
       const misplaced =
         command !== undefined &&
         this.o.content === undefined &&
-        (split === undefined
-          ? command.mutations.some((m) => m.hash < this.record.start || m.hash >= this.record.end)
-          : split === 'invalid' || !splitFits(split, this.record));
+        (merge !== undefined
+          ? merge === 'invalid' || !mergeFits(merge, this.record, this.group)
+          : split === undefined
+            ? this.record.frozen !== undefined || command.mutations.some((m) => m.hash < this.record.start || m.hash >= this.record.end)
+            : split === 'invalid' || !splitFits(split, this.record));
       if (command === undefined || misplaced) {
         // No write of its own; a misplaced command writes nothing and says so (the same everywhere).
         this.submitted = { ...this.submitted, index: e.index, term: e.term };
@@ -273,6 +288,25 @@ export class GroupStateMachine {
           settle = resolve;
         });
         riders.push(misplaced ? (o) => settle(o.kind === 'noop' ? { kind: 'wrongPartition' } : o) : settle);
+        out.push({ index: e.index, term: e.term, command, done });
+        continue;
+      }
+      if (merge !== undefined && merge !== 'invalid') {
+        // A freeze (right group) or an absorb (left group): the range record changes with the applied state.
+        this.o.clock.observe(command.commitTs);
+        const state: AppliedState = { index: e.index, term: e.term, maxCommitTs: maxTs(command.commitTs, this.submitted.maxCommitTs) };
+        this.submitted = state;
+        this.record = afterMerge(this.record, merge, e.index);
+        const written = this.submit([...this.rangeMutations(), this.stateMutation(state)], command.commitTs, command.nowMs, state);
+        const done = written.then(
+          (): ApplyOutcome => {
+            this.o.splits?.mergeApplied?.(this.group, merge);
+            return { kind: 'applied', existed: [false] };
+          },
+          (error: Error): ApplyOutcome => ({ kind: 'failed', error }),
+        );
+        settleRiders(riders, written);
+        riders = [];
         out.push({ index: e.index, term: e.term, command, done });
         continue;
       }
@@ -440,7 +474,29 @@ export class GroupStateMachine {
     if (this.o.content !== undefined) return { state, data: this.o.content.snapshot() };
     // Streamed (ADR 0008 §9): only the descriptor; the leader streams the rows when it sends it.
     const data = encodeSnapshotDescriptor({ maxCommitTs: state.maxCommitTs, range: this.range });
-    return { state, data: this.record.children.length > 0 ? wrapSnapshot(this.record, data) : data };
+    const r = this.record;
+    return { state, data: r.children.length > 0 || r.frozen !== undefined || r.absorbed !== undefined ? wrapSnapshot(r, data) : data };
+  }
+
+  /**
+   * Whether snapshot data of this group (the log's stored snapshot, about to be sent) describes
+   * the group's current range record. A snapshot taken before a split or merge this group has
+   * applied since does not: sent now, the receiver would delete and rewrite the whole old range
+   * (the rows a child hosted on the same node owns included) from the sender's rows at the old
+   * timestamp, which the sender may no longer hold (docs/adr/0010-splits.md "Replica divergence
+   * found by digests"). Such a snapshot must not be sent; the group compacts first. Content
+   * groups (the meta group) have no range: always true.
+   */
+  describesCurrentRange(data: Uint8Array): boolean {
+    if (this.o.content !== undefined) return true;
+    const r = this.record;
+    const { record } = unwrapSnapshot(data);
+    if (record !== undefined) return encodeRangeRecord(record).equals(encodeRangeRecord(r));
+    // Not wrapped: taken while the group had never split or merged; a descriptor names its range,
+    // the bootstrap snapshot (empty or inline) the range the group was founded with.
+    if (r.children.length > 0 || r.frozen !== undefined || r.absorbed !== undefined) return false;
+    const range = snapshotRangeOf(data);
+    return range === undefined || (range.start === r.start && range.end === r.end);
   }
 
   /**
@@ -452,6 +508,12 @@ export class GroupStateMachine {
    * `installSnapshot`; the range record is written with the install's applied state.
    */
   private adoptSnapshotRange(data: Uint8Array): void {
+    // A wrapped record is the group's whole record at the snapshot's index (frozen or absorbed groups included).
+    const wrapped = unwrapSnapshot(data).record;
+    if (wrapped !== undefined) {
+      this.record = wrapped;
+      return;
+    }
     const r = snapshotRangeOf(data);
     if (r === undefined || (r.start === this.record.start && r.end === this.record.end)) return;
     // The snapshot is the group's state at its index, its range included (an empty replica may

@@ -40,6 +40,7 @@ import type { RaftStatus } from '../raft/raft.ts';
 import type { Ready } from '../raft/raw-node.ts';
 import type { ProposeResult as CoreProposeResult, RequestResult } from '../raft/results.ts';
 import { type ConfChange, type Entry, type ReplicaId, Role } from '../raft/types.ts';
+import type { RangeRecord } from '../split/split-command.ts';
 import type { SplitHooks } from '../split/split-hooks.ts';
 import { bootstrapWrite, DurableRaftLog } from './durable-raft-log.ts';
 import { GroupDriver, type GroupStatus, type RaftTuning } from './group-driver.ts';
@@ -140,6 +141,8 @@ export interface MultiRaftStats {
   messagesSent: number;
   messagesReceived: number;
   snapshotsSent: number;
+  /** Snapshots the core wanted to send that predate a split or merge of their group: held back (the group compacts). */
+  staleSnapshotsHeld: number;
   droppedUnknownGroup: number;
   droppedMisaddressed: number;
   droppedStopped: number;
@@ -189,6 +192,7 @@ export class MultiRaft {
     messagesSent: 0,
     messagesReceived: 0,
     snapshotsSent: 0,
+    staleSnapshotsHeld: 0,
     droppedUnknownGroup: 0,
     droppedMisaddressed: 0,
     droppedStopped: 0,
@@ -228,7 +232,8 @@ export class MultiRaft {
     o.transport.attachSnapshots?.({
       engine: o.engine,
       reportSnapshot: (group, to, ok) => this.reportSnapshot(group, to, ok),
-      rangeOf: (group) => this.rangeOf(group),
+      // The data range, also of a group frozen by a merge (its lagging replicas may still need it).
+      rangeOf: (group) => this.drivers.get(group)?.sm.range,
       refusesSnapshot: (group, index) => {
         const d = this.drivers.get(group);
         if (d === undefined || d.failed || this.state !== 'running') return 'not running here';
@@ -395,6 +400,8 @@ export class MultiRaft {
   proposeConfChange(group: GroupId, change: ConfChange): CoreProposeResult | undefined {
     const d = this.drivers.get(group);
     if (d === undefined || d.failed || this.state !== 'running') return undefined;
+    // A group frozen by a merge keeps the membership every replica confirmed the freeze with.
+    if (d.sm.frozen !== undefined) return { ok: false, reason: 'confChangePending', leader: undefined, term: d.status().term };
     const r = d.node.proposeConfChange(change);
     this.kick();
     return r;
@@ -412,7 +419,14 @@ export class MultiRaft {
 
   /** The partition range of a hosted group (what its snapshots carry). */
   rangeOf(group: GroupId): HashRange | undefined {
-    return this.drivers.get(group)?.sm.range;
+    const sm = this.drivers.get(group)?.sm;
+    // A group frozen by a merge (docs/adr/0010-splits.md) owns nothing: the KV store refuses it.
+    return sm === undefined ? undefined : sm.frozen === undefined ? sm.range : { start: sm.range.start, end: sm.range.start };
+  }
+
+  /** A data group's range record (its range, splits, merges) at the latest submitted entry; undefined if not hosted. */
+  rangeRecordOf(group: GroupId): RangeRecord | undefined {
+    return this.drivers.get(group)?.sm.rangeRecord;
   }
 
   /** Durable log entries of `group` in [lo, hi) (clamped to what the log holds). */
@@ -557,6 +571,14 @@ export class MultiRaft {
     for (const { d, rd } of work) {
       for (const m of rd.messages) {
         if (early.has(m)) continue;
+        if (m.type === MessageType.Snapshot && m.snapshot !== undefined && !d.sm.describesCurrentRange(m.snapshot.data)) {
+          // Taken before a split or merge applied since (docs/adr/0010-splits.md "Replica
+          // divergence found by digests"): never sent. The group compacts now; the core retries.
+          this.stats.staleSnapshotsHeld++;
+          d.wantFreshSnapshot();
+          d.node.reportSnapshot(m.to, false);
+          continue;
+        }
         this.o.transport.send(nodeOf(m.to), d.group, m);
         this.stats.messagesSent++;
         if (m.type === MessageType.Snapshot) {

@@ -133,6 +133,7 @@ export class RaftTransport {
       sendFailed: s?.failed ?? 0,
       received: r?.received ?? 0,
       receiveFailed: r?.failed ?? 0,
+      receivingSeconds: (r?.receivingMs ?? 0) / 1000,
       sending: transfers.length,
       sendingBytes: transfers.reduce((n, t) => n + t.bytes, 0),
     };

@@ -11,7 +11,7 @@ import { KeyVaError } from '@keyva/proto/errors';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { groupOf } from '../kv/kv-store.ts';
 import { freePort } from '../testing/free-port.ts';
-import { startTestNode, type TestNode } from '../testing/test-node.ts';
+import { failure, startTestNode, type TestNode, unary } from '../testing/test-node.ts';
 import { until } from './testing/replication-cluster.ts';
 
 const PARTITIONS = 4;
@@ -139,6 +139,60 @@ describe('replicated node (--peers)', () => {
     }
     expect(map.nodes.map((n) => n.id).sort()).toEqual(ids);
     expect(map.nodes.every((n) => n.grpcAddress !== '')).toBe(true);
+  });
+
+  it('LESSONS #10 — replica digests agree under concurrent writes; a replica changed behind Raft disagrees', async () => {
+    const p = partitionOf('digest-0');
+    const keys = Array.from({ length: 400 }, (_, i) => `digest-${i}`).filter((k) => partitionOf(k) === p);
+    let writing = true;
+    let written = 0;
+    const writer = (async () => {
+      for (let i = 0; writing; i++) {
+        const k = keys[i % keys.length] as string;
+        await leaderOf(k)
+          .node.kv.put({ key: Buffer.from(k), value: Buffer.from(`v${i}`), ttlMs: 0 })
+          .then(() => written++)
+          .catch(() => undefined);
+      }
+    })();
+    type Digests = { readTs: string; replicas: { nodeId: string; ok: boolean; keyCount: string; checksum: string; complete: boolean; error: string }[] };
+    const digest = () => unary<object, Digests>(leaderOf('digest-0').admin, 'PartitionDigest', { partitionId: p }, 30_000);
+    try {
+      await until(() => written >= keys.length, 10_000, 'a write to every key');
+      for (let round = 0; round < 3; round++) {
+        const d = await digest();
+        expect(d.replicas.map((r) => r.nodeId).sort()).toEqual(ids);
+        expect(
+          d.replicas.every((r) => r.ok && r.complete),
+          JSON.stringify(d.replicas),
+        ).toBe(true);
+        expect(new Set(d.replicas.map((r) => `${r.keyCount}/${r.checksum}`)).size).toBe(1);
+        expect(Number(d.replicas[0]?.keyCount)).toBeGreaterThan(0);
+      }
+    } finally {
+      writing = false;
+      await writer;
+    }
+    // A follower's engine gets a row no log entry wrote (a key of this partition nobody wrote,
+    // at an old timestamp, so it is visible at read_ts): its digest no longer matches.
+    const bad = followerOf('digest-0');
+    const rogue = Buffer.from(Array.from({ length: 400 }, (_, i) => `rogue-${i}`).find((k) => partitionOf(k) === p) as string);
+    await bad.node.engine.write({
+      mutations: [{ type: 'put', hash: keyHash(rogue), key: rogue, value: Buffer.from('x'), expiresAtMs: 0 }],
+      commitTs: 1n,
+      nowMs: 0,
+      sync: false,
+    });
+    const d = await digest();
+    const mine = d.replicas.find((r) => r.nodeId === bad.node.nodeId);
+    const others = d.replicas.filter((r) => r.nodeId !== bad.node.nodeId);
+    expect(new Set(others.map((r) => r.checksum)).size).toBe(1);
+    expect(mine?.checksum).not.toBe(others[0]?.checksum);
+    // Asked of a follower: NOT_LEADER with the leader's id; an unknown partition: WRONG_PARTITION.
+    const f = await failure(unary(bad.admin, 'PartitionDigest', { partitionId: p }));
+    expect(f.keyvaCode).toBe('NOT_LEADER');
+    expect(f.meta.leaderHint).toBe(leaderOf('digest-0').node.nodeId);
+    expect((await failure(unary(bad.admin, 'PartitionDigest', { partitionId: 77 }))).keyvaCode).toBe('WRONG_PARTITION');
   });
 
   it('hands leadership off on a graceful stop', async () => {

@@ -2,56 +2,89 @@
  * Writing a completely staged snapshot (`snapshot-staging.ts`) into the partition's data range,
  * for `GroupStateMachine.installSnapshot`, which records the applied state after. Once the
  * staging is found complete (else nothing is touched), the range is deleted
- * (`engine.deleteRange`), then the rows are written chunk by chunk (bounded memory): rows are
- * re-checked against the range and written with one engine write per distinct version (a
- * write stamps its commit timestamp on every row), through the engine's ordinary write path, so
- * the engine keeps every key space it derives from the data (the `l` latest-version space) in
- * step, as for any write.
+ * (`engine.deleteRange`), then the rows are written as bulk loads (`engine.load`,
+ * `engine/bulk-load.ts`): every row keeps its own version, and the engine writes its derived key
+ * spaces (the `l` latest-version space) in the same write, with no per-row lookups (the range
+ * was just emptied; a snapshot holds one row per key).
+ *
+ * Pacing against live traffic: a staged chunk is cut into loads of at most `loadBytesMax` row
+ * bytes, and only ONE load is in the writer thread's queue at a time: the live writes that queue
+ * up while a load is written run before the next load (the writer is FIFO), so a client write
+ * waits behind at most one bounded load. The main thread decodes and checks the next rows
+ * while the writer writes.
+ *
+ * Crash safety is the caller's discipline, unchanged: the loads are unsynced; the applied state
+ * is written after the last load (later in the WAL, which RocksDB replays as a prefix), and
+ * until it is, the log's snapshot index is above the applied index, so `addGroup` installs the
+ * snapshot again from its staging (range delete first) before the group runs.
  */
 import { KeyVaError } from '@keyva/proto/errors';
-import type { Mutation, ScanItem, StorageEngine, Timestamp } from '../engine/types.ts';
-import { decodeRows, type HashRange } from './partition-snapshot.ts';
+import type { RawPut } from '../engine/bulk-load.ts';
+import type { ScanItem, StorageEngine } from '../engine/types.ts';
+import { decodeRows, type HashRange, rowBytes } from './partition-snapshot.ts';
 import { isRequestRecord, recordIndexPut, requestIdOfRecordKey } from './request-record.ts';
 import { type StagedSnapshotId, stagedChunks, stagedTotals } from './snapshot-staging.ts';
 
-export async function writeStagedRows(engine: StorageEngine, group: number, range: HashRange, id: StagedSnapshotId): Promise<{ rows: number; bytes: number }> {
+/** Row bytes per bulk load, at most (one larger row goes alone): bounds how long a live write waits behind one. */
+export const INSTALL_LOAD_BYTES_MAX = 256 << 10;
+
+export interface InstallOptions {
+  readonly loadBytesMax?: number;
+}
+
+export async function writeStagedRows(
+  engine: StorageEngine,
+  group: number,
+  range: HashRange,
+  id: StagedSnapshotId,
+  o: InstallOptions = {},
+): Promise<{ rows: number; bytes: number; loads: number }> {
   const totals = await stagedTotals(engine, group, id);
   if (totals === undefined) throw new KeyVaError('STORAGE_ERROR', `group ${group}: snapshot ${id.index}/${id.term} is not staged on this node`);
+  const loadBytesMax = o.loadBytesMax ?? INSTALL_LOAD_BYTES_MAX;
   await engine.deleteRange(range.start, range.end);
   let rows = 0;
   let bytes = 0;
-  // The writes of one chunk run while the next chunk is read and decoded (at most two chunks in
-  // flight): the writer thread, which plans every row, is the bottleneck; keep it busy.
-  let previous: Promise<unknown> = Promise.resolve();
+  let loads = 0;
+  let inFlight: Promise<void> = Promise.resolve();
+  const send = async (piece: ScanItem[]): Promise<void> => {
+    const raw: RawPut[] = [];
+    // Exactly-once records the snapshot brings get their local GC index entry (request-record.ts).
+    for (const r of piece) {
+      if (!isRequestRecord(r.hash, r.key)) continue;
+      const m = recordIndexPut({ group, version: r.version, hash: r.hash, requestId: requestIdOfRecordKey(r.key) });
+      if (m.type === 'rawPut') raw.push({ key: m.key, value: m.value });
+    }
+    await inFlight; // one load queued at a time (see the file comment)
+    loads++;
+    inFlight = engine.load({ rows: piece, raw });
+    inFlight.catch(() => undefined); // awaited by the next load or below
+  };
   for await (const chunk of stagedChunks(engine, group, id, totals.chunks)) {
     bytes += chunk.length;
-    const byVersion = new Map<Timestamp, ScanItem[]>();
     // Views into `chunk` (a fresh buffer): the engine copies what it writes.
+    let piece: ScanItem[] = [];
+    let size = 0;
     for (const r of decodeRows(chunk, false)) {
       if (r.hash < range.start || r.hash >= range.end) throw new KeyVaError('STORAGE_ERROR', `staged snapshot row outside group ${group}'s range`);
-      const list = byVersion.get(r.version);
-      if (list === undefined) byVersion.set(r.version, [r]);
-      else list.push(r);
       rows++;
+      const n = rowBytes(r);
+      if (size > 0 && size + n > loadBytesMax) {
+        await send(piece);
+        piece = [];
+        size = 0;
+      }
+      piece.push(r);
+      size += n;
     }
-    const writes: Promise<unknown>[] = [];
-    for (const [version, list] of byVersion) {
-      const mutations: Mutation[] = list.map((r) => ({ type: 'put', hash: r.hash, key: r.key, value: r.value, expiresAtMs: r.expiresAtMs }));
-      // Exactly-once records the snapshot brings get their local GC index entry (request-record.ts).
-      for (const r of list)
-        if (isRequestRecord(r.hash, r.key)) mutations.push(recordIndexPut({ group, version, hash: r.hash, requestId: requestIdOfRecordKey(r.key) }));
-      writes.push(engine.write({ mutations, commitTs: version, nowMs: 0, sync: false }));
-    }
-    await previous;
-    previous = Promise.all(writes);
-    previous.catch(() => undefined); // awaited on the next chunk or below
+    if (piece.length > 0) await send(piece);
   }
-  await previous;
+  await inFlight;
   if (rows !== totals.rows || bytes !== totals.bytes) {
     throw new KeyVaError(
       'STORAGE_ERROR',
       `group ${group}: staged snapshot holds ${rows} rows / ${bytes} bytes, its record says ${totals.rows} / ${totals.bytes}`,
     );
   }
-  return { rows, bytes };
+  return { rows, bytes, loads };
 }

@@ -24,6 +24,9 @@ import { widenReceiveWindow } from './snapshot-flow-window.ts';
 import { isStreamedSnapshotMessage, type SnapshotHost } from './snapshot-sender.ts';
 import { clearStaging, completeStaging, type StagedSnapshotId, stageChunkMutation, stagedTotals } from './snapshot-staging.ts';
 
+/** Chunk staging writes a transfer keeps queued at the engine while it reads the next frames. */
+const STAGING_WRITES_IN_FLIGHT = 2;
+
 /** A transfer with no frame for this long is abandoned (its sender froze; the group is freed for another). */
 export const SNAPSHOT_IDLE_TIMEOUT_MS = 30_000;
 
@@ -33,6 +36,12 @@ export interface SnapshotReceiveStats {
   refusedBusy: number;
   bytesReceived: number;
   rowsReceived: number;
+  /**
+   * Milliseconds during which at least one transfer was being received (from its header frame
+   * until it was staged and synced, or failed), transfers in progress included up to now: the
+   * time the bytes received took, for a rate (`bytesReceived` over it).
+   */
+  receivingMs: number;
 }
 
 export interface SnapshotReceiverOptions {
@@ -40,6 +49,8 @@ export interface SnapshotReceiverOptions {
   readonly host: SnapshotHost;
   /** Steps a completely staged snapshot message into its group. */
   readonly deliver: (from: string, group: GroupId, m: Message) => void;
+  /** Monotonic clock in ms (tests); default `performance.now`. */
+  readonly now?: () => number;
 }
 
 interface Receiving {
@@ -60,13 +71,32 @@ function invalid(what: string): KeyVaError {
 }
 
 export class SnapshotReceiver {
-  readonly stats: SnapshotReceiveStats = { received: 0, failed: 0, refusedBusy: 0, bytesReceived: 0, rowsReceived: 0 };
+  private readonly counts = { received: 0, failed: 0, refusedBusy: 0, bytesReceived: 0, rowsReceived: 0 };
   private readonly o: SnapshotReceiverOptions;
+  private readonly now: () => number;
   /** Groups with a transfer in progress. */
   private readonly busy = new Set<GroupId>();
+  /** Transfers past their header, and since when (ms) at least one was; the time before it. */
+  private active = 0;
+  private activeSince = 0;
+  private receivingMsBefore = 0;
 
   constructor(o: SnapshotReceiverOptions) {
     this.o = o;
+    this.now = o.now ?? (() => performance.now());
+  }
+
+  get stats(): SnapshotReceiveStats {
+    const ms = this.receivingMsBefore + (this.active > 0 ? this.now() - this.activeSince : 0);
+    return { ...this.counts, receivingMs: ms };
+  }
+
+  private transferStarted(): void {
+    if (this.active++ === 0) this.activeSince = this.now();
+  }
+
+  private transferEnded(): void {
+    if (--this.active === 0) this.receivingMsBefore += this.now() - this.activeSince;
   }
 
   /** Groups receiving a snapshot now. */
@@ -80,6 +110,8 @@ export class SnapshotReceiver {
     let st: Receiving | undefined;
     let finished = false;
     let chain: Promise<void> = Promise.resolve();
+    /** Staging writes submitted and not yet awaited, oldest first. */
+    const staging: Promise<void>[] = [];
     const engine = this.o.host.engine;
     let idle: ReturnType<typeof setTimeout> | undefined;
     const watchIdle = (): void => {
@@ -94,14 +126,22 @@ export class SnapshotReceiver {
       finished = true;
       clearTimeout(idle);
       const cur = st;
-      if (cur !== undefined) this.busy.delete(cur.group);
+      if (cur !== undefined) {
+        this.busy.delete(cur.group);
+        this.transferEnded();
+      }
       if (err === undefined) {
-        this.stats.received++;
+        this.counts.received++;
         callback(null, ack);
         return;
       }
-      this.stats.failed++;
-      if (cur !== undefined && !cur.staged) clearStaging(engine, cur.group, { only: cur.id }).catch(() => undefined);
+      this.counts.failed++;
+      if (cur !== undefined && !cur.staged) {
+        // After the staging writes still queued, so none lands behind the clearing.
+        Promise.allSettled(staging.splice(0))
+          .then(() => clearStaging(engine, cur.group, { only: cur.id }))
+          .catch(() => undefined);
+      }
       const code = err instanceof KeyVaError && err.code === 'INVALID_ARGUMENT' ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE;
       callback({ code, details: err.message, name: 'SnapshotError', message: err.message, metadata: new grpc.Metadata() });
       call.destroy();
@@ -125,6 +165,7 @@ export class SnapshotReceiver {
         if (Number(f.totalRows) !== st.rows || Number(f.totalBytes) !== st.bytes) {
           throw invalid(`totals ${f.totalRows} rows / ${f.totalBytes} bytes, received ${st.rows} / ${st.bytes}`);
         }
+        while (staging.length > 0) await staging.shift();
         await completeStaging(engine, st.group, st.id, { chunks: st.seq, rows: st.rows, bytes: st.bytes });
         const ack = { rows: st.rows, bytes: st.bytes };
         this.o.deliver(st.from, st.group, st.message);
@@ -138,12 +179,19 @@ export class SnapshotReceiver {
         throw invalid((e as Error).message);
       }
       for (const r of rows) if (r.hash < st.range.start || r.hash >= st.range.end) throw invalid(`row outside group ${st.group}'s range`);
-      await engine.write({ mutations: [stageChunkMutation(st.group, st.id, st.seq, f.rows)], commitTs: 1n, nowMs: 0, sync: false });
+      // Pipelined: the next frame is read and checked while this chunk's staging write is queued;
+      // at most STAGING_WRITES_IN_FLIGHT writes (bounded memory), all done before the completion record.
+      if (staging.length >= STAGING_WRITES_IN_FLIGHT) await staging.shift();
+      const write = engine
+        .write({ mutations: [stageChunkMutation(st.group, st.id, st.seq, f.rows)], commitTs: 1n, nowMs: 0, sync: false })
+        .then(() => undefined);
+      write.catch(() => undefined); // awaited before the next write past the bound, or at the end
+      staging.push(write);
       st.seq++;
       st.rows += rows.length;
       st.bytes += f.rows.length;
-      this.stats.rowsReceived += rows.length;
-      this.stats.bytesReceived += f.rows.length;
+      this.counts.rowsReceived += rows.length;
+      this.counts.bytesReceived += f.rows.length;
     };
     call.on('data', (f: SnapshotFrameOut) => {
       watchIdle();
@@ -184,10 +232,11 @@ export class SnapshotReceiver {
     const refusal = this.o.host.refusesSnapshot(group, m.snapshot.metadata.index);
     if (refusal !== undefined) throw new KeyVaError('UNAVAILABLE', `group ${group}: ${refusal}`);
     if (this.busy.has(group)) {
-      this.stats.refusedBusy++;
+      this.counts.refusedBusy++;
       throw new KeyVaError('UNAVAILABLE', `group ${group} is receiving another snapshot`);
     }
     this.busy.add(group);
+    this.transferStarted();
     const id = { index: m.snapshot.metadata.index, term: m.snapshot.metadata.term };
     return { from: f.fromNode, group, message: m, id, range, seq: 0, rows: 0, bytes: 0, staged: false };
   }

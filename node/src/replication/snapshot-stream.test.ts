@@ -249,7 +249,7 @@ describe('streamed snapshots', () => {
     const c = new ReplicationCluster({ tickMs: 50, logEntriesMax: 20 });
     try {
       for (const id of VOTERS) await c.start(id, await rocks(`${id}c`), [VOTER_SPEC]);
-      // 2 MiB, one version per batch: the install makes many writes.
+      // 2 MiB, one version per batch: the install makes several bulk loads (256 KiB each).
       await proposeAll(
         c,
         Array.from({ length: 64 }, (_, b) => Array.from({ length: 4 }, (_, j) => put(b * 4 + j, Buffer.alloc(8 * 1024, (b + j) % 251)))),
@@ -257,15 +257,15 @@ describe('streamed snapshots', () => {
       const leader = (await c.waitForLeader(GROUP, 10_000)).node;
       await until(() => (leader.runtime.raftStatus(GROUP)?.firstIndex ?? 0) > 20, 10_000, 'the leader to compact its log');
 
-      // n4's engine fails its third data write: in the middle of the install (the range is deleted, some rows written).
+      // n4's engine fails its third bulk load: in the middle of the install (the range is deleted, some rows written).
       const disk = await rocks('n4c');
-      let dataWrites = 0;
+      let loads = 0;
       const failing = new Proxy(disk, {
         get(target, prop) {
-          if (prop === 'write') {
-            return (batch: Parameters<StorageEngine['write']>[0]) => {
-              if (batch.mutations.some((m) => m.type === 'put') && ++dataWrites === 3) return Promise.reject(new Error('simulated crash'));
-              return target.write(batch);
+          if (prop === 'load') {
+            return (load: Parameters<StorageEngine['load']>[0]) => {
+              if (++loads === 3) return Promise.reject(new Error('simulated crash'));
+              return target.load(load);
             };
           }
           const v = Reflect.get(target, prop, target) as unknown;

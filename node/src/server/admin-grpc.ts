@@ -7,7 +7,9 @@
  * TransferLeader, GetPartitionReplicas) is served by the partition's leader, and the internal
  * node-to-node steps behind it (HostReplica, DropReplica, LocalReplica) by the target node
  * (`node/src/membership/replica-membership.ts`). SplitPartition records a split in the map and
- * waits for the partition's group to apply it (`node/src/split`, docs/adr/0010-splits.md).
+ * waits for the partition's group to apply it (`node/src/split`, docs/adr/0010-splits.md);
+ * MergePartitions checks both partitions' replicas, records the merge and waits for the left
+ * group to absorb the right one (`node/src/split/merge-coordinator.ts`).
  * UnsafeRecoverPartition forces a group that lost its quorum for good down to its survivors
  * (`node/src/membership/quorum-recovery.ts`, docs/adr/0012-unsafe-quorum-recovery.md).
  */
@@ -16,6 +18,9 @@ import type { NodeId, PartitionMap } from '@keyva/client/keyspace';
 import type {
   GetPartitionMapResponse,
   HealthResponse,
+  LocalDigestRequestOut,
+  MergePartitionsRequestOut,
+  MergePartitionsResponse,
   NodeInfoResponse,
   RegisterNodeRequestOut,
   RegisterNodeResponse,
@@ -28,10 +33,12 @@ import type {
 import { KeyVaError } from '@keyva/proto/errors';
 import { HASH_SPACE_END } from '../engine/types.ts';
 import type { QuorumRecovery } from '../membership/quorum-recovery.ts';
+import { DIGEST_APPLY_WAIT_MS, type ReplicaDigests } from '../membership/replica-digest.ts';
 import { META_PARTITION, type ReplicaMembership } from '../membership/replica-membership.ts';
 import type { MetaService } from '../meta/meta-service.ts';
 import type { MetaCommand, NodeState } from '../meta/meta-state.ts';
 import { commandFromWire, nodeStateToWire, refusalError } from '../meta/meta-wire.ts';
+import type { MergeCoordinator } from '../split/merge-coordinator.ts';
 import type { SplitCoordinator } from '../split/split-coordinator.ts';
 import { contextFromMetadata } from './grpc-context.ts';
 import { asKeyVaError, toServiceError } from './grpc-errors.ts';
@@ -48,8 +55,12 @@ export interface AdminSource {
   readonly membership?: ReplicaMembership;
   /** Partition splits (replicated mode, docs/adr/0010-splits.md); without it SplitPartition is UNIMPLEMENTED. */
   readonly splits?: SplitCoordinator;
+  /** Partition merges (replicated mode, docs/adr/0010-splits.md "Merges"); without it MergePartitions is UNIMPLEMENTED. */
+  readonly merges?: MergeCoordinator;
   /** Unsafe quorum-loss recovery (docs/adr/0012-unsafe-quorum-recovery.md); without it UnsafeRecoverPartition is UNIMPLEMENTED. */
   readonly recovery?: QuorumRecovery;
+  /** Replica digests (replicated mode; LESSONS #10); without it PartitionDigest and LocalDigest are UNIMPLEMENTED. */
+  readonly digests?: ReplicaDigests;
 }
 
 function splitsOf(src: AdminSource): SplitCoordinator {
@@ -66,6 +77,20 @@ async function splitPartition(src: AdminSource, req: SplitPartitionRequestOut): 
     partitionId: r.partitionId,
     newPartitionId: r.newPartitionId,
     atHash: r.atHash.toString(),
+    applied: r.applied,
+  };
+}
+
+async function mergePartitions(src: AdminSource, req: MergePartitionsRequestOut): Promise<MergePartitionsResponse> {
+  if (src.merges === undefined) throw new KeyVaError('ROUTE_NOT_FOUND', 'partition merges need a replicated node (--peers)');
+  const r = await src.merges.mergePartitions(req.leftId, req.rightId);
+  return {
+    changed: r.changed,
+    epoch: r.epoch.toString(),
+    leftId: r.leftId,
+    rightId: r.rightId,
+    start: r.start.toString(),
+    end: r.end === HASH_SPACE_END ? '0' : r.end.toString(),
     applied: r.applied,
   };
 }
@@ -117,12 +142,16 @@ export function partitionMapToWire(m: PartitionMap): GetPartitionMapResponse {
 async function change(src: AdminSource, command: () => MetaCommand): Promise<UpdatePartitionMapResponse & RegisterNodeResponse> {
   if (src.meta === undefined) throw new KeyVaError('ROUTE_NOT_FOUND', 'this node has no meta API');
   const cmd = command();
-  // The data plane carries out splits but not merges yet (docs/adr/0010-splits.md): a merged map
-  // would send the right half's keys to a group that refuses them. Refuse instead of stranding data.
+  // Replicated mode: a merge goes through MergePartitions, which checks every replica before it
+  // records the merge (docs/adr/0010-splits.md "Merges"); a bare map change would skip the checks.
   if (cmd.kind === 'mergePartitions' && src.splits !== undefined)
-    throw new KeyVaError('INVALID_ARGUMENT', 'merging partitions is not supported by the data plane yet (docs/adr/0010-splits.md); nothing was changed', {
-      field: 'merge_partitions',
-    });
+    throw new KeyVaError(
+      'INVALID_ARGUMENT',
+      'in a replicated cluster, merge partitions with Admin MergePartitions (keyva partition merge); nothing was changed',
+      {
+        field: 'merge_partitions',
+      },
+    );
   const r = await src.meta.proposeMetaChange(cmd);
   if (!r.ok) throw refusalError(r);
   return { epoch: r.epoch.toString(), changed: r.changed };
@@ -173,6 +202,7 @@ export function adminGrpcHandlers(src: AdminSource, runner: RequestRunner): grpc
       membershipOf(src).localReplica(req.partitionId, req.metaGroup === true),
     ),
     SplitPartition: unary('SplitPartition', (req: SplitPartitionRequestOut) => splitPartition(src, req)),
+    MergePartitions: unary('MergePartitions', (req: MergePartitionsRequestOut) => mergePartitions(src, req)),
     UnsafeRecoverPartition: unary('UnsafeRecoverPartition', (req: UnsafeRecoverPartitionRequestOut) => {
       if (src.recovery === undefined) throw new KeyVaError('ROUTE_NOT_FOUND', 'quorum-loss recovery needs a replicated node (--peers)');
       return src.recovery.recover({
@@ -182,5 +212,16 @@ export function adminGrpcHandlers(src: AdminSource, runner: RequestRunner): grpc
         confirmDataLoss: req.confirmDataLoss,
       });
     }),
+    PartitionDigest: unary('PartitionDigest', (req: { partitionId: number }) => digestsOf(src).partitionDigest(req.partitionId)),
+    LocalDigest: unary('LocalDigest', (req: LocalDigestRequestOut) => {
+      const end = u64(req.end, 'end');
+      const range = { start: u64(req.start, 'start'), end: end === 0n ? HASH_SPACE_END : end };
+      return digestsOf(src).localDigest(req.partitionId, range, u64(req.readTs, 'read_ts'), Math.min(req.waitMs || DIGEST_APPLY_WAIT_MS, 60_000));
+    }),
   } as grpc.UntypedServiceImplementation;
+}
+
+function digestsOf(src: AdminSource): ReplicaDigests {
+  if (src.digests === undefined) throw new KeyVaError('ROUTE_NOT_FOUND', 'replica digests need a replicated node (--peers)');
+  return src.digests;
 }

@@ -11,6 +11,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { NodeMetrics } from '../observability/metrics.ts';
 import { tracer, tracingActive } from '../observability/tracing.ts';
 import { asKeyVaError } from './grpc-errors.ts';
+import { SlowOpLog } from './slow-op-log.ts';
 
 export type Transport = 'grpc' | 'stream' | 'http';
 
@@ -21,11 +22,13 @@ export class RequestRunner {
   private readonly metrics: NodeMetrics;
   private readonly log: Logger;
   private readonly slowOpMs: number;
+  private readonly slowOps: SlowOpLog;
 
   constructor(metrics: NodeMetrics, log: Logger, slowOpMs: number) {
     this.metrics = metrics;
     this.log = log;
     this.slowOpMs = slowOpMs;
+    this.slowOps = new SlowOpLog(log);
   }
 
   get isDraining(): boolean {
@@ -104,7 +107,7 @@ export class RequestRunner {
     const seconds = (performance.now() - start) / 1000;
     this.metrics.observe(method, transport, code, seconds);
     this.metrics.inflightOf(transport).dec();
-    if (seconds * 1000 >= this.slowOpMs) this.log.warn({ method, transport, code, ms: Math.round(seconds * 1000) }, 'slow operation');
+    if (seconds * 1000 >= this.slowOpMs) this.slowOps.record({ method, transport, code, ms: Math.round(seconds * 1000) });
     if (--this.inflight === 0 && this.waiters.length > 0) for (const w of this.waiters.splice(0)) w();
   }
 }

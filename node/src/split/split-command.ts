@@ -48,6 +48,10 @@ export interface ChildRange extends HashRange {
 export interface RangeRecord extends HashRange {
   /** Groups split off this one, oldest first. */
   readonly children: readonly ChildRange[];
+  /** Merges (`merge-command.ts`): this group is frozen into group `into` since log index `index`. */
+  readonly frozen?: { readonly into: number; readonly index: number } | undefined;
+  /** Merges: the groups this one absorbed, oldest first. */
+  readonly absorbed?: readonly ChildRange[] | undefined;
 }
 
 export function rangeRecordKey(group: number): Buffer {
@@ -118,8 +122,8 @@ export function splitCommandOf(rc: ReplicatedCommand): SplitCommand | 'invalid' 
 }
 
 /** Whether `c` applies to a group whose range is `r` (the same answer on every replica). */
-export function splitFits(c: SplitCommand, r: HashRange): boolean {
-  return c.at > r.start && c.at < r.end && c.childEnd === r.end;
+export function splitFits(c: SplitCommand, r: RangeRecord): boolean {
+  return r.frozen === undefined && c.at > r.start && c.at < r.end && c.childEnd === r.end;
 }
 
 export function encodeRangeRecord(r: RangeRecord): Buffer {
@@ -128,6 +132,8 @@ export function encodeRangeRecord(r: RangeRecord): Buffer {
       start: r.start.toString(),
       end: r.end.toString(),
       children: r.children.map((c) => ({ group: c.group, start: c.start.toString(), end: c.end.toString() })),
+      ...(r.frozen === undefined ? {} : { frozen: r.frozen }),
+      ...(r.absorbed === undefined ? {} : { absorbed: r.absorbed.map((c) => ({ group: c.group, start: c.start.toString(), end: c.end.toString() })) }),
     }),
     'utf8',
   );
@@ -135,7 +141,7 @@ export function encodeRangeRecord(r: RangeRecord): Buffer {
 
 export function decodeRangeRecord(b: Buffer): RangeRecord {
   try {
-    const o = JSON.parse(b.toString('utf8')) as { start?: unknown; end?: unknown; children?: unknown };
+    const o = JSON.parse(b.toString('utf8')) as { start?: unknown; end?: unknown; children?: unknown; frozen?: unknown; absorbed?: unknown };
     const start = u64(o.start, 'start');
     const end = u64(o.end, 'end');
     if (end <= start) throw new Error('empty range');
@@ -145,7 +151,19 @@ export function decodeRangeRecord(b: Buffer): RangeRecord {
       start: u64(c.start, 'child start'),
       end: u64(c.end, 'child end'),
     }));
-    return { start, end, children };
+    let frozen: RangeRecord['frozen'];
+    if (o.frozen !== undefined) {
+      const f = o.frozen as { into?: unknown; index?: unknown };
+      if (typeof f.index !== 'number' || !Number.isSafeInteger(f.index) || f.index < 1) throw new Error('bad frozen index');
+      frozen = { into: groupId(f.into, 'frozen into'), index: f.index };
+    }
+    if (o.absorbed !== undefined && (!Array.isArray(o.absorbed) || o.absorbed.length > RECORD_CHILDREN_MAX)) throw new Error('bad absorbed');
+    const absorbed = (o.absorbed as { group?: unknown; start?: unknown; end?: unknown }[] | undefined)?.map((c) => ({
+      group: groupId(c.group, 'absorbed group'),
+      start: u64(c.start, 'absorbed start'),
+      end: u64(c.end, 'absorbed end'),
+    }));
+    return { start, end, children, ...(frozen === undefined ? {} : { frozen }), ...(absorbed === undefined ? {} : { absorbed }) };
   } catch (e) {
     throw new KeyVaError('STORAGE_ERROR', `corrupt range record: ${(e as Error).message}`);
   }
@@ -154,7 +172,7 @@ export function decodeRangeRecord(b: Buffer): RangeRecord {
 /** The record after applying `c` to `r` (which must fit). */
 export function afterSplit(r: RangeRecord, c: SplitCommand): RangeRecord {
   const children = [...r.children, { group: c.childGroup, start: c.at, end: c.childEnd }].slice(-RECORD_CHILDREN_MAX);
-  return { start: r.start, end: c.at, children };
+  return { ...r, start: r.start, end: c.at, children };
 }
 
 /**

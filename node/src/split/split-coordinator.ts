@@ -63,8 +63,16 @@ export interface SplitCoordinatorOptions {
   readonly map?: () => RoutingMap;
   readonly engine: StorageEngine;
   readonly log?: Logger;
-  /** Groups a split entry is creating right now (`SplitHost.isCreating`): not hosted empty here. */
+  /**
+   * Groups a split entry is creating, or a membership drop is deleting, right now
+   * (`SplitHost.isCreating`, `ReplicaMembership.isDropping`): not hosted empty here.
+   */
   readonly creating?: (group: GroupId) => boolean;
+  /**
+   * Whether a drop in flight here is deleting rows of `range` (`ReplicaMembership.dropOverlaps`):
+   * a child is not hosted over them (docs/adr/0010-splits.md "Replica divergence found by digests").
+   */
+  readonly dropping?: (range: HashRange) => boolean;
   readonly intervalMs?: number;
   readonly applyWaitMs?: number;
 }
@@ -257,9 +265,11 @@ export class SplitCoordinator {
     for (const p of s.partitions) {
       const g = groupOf(p.id);
       if (p.generation <= 1n || !p.replicas.includes(this.o.self) || hosted.has(g) || this.o.creating?.(g) === true) continue;
-      if (owned.some((r) => r.start < p.end && p.start < r.end)) continue;
+      if (owned.some((r) => r.start < p.end && p.start < r.end) || this.o.dropping?.({ start: p.start, end: p.end }) === true) continue;
       if ((await this.o.engine.getRaw(tombstoneKey(g))) !== undefined) continue;
-      if (this.stopped || this.o.raft.groups().includes(g)) continue;
+      // Checked again after the read: a replica of g dropped meanwhile must not come back empty.
+      if (this.stopped || this.o.raft.groups().includes(g) || this.o.creating?.(g) === true || this.o.dropping?.({ start: p.start, end: p.end }) === true)
+        continue;
       const range = { start: p.start, end: p.end };
       await writeHosting(this.o.engine, g, range);
       await this.o.raft.addGroup({ group: g, range });
@@ -269,8 +279,9 @@ export class SplitCoordinator {
   }
 }
 
+/** One above the highest id in the map, and never an id a merged partition had (`MetaState.idFloor`). */
 function nextPartitionId(s: MetaState): number {
   let max = -1;
   for (const p of s.partitions) if (p.id > max) max = p.id;
-  return max + 1;
+  return Math.max(max + 1, s.idFloor ?? 0);
 }

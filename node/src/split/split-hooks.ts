@@ -4,6 +4,7 @@
  */
 import type { Mutation, Timestamp } from '../engine/types.ts';
 import type { HashRange } from '../replication/partition-snapshot.ts';
+import type { MergeCommand } from './merge-command.ts';
 import type { ChildRange, SplitCommand } from './split-command.ts';
 
 export interface SplitHooks {
@@ -21,4 +22,6 @@ export interface SplitHooks {
    * owns `cutOff`; the partitions of the map there must be hosted (empty, for their leader's snapshot).
    */
   narrowedBySnapshot(parentGroup: number, cutOff: HashRange): void;
+  /** A merge command (freeze or absorb, `merge-command.ts`) applied to `group` on this replica and is written. */
+  mergeApplied?(group: number, merge: MergeCommand): void;
 }

@@ -20,7 +20,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { ReplicaId } from '../raft/types.ts';
 import { bootstrapWrite } from '../replication/durable-raft-log.ts';
 import { encodeAppliedState } from '../replication/group-state-machine.ts';
-import type { HashRange } from '../replication/partition-snapshot.ts';
+import { encodeSnapshotDescriptor, type HashRange } from '../replication/partition-snapshot.ts';
 import { encodeHardState, encodeSnapshotMetadata } from '../replication/raft-codec.ts';
 import { appliedStateKey, hardStateKey, snapshotDataKey, snapshotMetaKey } from '../replication/raft-keys.ts';
 import { type ChildRange, encodeRangeRecord, rangeRecordKey, type SplitCommand } from './split-command.ts';
@@ -38,6 +38,8 @@ export interface SplitHostOptions {
   readonly campaign?: (group: number) => void;
   /** A split applied here through a snapshot: host the map's partitions in `cutOff`. */
   readonly onNarrowed?: (parentGroup: number, cutOff: HashRange) => void;
+  /** A merge command applied here (docs/adr/0010-splits.md "Merges"): the merge reconciler's next step. */
+  readonly onMerge?: (group: number) => void;
   readonly log?: Logger;
 }
 
@@ -70,7 +72,12 @@ export class SplitHost implements SplitHooks {
     this.creating.add(g);
     this.stats.childrenCreated++;
     const range: HashRange = { start: split.at, end: split.childEnd };
-    const w = bootstrapWrite({ voters: split.voters as ReplicaId[], learners: split.learners as ReplicaId[] });
+    // The founding snapshot is a streamed one (its descriptor: the range at the split's commit
+    // timestamp): a replica added to the child before its log is compacted receives the rows it
+    // inherited from the parent by snapshot. (An empty bootstrap snapshot would install no rows,
+    // and the replica would hold only what was written after the split.)
+    const founding = encodeSnapshotDescriptor({ maxCommitTs: commitTs, range });
+    const w = bootstrapWrite({ voters: split.voters as ReplicaId[], learners: split.learners as ReplicaId[] }, founding);
     const snap = w.snapshot;
     if (snap === undefined || w.hardState === undefined) throw new Error('bootstrap write without snapshot or hard state');
     return [
@@ -107,5 +114,9 @@ export class SplitHost implements SplitHooks {
 
   narrowedBySnapshot(parent: number, cutOff: HashRange): void {
     this.o.onNarrowed?.(parent, cutOff);
+  }
+
+  mergeApplied(group: number): void {
+    this.o.onMerge?.(group);
   }
 }

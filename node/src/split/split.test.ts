@@ -19,23 +19,14 @@ import { keyHash } from '@keyva/client/keyspace';
 import type { GetPartitionMapResponseOut, SplitPartitionResponseOut } from '@keyva/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_TS } from '../engine/types.ts';
+import { eventually } from '../testing/eventually.ts';
 import { freePort } from '../testing/free-port.ts';
 import { failure, startTestNode, type TestNode, unary } from '../testing/test-node.ts';
 import { rangeRecordKey } from './split-command.ts';
 
-const WAIT_MS = 20_000;
 const HALF = 1n << 63n;
 const END = 1n << 64n;
 const IDS = ['a', 'b', 'c'];
-
-async function eventually(pred: () => boolean | Promise<boolean>, what: string, timeoutMs = WAIT_MS): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await Promise.resolve(pred()).catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('partition split: metadata only, through the partition group', () => {
   const root = mkdtempSync(join(tmpdir(), 'keyva-split-'));
@@ -245,5 +236,20 @@ describe('partition split: metadata only, through the partition group', () => {
     await start(gone);
     await eventually(() => n(gone).node.raft?.rangeOf(4)?.end === HALF, 'the stopped node applying it after its restart');
     for (const [k, v] of acked) expect(await kv2.getString(k), k).toBe(v);
-  }, 60_000);
+    // LESSONS #10: every partition's replicas hold the same data (digests at one read timestamp).
+    for (const partitionId of [0, 1, 2, 3]) {
+      const d = await eventually(async () => {
+        const leader = IDS.find((id) => n(id).node.raft?.status(partitionId + 1)?.serving);
+        if (leader === undefined) return undefined;
+        const r = await unary<object, { readTs: string; replicas: { nodeId: string; ok: boolean; keyCount: string; checksum: string }[] }>(
+          n(leader).admin,
+          'PartitionDigest',
+          { partitionId },
+          30_000,
+        );
+        return r.replicas.every((x) => x.ok) ? r : undefined;
+      }, `digests of partition ${partitionId}`);
+      expect(new Set(d.replicas.map((x) => `${x.keyCount}/${x.checksum}`)).size, `partition ${partitionId}: ${JSON.stringify(d.replicas)}`).toBe(1);
+    }
+  }, 90_000);
 });

@@ -107,7 +107,8 @@ const split = obj(
     cooldownSeconds: withDefault(int({ minimum: 0, maximum: 86_400, description: 'A partition is not split or merged again within this time.' }), 300),
   },
   {
-    description: 'Split and merge policy (LESSONS #13), applied by the placement control loop. Merges stay off until the data plane can carry them out.',
+    description:
+      'Split and merge policy (LESSONS #13), applied by the placement control loop. Adjacent partitions on the same nodes merge when both are small and cold, never below 64 partitions.',
     rules: [{ rule: 'self.mergeBytes * 4 <= self.splitBytes', message: 'split.mergeBytes must be at most a quarter of split.splitBytes (hysteresis)' }],
   },
 );

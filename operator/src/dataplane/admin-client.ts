@@ -25,7 +25,9 @@ export type AdminMethod =
   | 'GetPartitionReplicas'
   | 'LocalReplica'
   | 'SplitPartition'
-  | 'UnsafeRecoverPartition';
+  | 'MergePartitions'
+  | 'UnsafeRecoverPartition'
+  | 'PartitionDigest';
 
 export interface AdminCaller {
   call<Res>(address: string, method: AdminMethod, req: object, deadlineMs?: number): Promise<Res>;

@@ -13,6 +13,7 @@ import { plan } from '../placement/plan.ts';
 import { isDone, stepKey } from '../placement/steps.ts';
 import type { ClusterSpec, Plan, PlannerHistory, Refusal, Step } from '../placement/types.ts';
 import type { ObservedCluster, Observer } from './observer.ts';
+import type { DigestAuditor } from './replica-digests.ts';
 import type { StepExecutor, StepOutcome } from './step-executor.ts';
 
 export const CONTROL_INTERVAL_MS = 500;
@@ -43,6 +44,8 @@ export interface LoopStatus {
   readonly stepsExecuted: number;
   readonly blockers: readonly Blocker[];
   readonly violations: readonly Violation[];
+  /** Partitions whose replica digests were compared so far (LESSONS #10). */
+  readonly digestsAudited: number;
   readonly lastError?: string | undefined;
   readonly lastOutcomes: readonly StepOutcome[];
 }
@@ -58,6 +61,8 @@ export interface ControlLoopOptions {
   readonly onObserved?: (oc: ObservedCluster, status: LoopStatus) => void | Promise<void>;
   /** Called after a tick whose observation failed (e.g. to ask the members whether the meta group lost its leader). */
   readonly onObserveFailed?: (error: Error) => void | Promise<void>;
+  /** Background replica-digest audits whose results the invariant checker sees (`replica-digests.ts`). */
+  readonly auditor?: DigestAuditor | undefined;
   readonly log?: (msg: string) => void;
 }
 
@@ -130,6 +135,7 @@ export class ControlLoop {
       stepsExecuted: this.stepsExecuted,
       blockers: [...(this.lastPlan?.refusals ?? []).map(refusalBlocker), ...this.blockedSteps],
       violations: this.violations,
+      digestsAudited: this.o.auditor?.audited ?? 0,
       lastError: this.lastError,
       lastOutcomes: this.outcomes,
     };
@@ -149,7 +155,8 @@ export class ControlLoop {
     }
     this.last = oc;
     const spec = this.o.spec();
-    this.violations = checkInvariants(oc.observation, spec.replicationFactor);
+    this.o.auditor?.maybeAudit(oc);
+    this.violations = checkInvariants(this.o.auditor?.attach(oc.observation) ?? oc.observation, spec.replicationFactor);
     // The map follows membership first: a step planned on a map behind Raft would fail its CAS.
     const sync = await this.o.executor.syncMap(oc);
     if (sync.updated > 0 || sync.error !== undefined) {

@@ -107,21 +107,58 @@ describe('StepExecutor', () => {
     expect(admin.calls).toEqual([['a:1', 'UpdatePartitionMap', { expectedEpoch: '7', setPartitionReplicas: { partitionId: 0, replicas: ['a', 'b', 'd'] } }]]);
   });
 
-  it('refuses merges (no data-plane merge yet) as a blocker, calling nothing', async () => {
-    const admin = scripted(() => ({ changed: true }));
-    const out = await new StepExecutor(admin).execute(
-      {
-        type: 'merge',
-        left: partitionId(0),
-        right: partitionId(1),
-        rightEnd: 1n << 64n,
-        expectedGenerations: [1n, 1n],
-        expectedEpoch: 7n,
-        reason: 'test',
-      },
-      oc([]),
-    );
-    expect(out).toMatchObject({ kind: 'blocked', reason: 'mergeUnsupported' });
-    expect(admin.calls).toEqual([]);
+  it('carries out a merge with MergePartitions on the map source; blocks on a refusal, retries a transient one', async () => {
+    const step: Step = {
+      type: 'merge',
+      left: partitionId(0),
+      right: partitionId(1),
+      rightEnd: 1n << 64n,
+      expectedGenerations: [1n, 1n],
+      expectedEpoch: 7n,
+      reason: 'test',
+    };
+    const admin = scripted(() => ({ changed: true, epoch: '8' }));
+    expect(await new StepExecutor(admin).execute(step, oc([]))).toMatchObject({ kind: 'done', changed: true });
+    expect(admin.calls).toEqual([['a:1', 'MergePartitions', { leftId: 0, rightId: 1 }]]);
+    const refusing = scripted(() => {
+      throw new KeyVaError('INVALID_ARGUMENT', 'partitions 0 and 1 are not adjacent', { field: 'right_id', reason: 'notAdjacent' });
+    });
+    expect(await new StepExecutor(refusing).execute(step, oc([]))).toMatchObject({ kind: 'blocked', reason: 'INVALID_ARGUMENT' });
+    // A replica down (or a move not yet in the map) clears up: retried, not blocked.
+    const waiting = scripted(() => {
+      throw new KeyVaError('CONDITION_FAILED', 'node c does not answer', { reason: 'replicaUnavailable' });
+    });
+    expect(await new StepExecutor(waiting).execute(step, oc([]))).toMatchObject({ kind: 'retry' });
+  });
+
+  it('LESSONS #10 — removes a replica only once the replicas agree; a disagreement blocks, a digest failure retries', async () => {
+    const remove: Step = { type: 'removeReplica', partitionId: partitionId(0), nodeId: n('a'), expectedGeneration: 3n, reason: 'test' };
+    const replica = (nodeId: string, checksum: string, ok = true) => ({
+      nodeId,
+      ok,
+      keyCount: '5',
+      checksum,
+      bytes: '50',
+      complete: true,
+      error: ok ? '' : 'down',
+    });
+    const digests = (...replicas: ReturnType<typeof replica>[]) => ({ readTs: '99', replicas });
+
+    const agree = scripted((_a, m) => (m === 'PartitionDigest' ? digests(replica('a', 'x'), replica('b', 'x'), replica('d', 'y', false)) : { changed: true }));
+    expect(await new StepExecutor(agree).execute(remove, oc(['a', 'b', 'd']))).toMatchObject({ kind: 'done', changed: true });
+    expect(agree.calls.map(([address, method]) => [address, method])).toEqual([
+      ['b:1', 'PartitionDigest'],
+      ['b:1', 'RemoveReplica'],
+    ]);
+
+    const differ = scripted((_a, m) => (m === 'PartitionDigest' ? digests(replica('a', 'x'), replica('b', 'x'), replica('d', 'z')) : { changed: true }));
+    const blocked = await new StepExecutor(differ).execute(remove, oc(['a', 'b', 'd']));
+    expect(blocked).toMatchObject({ kind: 'blocked', reason: 'replicasDisagree' });
+    expect(blocked.kind === 'blocked' && blocked.message).toMatch(/partition 0 disagree at read timestamp 99: a has 5 keys .* d has 5 keys/);
+    expect(differ.calls.map(([, method]) => method)).toEqual(['PartitionDigest']);
+
+    const failing = scripted((_a, m) => (m === 'PartitionDigest' ? new KeyVaError('UNAVAILABLE', 'leader moving') : { changed: true }));
+    expect(await new StepExecutor(failing).execute(remove, oc(['a', 'b', 'd']))).toMatchObject({ kind: 'retry' });
+    expect(failing.calls.map(([, method]) => method)).toEqual(['PartitionDigest']);
   });
 });

@@ -1,8 +1,9 @@
 /**
  * Executes the planner's steps against the nodes' Admin API, one step = one call (ADR 0009):
  *   addLearner / promoteLearner / removeReplica / transferLeader -> the partition leader's
- *   membership RPC (NOT_LEADER: one redirect to the hinted leader);
- *   split -> SplitPartition (any node); drainNode / removeNode -> UpdatePartitionMap
+ *   membership RPC (NOT_LEADER: one redirect to the hinted leader); removeReplica only after the
+ *   replicas' digests agree (`replica-digests.ts`, LESSONS #10);
+ *   split -> SplitPartition, merge -> MergePartitions (any node); drainNode / removeNode -> UpdatePartitionMap
  *   set_node_state with the planned epoch (compare-and-set).
  * Every call is idempotent on the node side, so resending after a crash is safe. The meta map
  * follows Raft membership through `syncMap` (set_partition_replicas, compare-and-set), run by the
@@ -17,14 +18,27 @@ import { stepKey } from '../placement/steps.ts';
 import type { Step } from '../placement/types.ts';
 import { ADMIN_CHANGE_DEADLINE_MS, type AdminCaller } from './admin-client.ts';
 import type { ObservedCluster } from './observer.ts';
+import { addressOf, disagreement, fetchDigests, leaderAddress } from './replica-digests.ts';
 
 export type StepOutcome =
   | { readonly kind: 'done'; readonly key: string; readonly changed: boolean }
   | { readonly kind: 'retry'; readonly key: string; readonly message: string }
   | { readonly kind: 'blocked'; readonly key: string; readonly reason: string; readonly message: string };
 
-/** CONDITION_FAILED reasons that clear up by themselves (wait, re-observe, plan again). */
-const TRANSIENT_REASONS = new Set(['learnerBehind', 'staleEpoch', 'confChangePending', 'leaderNotReady']);
+/**
+ * CONDITION_FAILED reasons that clear up by themselves (wait, re-observe, plan again); the last
+ * four are MergePartitions' (a replica down, a move in flight or not yet in the map; docs/adr/0010-splits.md "Merges").
+ */
+const TRANSIENT_REASONS = new Set([
+  'learnerBehind',
+  'staleEpoch',
+  'confChangePending',
+  'leaderNotReady',
+  'replicaUnavailable',
+  'replicasDiffer',
+  'membershipDiffers',
+  'mergeInProgress',
+]);
 
 export class StepExecutor {
   private readonly admin: AdminCaller;
@@ -82,30 +96,25 @@ export class StepExecutor {
     return res.changed;
   }
 
-  private addressOf(oc: ObservedCluster): (id: string) => string | undefined {
-    return (id) => oc.registry.find((n) => n.id === id)?.grpcAddress || undefined;
-  }
-
   private meta<Res>(oc: ObservedCluster, req: object): Promise<Res> {
-    return this.admin.callLeader<Res>(oc.mapSource, 'UpdatePartitionMap', req, this.addressOf(oc), ADMIN_CHANGE_DEADLINE_MS);
+    return this.admin.callLeader<Res>(oc.mapSource, 'UpdatePartitionMap', req, addressOf(oc), ADMIN_CHANGE_DEADLINE_MS);
   }
 
-  private leaderAddress(oc: ObservedCluster, partition: number): string {
+  /**
+   * LESSONS #10, before a cutover: the replicas that answer must agree (key count and checksum at
+   * one read timestamp) before one of them is removed; a disagreement blocks the step with the
+   * replicas named (a human looks), an unanswered digest retries it.
+   */
+  private async verifyReplicas(oc: ObservedCluster, partition: number): Promise<void> {
     const p = oc.observation.partitions.find((x) => x.id === partition);
-    const a = p?.leader === undefined ? undefined : this.addressOf(oc)(p.leader);
-    // Without a known leader, any replica answers NOT_LEADER with a hint (followed once).
-    return a ?? this.addressOf(oc)(p?.replicas[0]?.nodeId ?? '') ?? oc.mapSource;
+    if (p === undefined) return;
+    const why = disagreement(await fetchDigests(this.admin, oc, p, Date.now()));
+    if (why !== undefined) throw new KeyVaError('CONDITION_FAILED', `${why}; not removing a replica until they agree`, { reason: 'replicasDisagree' });
   }
 
   private async call(step: Step, oc: ObservedCluster): Promise<boolean> {
     const leaderCall = async (partition: number, method: 'AddLearner' | 'PromoteLearner' | 'RemoveReplica' | 'TransferLeader', req: object) => {
-      const res = await this.admin.callLeader<{ changed: boolean }>(
-        this.leaderAddress(oc, partition),
-        method,
-        req,
-        this.addressOf(oc),
-        ADMIN_CHANGE_DEADLINE_MS,
-      );
+      const res = await this.admin.callLeader<{ changed: boolean }>(leaderAddress(oc, partition), method, req, addressOf(oc), ADMIN_CHANGE_DEADLINE_MS);
       return res.changed;
     };
     switch (step.type) {
@@ -114,6 +123,7 @@ export class StepExecutor {
       case 'promoteLearner':
         return leaderCall(step.partitionId, 'PromoteLearner', { partitionId: step.partitionId, nodeId: step.nodeId });
       case 'removeReplica':
+        await this.verifyReplicas(oc, step.partitionId);
         return leaderCall(step.partitionId, 'RemoveReplica', { partitionId: step.partitionId, nodeId: step.nodeId, force: false });
       case 'transferLeader':
         return leaderCall(step.partitionId, 'TransferLeader', { partitionId: step.partitionId, toNodeId: step.to });
@@ -126,10 +136,16 @@ export class StepExecutor {
         );
         return res.changed;
       }
-      case 'merge':
-        throw new KeyVaError('CONDITION_FAILED', `merging partitions ${step.left} and ${step.right}: the data plane has no merge yet`, {
-          reason: 'mergeUnsupported',
-        });
+      case 'merge': {
+        // The node checks adjacency and both replica sets live, records the merge and waits for the data plane (docs/adr/0010-splits.md).
+        const res = await this.admin.call<{ changed: boolean }>(
+          oc.mapSource,
+          'MergePartitions',
+          { leftId: step.left, rightId: step.right },
+          2 * ADMIN_CHANGE_DEADLINE_MS,
+        );
+        return res.changed;
+      }
       case 'drainNode':
         return this.setNodeState(oc, step.nodeId, 'DRAINING', step.expectedEpoch);
       case 'removeNode':

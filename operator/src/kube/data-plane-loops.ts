@@ -16,6 +16,7 @@ import { NODE_GRPC_PORT } from '../api/constants.ts';
 import { GrpcAdminCaller } from '../dataplane/admin-client.ts';
 import { ControlLoop, type LoopStatus } from '../dataplane/control-loop.ts';
 import { type ObservedCluster, Observer } from '../dataplane/observer.ts';
+import { DigestAuditor } from '../dataplane/replica-digests.ts';
 import { StepExecutor } from '../dataplane/step-executor.ts';
 import { resolveSpec } from '../placement/spec.ts';
 import { type ClusterSpec, nodeId, partitionId } from '../placement/types.ts';
@@ -90,6 +91,7 @@ export class DataPlaneLoops {
         log: (msg) => log.info(msg),
         onObserved: (oc, st) => this.observed(key, oc, st),
         onObserveFailed: () => this.observeFailed(key, observer),
+        auditor: new DigestAuditor({ admin, log: (msg) => log.info(msg) }),
       });
       e = {
         loop,

@@ -53,8 +53,8 @@ describe('LESSONS #9, #10 — the invariant checker', () => {
     expect(codes({ ...o, partitions: [...o.partitions, p1] })).toEqual([ViolationCode.DuplicatePartitionId, ViolationCode.Overlap]);
   });
 
-  it('replicas agree: equal key count and checksum at the same applied index; different indexes are not compared', () => {
-    const digest = (appliedIndex: number, keyCount: number, checksum: string) => ({ appliedIndex, keyCount, checksum });
+  it('LESSONS #10 — replicas agree: equal key count and checksum at the same read timestamp; different timestamps are not compared', () => {
+    const digest = (readTs: number, keyCount: number, checksum: string) => ({ readTs: BigInt(readTs), keyCount, checksum });
     const o = edit(healthy(), 2, (p) => ({
       ...p,
       replicas: p.replicas.map((r, i) => ({ ...r, digest: i === 2 ? digest(40, 11, 'bb') : digest(40, 10, 'aa') })),
@@ -62,7 +62,7 @@ describe('LESSONS #9, #10 — the invariant checker', () => {
     const v = checkInvariants(o, 3);
     expect(v).toHaveLength(1);
     expect(v[0]?.code).toBe(ViolationCode.ReplicasDisagree);
-    expect(v[0]?.message).toMatch(/at applied index 40: .* has 10 keys \(checksum aa\), .* has 11 keys \(checksum bb\)/);
+    expect(v[0]?.message).toMatch(/at read timestamp 40: .* has 10 keys \(checksum aa\), .* has 11 keys \(checksum bb\)/);
     const lagging = edit(healthy(), 2, (p) => ({
       ...p,
       replicas: p.replicas.map((r, i) => ({ ...r, digest: i === 2 ? digest(39, 11, 'bb') : digest(40, 10, 'aa') })),

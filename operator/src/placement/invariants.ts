@@ -75,15 +75,15 @@ export function checkInvariants(o: Observation, replicationFactor: number): Viol
         });
       }
     }
-    // Replicas at the same applied index must hold the same data (after a move, before cutover).
-    const byIndex = new Map<number, { nodeId: NodeId; keyCount: number; checksum: string }[]>();
+    // Replicas digested at the same read timestamp must hold the same data (after a move, before cutover).
+    const byTs = new Map<bigint, { nodeId: NodeId; keyCount: number; checksum: string }[]>();
     for (const r of p.replicas) {
       if (!r.digest) continue;
-      const list = byIndex.get(r.digest.appliedIndex) ?? [];
+      const list = byTs.get(r.digest.readTs) ?? [];
       list.push({ nodeId: r.nodeId, keyCount: r.digest.keyCount, checksum: r.digest.checksum });
-      byIndex.set(r.digest.appliedIndex, list);
+      byTs.set(r.digest.readTs, list);
     }
-    for (const [index, list] of byIndex) {
+    for (const [ts, list] of byTs) {
       const first = list[0];
       for (const d of list.slice(1)) {
         if (first && (d.keyCount !== first.keyCount || d.checksum !== first.checksum)) {
@@ -91,7 +91,7 @@ export function checkInvariants(o: Observation, replicationFactor: number): Viol
             code: ViolationCode.ReplicasDisagree,
             partitionId: p.id,
             nodeId: d.nodeId,
-            message: `partition ${p.id} at applied index ${index}: ${first.nodeId} has ${first.keyCount} keys (checksum ${first.checksum}), ${d.nodeId} has ${d.keyCount} keys (checksum ${d.checksum})`,
+            message: `partition ${p.id} at read timestamp ${ts}: ${first.nodeId} has ${first.keyCount} keys (checksum ${first.checksum.slice(0, 12)}), ${d.nodeId} has ${d.keyCount} keys (checksum ${d.checksum.slice(0, 12)})`,
           });
         }
       }

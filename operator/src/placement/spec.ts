@@ -25,8 +25,9 @@ export const SPEC_DEFAULTS: ClusterSpec = {
   splitRequests: [],
   moves: { clusterMax: 8, perNodeMax: 2, catchUpLagMax: 16, headroomRatio: 0.2, nodeDownGraceMs: 30 * 60_000, rebalance: true, startsPerMinuteMax: 0 },
   split: { auto: true, sizeBytes: 512 * MiB, qps: 5000, cooldownMs: 10 * 60_000, loadSplitsPerMinuteMax: 2 },
-  // Off by default: the data plane refuses merges until it can carry them out (docs/adr/0010-splits.md).
-  merge: { enabled: false, partitionsMin: 64, sizeBytes: 64 * MiB, qps: 500, cooldownMs: 30 * 60_000 },
+  // The data plane carries merges out (MergePartitions, docs/adr/0010-splits.md "Merges"); never below
+  // partitionsMin (the initial count), so a new cluster keeps its parallelism.
+  merge: { enabled: true, partitionsMin: 64, sizeBytes: 64 * MiB, qps: 500, cooldownMs: 30 * 60_000 },
   leaders: { toleranceRatio: 0.1, cooldownMs: 5 * 60_000, transfersPerPlanMax: 16 },
 };
 

@@ -20,9 +20,12 @@ export type NodeHealth = (typeof NodeHealth)[keyof typeof NodeHealth];
 export const NodeState = { Active: 'active', Draining: 'draining', Removed: 'removed' } as const;
 export type NodeState = (typeof NodeState)[keyof typeof NodeState];
 
-/** Content digest of one replica at one applied index (for the "replicas agree" invariant). */
+/**
+ * Content digest of one replica's partition data at a read timestamp (for the "replicas agree"
+ * invariant, LESSONS #10): replicas that applied past `readTs` and agree on the log hold the same.
+ */
 export interface ReplicaDigest {
-  readonly appliedIndex: number;
+  readonly readTs: bigint;
   readonly keyCount: number;
   readonly checksum: string;
 }

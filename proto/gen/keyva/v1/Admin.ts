@@ -13,11 +13,17 @@ import type { HealthRequest as _keyva_v1_HealthRequest, HealthRequest__Output as
 import type { HealthResponse as _keyva_v1_HealthResponse, HealthResponse__Output as _keyva_v1_HealthResponse__Output } from '../../keyva/v1/HealthResponse.ts';
 import type { HostReplicaRequest as _keyva_v1_HostReplicaRequest, HostReplicaRequest__Output as _keyva_v1_HostReplicaRequest__Output } from '../../keyva/v1/HostReplicaRequest.ts';
 import type { HostReplicaResponse as _keyva_v1_HostReplicaResponse, HostReplicaResponse__Output as _keyva_v1_HostReplicaResponse__Output } from '../../keyva/v1/HostReplicaResponse.ts';
+import type { LocalDigestRequest as _keyva_v1_LocalDigestRequest, LocalDigestRequest__Output as _keyva_v1_LocalDigestRequest__Output } from '../../keyva/v1/LocalDigestRequest.ts';
+import type { LocalDigestResponse as _keyva_v1_LocalDigestResponse, LocalDigestResponse__Output as _keyva_v1_LocalDigestResponse__Output } from '../../keyva/v1/LocalDigestResponse.ts';
 import type { LocalReplicaRequest as _keyva_v1_LocalReplicaRequest, LocalReplicaRequest__Output as _keyva_v1_LocalReplicaRequest__Output } from '../../keyva/v1/LocalReplicaRequest.ts';
 import type { LocalReplicaResponse as _keyva_v1_LocalReplicaResponse, LocalReplicaResponse__Output as _keyva_v1_LocalReplicaResponse__Output } from '../../keyva/v1/LocalReplicaResponse.ts';
 import type { MembershipChangeResponse as _keyva_v1_MembershipChangeResponse, MembershipChangeResponse__Output as _keyva_v1_MembershipChangeResponse__Output } from '../../keyva/v1/MembershipChangeResponse.ts';
+import type { MergePartitionsRequest as _keyva_v1_MergePartitionsRequest, MergePartitionsRequest__Output as _keyva_v1_MergePartitionsRequest__Output } from '../../keyva/v1/MergePartitionsRequest.ts';
+import type { MergePartitionsResponse as _keyva_v1_MergePartitionsResponse, MergePartitionsResponse__Output as _keyva_v1_MergePartitionsResponse__Output } from '../../keyva/v1/MergePartitionsResponse.ts';
 import type { NodeInfoRequest as _keyva_v1_NodeInfoRequest, NodeInfoRequest__Output as _keyva_v1_NodeInfoRequest__Output } from '../../keyva/v1/NodeInfoRequest.ts';
 import type { NodeInfoResponse as _keyva_v1_NodeInfoResponse, NodeInfoResponse__Output as _keyva_v1_NodeInfoResponse__Output } from '../../keyva/v1/NodeInfoResponse.ts';
+import type { PartitionDigestRequest as _keyva_v1_PartitionDigestRequest, PartitionDigestRequest__Output as _keyva_v1_PartitionDigestRequest__Output } from '../../keyva/v1/PartitionDigestRequest.ts';
+import type { PartitionDigestResponse as _keyva_v1_PartitionDigestResponse, PartitionDigestResponse__Output as _keyva_v1_PartitionDigestResponse__Output } from '../../keyva/v1/PartitionDigestResponse.ts';
 import type { PartitionReplicasResponse as _keyva_v1_PartitionReplicasResponse, PartitionReplicasResponse__Output as _keyva_v1_PartitionReplicasResponse__Output } from '../../keyva/v1/PartitionReplicasResponse.ts';
 import type { PromoteLearnerRequest as _keyva_v1_PromoteLearnerRequest, PromoteLearnerRequest__Output as _keyva_v1_PromoteLearnerRequest__Output } from '../../keyva/v1/PromoteLearnerRequest.ts';
 import type { RegisterNodeRequest as _keyva_v1_RegisterNodeRequest, RegisterNodeRequest__Output as _keyva_v1_RegisterNodeRequest__Output } from '../../keyva/v1/RegisterNodeRequest.ts';
@@ -87,6 +93,15 @@ export interface AdminClient extends grpc.Client {
   hostReplica(argument: _keyva_v1_HostReplicaRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_HostReplicaResponse__Output>): grpc.ClientUnaryCall;
   hostReplica(argument: _keyva_v1_HostReplicaRequest, callback: grpc.requestCallback<_keyva_v1_HostReplicaResponse__Output>): grpc.ClientUnaryCall;
   
+  LocalDigest(argument: _keyva_v1_LocalDigestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_LocalDigestResponse__Output>): grpc.ClientUnaryCall;
+  LocalDigest(argument: _keyva_v1_LocalDigestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_LocalDigestResponse__Output>): grpc.ClientUnaryCall;
+  LocalDigest(argument: _keyva_v1_LocalDigestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_LocalDigestResponse__Output>): grpc.ClientUnaryCall;
+  LocalDigest(argument: _keyva_v1_LocalDigestRequest, callback: grpc.requestCallback<_keyva_v1_LocalDigestResponse__Output>): grpc.ClientUnaryCall;
+  localDigest(argument: _keyva_v1_LocalDigestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_LocalDigestResponse__Output>): grpc.ClientUnaryCall;
+  localDigest(argument: _keyva_v1_LocalDigestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_LocalDigestResponse__Output>): grpc.ClientUnaryCall;
+  localDigest(argument: _keyva_v1_LocalDigestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_LocalDigestResponse__Output>): grpc.ClientUnaryCall;
+  localDigest(argument: _keyva_v1_LocalDigestRequest, callback: grpc.requestCallback<_keyva_v1_LocalDigestResponse__Output>): grpc.ClientUnaryCall;
+  
   LocalReplica(argument: _keyva_v1_LocalReplicaRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_LocalReplicaResponse__Output>): grpc.ClientUnaryCall;
   LocalReplica(argument: _keyva_v1_LocalReplicaRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_LocalReplicaResponse__Output>): grpc.ClientUnaryCall;
   LocalReplica(argument: _keyva_v1_LocalReplicaRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_LocalReplicaResponse__Output>): grpc.ClientUnaryCall;
@@ -96,6 +111,15 @@ export interface AdminClient extends grpc.Client {
   localReplica(argument: _keyva_v1_LocalReplicaRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_LocalReplicaResponse__Output>): grpc.ClientUnaryCall;
   localReplica(argument: _keyva_v1_LocalReplicaRequest, callback: grpc.requestCallback<_keyva_v1_LocalReplicaResponse__Output>): grpc.ClientUnaryCall;
   
+  MergePartitions(argument: _keyva_v1_MergePartitionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MergePartitionsResponse__Output>): grpc.ClientUnaryCall;
+  MergePartitions(argument: _keyva_v1_MergePartitionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_MergePartitionsResponse__Output>): grpc.ClientUnaryCall;
+  MergePartitions(argument: _keyva_v1_MergePartitionsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MergePartitionsResponse__Output>): grpc.ClientUnaryCall;
+  MergePartitions(argument: _keyva_v1_MergePartitionsRequest, callback: grpc.requestCallback<_keyva_v1_MergePartitionsResponse__Output>): grpc.ClientUnaryCall;
+  mergePartitions(argument: _keyva_v1_MergePartitionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MergePartitionsResponse__Output>): grpc.ClientUnaryCall;
+  mergePartitions(argument: _keyva_v1_MergePartitionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_MergePartitionsResponse__Output>): grpc.ClientUnaryCall;
+  mergePartitions(argument: _keyva_v1_MergePartitionsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MergePartitionsResponse__Output>): grpc.ClientUnaryCall;
+  mergePartitions(argument: _keyva_v1_MergePartitionsRequest, callback: grpc.requestCallback<_keyva_v1_MergePartitionsResponse__Output>): grpc.ClientUnaryCall;
+  
   NodeInfo(argument: _keyva_v1_NodeInfoRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_NodeInfoResponse__Output>): grpc.ClientUnaryCall;
   NodeInfo(argument: _keyva_v1_NodeInfoRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_NodeInfoResponse__Output>): grpc.ClientUnaryCall;
   NodeInfo(argument: _keyva_v1_NodeInfoRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_NodeInfoResponse__Output>): grpc.ClientUnaryCall;
@@ -104,6 +128,15 @@ export interface AdminClient extends grpc.Client {
   nodeInfo(argument: _keyva_v1_NodeInfoRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_NodeInfoResponse__Output>): grpc.ClientUnaryCall;
   nodeInfo(argument: _keyva_v1_NodeInfoRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_NodeInfoResponse__Output>): grpc.ClientUnaryCall;
   nodeInfo(argument: _keyva_v1_NodeInfoRequest, callback: grpc.requestCallback<_keyva_v1_NodeInfoResponse__Output>): grpc.ClientUnaryCall;
+  
+  PartitionDigest(argument: _keyva_v1_PartitionDigestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_PartitionDigestResponse__Output>): grpc.ClientUnaryCall;
+  PartitionDigest(argument: _keyva_v1_PartitionDigestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_PartitionDigestResponse__Output>): grpc.ClientUnaryCall;
+  PartitionDigest(argument: _keyva_v1_PartitionDigestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_PartitionDigestResponse__Output>): grpc.ClientUnaryCall;
+  PartitionDigest(argument: _keyva_v1_PartitionDigestRequest, callback: grpc.requestCallback<_keyva_v1_PartitionDigestResponse__Output>): grpc.ClientUnaryCall;
+  partitionDigest(argument: _keyva_v1_PartitionDigestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_PartitionDigestResponse__Output>): grpc.ClientUnaryCall;
+  partitionDigest(argument: _keyva_v1_PartitionDigestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_PartitionDigestResponse__Output>): grpc.ClientUnaryCall;
+  partitionDigest(argument: _keyva_v1_PartitionDigestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_PartitionDigestResponse__Output>): grpc.ClientUnaryCall;
+  partitionDigest(argument: _keyva_v1_PartitionDigestRequest, callback: grpc.requestCallback<_keyva_v1_PartitionDigestResponse__Output>): grpc.ClientUnaryCall;
   
   PromoteLearner(argument: _keyva_v1_PromoteLearnerRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
   PromoteLearner(argument: _keyva_v1_PromoteLearnerRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_MembershipChangeResponse__Output>): grpc.ClientUnaryCall;
@@ -183,9 +216,15 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   
   HostReplica: grpc.handleUnaryCall<_keyva_v1_HostReplicaRequest__Output, _keyva_v1_HostReplicaResponse>;
   
+  LocalDigest: grpc.handleUnaryCall<_keyva_v1_LocalDigestRequest__Output, _keyva_v1_LocalDigestResponse>;
+  
   LocalReplica: grpc.handleUnaryCall<_keyva_v1_LocalReplicaRequest__Output, _keyva_v1_LocalReplicaResponse>;
   
+  MergePartitions: grpc.handleUnaryCall<_keyva_v1_MergePartitionsRequest__Output, _keyva_v1_MergePartitionsResponse>;
+  
   NodeInfo: grpc.handleUnaryCall<_keyva_v1_NodeInfoRequest__Output, _keyva_v1_NodeInfoResponse>;
+  
+  PartitionDigest: grpc.handleUnaryCall<_keyva_v1_PartitionDigestRequest__Output, _keyva_v1_PartitionDigestResponse>;
   
   PromoteLearner: grpc.handleUnaryCall<_keyva_v1_PromoteLearnerRequest__Output, _keyva_v1_MembershipChangeResponse>;
   
@@ -210,8 +249,11 @@ export interface AdminDefinition extends grpc.ServiceDefinition {
   GetPartitionReplicas: MethodDefinition<_keyva_v1_GetPartitionReplicasRequest, _keyva_v1_PartitionReplicasResponse, _keyva_v1_GetPartitionReplicasRequest__Output, _keyva_v1_PartitionReplicasResponse__Output>
   Health: MethodDefinition<_keyva_v1_HealthRequest, _keyva_v1_HealthResponse, _keyva_v1_HealthRequest__Output, _keyva_v1_HealthResponse__Output>
   HostReplica: MethodDefinition<_keyva_v1_HostReplicaRequest, _keyva_v1_HostReplicaResponse, _keyva_v1_HostReplicaRequest__Output, _keyva_v1_HostReplicaResponse__Output>
+  LocalDigest: MethodDefinition<_keyva_v1_LocalDigestRequest, _keyva_v1_LocalDigestResponse, _keyva_v1_LocalDigestRequest__Output, _keyva_v1_LocalDigestResponse__Output>
   LocalReplica: MethodDefinition<_keyva_v1_LocalReplicaRequest, _keyva_v1_LocalReplicaResponse, _keyva_v1_LocalReplicaRequest__Output, _keyva_v1_LocalReplicaResponse__Output>
+  MergePartitions: MethodDefinition<_keyva_v1_MergePartitionsRequest, _keyva_v1_MergePartitionsResponse, _keyva_v1_MergePartitionsRequest__Output, _keyva_v1_MergePartitionsResponse__Output>
   NodeInfo: MethodDefinition<_keyva_v1_NodeInfoRequest, _keyva_v1_NodeInfoResponse, _keyva_v1_NodeInfoRequest__Output, _keyva_v1_NodeInfoResponse__Output>
+  PartitionDigest: MethodDefinition<_keyva_v1_PartitionDigestRequest, _keyva_v1_PartitionDigestResponse, _keyva_v1_PartitionDigestRequest__Output, _keyva_v1_PartitionDigestResponse__Output>
   PromoteLearner: MethodDefinition<_keyva_v1_PromoteLearnerRequest, _keyva_v1_MembershipChangeResponse, _keyva_v1_PromoteLearnerRequest__Output, _keyva_v1_MembershipChangeResponse__Output>
   RegisterNode: MethodDefinition<_keyva_v1_RegisterNodeRequest, _keyva_v1_RegisterNodeResponse, _keyva_v1_RegisterNodeRequest__Output, _keyva_v1_RegisterNodeResponse__Output>
   RemoveReplica: MethodDefinition<_keyva_v1_RemoveReplicaRequest, _keyva_v1_MembershipChangeResponse, _keyva_v1_RemoveReplicaRequest__Output, _keyva_v1_MembershipChangeResponse__Output>

@@ -18,6 +18,7 @@ export interface LocalReplicaResponse {
    * this replica's applied membership
    */
   'voters'?: (string)[];
+  'learners'?: (string)[];
 }
 
 export interface LocalReplicaResponse__Output {
@@ -35,4 +36,5 @@ export interface LocalReplicaResponse__Output {
    * this replica's applied membership
    */
   'voters': (string)[];
+  'learners': (string)[];
 }
