@@ -15,13 +15,11 @@
 import { keyHash } from '@keyva/client/keyspace';
 import type { HashRange } from '../replication/partition-snapshot.ts';
 import type { DataMutation, ReplicatedCommand } from '../replication/replicated-command.ts';
-import type { RangeRecord } from './split-command.ts';
+import { groupId, ids, type RangeRecord, u64 } from './split-command.ts';
 
 export const FREEZE_COMMAND_KEY = Buffer.from('keyva/merge-freeze', 'utf8');
 export const ABSORB_COMMAND_KEY = Buffer.from('keyva/merge-absorb', 'utf8');
 if (keyHash(FREEZE_COMMAND_KEY) === 0n || keyHash(ABSORB_COMMAND_KEY) === 0n) throw new Error('a merge command key hashes to 0: pick another key');
-
-const HASH_END = 1n << 64n;
 
 /** Applied by every replica of the right group at the same log position. */
 export interface FreezeCommand {
@@ -43,24 +41,6 @@ export interface AbsorbCommand {
   readonly end: bigint;
   /** The freeze's index in the right group's log (every replica of it applied it). */
   readonly freezeIndex: number;
-}
-
-function u64(v: unknown, what: string): bigint {
-  if (typeof v !== 'string' || !/^\d{1,20}$/.test(v)) throw new Error(`${what} is not a u64`);
-  const b = BigInt(v);
-  if (b > HASH_END) throw new Error(`${what} is beyond 2^64`);
-  return b;
-}
-
-function groupId(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 0xffff_ffff) throw new Error(`${what} is not a data group id`);
-  return v;
-}
-
-function ids(v: unknown, what: string): string[] {
-  if (!Array.isArray(v) || v.length > 16 || !v.every((x) => typeof x === 'string' && /^[a-z0-9][a-z0-9-/]{0,80}$/.test(x)))
-    throw new Error(`${what} is not a list of replica ids`);
-  return v as string[];
 }
 
 function range(o: Record<string, unknown>): HashRange {

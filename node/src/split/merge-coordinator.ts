@@ -34,6 +34,7 @@ import type { GroupId } from '../replication/raft-keys.ts';
 import { nodeOf } from '../replication/replica-id.ts';
 import type { DataMutation } from '../replication/replicated-command.ts';
 import type { ProposeResult } from '../replication/replication-results.ts';
+import { CoalescedRun } from './coalesced-run.ts';
 import { absorbProposal, freezeProposal } from './merge-command.ts';
 import { retireAbsorbedGroup } from './merge-retire.ts';
 import type { RangeRecord } from './split-command.ts';
@@ -110,8 +111,10 @@ export class MergeCoordinator {
   private timer: ReturnType<typeof setInterval> | undefined;
   private unsubscribe: (() => void) | undefined;
   private stopped = false;
-  private running: Promise<void> | undefined;
-  private again = false;
+  private readonly passes = new CoalescedRun(
+    () => this.reconcile(),
+    (e) => this.o.log?.warn({ err: e }, 'merge reconcile failed; will retry'),
+  );
   private retry: ReturnType<typeof setTimeout> | undefined;
 
   constructor(o: MergeCoordinatorOptions) {
@@ -131,25 +134,12 @@ export class MergeCoordinator {
     if (this.timer !== undefined) clearInterval(this.timer);
     if (this.retry !== undefined) clearTimeout(this.retry);
     this.unsubscribe?.();
-    await this.running;
+    await this.passes.stop();
   }
 
   /** Runs a reconcile pass soon (coalesced). */
   kick(): void {
-    if (this.stopped) return;
-    if (this.running !== undefined) {
-      this.again = true;
-      return;
-    }
-    this.running = this.reconcile()
-      .catch((e: unknown) => this.o.log?.warn({ err: e }, 'merge reconcile failed; will retry'))
-      .finally(() => {
-        this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
-      });
+    if (!this.stopped) this.passes.request();
   }
 
   /** The Admin call (see the file comment). */
@@ -276,7 +266,7 @@ export class MergeCoordinator {
 
   /** One reconcile pass now (the timer and map changes run them otherwise). */
   async reconcileNow(): Promise<void> {
-    await this.running;
+    await this.passes.idle();
     await this.reconcile();
   }
 

@@ -62,19 +62,20 @@ export function rangeRecordKey(group: number): Buffer {
   return b;
 }
 
-function u64(v: unknown, what: string): bigint {
+/** Wire validators shared with merge-command.ts. */
+export function u64(v: unknown, what: string): bigint {
   if (typeof v !== 'string' || !/^\d{1,20}$/.test(v)) throw new Error(`${what} is not a u64`);
   const b = BigInt(v);
   if (b > HASH_MAX + 1n) throw new Error(`${what} is beyond 2^64`);
   return b;
 }
 
-function groupId(v: unknown, what: string): number {
+export function groupId(v: unknown, what: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 0xffff_ffff) throw new Error(`${what} is not a data group id`);
   return v;
 }
 
-function ids(v: unknown, what: string): string[] {
+export function ids(v: unknown, what: string): string[] {
   if (!Array.isArray(v) || v.length > 16 || !v.every((x) => typeof x === 'string' && /^[a-z0-9][a-z0-9-/]{0,80}$/.test(x)))
     throw new Error(`${what} is not a list of replica ids`);
   return v as string[];

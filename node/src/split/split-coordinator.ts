@@ -34,6 +34,7 @@ import type { HashRange } from '../replication/partition-snapshot.ts';
 import type { GroupId } from '../replication/raft-keys.ts';
 import type { DataMutation } from '../replication/replicated-command.ts';
 import type { ProposeResult } from '../replication/replication-results.ts';
+import { CoalescedRun } from './coalesced-run.ts';
 import { splitProposal } from './split-command.ts';
 
 export const RECONCILE_INTERVAL_MS = 500;
@@ -103,8 +104,10 @@ export class SplitCoordinator {
   private timer: ReturnType<typeof setInterval> | undefined;
   private unsubscribe: (() => void) | undefined;
   private stopped = false;
-  private running: Promise<void> | undefined;
-  private again = false;
+  private readonly passes = new CoalescedRun(
+    () => this.reconcile(),
+    (e) => this.o.log?.warn({ err: e }, 'split reconcile failed; will retry'),
+  );
 
   constructor(o: SplitCoordinatorOptions) {
     this.o = o;
@@ -121,25 +124,12 @@ export class SplitCoordinator {
     this.stopped = true;
     if (this.timer !== undefined) clearInterval(this.timer);
     this.unsubscribe?.();
-    await this.running;
+    await this.passes.stop();
   }
 
   /** Runs a reconcile pass soon (coalesced). */
   kick(): void {
-    if (this.stopped) return;
-    if (this.running !== undefined) {
-      this.again = true;
-      return;
-    }
-    this.running = this.reconcile()
-      .catch((e: unknown) => this.o.log?.warn({ err: e }, 'split reconcile failed; will retry'))
-      .finally(() => {
-        this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
-      });
+    if (!this.stopped) this.passes.request();
   }
 
   /** The Admin call (see the file comment). */
