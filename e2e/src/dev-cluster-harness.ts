@@ -4,12 +4,12 @@
  * against it, and waiting until the loop has settled.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createServer as createNetServer } from 'node:net';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import type { DevStatus } from '@keyva/cli/dev-cluster';
 import { stopProcess } from '@keyva/cli/stop-process';
-import { freePort } from '@keyva/node/testing/free-port';
 
 export const CLI = resolve(import.meta.dirname, '..', '..', 'cli', 'src', 'main.ts');
 
@@ -51,21 +51,30 @@ export class DevClusterHarness {
     this.endpoints = endpoints;
   }
 
+  /**
+   * Starts `keyva dev` on founder ports below Linux's ephemeral range (outgoing connections take
+   * their local ports from 32768 up, and one took a port this harness had picked there); a start
+   * that still finds a port taken (exit code 2) is retried on other ports.
+   */
   static async start(o: DevClusterOptions): Promise<DevClusterHarness> {
-    const base = await freePort();
-    const args = ['dev', '--nodes', String(o.nodes), '--partitions', String(o.partitions)];
-    args.push('--grpc-port', String(base), '--http-port', String(base + 1), '--data-dir', o.dataDir, '--json', ...(o.extraArgs ?? []));
-    const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NO_COLOR: '1' } });
-    const ready = await new Promise<{ control: string; nodes: { grpc: string }[] }>((res, rej) => {
-      const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
-      lines.once('line', (l) => res(JSON.parse(l) as { control: string; nodes: { grpc: string }[] }));
-      proc.once('exit', (code) => rej(new Error(`keyva dev exited with ${code}`)));
-    });
-    return new DevClusterHarness(
-      proc,
-      ready.control,
-      ready.nodes.map((n) => n.grpc),
-    );
+    for (let attempt = 1; ; attempt++) {
+      const base = await portBase(o.nodes);
+      const args = ['dev', '--nodes', String(o.nodes), '--partitions', String(o.partitions)];
+      args.push('--grpc-port', String(base), '--http-port', String(base + 1), '--data-dir', o.dataDir, '--json', ...(o.extraArgs ?? []));
+      const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NO_COLOR: '1' } });
+      const ready = await new Promise<{ control: string; nodes: { grpc: string }[] } | number | null>((res) => {
+        const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
+        lines.once('line', (l) => res(JSON.parse(l) as { control: string; nodes: { grpc: string }[] }));
+        proc.once('exit', (code) => res(code));
+      });
+      if (typeof ready === 'object' && ready !== null)
+        return new DevClusterHarness(
+          proc,
+          ready.control,
+          ready.nodes.map((n) => n.grpc),
+        );
+      if (ready !== 2 || attempt >= 3) throw new Error(`keyva dev exited with ${ready}`);
+    }
   }
 
   async status(): Promise<DevStatus> {
@@ -99,4 +108,21 @@ export class DevClusterHarness {
 /** Replicas a node holds in the status (-1 when the node is not listed). */
 export function partitionsOf(s: DevStatus, id: string): number {
   return s.nodes.find((n) => n.id === id)?.partitions ?? -1;
+}
+
+/** A port base in [20000, 32000) whose founder ports (base + 10·i, +1) are free right now. */
+async function portBase(nodes: number): Promise<number> {
+  for (;;) {
+    const base = 20_000 + 10 * Math.floor(Math.random() * 1_190);
+    const ports = Array.from({ length: nodes }, (_, i) => [base + 10 * i, base + 10 * i + 1]).flat();
+    if ((await Promise.all(ports.map(isFree))).every(Boolean)) return base;
+  }
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createNetServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
 }
