@@ -20,6 +20,7 @@ import type { MultiRaft } from '../replication/multi-raft.ts';
 import type { HashRange } from '../replication/partition-snapshot.ts';
 import { nodeOf } from '../replication/replica-id.ts';
 import type { PeerAdmin } from './peer-admin.ts';
+import { notHostedError, notLeaderError } from './replica-membership.ts';
 
 /** How long a replica waits to apply up to readTs before it answers UNAVAILABLE. */
 export const DIGEST_APPLY_WAIT_MS = 3_000;
@@ -53,14 +54,7 @@ export class ReplicaDigests {
     const s = this.o.raft.status(group);
     const st = this.o.raft.raftStatus(group);
     if (s === undefined || st === undefined) throw this.notHosted(partitionId);
-    if (st.softState.role !== Role.Leader || !s.serving) {
-      const leader = s.leader;
-      throw new KeyVaError('NOT_LEADER', `node ${this.o.self} does not lead partition ${partitionId}${leader ? `; its leader is ${leader}` : ''}`, {
-        partitionId: String(partitionId),
-        leaderHint: leader ?? '',
-        leaderAddress: leader === undefined ? '' : (this.o.addressOf(leader) ?? ''),
-      });
-    }
+    if (st.softState.role !== Role.Leader || !s.serving) throw notLeaderError(this.o.self, partitionId, s.leader, this.o.addressOf);
     const readTs = s.applied.maxCommitTs;
     const range = this.o.raft.rangeOf(group);
     if (range === undefined) throw this.notHosted(partitionId);
@@ -129,6 +123,6 @@ export class ReplicaDigests {
   }
 
   private notHosted(partitionId: number): KeyVaError {
-    return new KeyVaError('WRONG_PARTITION', `partition ${partitionId} is not hosted on node ${this.o.self}`, { partitionId: String(partitionId) });
+    return notHostedError(this.o.self, partitionId);
   }
 }

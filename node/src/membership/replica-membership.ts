@@ -167,6 +167,22 @@ export function removalConfirmed(
   return false;
 }
 
+/** WRONG_PARTITION: `self` hosts no replica of the partition (or the meta group). */
+export function notHostedError(self: NodeId, partitionId: number): KeyVaError {
+  return new KeyVaError('WRONG_PARTITION', `${what(partitionId)} is not hosted on node ${self}`, { partitionId: String(partitionId) });
+}
+
+/** NOT_LEADER with the leader's id and address as hints (empty when unknown). */
+export function notLeaderError(self: NodeId, partitionId: number, leader: NodeId | undefined, addressOf: (node: NodeId) => string | undefined): KeyVaError {
+  const details: Record<string, string> = { partitionId: String(partitionId), leaderHint: leader ?? '', leaderAddress: '' };
+  if (leader !== undefined) details.leaderAddress = addressOf(leader) ?? '';
+  return new KeyVaError(
+    'NOT_LEADER',
+    `node ${self} does not lead ${what(partitionId)}${leader === undefined ? ' (no leader known)' : `; its leader is ${leader}`}`,
+    details,
+  );
+}
+
 export class ReplicaMembership {
   readonly stats: MembershipStats = { confChangesProposed: 0, replicasHosted: 0, replicasDropped: 0, dropsRefused: 0, dropsUnconfirmed: 0 };
   private readonly o: ReplicaMembershipOptions;
@@ -567,17 +583,11 @@ export class ReplicaMembership {
   }
 
   private notHosted(partitionId: number): KeyVaError {
-    return new KeyVaError('WRONG_PARTITION', `${what(partitionId)} is not hosted on node ${this.o.self}`, { partitionId: String(partitionId) });
+    return notHostedError(this.o.self, partitionId);
   }
 
   private notLeader(partitionId: number, leader: NodeId | undefined): KeyVaError {
-    const details: Record<string, string> = { partitionId: String(partitionId), leaderHint: leader ?? '', leaderAddress: '' };
-    if (leader !== undefined) details.leaderAddress = this.o.addressOf(leader) ?? '';
-    return new KeyVaError(
-      'NOT_LEADER',
-      `node ${this.o.self} does not lead ${what(partitionId)}${leader === undefined ? ' (no leader known)' : `; its leader is ${leader}`}`,
-      details,
-    );
+    return notLeaderError(this.o.self, partitionId, leader, this.o.addressOf);
   }
 
   private refusalError(_group: GroupId, partitionId: number, reason: string, leader: ReplicaId | undefined): KeyVaError {
