@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { type LocalNode, startLocalNode } from '@keyva/cli/local-node';
 import { KeyVa } from '@keyva/client';
 import { keyHash } from '@keyva/client/keyspace';
-import { freePort } from '@keyva/node/testing/free-port';
+import { freePort } from '@keyva/node/net/free-port';
 
 export interface KeyvaClusterOptions {
   readonly nodes: number;
@@ -32,6 +32,8 @@ export interface KeyvaCluster {
   readonly dataDir: string;
   /** Each partition's leader from the partition map (partition id -> node id, '(none)' while leaderless). */
   leaders(): Promise<Record<string, string>>;
+  /** The nodes' Multi-Raft counters summed (`raftTotals`). */
+  raftTotals(): Promise<Record<string, number>>;
   stop(): Promise<void>;
 }
 
@@ -124,8 +126,29 @@ export async function startKeyvaCluster(o: KeyvaClusterOptions): Promise<KeyvaCl
       for (let id = 0; id < partitions; id++) out[String(id)] = leaders.get(id) ?? '(none)';
       return out;
     },
+    raftTotals: () => raftTotals(https),
     stop,
   };
+}
+
+/** The Multi-Raft counters (`keyva_raft_*` on /metrics) summed over the nodes that answer; name without the prefix -> total. */
+export async function raftTotals(httpAddresses: readonly string[]): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  await Promise.all(
+    httpAddresses.map(async (a) => {
+      try {
+        const r = await fetch(`http://${a}/metrics`, { signal: AbortSignal.timeout(3000) });
+        if (r.status !== 200) return;
+        for (const line of (await r.text()).split('\n')) {
+          const m = /^keyva_raft_([a-z_]+) ([0-9.e+]+)$/.exec(line);
+          if (m) out[m[1] as string] = (out[m[1] as string] ?? 0) + Number(m[2]);
+        }
+      } catch {
+        // a node that is down: its work is not counted
+      }
+    }),
+  );
+  return out;
 }
 
 /**

@@ -26,6 +26,7 @@ function result(target: TargetName, workload: Phase, round: number, ops: number,
     workload,
     round,
     leaderChanges: target === 'keyva' ? round - 1 : null,
+    raftPerWrite: target === 'keyva' && workload === 'put' ? { messages: 5 + round, readies: 3.5, syncedWrites: 0.2, turns: 0.2 } : null,
     distribution: 'uniform',
     seconds,
     ops,
@@ -123,6 +124,8 @@ describe('replicated suite reporting', () => {
     expect(md).toMatch(/\| linearizable get \| 1,200 \| 1,000 \| 1\.20x \| >= 1\.50x NOT met \|.*\| <= 1\.00x NOT met \|/);
     expect(md).toContain('round 1 {"node-1":2,"node-2":1,"node-3":1}');
     expect(md).toContain('| put (majority) | 2 | 1,000 (p99 5.00) | 1,000 (p99 8.00) | 1.00x | 1 |');
+    expect(md).toContain('KeyVa Raft work per write, whole cluster');
+    expect(md).toContain('round 2 {"messages":7,"readies":3.5,"syncedWrites":0.2,"turns":0.2}');
   });
 
   it('makes no comparison for a phase one of the systems did not run', () => {

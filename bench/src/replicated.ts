@@ -72,7 +72,25 @@ export type RoundResult = WorkloadResult<Phase> & {
   readonly round: number;
   /** Replicated KeyVa: partitions whose leader changed (or had none) between the start and the end of the phase. */
   readonly leaderChanges: number | null;
+  /** Replicated KeyVa, put phase: Raft work of the whole cluster per write proposal (warm-up included), from the nodes' keyva_raft_* metrics. */
+  readonly raftPerWrite: RaftWorkPerWrite | null;
 };
+
+export interface RaftWorkPerWrite {
+  readonly messages: number;
+  readonly readies: number;
+  readonly syncedWrites: number;
+  readonly turns: number;
+}
+
+function raftPerWrite(before: Record<string, number> | undefined, after: Record<string, number> | undefined): RaftWorkPerWrite | null {
+  if (before === undefined || after === undefined) return null;
+  const delta = (k: string): number => (after[k] ?? 0) - (before[k] ?? 0);
+  const writes = delta('proposals');
+  if (writes <= 0) return null;
+  const per = (k: string): number => Math.round((delta(k) / writes) * 100) / 100;
+  return { messages: per('messages_sent'), readies: per('readies'), syncedWrites: per('synced_writes'), turns: per('turns') };
+}
 
 export interface PhaseSummary extends FullLatencySummary {
   readonly target: TargetName;
@@ -228,12 +246,17 @@ export async function runReplicated(o: ReplicatedOptions, log: (line: string) =>
           leaders = countLeaders(before);
           log(`  partitions led per node: ${JSON.stringify(leaders)}`);
         }
+        const totals = live.target.raftTotals;
         for (const phase of o.phases) {
+          const raftBefore = totals ? await totals() : undefined;
           const res = await runPhase(live, phase, o, log, phase.padEnd(3));
+          const raftAfter = totals ? await totals() : undefined;
           const after = sample ? await sample() : undefined;
           const changes = before && after ? leaderChanges(before, after) : null;
           if (changes) log(`  ${phase}: ${changes} partition(s) changed leader or were leaderless during the phase`);
-          results.push({ ...res, round: r + 1, leaderChanges: changes });
+          const work = phase === 'put' ? raftPerWrite(raftBefore, raftAfter) : null;
+          if (work) log(`  ${phase}: Raft work per write, whole cluster: ${JSON.stringify(work)}`);
+          results.push({ ...res, round: r + 1, leaderChanges: changes, raftPerWrite: work });
           before = after;
         }
       } finally {

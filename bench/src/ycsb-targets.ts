@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startLocalNode } from '@keyva/cli/local-node';
 import { stopProcess } from '@keyva/cli/stop-process';
-import { freePort } from '@keyva/node/testing/free-port';
+import { freePort } from '@keyva/node/net/free-port';
 import { startKeyvaCluster } from './keyva-cluster.ts';
 import { startEchoProcess } from './single-node.ts';
 import type { OpType } from './ycsb-workloads.ts';
@@ -65,6 +65,8 @@ export interface StartedTarget extends TargetInfo {
   readonly clientsMax: number;
   /** Each partition's leader (replicated KeyVa only): partition id -> node id, '(none)' while leaderless. */
   readonly leaders?: () => Promise<Record<string, string>>;
+  /** Multi-Raft counters summed over the nodes (replicated KeyVa only; `raftTotals` in keyva-cluster.ts). */
+  readonly raftTotals?: () => Promise<Record<string, number>>;
   stop(): Promise<void>;
 }
 
@@ -220,6 +222,7 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<S
           supports: ALL_OPS,
           clientsMax: 64,
           leaders: () => cluster.leaders(),
+          raftTotals: () => cluster.raftTotals(),
           stop: () => cluster.stop(),
         };
       }

@@ -15,8 +15,8 @@
  */
 import { mkdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { freePort } from '@keyva/node/net/free-port';
 import { ControlLoop, DigestAuditor, GrpcAdminCaller, type LoopStatus, type ObservedCluster, Observer, StepExecutor } from '@keyva/operator/dataplane';
 import { type ClusterSpec, ClusterView, decommissionRefusal, nodeId, resolveSpec } from '@keyva/operator/placement';
 import { KeyVaError } from '@keyva/proto/errors';
@@ -78,16 +78,6 @@ export interface DevStatus {
   /** The meta group (partition map and registry): its voters and leader, from a node that hosts it. */
   readonly meta?: { readonly voters: readonly string[]; readonly leader: string } | undefined;
 }
-
-const freePort = () =>
-  new Promise<number>((res, rej) => {
-    const s = createNetServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? res(a.port) : rej(new Error('no port assigned'))));
-    });
-  });
 
 export class DevCluster {
   readonly o: DevClusterOptions;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type LocalNode, startLocalNode } from '@keyva/cli/local-node';
 import { isKeyVaError, KeyVa, writeOutcome } from '@keyva/client';
-import { freePort } from '@keyva/node/testing/free-port';
+import { freePort } from '@keyva/node/net/free-port';
 import { afterAll, describe, expect, it } from 'vitest';
 import { prng } from './faults/prng.ts';
 import { History } from './lincheck/history.ts';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type LocalNode, startLocalNode } from '@keyva/cli/local-node';
-import { freePort } from '@keyva/node/testing/free-port';
+import { freePort } from '@keyva/node/net/free-port';
 import { type KVClient, keyvaV1 } from '@keyva/proto';
 import { ERROR_METADATA } from '@keyva/proto/errors';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { type LocalNode, startLocalNode } from '@keyva/cli/local-node';
 import { KeyVa } from '@keyva/client';
 import { keyHash } from '@keyva/client/keyspace';
-import { freePort } from '@keyva/node/testing/free-port';
+import { freePort } from '@keyva/node/net/free-port';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const NODES = 5;

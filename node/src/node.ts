@@ -418,6 +418,10 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       const t = transport;
       metrics.watchSnapshotStreams(() => t.snapshotTotals());
     }
+    if (raft !== undefined) {
+      const r = raft;
+      metrics.watchRaft(() => r.stats);
+    }
     const runner = new RequestRunner(metrics, log, config.slowOpMs);
     // Replicated mode: requests for partitions led elsewhere are forwarded to their leader (ADR 0008 §8).
     const forwarder =
@@ -503,6 +507,8 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         clearInterval(gcTimer);
         balancer?.stop();
         runner.drain();
+        splits?.drain();
+        merges?.drain();
         log.info('draining: refusing new requests, finishing in-flight ones');
         const grace = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), config.shutdownGraceMs).unref());
         const grpcDone = new Promise<void>((r) => g.tryShutdown(() => r()));

@@ -6,10 +6,10 @@
  * SIGSTOP and SIGCONT any node.
  */
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { type LocalNode, startLocalNode } from '@keyva/cli/local-node';
 import { keyHash, type PartitionMap } from '@keyva/client';
+import { freePort } from '@keyva/node/net/free-port';
 import { type ProxyMode, TcpProxy } from './tcp-proxy.ts';
 
 export interface FaultClusterOptions {
@@ -36,20 +36,9 @@ export type NodeState = 'running' | 'paused' | 'down';
 /**
  * A free loopback port BELOW the kernel's ephemeral range (32768-60999 by default): a node is
  * restarted on the same ports after kill -9, and while it is down no outgoing connection or
- * port-0 listener (its peers' proxies, the clients) can be handed its port.
+ * port-0 listener (its peers' proxies, the clients) can be handed its port (`freePort`).
  */
-export async function stablePort(): Promise<number> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error('no free port in 20000-31999 after 100 tries');
-}
+export const stablePort = (): Promise<number> => freePort();
 
 const linkName = (from: string, to: string) => `${from}->${to}`;
 

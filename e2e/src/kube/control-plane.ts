@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { stopProcess } from '@keyva/cli/stop-process';
-import { freePort } from '@keyva/node/testing/free-port';
+import { freePort } from '@keyva/node/net/free-port';
 import { KubeClient } from '@keyva/operator/kube';
 
 const run = promisify(execFile);

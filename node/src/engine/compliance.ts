@@ -528,8 +528,9 @@ export function runEngineCompliance(name: string, makeEngine: () => Promise<Engi
         const { r } = await w([{ type: 'rawPut', key: b('mnode-id'), value: b('n1') }]);
         expect(okResult(r)).toEqual([false]);
         expect((await e.getRaw(b('mnode-id')))?.toString()).toBe('n1');
+        // Raw writes are blind: they never read the key, so an overwrite reports false too.
         const r2 = await w([{ type: 'rawPut', key: b('mnode-id'), value: b('n2') }]);
-        expect(okResult(r2.r)).toEqual([true]);
+        expect(okResult(r2.r)).toEqual([false]);
         expect((await e.getRaw(b('mnode-id')))?.toString()).toBe('n2');
         await w([{ type: 'rawDelete', key: b('mnode-id') }]);
         expect(await e.getRaw(b('mnode-id'))).toBeUndefined();

@@ -79,7 +79,7 @@ export type WriteResult =
       readonly ok: true;
       /**
        * Per mutation: whether a live value existed before (for deletes: whether it deleted
-       * something; for raw mutations: whether the raw key existed).
+       * something). Raw mutations are blind writes: always false (nothing reads the raw key).
        */
       readonly existed: readonly boolean[];
     }

@@ -114,7 +114,9 @@ export function planBatch(reader: OrderedKvReader, batch: WriteBatch): BatchPlan
   for (let i = 0; i < batch.mutations.length; i++) {
     const m = batch.mutations[i]!;
     if (m.type === 'rawPut' || m.type === 'rawDelete') {
-      existed.push(overlay.get(m.key) !== undefined);
+      // Raw writes are blind (types.ts): no read, so the Raft log and applied-state writes of
+      // every replica cost no point lookup.
+      existed.push(false);
       const op: KvOp = m.type === 'rawPut' ? { type: 'put', key: m.key, value: m.value } : { type: 'del', key: m.key };
       if (!single) overlay.apply([op]);
       ops.push(op);

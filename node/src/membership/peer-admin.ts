@@ -2,9 +2,16 @@
  * Calls the internal membership RPCs of another node's Admin service (HostReplica, DropReplica,
  * LocalReplica). One gRPC channel per address, kept until `close`; every call has a deadline;
  * failures come back as KeyVaErrors (decoded from the wire).
+ *
+ * A call that ends CANCELLED was not cancelled by its caller: the peer reset the stream (a node
+ * that stops force-closes its connections after its grace period, and grpc-js may report that as
+ * CANCELLED rather than UNAVAILABLE), or this pool was closed because this node is stopping. It
+ * fails UNAVAILABLE (retryable; details `outcome: unknown`, `address`), never CANCELLED, which
+ * every caller up the chain (a forwarded Admin call's client, the SDK, the CLI, the operator)
+ * would take for its own cancellation and not retry.
  */
 import * as grpc from '@grpc/grpc-js';
-import { decodeGrpcError } from '@keyva/client';
+import { decodeGrpcError, OUTCOME_DETAIL } from '@keyva/client';
 import { type AdminClient, keyvaV1 } from '@keyva/proto';
 import { KeyVaError } from '@keyva/proto/errors';
 
@@ -31,7 +38,15 @@ export class PeerAdmin {
         this.calls.add(call);
       });
     } catch (e) {
-      throw e instanceof KeyVaError ? e : decodeGrpcError(e);
+      const err = e instanceof KeyVaError ? e : decodeGrpcError(e);
+      if (err.code !== 'CANCELLED') throw err;
+      const why = this.closed ? 'this node is stopping' : `node at ${address} ended the call without an answer (it is stopping or restarting)`;
+      throw new KeyVaError(
+        'UNAVAILABLE',
+        `${why}; ${method} may or may not have taken effect there; retry`,
+        { address, [OUTCOME_DETAIL]: 'unknown' },
+        { cause: err },
+      );
     }
   }
 

@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { UnsafeRecoverPartitionResponseOut } from '@keyva/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../net/free-port.ts';
 import { until } from '../replication/testing/replication-cluster.ts';
-import { freePort } from '../testing/free-port.ts';
 import { type CallError, failure, startTestNode, type TestNode, unary } from '../testing/test-node.ts';
 
 const WAIT_MS = 30_000;

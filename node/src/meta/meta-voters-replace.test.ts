@@ -16,9 +16,9 @@ import type { NodeId } from '@keyva/client/keyspace';
 import type { GetPartitionMapResponseOut, SplitPartitionResponseOut } from '@keyva/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { groupOf } from '../kv/kv-store.ts';
+import { freePort } from '../net/free-port.ts';
 import { nodeOf } from '../replication/replica-id.ts';
 import { eventually } from '../testing/eventually.ts';
-import { freePort } from '../testing/free-port.ts';
 import { startTestNode, type TestNode, unary } from '../testing/test-node.ts';
 import { META_GROUP } from './meta-state-machine.ts';
 

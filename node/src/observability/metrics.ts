@@ -2,6 +2,19 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { EngineStats, StorageEngine } from '../engine/types.ts';
 
+/** Counters of the Multi-Raft runtime since it started (`MultiRaft.stats`). */
+export interface RaftRuntimeTotals {
+  readonly turns: number;
+  readonly syncedWrites: number;
+  readonly readiesPersisted: number;
+  readonly messagesSent: number;
+  readonly messagesReceived: number;
+  readonly proposals: number;
+  readonly refusals: number;
+  readonly compactions: number;
+  readonly snapshotsSent: number;
+}
+
 /** Streamed Raft snapshots of the node since it started (`RaftTransport.snapshotTotals`). */
 export interface SnapshotStreamTotals {
   readonly sentBytes: number;
@@ -134,6 +147,32 @@ export class NodeMetrics {
     );
     gauge('keyva_snapshots_sending', 'Raft snapshot transfers to peers in progress', 'sending');
     gauge('keyva_snapshot_sending_bytes', 'Bytes sent so far by the snapshot transfers in progress', 'sendingBytes');
+  }
+
+  /**
+   * Exports the Multi-Raft runtime's counters of a replicated node (`MultiRaft.stats`), read at
+   * scrape time: how much Raft work each write costs (messages, Readys, fsyncs per proposal).
+   */
+  watchRaft(read: () => RaftRuntimeTotals): void {
+    const registers = [this.registry];
+    const gauge = (name: string, help: string, k: keyof RaftRuntimeTotals) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read()[k]);
+        },
+      });
+    gauge('keyva_raft_turns', 'Ready turns of the Multi-Raft loop since start (each persists every group with work in one engine write)', 'turns');
+    gauge('keyva_raft_synced_writes', 'Synced (fsync) engine writes of the Multi-Raft loop since start', 'syncedWrites');
+    gauge('keyva_raft_readies', 'Group Readys persisted since start', 'readiesPersisted');
+    gauge('keyva_raft_messages_sent', 'Raft messages sent to peers since start (coalesced heartbeats count one per group)', 'messagesSent');
+    gauge('keyva_raft_messages_received', 'Raft messages stepped into local groups since start', 'messagesReceived');
+    gauge('keyva_raft_proposals', 'Write proposals submitted to local groups since start', 'proposals');
+    gauge('keyva_raft_proposals_refused', 'Proposals refused up front (not leader, unknown group, queue full) since start', 'refusals');
+    gauge('keyva_raft_compactions', 'Raft log compactions into a snapshot since start', 'compactions');
+    gauge('keyva_raft_snapshots_sent', 'Raft snapshots handed to the transport since start', 'snapshotsSent');
   }
 
   /** Requests of `transport` being served (read by `keyva_inflight_requests` at scrape time). */

@@ -63,6 +63,15 @@ export interface RaftConfig {
   readonly committedEntriesPerReadyMax?: number;
   /** The index the state machine has durably applied; default: the snapshot index. */
   readonly applied?: Index;
+  /**
+   * Whether a leader tells followers about a new commit index at once (an append, empty if need
+   * be, to every follower, as etcd does) or lazily: with its next append carrying entries, its
+   * next heartbeat, or the answer to a follower's ReadIndex. Lazy halves the messages of a
+   * steady write load (no commit-only append, no answer to it) at the cost of followers applying
+   * up to a heartbeat interval later; the leader commits and applies exactly as before. Default
+   * false (eager).
+   */
+  readonly lazyCommitBroadcast?: boolean;
 }
 
 export class RaftConfigError extends Error {}
@@ -151,6 +160,9 @@ export class Raft {
   /** Index of the latest conf change this leader may have in flight; none may be proposed above applied. */
   private pendingConfIndex: Index = 0;
 
+  /** See `RaftConfig.lazyCommitBroadcast`. */
+  private readonly lazyCommitBroadcast: boolean;
+
   private stepFn: (m: Message) => void = (m) => this.stepFollower(m);
   private tickFn: () => void = () => this.tickElection();
 
@@ -164,6 +176,7 @@ export class Raft {
     this.heartbeatTick = config.heartbeatTick;
     this.preVote = config.preVote ?? true;
     this.checkQuorum = config.checkQuorum ?? true;
+    this.lazyCommitBroadcast = config.lazyCommitBroadcast ?? false;
     this.readOnlyOption = config.readOnlyOption ?? ReadOnlyOption.Safe;
     if (this.readOnlyOption === ReadOnlyOption.Lease && !this.checkQuorum) throw new RaftConfigError('lease reads require checkQuorum');
     this.random = config.random;
@@ -388,7 +401,7 @@ export class Raft {
     }
     if (this.leadTransferee !== undefined && !isVoter(this.conf, this.leadTransferee)) this.abortLeaderTransfer();
     // A smaller quorum may commit more; a new replica needs contact now.
-    if (this.maybeCommit()) this.onCommitAdvanced();
+    if (this.maybeCommit()) this.onCommitAdvanced(true);
     else this.bcastAppend();
     return this.conf;
   }
@@ -705,8 +718,9 @@ export class Raft {
         pr.inflights.freeLE(m.index);
         break;
     }
-    if (this.maybeCommit()) this.onCommitAdvanced();
-    else if (wasPaused) this.maybeSendAppend(m.from, true);
+    const committed = this.maybeCommit();
+    if (committed) this.onCommitAdvanced();
+    if ((!committed || this.lazyCommitBroadcast) && wasPaused) this.maybeSendAppend(m.from, true);
     while (this.maybeSendAppend(m.from, false)) {
       // Fill the inflight window.
     }
@@ -741,9 +755,19 @@ export class Raft {
     return true;
   }
 
-  private onCommitAdvanced(): void {
+  /** `broadcast`: tell every follower now (always when eager; see `RaftConfig.lazyCommitBroadcast`). */
+  private onCommitAdvanced(broadcast = !this.lazyCommitBroadcast): void {
     this.releasePendingReads();
-    this.bcastAppend();
+    if (broadcast) this.bcastAppend();
+  }
+
+  /**
+   * Lazy commit broadcast: tells every follower the commit index now (an append, empty if need
+   * be), for commits whose followers should apply soon (membership, splits, merges). No-op
+   * unless leading.
+   */
+  broadcastCommit(): void {
+    if (this.role === Role.Leader) this.bcastAppend();
   }
 
   private bcastAppend(): void {
@@ -844,8 +868,14 @@ export class Raft {
   }
 
   private answerRead(index: Index, context: Uint8Array, from: ReplicaId): void {
-    if (from === this.id) this.readStates.push({ index, context });
-    else this.send({ type: MessageType.ReadIndexResponse, to: from, index, context });
+    if (from === this.id) {
+      this.readStates.push({ index, context });
+      return;
+    }
+    // Lazy commit broadcast: the follower must learn a commit index up to `index` to serve the
+    // read; tell it now rather than at the next heartbeat (the append goes first).
+    if (this.lazyCommitBroadcast) this.maybeSendAppend(from, true);
+    this.send({ type: MessageType.ReadIndexResponse, to: from, index, context });
   }
 
   // --- helpers ----------------------------------------------------------------------------

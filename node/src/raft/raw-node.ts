@@ -124,6 +124,11 @@ export class RaftNode {
     return rs;
   }
 
+  /** A leader tells every follower its commit index now (see `RaftConfig.lazyCommitBroadcast`). */
+  broadcastCommit(): void {
+    this.raft.broadcastCommit();
+  }
+
   /** The transport's verdict on a snapshot sent to `to`. */
   reportSnapshot(to: ReplicaId, ok: boolean): void {
     this.raft.reportSnapshot(to, ok);

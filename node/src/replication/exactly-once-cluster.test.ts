@@ -11,7 +11,7 @@ import type { BatchWriteResponseOut, DeleteResponseOut, PutResponseOut, StreamRe
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_TS } from '../engine/types.ts';
 import { groupOf } from '../kv/kv-store.ts';
-import { freePort } from '../testing/free-port.ts';
+import { freePort } from '../net/free-port.ts';
 import { startTestNode, type TestNode, unary } from '../testing/test-node.ts';
 import { until } from './testing/replication-cluster.ts';
 

@@ -34,7 +34,9 @@ import type { Message } from '../raft/messages.ts';
 import type { RaftConfig } from '../raft/raft.ts';
 import { RaftNode, type Ready } from '../raft/raw-node.ts';
 import { Refusal } from '../raft/results.ts';
-import { type ConfState, type Index, type RaftRandom, ReadOnlyOption, type ReadState, type ReplicaId, Role, type Term } from '../raft/types.ts';
+import { type ConfState, type Entry, type Index, type RaftRandom, ReadOnlyOption, type ReadState, type ReplicaId, Role, type Term } from '../raft/types.ts';
+import { mergeCommandOf } from '../split/merge-command.ts';
+import { splitCommandOf } from '../split/split-command.ts';
 import type { DurableRaftLog } from './durable-raft-log.ts';
 import type { AppliedEntry, AppliedState, ApplyOutcome, GroupStateMachine } from './group-state-machine.ts';
 import type { GroupId } from './raft-keys.ts';
@@ -69,6 +71,7 @@ export type RaftTuning = Partial<
     | 'uncommittedEntriesMax'
     | 'pendingReadsMax'
     | 'committedEntriesPerReadyMax'
+    | 'lazyCommitBroadcast'
   >
 >;
 
@@ -192,6 +195,8 @@ export class GroupDriver {
   private tickedToMs: number;
   private readonly leaseClock: LeaseClock | undefined;
   private failedWith: Error | undefined;
+  /** `raft.lazyCommitBroadcast`: followers learn most commits with the next append or heartbeat. */
+  private readonly lazyCommit: boolean;
 
   constructor(o: GroupDriverOptions) {
     this.o = o;
@@ -208,6 +213,9 @@ export class GroupDriver {
       heartbeatTick: o.heartbeatTick,
       applied: o.sm.applied.index,
     });
+    // Membership at the applied index; the state machine follows the log from here (merge absorbs check it).
+    o.sm.assumeMembership(this.node.confState());
+    this.lazyCommit = o.raft?.lazyCommitBroadcast === true;
     this.leaseClock = o.raft?.readOnlyOption === ReadOnlyOption.Lease ? o.leaseClock : undefined;
     this.tickedToMs = this.leaseClock?.nowMs() ?? 0;
   }
@@ -369,6 +377,12 @@ export class GroupDriver {
     }
     if (rd.committedEntries.length > 0) {
       const applied = this.sm.apply(rd.committedEntries);
+      if (this.lazyCommit && this.node.role === Role.Leader && changesStructure(rd.committedEntries, applied)) {
+        // Followers apply membership changes, splits and merges at once, not at the next
+        // heartbeat: a split child, for one, needs its replicas before it can elect a leader.
+        this.node.broadcastCommit();
+        this.o.kick();
+      }
       for (const a of applied) {
         const w = this.proposals.get(a.index);
         if (w === undefined) continue;
@@ -572,4 +586,10 @@ export class GroupDriver {
   private refused(reason: ProposeRefusal, leader: ReplicaId | undefined, term: Term): ProposeRefused {
     return { ok: false, refused: true, reason, leaderHint: leader === undefined ? undefined : nodeOf(leader), term };
   }
+}
+
+/** Whether applied entries change the group's shape: a membership change, a split or a merge. */
+function changesStructure(entries: readonly Entry[], applied: readonly AppliedEntry[]): boolean {
+  if (entries.some((e) => e.type === 'confChange')) return true;
+  return applied.some((a) => a.command !== undefined && (splitCommandOf(a.command) !== undefined || mergeCommandOf(a.command) !== undefined));
 }

@@ -35,7 +35,8 @@
 import { KeyVaError } from '@keyva/proto/errors';
 import { type HybridClock, maxTs } from '../clock/hybrid-clock.ts';
 import type { Mutation, ScanItem, StorageEngine, Timestamp, WriteResult } from '../engine/types.ts';
-import type { Entry, Index, Snapshot, Term } from '../raft/types.ts';
+import { applyConfChange } from '../raft/conf-change.ts';
+import type { ConfState, Entry, Index, Snapshot, Term } from '../raft/types.ts';
 import { afterMerge, mergeCommandOf, mergeFits } from '../split/merge-command.ts';
 import {
   afterSplit,
@@ -182,6 +183,12 @@ export class GroupStateMachine {
   private record: RangeRecord;
   /** `existed` of recently applied request ids (hex), oldest first: only for answers, never for decisions. */
   private readonly recentResults = new Map<string, readonly boolean[]>();
+  /**
+   * The group's Raft membership at the submitted position (merges check an absorb against it):
+   * the core's at open (`assumeMembership`), then every conf-change entry and snapshot in log
+   * order, as the core applies them. Undefined until the driver sets it.
+   */
+  private conf: ConfState | undefined;
 
   private constructor(o: GroupStateMachineOptions, state: AppliedState, record: RangeRecord | undefined) {
     this.o = o;
@@ -251,6 +258,20 @@ export class GroupStateMachine {
     return this.o.content === undefined ? [{ type: 'rawPut', key: rangeRecordKey(this.group), value: encodeRangeRecord(this.record) }] : [];
   }
 
+  /**
+   * The group's membership at the submitted index (the driver passes the core's when it starts,
+   * which is the membership at the applied index); from then on conf-change entries and snapshots
+   * keep it in step with the log.
+   */
+  assumeMembership(conf: ConfState): void {
+    this.conf = conf;
+  }
+
+  /** The membership at the latest submitted entry (undefined until `assumeMembership`). */
+  get membership(): ConfState | undefined {
+    return this.conf;
+  }
+
   /** Records that the caller wrote `state` durably with `stateMutation` (bootstrap). */
   assumeWritten(state: AppliedState): void {
     this.confirmed = state;
@@ -268,6 +289,8 @@ export class GroupStateMachine {
         throw new KeyVaError('INTERNAL', `group ${this.group}: entry ${e.index} applied after ${this.submitted.index}`);
       }
       this.stats.entries++;
+      // The same pure function the core applies the entry with (at `advance`), at the same position.
+      if (e.type === 'confChange' && this.conf !== undefined) this.conf = applyConfChange(this.conf, e.change);
       const command = e.type === 'normal' && e.data.byteLength > 0 ? this.decode(e.data) : undefined;
       const split = command !== undefined && this.o.content === undefined ? splitCommandOf(command) : undefined;
       // Merges (docs/adr/0010-splits.md): a frozen group applies nothing but no-ops.
@@ -276,7 +299,7 @@ export class GroupStateMachine {
         command !== undefined &&
         this.o.content === undefined &&
         (merge !== undefined
-          ? merge === 'invalid' || !mergeFits(merge, this.record, this.group)
+          ? merge === 'invalid' || !mergeFits(merge, this.record, this.group, this.conf)
           : split === undefined
             ? this.record.frozen !== undefined || command.mutations.some((m) => m.hash < this.record.start || m.hash >= this.record.end)
             : split === 'invalid' || !splitFits(split, this.record));
@@ -393,6 +416,7 @@ export class GroupStateMachine {
   installSnapshot(snapshot: Snapshot): Promise<void> {
     this.checkUsable();
     const { index, term } = snapshot.metadata;
+    this.conf = snapshot.metadata.confState;
     if (this.o.content !== undefined) return this.installContent(this.o.content, snapshot);
     const before = this.record;
     this.adoptSnapshotRange(snapshot.data);

@@ -297,7 +297,9 @@ export class MultiRaft {
       random: new Prng(this.seed ^ Math.imul(spec.group + 1, 0x9e3779b1)),
       electionTick: this.o.electionTick ?? DEFAULT_ELECTION_TICK,
       heartbeatTick: this.o.heartbeatTick ?? DEFAULT_HEARTBEAT_TICK,
-      raft: this.o.raft,
+      // Data groups: followers learn commits lazily (fewer messages per write); the meta group
+      // keeps every replica's map fresh at once.
+      raft: { lazyCommitBroadcast: spec.content === undefined, ...this.o.raft },
       pendingProposalsMax: this.o.pendingProposalsMax ?? PENDING_PROPOSALS_MAX,
       pendingReadsMax: this.o.pendingReadsMax ?? PENDING_READS_MAX,
       readTimeoutTicks: this.o.readTimeoutTicks ?? 3 * (this.o.electionTick ?? DEFAULT_ELECTION_TICK),

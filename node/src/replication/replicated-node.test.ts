@@ -10,7 +10,7 @@ import type { GetPartitionMapResponseOut } from '@keyva/proto';
 import { KeyVaError } from '@keyva/proto/errors';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { groupOf } from '../kv/kv-store.ts';
-import { freePort } from '../testing/free-port.ts';
+import { freePort } from '../net/free-port.ts';
 import { failure, startTestNode, type TestNode, unary } from '../testing/test-node.ts';
 import { until } from './testing/replication-cluster.ts';
 
@@ -125,6 +125,34 @@ describe('replicated node (--peers)', () => {
     }))
       for (const it of chunk.items) items.push(`${it.key}=${it.value}`);
     expect(items).toEqual(['{t}:a=1', '{t}:b=2']);
+  });
+
+  it("exports the Multi-Raft runtime's counters on /metrics (what a write costs in Raft work)", async () => {
+    const scrape = async (n: TestNode): Promise<Map<string, number>> => {
+      const text = await (await fetch(`${n.http}/metrics`)).text();
+      const out = new Map<string, number>();
+      for (const m of text.matchAll(/^(keyva_raft_[a-z_]+) ([0-9.e+]+)$/gm)) out.set(m[1] as string, Number(m[2]));
+      return out;
+    };
+    const key = 'metrics-0';
+    const leader = leaderOf(key);
+    const before = await scrape(leader);
+    for (const name of [
+      'keyva_raft_turns',
+      'keyva_raft_synced_writes',
+      'keyva_raft_readies',
+      'keyva_raft_messages_sent',
+      'keyva_raft_messages_received',
+      'keyva_raft_proposals',
+    ])
+      expect(before.has(name), name).toBe(true);
+    for (let i = 0; i < 5; i++) await unary(leader.kv, 'put', { key: Buffer.from(key), value: Buffer.from(String(i)) });
+    const after = await scrape(leader);
+    expect((after.get('keyva_raft_proposals') ?? 0) - (before.get('keyva_raft_proposals') ?? 0)).toBe(5);
+    // Each write went to the two followers at least once, and came back acknowledged.
+    expect((after.get('keyva_raft_messages_sent') ?? 0) - (before.get('keyva_raft_messages_sent') ?? 0)).toBeGreaterThanOrEqual(10);
+    expect((after.get('keyva_raft_messages_received') ?? 0) - (before.get('keyva_raft_messages_received') ?? 0)).toBeGreaterThanOrEqual(10);
+    expect((after.get('keyva_raft_turns') ?? 0) - (before.get('keyva_raft_turns') ?? 0)).toBeGreaterThanOrEqual(1);
   });
 
   it('serves a partition map listing every peer and the current leaders', async () => {

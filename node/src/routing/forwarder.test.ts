@@ -7,8 +7,8 @@ import * as grpc from '@grpc/grpc-js';
 import { keyvaV1 } from '@keyva/proto';
 import { KeyVaError } from '@keyva/proto/errors';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../net/free-port.ts';
 import { toServiceError } from '../server/grpc-errors.ts';
-import { freePort } from '../testing/free-port.ts';
 import { FORWARDED_BY_METADATA, Forwarder, MAX_STALENESS_METADATA } from './forwarder.ts';
 import { StaticNodeDirectory } from './node-directory.ts';
 

@@ -7,12 +7,19 @@
  * - **absorb**, in the LEFT group's log: extends the left group's range over the frozen right
  *   group's (which must start where the left one ends at that log position) and lists the right
  *   group as absorbed. The node then retires the right group's Raft state (`merge-retire.ts`).
+ *   It names the membership whose every replica confirmed the freeze (`confirmed`); the left
+ *   group's membership at the absorb's log position (voters and learners, as the conf changes
+ *   before it in the same log left it) must be exactly that, else the absorb is refused there on
+ *   every replica alike: a replica added to the left group in between has none of the right
+ *   group's rows. Absorbs written before this field existed carry none and apply unchecked, as
+ *   they did then (a replica replaying one must decide like those that applied it).
  *
  * Like the split command, each travels in the replicated-command envelope as ONE put of a reserved
  * key at hash 0 whose value is JSON. Client writes cannot produce it: the KV API stamps every key
  * with its own hash, and neither key hashes to 0 (checked at load).
  */
 import { keyHash } from '@keyva/client/keyspace';
+import type { ConfState } from '../raft/types.ts';
 import type { HashRange } from '../replication/partition-snapshot.ts';
 import type { DataMutation, ReplicatedCommand } from '../replication/replicated-command.ts';
 import { groupId, ids, type RangeRecord, u64 } from './split-command.ts';
@@ -41,6 +48,32 @@ export interface AbsorbCommand {
   readonly end: bigint;
   /** The freeze's index in the right group's log (every replica of it applied it). */
   readonly freezeIndex: number;
+  /**
+   * The right group's membership whose every replica was seen to have applied the freeze (replica
+   * ids). Undefined only in absorbs decoded from entries written before this check existed.
+   */
+  readonly confirmed?: Membership | undefined;
+}
+
+/** Replica ids of a group's voters and learners (disjoint, no duplicates, at least one voter). */
+export interface Membership {
+  readonly voters: readonly string[];
+  readonly learners: readonly string[];
+}
+
+/** Validates a membership read from the wire (throws with what is wrong). */
+export function membershipOf(voters: unknown, learners: unknown): Membership {
+  const v = ids(voters, 'voters');
+  const l = ids(learners, 'learners');
+  if (v.length === 0) throw new Error('no voters');
+  if (new Set([...v, ...l]).size !== v.length + l.length) throw new Error('a replica is listed twice');
+  return { voters: v, learners: l };
+}
+
+/** Whether the group's membership `conf` is exactly `m` (order does not matter). */
+export function sameMembership(conf: ConfState, m: Membership): boolean {
+  const eq = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
+  return eq(conf.voters, m.voters) && eq(conf.learners, m.learners);
 }
 
 function range(o: Record<string, unknown>): HashRange {
@@ -58,8 +91,21 @@ export function freezeProposal(c: FreezeCommand): DataMutation[] {
   return [{ type: 'put', hash: 0n, key: FREEZE_COMMAND_KEY, value, expiresAtMs: 0 }];
 }
 
-export function absorbProposal(c: AbsorbCommand): DataMutation[] {
-  const value = Buffer.from(JSON.stringify({ v: 1, group: c.group, start: c.start.toString(), end: c.end.toString(), freezeIndex: c.freezeIndex }), 'utf8');
+/** The absorb's proposal; it always names the confirmed membership (checked on apply). */
+export function absorbProposal(c: AbsorbCommand & { readonly confirmed: Membership }): DataMutation[] {
+  const m = membershipOf(c.confirmed.voters, c.confirmed.learners);
+  const value = Buffer.from(
+    JSON.stringify({
+      v: 1,
+      group: c.group,
+      start: c.start.toString(),
+      end: c.end.toString(),
+      freezeIndex: c.freezeIndex,
+      voters: m.voters,
+      learners: m.learners,
+    }),
+    'utf8',
+  );
   return [{ type: 'put', hash: 0n, key: ABSORB_COMMAND_KEY, value, expiresAtMs: 0 }];
 }
 
@@ -86,16 +132,24 @@ export function mergeCommandOf(rc: ReplicatedCommand): MergeCommand | 'invalid' 
     }
     const f = o.freezeIndex;
     if (typeof f !== 'number' || !Number.isSafeInteger(f) || f < 1) return 'invalid';
-    return { kind: 'absorb', c: { group: groupId(o.group, 'group'), ...r, freezeIndex: f } };
+    // Version 1 as first written had no membership: such an absorb applies unchecked (see the file comment).
+    const old = o.voters === undefined && o.learners === undefined;
+    const confirmed = old ? undefined : membershipOf(o.voters, o.learners);
+    return { kind: 'absorb', c: { group: groupId(o.group, 'group'), ...r, freezeIndex: f, ...(confirmed === undefined ? {} : { confirmed }) } };
   } catch {
     return 'invalid';
   }
 }
 
-/** Whether a merge command applies to a group whose record is `r` at its log position (the same answer on every replica). */
-export function mergeFits(m: MergeCommand, r: RangeRecord, group: number): boolean {
+/**
+ * Whether a merge command applies to a group whose record is `r` and whose membership is `conf` at
+ * its log position (the same answer on every replica: both follow from the log up to there). An
+ * absorb naming a confirmed membership is refused unless `conf` is known and equal to it.
+ */
+export function mergeFits(m: MergeCommand, r: RangeRecord, group: number, conf: ConfState | undefined): boolean {
   if (r.frozen !== undefined) return false;
   if (m.kind === 'freeze') return m.c.into !== group && m.c.start === r.start && m.c.end === r.end;
+  if (m.c.confirmed !== undefined && (conf === undefined || !sameMembership(conf, m.c.confirmed))) return false;
   return m.c.group !== group && m.c.start === r.end && m.c.end > m.c.start;
 }
 

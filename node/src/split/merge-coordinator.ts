@@ -12,7 +12,10 @@
  *      now covers, proposes the freeze through its log;
  *   2. absorb: the leader of a group the map extends, once the group starting at its end is
  *      frozen into it and every replica of that group applied the freeze (asked with
- *      `LocalReplica`) and both memberships are equal, proposes the absorb through its log;
+ *      `LocalReplica`) and both memberships are equal, proposes the absorb through its log,
+ *      naming that membership: every replica refuses it on apply if the left group's membership
+ *      at its log position differs (a conf change landed first); the next pass proposes again
+ *      once the memberships are equal (`absorbsRefused` counts the refusals);
  *   3. retire: a group a local group's range record lists as absorbed is closed and its Raft state
  *      deleted here (`merge-retire.ts`), its rows kept.
  *   Everything is derived from the map and the groups' range records, so a crash anywhere is
@@ -105,12 +108,14 @@ function refuse(reason: string, message: string, details: Record<string, string>
 }
 
 export class MergeCoordinator {
-  readonly stats = { freezesProposed: 0, absorbsProposed: 0, groupsRetired: 0, proposalsFailed: 0, waitingForReplicas: 0 };
+  readonly stats = { freezesProposed: 0, absorbsProposed: 0, absorbsRefused: 0, groupsRetired: 0, proposalsFailed: 0, waitingForReplicas: 0 };
   private readonly o: MergeCoordinatorOptions;
   private readonly inflight = new Set<GroupId>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private unsubscribe: (() => void) | undefined;
   private stopped = false;
+  /** The node is draining: calls waiting for an apply answer now (`drain`). */
+  private draining = false;
   private readonly passes = new CoalescedRun(
     () => this.reconcile(),
     (e) => this.o.log?.warn({ err: e }, 'merge reconcile failed; will retry'),
@@ -127,6 +132,15 @@ export class MergeCoordinator {
     this.timer.unref();
     // After the other listeners (the routing table) saw the change.
     this.unsubscribe = this.o.meta.onChange(() => setImmediate(() => this.kick()));
+  }
+
+  /**
+   * The node is draining (a graceful stop): calls waiting to see their change applied answer now
+   * with `applied: false` instead of holding the drain for up to the apply wait; the change
+   * itself is in the map, and whichever node leads next finishes it.
+   */
+  drain(): void {
+    this.draining = true;
   }
 
   async stop(): Promise<void> {
@@ -251,7 +265,7 @@ export class MergeCoordinator {
     const g = groupOf(leftId);
     const until = Date.now() + (this.o.applyWaitMs ?? MERGE_APPLY_WAIT_MS);
     let applied = false;
-    while (this.o.raft.rangeRecordOf(g) !== undefined && !this.stopped) {
+    while (this.o.raft.rangeRecordOf(g) !== undefined && !this.stopped && !this.draining) {
       const rec = this.o.raft.rangeRecordOf(g);
       if (rec !== undefined && rec.end >= end) {
         applied = true;
@@ -367,7 +381,9 @@ export class MergeCoordinator {
     }
     if (this.inflight.has(g) || this.o.raft.status(g)?.serving !== true) return;
     this.o.log?.info({ group: g, right, freezeIndex: frozen.index }, 'merge: absorbing the frozen group through the log');
-    this.track(g, this.o.raft.propose(g, absorbProposal({ group: right, start: rr.start, end: rr.end, freezeIndex: frozen.index })), 'absorb');
+    // The replicas just confirmed: the left group's replicas must be exactly these at the absorb's position (checked on apply).
+    const confirmed = { voters: [...rightStatus.confState.voters], learners: [...rightStatus.confState.learners] };
+    this.track(g, this.o.raft.propose(g, absorbProposal({ group: right, start: rr.start, end: rr.end, freezeIndex: frozen.index, confirmed })), 'absorb');
     void rec;
   }
 
@@ -385,6 +401,15 @@ export class MergeCoordinator {
       (e: unknown) => {
         this.inflight.delete(g);
         this.stats.proposalsFailed++;
+        if (what === 'absorb' && e instanceof KeyVaError && e.code === 'WRONG_PARTITION') {
+          // Refused on apply, on every replica alike, nothing written: the group's membership (or range) at its log position did not match.
+          this.stats.absorbsRefused++;
+          this.o.log?.warn(
+            { group: g, membership: this.o.raft.raftStatus(g)?.confState },
+            'merge: absorb refused on apply (the membership at its log position is not the one that confirmed the freeze); the right group stays frozen, retried once the memberships are equal',
+          );
+          return;
+        }
         this.o.log?.debug({ err: e, group: g }, `merge ${what} not applied; the next reconcile pass retries`);
       },
     );

@@ -9,24 +9,21 @@
  *   shows one partition, group 1 covers the whole space on every replica, group 2 is retired
  *   everywhere (Raft state gone under a tombstone with no range), no acknowledged write is lost and
  *   every key reads through the merged partition; writes continue; a repeat answers changed=false;
- * - a second split and merge with one node stopped right after the merge is recorded: the merge
+ * - a second split and merge with one node (not the meta leader) stopped right after the merge is recorded: the merge
  *   waits for it (its replica must apply the freeze; the other partition keeps taking writes),
  *   finishes after its restart, and nothing is lost;
  * - a restart of every node keeps the merged range and the data; a new split after the merges
  *   never reuses a merged partition's id.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { KeyVa } from '@keyva/client';
-import { keyHash } from '@keyva/client/keyspace';
-import type { GetPartitionMapResponseOut, MergePartitionsResponseOut, SplitPartitionResponseOut } from '@keyva/proto';
+import type { KeyVa } from '@keyva/client';
+import type { MergePartitionsResponseOut } from '@keyva/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readStoredGroups } from '../membership/replica-hosting.ts';
 import { appliedStateKey } from '../replication/raft-keys.ts';
 import { eventually } from '../testing/eventually.ts';
-import { freePort } from '../testing/free-port.ts';
-import { failure, startTestNode, type TestNode, unary } from '../testing/test-node.ts';
+import { keysEitherSide } from '../testing/keys-by-hash.ts';
+import { NodeCluster } from '../testing/node-cluster.ts';
+import { type CallError, failure, type TestNode, unary } from '../testing/test-node.ts';
 
 const WAIT_MS = 30_000;
 const HALF = 1n << 63n;
@@ -35,67 +32,33 @@ const END = 1n << 64n;
 const IDS = ['a', 'b', 'c'];
 
 describe('partition merge: freeze, confirm, absorb, retire', () => {
-  const root = mkdtempSync(join(tmpdir(), 'keyva-merge-'));
-  const ports = new Map<string, { grpc: number; http: number }>();
-  const nodes = new Map<string, TestNode>();
-  let peers = '';
+  let cluster: NodeCluster;
   const acked = new Map<string, string>();
-  const clients: KeyVa[] = [];
 
-  const n = (id: string) => nodes.get(id) as TestNode;
-  const start = async (id: string) => {
-    const p = ports.get(id) as { grpc: number; http: number };
-    nodes.set(
-      id,
-      await startTestNode(
-        'rocksdb',
-        { nodeId: id, grpcPort: p.grpc, httpPort: p.http, peers, partitions: 1, raftTickMs: 50, replicationFactor: 3 },
-        join(root, id),
-      ),
-    );
-  };
-  const endpoints = () => IDS.map((id) => `127.0.0.1:${ports.get(id)?.grpc}`);
-  const connect = async () => {
-    const c = await KeyVa.connect({ endpoints: endpoints(), deadlineMs: 20_000, retry: { attemptsMax: 50, maxDelayMs: 500 } });
-    clients.push(c);
-    return c;
-  };
-  const split = (via: string, partitionId: number, atHash: bigint) =>
-    unary<object, SplitPartitionResponseOut>(n(via).admin, 'SplitPartition', { partitionId, atHash: atHash.toString() }, 20_000);
-  const merge = (via: string, leftId: number, rightId: number) =>
-    unary<object, MergePartitionsResponseOut>(n(via).admin, 'MergePartitions', { leftId, rightId }, 30_000);
-  const mapOf = (via: string) => unary<object, GetPartitionMapResponseOut>(n(via).admin, 'GetPartitionMap', { linearizable: true });
-  const ready = () =>
-    eventually(
-      () => IDS.every((id) => (n(id).node.meta.state.epoch ?? 0n) > 0n) && IDS.some((id) => n(id).node.raft?.status(1)?.serving === true),
-      'a map and a serving leader of group 1',
-      WAIT_MS,
-    );
+  const n = (id: string): TestNode => cluster.node(id);
+  const connect = () => cluster.connect();
+  const split = (via: string, partitionId: number, atHash: bigint) => cluster.splitPartition(via, partitionId, atHash);
+  const merge = (via: string, leftId: number, rightId: number) => cluster.mergePartitions(via, leftId, rightId);
+  const mapOf = (via: string) => cluster.partitionMap(via);
   const checkAll = async (kv: KeyVa) => {
     for (const [k, v] of acked) expect(await kv.getString(k), k).toBe(v);
   };
 
   beforeAll(async () => {
-    for (const id of IDS) ports.set(id, { grpc: await freePort(), http: await freePort() });
-    peers = IDS.map((id) => `${id}=127.0.0.1:${ports.get(id)?.grpc}`).join(',');
-    await Promise.all(IDS.map(start));
-    await ready();
+    cluster = await NodeCluster.start({
+      ids: IDS,
+      name: 'merge',
+      config: { partitions: 1, raftTickMs: 50, replicationFactor: 3 },
+      client: { deadlineMs: 20_000, retry: { attemptsMax: 50, maxDelayMs: 500 } },
+      readyMs: WAIT_MS,
+    });
   }, 60_000);
 
-  afterAll(async () => {
-    for (const c of clients) await c.close().catch(() => undefined);
-    await Promise.all([...nodes.values()].map((t) => t.close().catch(() => undefined)));
-    rmSync(root, { recursive: true, force: true });
-  }, 30_000);
+  afterAll(() => cluster?.close(), 30_000);
 
   it('merges while clients write, refuses what it cannot merge, waits for a stopped replica, and survives restarts', async () => {
     const kv = await connect();
-    const low: string[] = [];
-    const high: string[] = [];
-    for (let i = 0; low.length < 50 || high.length < 50; i++) {
-      const k = `k${i}`;
-      (keyHash(Buffer.from(k)) < HALF ? low : high).push(k);
-    }
+    const { low, high } = keysEitherSide(HALF, 50);
     for (const k of [...low, ...high]) {
       await kv.put(k, `v0-${k}`);
       acked.set(k, `v0-${k}`);
@@ -173,19 +136,36 @@ describe('partition merge: freeze, confirm, absorb, retire', () => {
     expect(s3.newPartitionId).toBe(3);
     await eventually(() => IDS.every((id) => n(id).node.raft?.rangeOf(4)?.start === Q3), 'the third split everywhere', WAIT_MS);
 
-    // Merge 2 and 3 with c stopped right after the merge is recorded: the absorb waits for c's freeze.
-    const recorded = n('a').node.meta.state.epoch;
-    const pending = merge('a', 2, 3);
-    await eventually(() => n('a').node.meta.state.epoch > recorded, 'the merge recorded', WAIT_MS);
-    await n('c').close();
-    // The other partition is unaffected; the merged range waits for c (every replica of the right group must apply the freeze).
+    // Merge 2 and 3 with a replica stopped right after the merge is recorded: the absorb waits for
+    // its freeze. The stopped replica is not the meta leader: a MergePartitions on a follower of the
+    // meta group is forwarded to the leader and waits there, and a stopping leader would end it
+    // (UNAVAILABLE; the CI flake of session 4 was that call ending CANCELLED, see
+    // node/src/membership/peer-admin.test.ts). Should the meta leadership move to the stopped node
+    // anyway, the call is repeated as a client does on UNAVAILABLE: it then finds the merge recorded.
+    const via = 'a';
+    const metaLeader = await eventually(() => cluster.metaLeader(), 'a meta leader', WAIT_MS);
+    const down = IDS.find((id) => id !== via && id !== metaLeader) as string;
+    let repeated = false;
+    const pending = (async (): Promise<MergePartitionsResponseOut> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await merge(via, 2, 3);
+        } catch (e) {
+          if ((e as CallError).keyvaCode !== 'UNAVAILABLE' || attempt >= 3) throw e;
+          repeated = true;
+        }
+      }
+    })();
+    await eventually(() => !n(via).node.meta.state.partitions.some((p) => p.id === 3), 'the merge recorded', WAIT_MS);
+    await cluster.stop(down);
+    // The other partition is unaffected; the merged range waits for the stopped node (every replica of the right group must apply the freeze).
     for (const k of low.slice(0, 10)) {
       await kv.put(k, `during-${k}`);
       acked.set(k, `during-${k}`);
     }
-    await start('c');
+    await cluster.start(down);
     const m2 = await pending;
-    expect([m2.changed, m2.applied]).toEqual([true, true]);
+    expect([m2.changed || repeated, m2.applied]).toEqual([true, true]);
     for (const k of high.slice(0, 10)) {
       await kv.put(k, `during-${k}`);
       acked.set(k, `during-${k}`);
@@ -198,9 +178,9 @@ describe('partition merge: freeze, confirm, absorb, retire', () => {
     await checkAll(kv);
 
     // Restart every node: ranges and data stay.
-    await Promise.all(IDS.map((id) => n(id).close()));
-    await Promise.all(IDS.map(start));
-    await ready();
+    await Promise.all(IDS.map((id) => cluster.stop(id)));
+    await Promise.all(IDS.map((id) => cluster.start(id)));
+    await cluster.ready();
     for (const id of IDS) {
       expect(n(id).node.raft?.rangeOf(1)).toEqual({ start: 0n, end: HALF });
       expect(n(id).node.raft?.rangeOf(3)).toEqual({ start: HALF, end: END });
@@ -217,7 +197,7 @@ describe('partition merge: freeze, confirm, absorb, retire', () => {
     await eventually(() => IDS.some((id) => n(id).node.raft?.status(1)?.serving === true), 'a leader', WAIT_MS);
     const s = await split('a', 0, 1n << 62n);
     await eventually(() => IDS.every((id) => n(id).node.raft?.rangeOf(s.newPartitionId + 1) !== undefined), 'the split everywhere', WAIT_MS);
-    await n('c').close();
+    await cluster.stop('c');
     const before = n('a').node.meta.state.partitions;
     const down = await failure(merge('a', 0, s.newPartitionId));
     expect(down.keyvaCode).toBe('CONDITION_FAILED');
@@ -225,6 +205,6 @@ describe('partition merge: freeze, confirm, absorb, retire', () => {
     expect(down.meta.reason).toBe('replicaUnavailable');
     expect(n('a').node.meta.state.partitions).toEqual(before);
     expect(n('a').node.raft?.rangeOf(1)).toEqual({ start: 0n, end: 1n << 62n });
-    await start('c');
+    await cluster.start('c');
   }, 60_000);
 });

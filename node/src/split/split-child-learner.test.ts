@@ -9,64 +9,32 @@
  */
 import type { NodeId } from '@keyva/client/keyspace';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MemoryEngine } from '../engine/memory-engine.ts';
 import { MAX_TS, type StorageEngine } from '../engine/types.ts';
 import { writeHosting } from '../membership/replica-hosting.ts';
 import { ConfChangeType } from '../raft/types.ts';
-import type { MultiRaft } from '../replication/multi-raft.ts';
 import { replicaOf } from '../replication/replica-id.ts';
 import type { DataMutation } from '../replication/replicated-command.ts';
-import { ReplicationCluster, until } from '../replication/testing/replication-cluster.ts';
+import { until } from '../replication/testing/replication-cluster.ts';
+import { putMutation as put } from '../testing/mutations.ts';
+import { SplitRuntimes } from '../testing/split-runtimes.ts';
 import { splitProposal } from './split-command.ts';
-import { SplitHost } from './split-host.ts';
 
 const WAIT_MS = 15_000;
 const HALF = 1n << 63n;
 const END = 1n << 64n;
 const FOUNDERS = ['a', 'b', 'c'];
 const CHILD = { start: HALF, end: END };
-const put = (hash: bigint, key: string, value: string): DataMutation => ({
-  type: 'put',
-  hash,
-  key: Buffer.from(key),
-  value: Buffer.from(value),
-  expiresAtMs: 0,
-});
 
 describe('a learner of a freshly split-off partition', () => {
-  const cluster = new ReplicationCluster({ tickMs: 20 });
-  const engines: StorageEngine[] = [];
-  afterAll(async () => {
-    await cluster.stopAll();
-    for (const e of engines) await e.close();
-  });
+  const runtimes = new SplitRuntimes({ runtime: { tickMs: 20 }, waitMs: WAIT_MS });
+  const cluster = runtimes.cluster;
+  afterAll(() => runtimes.close());
 
-  const engine = async () => {
-    const e = new MemoryEngine();
-    await e.open();
-    engines.push(e);
-    return e;
-  };
-  const propose = async (group: number, mutations: DataMutation[]) => {
-    const leader = (await cluster.waitForLeader(group, WAIT_MS)).node;
-    const r = await leader.runtime.propose(group, mutations);
-    if (!r.ok) throw new Error(`group ${group}: not applied (${JSON.stringify(r)})`);
-  };
+  const engine = () => runtimes.engine();
+  const propose = (group: number, mutations: DataMutation[]) => runtimes.propose(group, mutations);
 
   it('receives the rows the child inherited at the split, not only the later writes', async () => {
-    for (const id of FOUNDERS) {
-      let runtime: MultiRaft | undefined;
-      const splits = new SplitHost({
-        self: id as NodeId,
-        hosted: (g) => runtime?.status(g) !== undefined,
-        open: async (g, range) => {
-          await runtime?.addGroup({ group: g, range });
-        },
-        leads: (g) => runtime?.status(g)?.leader === id,
-        campaign: (g) => runtime?.campaign(g),
-      });
-      runtime = (await cluster.start(id, await engine(), [{ group: 1, range: { start: 0n, end: END }, bootstrap: FOUNDERS as NodeId[] }], { splits })).runtime;
-    }
+    for (const id of FOUNDERS) await runtimes.start(id, await engine(), [{ group: 1, range: { start: 0n, end: END }, bootstrap: FOUNDERS as NodeId[] }]);
     for (let i = 0; i < 5; i++) await propose(1, [put(HALF + 100n + BigInt(i), `before${i}`, 'inherited')]);
     await propose(1, splitProposal({ at: HALF, childGroup: 2, childEnd: END, voters: FOUNDERS, learners: [] }));
     await until(() => FOUNDERS.every((id) => cluster.node(id).runtime.status(2) !== undefined), WAIT_MS, 'the child on every founder');

@@ -104,6 +104,8 @@ export class SplitCoordinator {
   private timer: ReturnType<typeof setInterval> | undefined;
   private unsubscribe: (() => void) | undefined;
   private stopped = false;
+  /** The node is draining: calls waiting for an apply answer now (`drain`). */
+  private draining = false;
   private readonly passes = new CoalescedRun(
     () => this.reconcile(),
     (e) => this.o.log?.warn({ err: e }, 'split reconcile failed; will retry'),
@@ -118,6 +120,15 @@ export class SplitCoordinator {
     this.timer = setInterval(() => this.kick(), this.o.intervalMs ?? RECONCILE_INTERVAL_MS);
     this.timer.unref();
     this.unsubscribe = this.o.meta.onChange(() => this.kick());
+  }
+
+  /**
+   * The node is draining (a graceful stop): calls waiting to see their change applied answer now
+   * with `applied: false` instead of holding the drain for up to the apply wait; the change
+   * itself is in the map, and whichever node leads next finishes it.
+   */
+  drain(): void {
+    this.draining = true;
   }
 
   async stop(): Promise<void> {
@@ -173,7 +184,7 @@ export class SplitCoordinator {
     const g = groupOf(partitionId);
     const end = Date.now() + (this.o.applyWaitMs ?? SPLIT_APPLY_WAIT_MS);
     let applied = false;
-    while (this.o.raft.rangeOf(g) !== undefined && !this.stopped) {
+    while (this.o.raft.rangeOf(g) !== undefined && !this.stopped && !this.draining) {
       const r = this.o.raft.rangeOf(g);
       if (r !== undefined && r.end <= atHash && this.o.raft.rangeOf(groupOf(newPartitionId)) !== undefined) {
         applied = true;

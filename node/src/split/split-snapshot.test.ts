@@ -8,73 +8,48 @@
  */
 import type { NodeId } from '@keyva/client/keyspace';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MemoryEngine } from '../engine/memory-engine.ts';
 import { MAX_TS, type StorageEngine } from '../engine/types.ts';
 import { writeHosting } from '../membership/replica-hosting.ts';
 import type { MultiRaft } from '../replication/multi-raft.ts';
 import type { HashRange } from '../replication/partition-snapshot.ts';
 import type { DataMutation } from '../replication/replicated-command.ts';
-import { ReplicationCluster, until } from '../replication/testing/replication-cluster.ts';
+import { until } from '../replication/testing/replication-cluster.ts';
+import { putMutation as put } from '../testing/mutations.ts';
+import { SplitRuntimes } from '../testing/split-runtimes.ts';
 import { rangeRecordKey, splitProposal } from './split-command.ts';
-import { SplitHost } from './split-host.ts';
 
 const WAIT_MS = 15_000;
 const HALF = 1n << 63n;
 const END = 1n << 64n;
 const IDS = ['a', 'b', 'c'];
-const put = (hash: bigint, key: string, value: string): DataMutation => ({
-  type: 'put',
-  hash,
-  key: Buffer.from(key),
-  value: Buffer.from(value),
-  expiresAtMs: 0,
-});
 
 describe('split skipped through a snapshot', () => {
-  const cluster = new ReplicationCluster({ tickMs: 20, logEntriesMax: 8 });
+  const runtimes = new SplitRuntimes({ runtime: { tickMs: 20, logEntriesMax: 8 }, waitMs: WAIT_MS });
+  const cluster = runtimes.cluster;
   const engines = new Map<string, StorageEngine>();
-  afterAll(async () => {
-    await cluster.stopAll();
-    for (const e of engines.values()) await e.close();
-  });
+  afterAll(() => runtimes.close());
 
   const start = async (id: string) => {
-    let runtime: MultiRaft | undefined;
     const engine = engines.get(id) as StorageEngine;
-    const hostEmpty = async (g: number, range: HashRange) => {
+    const hostEmpty = async (runtime: MultiRaft, g: number, range: HashRange) => {
       // What the split coordinator does from the map (hostOrphans): host the child empty.
-      if (runtime === undefined || runtime.status(g) !== undefined) return;
+      if (runtime.status(g) !== undefined) return;
       await writeHosting(engine, g, range);
       await runtime.addGroup({ group: g, range });
     };
-    const splits = new SplitHost({
-      self: id as NodeId,
-      hosted: (g) => runtime?.status(g) !== undefined,
-      open: async (g, range) => {
-        await runtime?.addGroup({ group: g, range });
-      },
-      leads: (g) => runtime?.status(g)?.leader === id,
-      campaign: (g) => runtime?.campaign(g),
-      onNarrowed: (_parent, cutOff) => void hostEmpty(2, cutOff),
+    const node = await runtimes.start(id, engine, [{ group: 1, range: { start: 0n, end: END }, bootstrap: IDS as NodeId[] }], (runtime, _parent, cutOff) => {
+      void hostEmpty(runtime, 2, cutOff);
     });
-    const node = await cluster.start(id, engine, [{ group: 1, range: { start: 0n, end: END }, bootstrap: IDS as NodeId[] }], { splits });
-    runtime = node.runtime;
     // Groups with state on disk (a child created before a restart) reopen as node.ts does.
     if (node.runtime.status(2) === undefined && (await engine.getRaw(rangeRecordKey(2))) !== undefined)
       await node.runtime.addGroup({ group: 2, range: { start: HALF, end: END } });
     return node;
   };
-  const propose = async (group: number, mutations: DataMutation[]) => {
-    const leader = (await cluster.waitForLeader(group, WAIT_MS)).node;
-    const r = await leader.runtime.propose(group, mutations);
-    if (!r.ok) throw new Error(`group ${group}: not applied (${JSON.stringify(r)})`);
-  };
+  const propose = (group: number, mutations: DataMutation[]) => runtimes.propose(group, mutations);
 
   it('adopts the range from the parent snapshot, hosts the child and is caught up by it', async () => {
     for (const id of IDS) {
-      const e = new MemoryEngine();
-      await e.open();
-      engines.set(id, e);
+      engines.set(id, await runtimes.engine());
       await start(id);
     }
     for (let i = 0; i < 5; i++) await propose(1, [put(100n + BigInt(i), `low${i}`, 'v0'), put(HALF + 100n + BigInt(i), `high${i}`, 'v0')]);

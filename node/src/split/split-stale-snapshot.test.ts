@@ -14,16 +14,15 @@
  */
 import type { NodeId } from '@keyva/client/keyspace';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MemoryEngine } from '../engine/memory-engine.ts';
 import { MAX_TS, type StorageEngine } from '../engine/types.ts';
 import { writeHosting } from '../membership/replica-hosting.ts';
 import { ConfChangeType } from '../raft/types.ts';
-import type { MultiRaft } from '../replication/multi-raft.ts';
 import { replicaOf } from '../replication/replica-id.ts';
 import type { DataMutation } from '../replication/replicated-command.ts';
-import { type ClusterNode, ReplicationCluster, until } from '../replication/testing/replication-cluster.ts';
+import { type ClusterNode, until } from '../replication/testing/replication-cluster.ts';
+import { deleteMutation as del, putMutation as put } from '../testing/mutations.ts';
+import { SplitRuntimes } from '../testing/split-runtimes.ts';
 import { splitProposal } from './split-command.ts';
-import { SplitHost } from './split-host.ts';
 
 const WAIT_MS = 15_000;
 const HALF = 1n << 63n;
@@ -32,53 +31,21 @@ const FOUNDERS = ['a', 'b', 'c'];
 const PARENT = { start: 0n, end: HALF };
 const CHILD = { start: HALF, end: END };
 const LOG_ENTRIES_MAX = 10;
-const put = (hash: bigint, key: string, value: string): DataMutation => ({
-  type: 'put',
-  hash,
-  key: Buffer.from(key),
-  value: Buffer.from(value),
-  expiresAtMs: 0,
-});
-const del = (hash: bigint, key: string): DataMutation => ({ type: 'delete', hash, key: Buffer.from(key) });
 
 describe('a parent replica added after a split, next to the child', () => {
-  const clusters: ReplicationCluster[] = [];
-  const engines: StorageEngine[] = [];
+  const fixtures: SplitRuntimes[] = [];
   afterAll(async () => {
-    for (const c of clusters) await c.stopAll();
-    for (const e of engines) await e.close();
+    for (const f of fixtures) await f.close();
   });
 
   /** The scenario: `compact` makes the parent compact its log just before the split. */
   const scenario = async (compact: boolean) => {
-    const cluster = new ReplicationCluster({ tickMs: 20, ...(compact ? { logEntriesMax: LOG_ENTRIES_MAX } : {}) });
-    clusters.push(cluster);
-    const engine = async () => {
-      const e = new MemoryEngine();
-      await e.open();
-      engines.push(e);
-      return e;
-    };
-    const propose = async (group: number, mutations: DataMutation[]) => {
-      const leader = (await cluster.waitForLeader(group, WAIT_MS)).node;
-      const r = await leader.runtime.propose(group, mutations);
-      if (!r.ok) throw new Error(`group ${group}: not applied (${JSON.stringify(r)})`);
-    };
-    const start = async (id: string, groups: { group: number; range: { start: bigint; end: bigint }; bootstrap?: NodeId[] }[]) => {
-      let runtime: MultiRaft | undefined;
-      const splits = new SplitHost({
-        self: id as NodeId,
-        hosted: (g) => runtime?.status(g) !== undefined,
-        open: async (g, range) => {
-          await runtime?.addGroup({ group: g, range });
-        },
-        leads: (g) => runtime?.status(g)?.leader === id,
-        campaign: (g) => runtime?.campaign(g),
-      });
-      const node = await cluster.start(id, await engine(), groups, { splits });
-      runtime = node.runtime;
-      return node;
-    };
+    const runtimes = new SplitRuntimes({ runtime: { tickMs: 20, ...(compact ? { logEntriesMax: LOG_ENTRIES_MAX } : {}) }, waitMs: WAIT_MS });
+    fixtures.push(runtimes);
+    const cluster = runtimes.cluster;
+    const propose = (group: number, mutations: DataMutation[]) => runtimes.propose(group, mutations);
+    const start = async (id: string, groups: { group: number; range: { start: bigint; end: bigint }; bootstrap?: NodeId[] }[]) =>
+      runtimes.start(id, await runtimes.engine(), groups);
     /** d hosts `group` empty (as HostReplica does), the leader adds it as a learner, and it catches up. */
     const addLearner = async (d: ClusterNode, group: number, range: { start: bigint; end: bigint }) => {
       await writeHosting(d.engine, group, range);

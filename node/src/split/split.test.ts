@@ -11,17 +11,13 @@
  * restart of every node keeps every group, its range and the data; a split recorded in the map
  * whose partition leader stops right away is carried out by the next leader.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { KeyVa } from '@keyva/client';
 import { keyHash } from '@keyva/client/keyspace';
-import type { GetPartitionMapResponseOut, SplitPartitionResponseOut } from '@keyva/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_TS } from '../engine/types.ts';
 import { eventually } from '../testing/eventually.ts';
-import { freePort } from '../testing/free-port.ts';
-import { failure, startTestNode, type TestNode, unary } from '../testing/test-node.ts';
+import { keysEitherSide } from '../testing/keys-by-hash.ts';
+import { NodeCluster } from '../testing/node-cluster.ts';
+import { failure, type TestNode, unary } from '../testing/test-node.ts';
 import { rangeRecordKey } from './split-command.ts';
 
 const HALF = 1n << 63n;
@@ -29,62 +25,31 @@ const END = 1n << 64n;
 const IDS = ['a', 'b', 'c'];
 
 describe('partition split: metadata only, through the partition group', () => {
-  const root = mkdtempSync(join(tmpdir(), 'keyva-split-'));
-  const ports = new Map<string, { grpc: number; http: number }>();
-  const nodes = new Map<string, TestNode>();
-  let peers = '';
+  let cluster: NodeCluster;
   const acked = new Map<string, string>();
-  const clients: KeyVa[] = [];
 
-  const n = (id: string) => nodes.get(id) as TestNode;
-  const start = async (id: string) => {
-    const p = ports.get(id) as { grpc: number; http: number };
-    nodes.set(
-      id,
-      await startTestNode(
-        'rocksdb',
-        { nodeId: id, grpcPort: p.grpc, httpPort: p.http, peers, partitions: 1, raftTickMs: 50, replicationFactor: 3 },
-        join(root, id),
-      ),
-    );
-  };
-  const endpoints = () => IDS.map((id) => `127.0.0.1:${ports.get(id)?.grpc}`);
-  const connect = async () => {
-    const c = await KeyVa.connect({ endpoints: endpoints(), deadlineMs: 15_000, retry: { attemptsMax: 12, maxDelayMs: 500 } });
-    clients.push(c);
-    return c;
-  };
-  const split = (via: string, partitionId: number, atHash: bigint) =>
-    unary<object, SplitPartitionResponseOut>(n(via).admin, 'SplitPartition', { partitionId, atHash: atHash.toString() }, 20_000);
-  const mapOf = (via: string) => unary<object, GetPartitionMapResponseOut>(n(via).admin, 'GetPartitionMap', { linearizable: true });
-  const ready = () =>
-    eventually(
-      () => IDS.every((id) => (n(id).node.meta.state.epoch ?? 0n) > 0n) && IDS.some((id) => n(id).node.raft?.status(1)?.serving === true),
-      'a map and a serving leader of group 1',
-    );
+  const n = (id: string): TestNode => cluster.node(id);
+  const connect = () => cluster.connect();
+  const split = (via: string, partitionId: number, atHash: bigint) => cluster.splitPartition(via, partitionId, atHash);
+  const mapOf = (via: string) => cluster.partitionMap(via);
 
   beforeAll(async () => {
-    for (const id of IDS) ports.set(id, { grpc: await freePort(), http: await freePort() });
-    peers = IDS.map((id) => `${id}=127.0.0.1:${ports.get(id)?.grpc}`).join(',');
-    await Promise.all(IDS.map(start));
-    await ready();
+    cluster = await NodeCluster.start({
+      ids: IDS,
+      name: 'split',
+      config: { partitions: 1, raftTickMs: 50, replicationFactor: 3 },
+      // A retry budget that outlasts a leader election on a loaded machine (12 attempts, about 2 s
+      // of jittered backoff, ran out while the split's groups elected: a notLeader write failed).
+      client: { deadlineMs: 15_000, retry: { attemptsMax: 50, maxDelayMs: 500 } },
+    });
   }, 60_000);
 
-  afterAll(async () => {
-    for (const c of clients) await c.close().catch(() => undefined);
-    await Promise.all([...nodes.values()].map((t) => t.close().catch(() => undefined)));
-    rmSync(root, { recursive: true, force: true });
-  }, 30_000);
+  afterAll(() => cluster?.close(), 30_000);
 
   it('splits while clients write, loses nothing, refuses bad requests, and survives a restart of every node', async () => {
     const kv = await connect();
     // Keys on both sides of the split point.
-    const low: string[] = [];
-    const high: string[] = [];
-    for (let i = 0; low.length < 60 || high.length < 60; i++) {
-      const k = `k${i}`;
-      (keyHash(Buffer.from(k)) < HALF ? low : high).push(k);
-    }
+    const { low, high } = keysEitherSide(HALF, 60);
     for (const k of [...low, ...high]) {
       await kv.put(k, `v0-${k}`);
       acked.set(k, `v0-${k}`);
@@ -173,7 +138,7 @@ describe('partition split: metadata only, through the partition group', () => {
     // The new partition splits again (its own log, its own child) while c is down: partition 2
     // over [3·2^62, 2^64). c applies the split late, from the log, after its restart.
     const Q3 = 3n << 62n;
-    await n('c').close();
+    await cluster.stop('c');
     const second = await split('b', 1, Q3);
     expect([second.changed, second.newPartitionId, second.applied]).toEqual([true, 2, true]);
     const top = high.filter((k) => keyHash(Buffer.from(k)) >= Q3).slice(0, 5);
@@ -182,7 +147,7 @@ describe('partition split: metadata only, through the partition group', () => {
       await kv.put(k, `late-${k}`);
       acked.set(k, `late-${k}`);
     }
-    await start('c');
+    await cluster.start('c');
     await eventually(
       () => IDS.every((id) => n(id).node.raft?.rangeOf(2)?.end === Q3 && n(id).node.raft?.rangeOf(3)?.start === Q3),
       'the second split everywhere',
@@ -196,9 +161,9 @@ describe('partition split: metadata only, through the partition group', () => {
     for (const [k, v] of acked) expect(await kv.getString(k), k).toBe(v);
 
     // Restart every node: all groups come back with their ranges (from their own records), and the data.
-    await Promise.all(IDS.map((id) => n(id).close()));
-    await Promise.all(IDS.map(start));
-    await ready();
+    await Promise.all(IDS.map((id) => cluster.stop(id)));
+    await Promise.all(IDS.map((id) => cluster.start(id)));
+    await cluster.ready();
     for (const id of IDS) {
       expect(n(id).node.raft?.rangeOf(1)).toEqual({ start: 0n, end: HALF });
       expect(n(id).node.raft?.rangeOf(2)).toEqual({ start: HALF, end: Q3 });
@@ -227,13 +192,13 @@ describe('partition split: metadata only, through the partition group', () => {
     expect(recorded.ok).toBe(true);
     await eventually(() => IDS.some((id) => n(id).node.raft?.status(1)?.serving === true), 'a leader of group 1');
     const gone = IDS.find((id) => n(id).node.raft?.status(1)?.serving) as string;
-    await n(gone).close();
+    await cluster.stop(gone);
     const rest = IDS.filter((id) => id !== gone);
     await eventually(
       () => rest.every((id) => n(id).node.raft?.rangeOf(1)?.end === Q1 && n(id).node.raft?.rangeOf(4)?.start === Q1),
       'the recorded split carried out by the next leader',
     );
-    await start(gone);
+    await cluster.start(gone);
     await eventually(() => n(gone).node.raft?.rangeOf(4)?.end === HALF, 'the stopped node applying it after its restart');
     for (const [k, v] of acked) expect(await kv2.getString(k), k).toBe(v);
     // LESSONS #10: every partition's replicas hold the same data (digests at one read timestamp).

@@ -37,6 +37,8 @@ export interface SimulationOptions {
   readonly electionTick?: number;
   readonly heartbeatTick?: number;
   readonly readOnlyOption?: ReadOnlyOption;
+  /** Followers learn commits lazily (RaftConfig.lazyCommitBroadcast, what the node runtime uses). */
+  readonly lazyCommitBroadcast?: boolean;
   /** Membership changes (add learner, promote, remove) during the fault phase. Default true. */
   readonly membership?: boolean;
   readonly bugs?: DiskBugs;
@@ -502,6 +504,7 @@ export class Simulation {
       electionTick: this.options.electionTick ?? 10,
       heartbeatTick: this.options.heartbeatTick ?? 2,
       readOnlyOption: this.options.readOnlyOption ?? ReadOnlyOption.Safe,
+      lazyCommitBroadcast: this.options.lazyCommitBroadcast ?? false,
       inflightMsgsMax: this.profile.inflightMsgsMax,
       entriesPerMsgMax: this.profile.entriesPerMsgMax,
       uncommittedEntriesMax: 64,
@@ -733,10 +736,15 @@ export function runSimulation(options: SimulationOptions): SimulationResult {
 }
 
 /** The one-line command that replays one run exactly (same seed, size and overrides). */
-export function replayCommand(seed: number, voters: number, options: Partial<Pick<SimulationOptions, 'readOnlyOption' | 'profile' | 'steps'>> = {}): string {
+export function replayCommand(
+  seed: number,
+  voters: number,
+  options: Partial<Pick<SimulationOptions, 'readOnlyOption' | 'profile' | 'steps' | 'lazyCommitBroadcast'>> = {},
+): string {
   const env = [`RAFT_SEED=${seed}`, `RAFT_VOTERS=${voters}`];
   if (options.steps !== undefined) env.push(`RAFT_STEPS=${options.steps}`);
   if (options.readOnlyOption === ReadOnlyOption.Lease) env.push('RAFT_READS=lease');
+  if (options.lazyCommitBroadcast === true) env.push('RAFT_LAZY_COMMIT=1');
   if (options.profile !== undefined && Object.keys(options.profile).length > 0) env.push(`RAFT_PROFILE='${JSON.stringify(options.profile)}'`);
   return `${env.join(' ')} npx vitest run node/src/raft/simulation.test.ts`;
 }
