@@ -122,31 +122,37 @@ export class NodeMetrics {
     gauge('keyva_read_cache_bytes', 'Bytes held by the latest-row cache (NaN when it is off)', stat('readCacheBytes'));
   }
 
-  /** Exports the streamed-snapshot totals of a replicated node (ADR 0008 §9), read at scrape time. */
-  watchSnapshotStreams(read: () => SnapshotStreamTotals): void {
+  /** Gauges read at scrape time, one per field of what `read` returns: [name, help, field]. */
+  private scrapedGauges<T>(read: () => T, defs: readonly (readonly [string, string, keyof T])[]): void {
     const registers = [this.registry];
-    const gauge = (name: string, help: string, k: keyof SnapshotStreamTotals) =>
+    for (const [name, help, k] of defs)
       new Gauge({
         name,
         help,
         registers,
         collect() {
-          this.set(read()[k]);
+          this.set(Number(read()[k]));
         },
       });
-    gauge('keyva_snapshot_sent_bytes', 'Row bytes of Raft snapshots streamed to peers since start', 'sentBytes');
-    gauge('keyva_snapshot_received_bytes', 'Row bytes of Raft snapshots received from peers since start', 'receivedBytes');
-    gauge('keyva_snapshots_sent', 'Raft snapshot transfers to peers completed since start', 'sent');
-    gauge('keyva_snapshots_send_failed', 'Raft snapshot transfers to peers failed since start (retried by Raft)', 'sendFailed');
-    gauge('keyva_snapshots_received', 'Raft snapshot transfers from peers staged since start', 'received');
-    gauge('keyva_snapshots_receive_failed', 'Raft snapshot transfers from peers refused or cut off since start', 'receiveFailed');
-    gauge(
-      'keyva_snapshot_receiving_seconds',
-      'Seconds since start during which at least one Raft snapshot transfer from a peer was being received (header to staged and synced)',
-      'receivingSeconds',
-    );
-    gauge('keyva_snapshots_sending', 'Raft snapshot transfers to peers in progress', 'sending');
-    gauge('keyva_snapshot_sending_bytes', 'Bytes sent so far by the snapshot transfers in progress', 'sendingBytes');
+  }
+
+  /** Exports the streamed-snapshot totals of a replicated node (ADR 0008 §9), read at scrape time. */
+  watchSnapshotStreams(read: () => SnapshotStreamTotals): void {
+    this.scrapedGauges(read, [
+      ['keyva_snapshot_sent_bytes', 'Row bytes of Raft snapshots streamed to peers since start', 'sentBytes'],
+      ['keyva_snapshot_received_bytes', 'Row bytes of Raft snapshots received from peers since start', 'receivedBytes'],
+      ['keyva_snapshots_sent', 'Raft snapshot transfers to peers completed since start', 'sent'],
+      ['keyva_snapshots_send_failed', 'Raft snapshot transfers to peers failed since start (retried by Raft)', 'sendFailed'],
+      ['keyva_snapshots_received', 'Raft snapshot transfers from peers staged since start', 'received'],
+      ['keyva_snapshots_receive_failed', 'Raft snapshot transfers from peers refused or cut off since start', 'receiveFailed'],
+      [
+        'keyva_snapshot_receiving_seconds',
+        'Seconds since start during which at least one Raft snapshot transfer from a peer was being received (header to staged and synced)',
+        'receivingSeconds',
+      ],
+      ['keyva_snapshots_sending', 'Raft snapshot transfers to peers in progress', 'sending'],
+      ['keyva_snapshot_sending_bytes', 'Bytes sent so far by the snapshot transfers in progress', 'sendingBytes'],
+    ]);
   }
 
   /**
@@ -154,25 +160,17 @@ export class NodeMetrics {
    * scrape time: how much Raft work each write costs (messages, Readys, fsyncs per proposal).
    */
   watchRaft(read: () => RaftRuntimeTotals): void {
-    const registers = [this.registry];
-    const gauge = (name: string, help: string, k: keyof RaftRuntimeTotals) =>
-      new Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          this.set(read()[k]);
-        },
-      });
-    gauge('keyva_raft_turns', 'Ready turns of the Multi-Raft loop since start (each persists every group with work in one engine write)', 'turns');
-    gauge('keyva_raft_synced_writes', 'Synced (fsync) engine writes of the Multi-Raft loop since start', 'syncedWrites');
-    gauge('keyva_raft_readies', 'Group Readys persisted since start', 'readiesPersisted');
-    gauge('keyva_raft_messages_sent', 'Raft messages sent to peers since start (coalesced heartbeats count one per group)', 'messagesSent');
-    gauge('keyva_raft_messages_received', 'Raft messages stepped into local groups since start', 'messagesReceived');
-    gauge('keyva_raft_proposals', 'Write proposals submitted to local groups since start', 'proposals');
-    gauge('keyva_raft_proposals_refused', 'Proposals refused up front (not leader, unknown group, queue full) since start', 'refusals');
-    gauge('keyva_raft_compactions', 'Raft log compactions into a snapshot since start', 'compactions');
-    gauge('keyva_raft_snapshots_sent', 'Raft snapshots handed to the transport since start', 'snapshotsSent');
+    this.scrapedGauges(read, [
+      ['keyva_raft_turns', 'Ready turns of the Multi-Raft loop since start (each persists every group with work in one engine write)', 'turns'],
+      ['keyva_raft_synced_writes', 'Synced (fsync) engine writes of the Multi-Raft loop since start', 'syncedWrites'],
+      ['keyva_raft_readies', 'Group Readys persisted since start', 'readiesPersisted'],
+      ['keyva_raft_messages_sent', 'Raft messages sent to peers since start (coalesced heartbeats count one per group)', 'messagesSent'],
+      ['keyva_raft_messages_received', 'Raft messages stepped into local groups since start', 'messagesReceived'],
+      ['keyva_raft_proposals', 'Write proposals submitted to local groups since start', 'proposals'],
+      ['keyva_raft_proposals_refused', 'Proposals refused up front (not leader, unknown group, queue full) since start', 'refusals'],
+      ['keyva_raft_compactions', 'Raft log compactions into a snapshot since start', 'compactions'],
+      ['keyva_raft_snapshots_sent', 'Raft snapshots handed to the transport since start', 'snapshotsSent'],
+    ]);
   }
 
   /** Requests of `transport` being served (read by `keyva_inflight_requests` at scrape time). */
