@@ -172,6 +172,8 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
   );
   let cluster: DevClusterProcess | undefined;
   let kv: KeyVa | undefined;
+  /** The steady load while it runs (stopped in `finally` if the run fails). */
+  let running: SteadyLoad | undefined;
   try {
     cluster = await DevClusterProcess.start({
       founders: 3,
@@ -211,6 +213,7 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
       }
     })();
     load.start();
+    running = load;
     await sleep(o.warmupMs);
     load.enter('steady');
     await sleep(o.steadyMs);
@@ -261,6 +264,7 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
     const moveSec = (performance.now() - tAdd) / 1000;
     const move = load.stats('move');
     await load.stop();
+    running = undefined;
     const map = await kv.partitionMap({ refresh: true });
     const onNew = map.partitions.filter((p) => (p.replicas as readonly string[]).includes(added.id));
     const logicalBytes = onNew.reduce((n, p) => n + (bytesByPartition.get(p.id) ?? 0), 0);
@@ -338,6 +342,9 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
     };
     return { ...report, targets: evaluateTargets(report) };
   } finally {
+    // On a failure (e.g. the move timed out) the steady load still runs: stop it first, or its
+    // loops keep retrying against the stopped cluster and the run never ends.
+    await running?.stop().catch(() => undefined);
     await kv?.close().catch(() => undefined);
     await cluster?.stop();
     rmSync(dir, { recursive: true, force: true });

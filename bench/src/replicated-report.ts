@@ -68,7 +68,10 @@ export function renderReplicatedMarkdown(r: ReplicatedReport): string {
   const work = r.results.filter((res) => res.target === 'keyva' && res.raftPerWrite !== null && res.raftPerWrite !== undefined);
   if (work.length > 0) {
     const w = work.map((res) => `round ${res.round} ${JSON.stringify(res.raftPerWrite)}`).join('; ');
-    lines.push('', `KeyVa Raft work per write, whole cluster (messages sent, Readys persisted, fsync'd engine writes, Ready turns; from the nodes' keyva_raft_* metrics, warm-up included): ${w}.`);
+    lines.push(
+      '',
+      `KeyVa Raft work per write, whole cluster (messages sent, Readys persisted, fsync'd engine writes, Ready turns; from the nodes' keyva_raft_* metrics, warm-up included): ${w}.`,
+    );
   }
   const durability = [...new Map(r.targets.map((t) => [t.name, `${t.label}: ${t.durability}`])).values()];
   lines.push('', `Durability in force: ${durability.join('; ')}.`);

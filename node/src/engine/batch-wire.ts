@@ -13,6 +13,7 @@
  */
 import { KeyVaError } from '@keyva/proto/errors';
 import type { Condition, Mutation, WriteBatch } from './types.ts';
+import { WireReader } from './wire-reader.ts';
 
 const MutationCode = { put: 1, delete: 2, rawPut: 3, rawDelete: 4 } as const;
 const ConditionCode = { none: 0, absent: 1, exists: 2, versionEquals: 3, valueEquals: 4 } as const;
@@ -80,18 +81,9 @@ export function encodeBatch(b: WriteBatch): ArrayBuffer {
 
 /** Decodes `encodeBatch` output; Buffers are views into `ab` (no copy). */
 export function decodeBatch(ab: ArrayBuffer): WriteBatch {
-  const buf = Buffer.from(ab);
-  let o = 0;
-  const bytes = (): Buffer => {
-    const len = buf.readUInt32BE(o);
-    o += 4;
-    const x = buf.subarray(o, o + len);
-    if (x.length !== len) throw new KeyVaError('INTERNAL', 'truncated batch encoding');
-    o += len;
-    return x;
-  };
+  const r = new WireReader(ab, 'batch');
   const condition = (): Condition | undefined => {
-    const c = buf.readUInt8(o++);
+    const c = r.u8();
     switch (c) {
       case ConditionCode.none:
         return undefined;
@@ -99,50 +91,43 @@ export function decodeBatch(ab: ArrayBuffer): WriteBatch {
         return { kind: 'absent' };
       case ConditionCode.exists:
         return { kind: 'exists' };
-      case ConditionCode.versionEquals: {
-        const version = buf.readBigUInt64BE(o);
-        o += 8;
-        return { kind: 'versionEquals', version };
-      }
+      case ConditionCode.versionEquals:
+        return { kind: 'versionEquals', version: r.u64() };
       case ConditionCode.valueEquals:
-        return { kind: 'valueEquals', value: bytes() };
+        return { kind: 'valueEquals', value: r.bytes() };
       default:
         throw new KeyVaError('INTERNAL', `bad condition code ${c} in batch encoding`);
     }
   };
-  const commitTs = buf.readBigUInt64BE(0);
-  const nowMs = buf.readDoubleBE(8);
-  const sync = buf.readUInt8(16) === 1;
-  const count = buf.readUInt32BE(17);
-  o = 21;
+  const commitTs = r.u64();
+  const nowMs = r.f64();
+  const sync = r.u8() === 1;
+  const count = r.u32();
   const mutations: Mutation[] = [];
   for (let i = 0; i < count; i++) {
-    const type = buf.readUInt8(o++);
+    const type = r.u8();
     switch (type) {
       case MutationCode.put: {
-        const hash = buf.readBigUInt64BE(o);
-        o += 8;
-        const key = bytes();
-        const value = bytes();
-        const expiresAtMs = buf.readDoubleBE(o);
-        o += 8;
+        const hash = r.u64();
+        const key = r.bytes();
+        const value = r.bytes();
+        const expiresAtMs = r.f64();
         mutations.push({ type: 'put', hash, key, value, expiresAtMs, condition: condition() });
         break;
       }
       case MutationCode.delete: {
-        const hash = buf.readBigUInt64BE(o);
-        o += 8;
-        const key = bytes();
+        const hash = r.u64();
+        const key = r.bytes();
         mutations.push({ type: 'delete', hash, key, condition: condition() });
         break;
       }
       case MutationCode.rawPut: {
-        const key = bytes();
-        mutations.push({ type: 'rawPut', key, value: bytes() });
+        const key = r.bytes();
+        mutations.push({ type: 'rawPut', key, value: r.bytes() });
         break;
       }
       case MutationCode.rawDelete:
-        mutations.push({ type: 'rawDelete', key: bytes() });
+        mutations.push({ type: 'rawDelete', key: r.bytes() });
         break;
       default:
         throw new KeyVaError('INTERNAL', `bad mutation code ${type} in batch encoding`);

@@ -15,6 +15,7 @@ import { KeyVaError } from '@keyva/proto/errors';
 import { checkRawKey, encodeDataKey, encodeLatestValue, latestKeyOfPrefix, versionsPrefixOf } from './key-codec.ts';
 import type { KvOp } from './ordered-kv.ts';
 import { MAX_TS, type ScanItem } from './types.ts';
+import { WireReader } from './wire-reader.ts';
 
 export interface RawPut {
   readonly key: Buffer;
@@ -98,33 +99,22 @@ export function encodeLoad(l: BulkLoad): ArrayBuffer {
 
 /** Decodes `encodeLoad` output; Buffers are views into `ab` (no copy). */
 export function decodeLoad(ab: ArrayBuffer): BulkLoad {
-  const buf = Buffer.from(ab);
-  let o = 0;
-  const bytes = (): Buffer => {
-    const len = buf.readUInt32BE(o);
-    o += 4;
-    const x = buf.subarray(o, o + len);
-    if (x.length !== len) throw new KeyVaError('INTERNAL', 'truncated bulk load encoding');
-    o += len;
-    return x;
-  };
-  const rowCount = buf.readUInt32BE(0);
-  const rawCount = buf.readUInt32BE(4);
-  o = 8;
+  const r = new WireReader(ab, 'bulk load');
+  const rowCount = r.u32();
+  const rawCount = r.u32();
   const rows: ScanItem[] = [];
   for (let i = 0; i < rowCount; i++) {
-    const hash = buf.readBigUInt64BE(o);
-    const version = buf.readBigUInt64BE(o + 8);
-    const expiresAtMs = buf.readDoubleBE(o + 16);
-    o += 24;
-    const key = bytes();
-    rows.push({ hash, key, value: bytes(), version, expiresAtMs });
+    const hash = r.u64();
+    const version = r.u64();
+    const expiresAtMs = r.f64();
+    const key = r.bytes();
+    rows.push({ hash, key, value: r.bytes(), version, expiresAtMs });
   }
   const raw: RawPut[] = [];
   for (let i = 0; i < rawCount; i++) {
-    const key = bytes();
-    raw.push({ key, value: bytes() });
+    const key = r.bytes();
+    raw.push({ key, value: r.bytes() });
   }
-  if (o !== ab.byteLength) throw new KeyVaError('INTERNAL', 'trailing bytes in bulk load encoding');
+  r.end();
   return { rows, raw };
 }

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryEngine } from '../engine/memory-engine.ts';
 import { RocksDbEngine } from '../engine/rocksdb-engine.ts';
 import type { Mutation, StorageEngine } from '../engine/types.ts';
-import { digestPartition } from './partition-digest.ts';
+import { DIGEST_PAGE_ROWS, digestPartition } from './partition-digest.ts';
 
 const ALL = { start: 0n, end: 1n << 64n };
 const put = (k: string, v: string, expiresAtMs = 0): Mutation => {
@@ -96,5 +96,30 @@ describe('partition digest at a timestamp', () => {
     expect(await digestPartition(e, ALL, 10n, 20)).toMatchObject({ complete: false, checksum: '' });
     expect(await digestPartition(e, ALL, 10n, 50)).toMatchObject({ complete: true, keyCount: 50 });
     await e.close();
+  });
+
+  it('reads a large partition in pages, letting the event loop turn between them (clients and Raft go on)', async () => {
+    const [r, m] = await engines();
+    const rows = 5 * DIGEST_PAGE_ROWS + 17;
+    for (let i = 0; i < rows; i += 500)
+      await write(
+        r,
+        BigInt(10 + i),
+        Array.from({ length: Math.min(500, rows - i) }, (_, j) => put(`big-${i + j}`, 'x'.repeat(64))),
+      );
+    let turns = 0;
+    let on = true;
+    const spin = (): void => {
+      if (!on) return;
+      turns++;
+      setImmediate(spin);
+    };
+    setImmediate(spin);
+    const d = await digestPartition(r, ALL, 1n << 40n);
+    on = false;
+    expect(d).toMatchObject({ complete: true, keyCount: rows });
+    // One page per turn at least: the loop turned once per page.
+    expect(turns).toBeGreaterThanOrEqual(Math.ceil(rows / DIGEST_PAGE_ROWS));
+    await Promise.all([r.close(), m.close()]);
   });
 });

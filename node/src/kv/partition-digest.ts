@@ -16,7 +16,13 @@ import type { StorageEngine, Timestamp } from '../engine/types.ts';
 import type { HashRange } from '../replication/partition-snapshot.ts';
 
 export const DIGEST_ROWS_MAX = 2_000_000;
-const PAGE_ROWS = 1_000;
+/**
+ * Rows per engine read. A scan is synchronous on the node's event loop, which also serves clients
+ * and drives Raft: each page is read in a later turn of the loop (`setImmediate`), so a digest of
+ * a large partition never holds it for long (whole partitions read between two turns stalled
+ * clients for hundreds of ms during moves, issue #4).
+ */
+export const DIGEST_PAGE_ROWS = 256;
 
 export interface PartitionDigest {
   readonly keyCount: number;
@@ -33,8 +39,9 @@ export async function digestPartition(engine: StorageEngine, range: HashRange, r
   let bytes = 0;
   let after: { hash: bigint; key: Buffer } | undefined;
   for (;;) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
     // nowMs 0: expiry is not evaluated (replicas compute at different times).
-    const page = await engine.scan({ startHash: range.start, endHash: range.end, after }, readTs, 0, Math.min(PAGE_ROWS, rowsMax - keyCount + 1));
+    const page = await engine.scan({ startHash: range.start, endHash: range.end, after }, readTs, 0, Math.min(DIGEST_PAGE_ROWS, rowsMax - keyCount + 1));
     for (const it of page.items) {
       head.writeBigUInt64BE(it.hash, 0);
       head.writeBigUInt64BE(it.version, 8);

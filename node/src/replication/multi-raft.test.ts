@@ -160,6 +160,24 @@ describe('MultiRaft: three nodes over gRPC', () => {
     }
   });
 
+  it('compacts a short log at once when asked (compactSoon: before a learner joins), keeping every replica serving', async () => {
+    for (let i = 0; i < 20; i++) await proposeOnLeader(c, 2, [put(2, `compact-${i}`, `v${i}`)]);
+    const { node } = await c.waitForLeader(2, LEADER_WAIT_MS);
+    const applied = node.runtime.raftStatus(2)?.applied ?? 0;
+    const before = node.runtime.stats.compactions;
+    expect(node.runtime.snapshotIndex(2)).toBeLessThan(applied);
+    expect(node.runtime.compactSoon(2)).toBe(true);
+    await until(() => (node.runtime.snapshotIndex(2) ?? 0) >= applied, 5000, 'a snapshot at the applied index');
+    expect(node.runtime.stats.compactions).toBeGreaterThan(before);
+    expect(node.runtime.logEntries(2, 1, applied)).toEqual([]);
+    expect(node.runtime.compactSoon(99)).toBe(false);
+    // The group goes on: a write after the compaction applies everywhere.
+    await proposeOnLeader(c, 2, [put(2, 'after-compact', 'x')]);
+    const end = Date.now() + 5000;
+    while (!(await versions(c, 2, 'after-compact')).every((v) => v.startsWith('x@')) && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
+    expect((await versions(c, 2, 'after-compact')).every((v) => v.startsWith('x@'))).toBe(true);
+  });
+
   it('drops messages for unknown groups or other replicas, and counts them', () => {
     const n1 = c.node('n1').runtime;
     const before = { ...n1.stats };

@@ -213,6 +213,8 @@ export class MultiRaft {
   private turning: Promise<void> | undefined;
   /** The groups of the last turn (the ones whose logs may have grown). */
   private lastWorked: GroupDriver[] = [];
+  /** Groups asked to compact now (`compactSoon`), at the end of the next turn. */
+  private compactWanted = new Set<GroupDriver>();
   /** Round-robin start of the next turn's Ready collection. */
   private cursor = 0;
   private proposalSeq: bigint;
@@ -431,6 +433,25 @@ export class MultiRaft {
     return this.drivers.get(group)?.sm.rangeRecord;
   }
 
+  /** Index of `group`'s latest snapshot (its log holds the entries after it); undefined if not hosted. */
+  snapshotIndex(group: GroupId): number | undefined {
+    return this.drivers.get(group)?.log.snapshotMetadata().index;
+  }
+
+  /**
+   * Compacts `group`'s log into a snapshot of its applied state at the end of the next turn,
+   * however short the log (e.g. before adding a learner, which then gets one snapshot instead of
+   * a replay of the log). False if not hosted.
+   */
+  compactSoon(group: GroupId): boolean {
+    const d = this.drivers.get(group);
+    if (d === undefined || d.failed || this.state !== 'running') return false;
+    d.wantFreshSnapshot();
+    this.compactWanted.add(d);
+    this.kick();
+    return true;
+  }
+
   /** Durable log entries of `group` in [lo, hi) (clamped to what the log holds). */
   logEntries(group: GroupId, lo: number, hi: number): Entry[] {
     const d = this.drivers.get(group);
@@ -499,7 +520,9 @@ export class MultiRaft {
     let worked = false;
     try {
       worked = await this.turn();
-      if (worked) await this.compact(this.lastWorked);
+      const wanted = [...this.compactWanted];
+      this.compactWanted.clear();
+      if (worked || wanted.length > 0) await this.compact(worked ? [...this.lastWorked, ...wanted] : wanted);
     } catch (e) {
       this.fail(e as Error);
     } finally {

@@ -92,6 +92,51 @@ describe('RaftTransport', () => {
     expect(ta.stats.connects).toBeGreaterThan(1);
   });
 
+  it('recovers a link whose stream broke while it waited for back-pressure to drain', async () => {
+    const got: Received[] = [];
+    const addrs: Record<string, string> = {};
+    const ta = new RaftTransport({ self: 'a', addressOf: (id) => addrs[id], onReceive: () => undefined, reconnectBackoffMs: 50 });
+    // A peer that never reads its stream: HTTP/2 flow control pushes back on the sender.
+    const stall = new grpc.Server();
+    stall.addService(keyvaV1.Raft.service, {
+      Send: (call: grpc.ServerReadableStream<unknown, unknown>) => call.pause(),
+      SendSnapshot: () => undefined,
+    } as grpc.UntypedServiceImplementation);
+    const port = await new Promise<number>((res, rej) =>
+      stall.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, n) => (e ? rej(e) : res(n))),
+    );
+    addrs.b = `127.0.0.1:${port}`;
+    const big = new Uint8Array(256 << 10);
+    const append = (i: number): Message =>
+      message({
+        type: 'append',
+        from: 'a/1' as ReplicaId,
+        to: 'b/1' as ReplicaId,
+        term: 1,
+        index: i,
+        entries: [{ type: 'normal', term: 1, index: i + 1, data: big }],
+      });
+    for (let i = 0; i < 40; i++) {
+      ta.send('b', 1, append(i));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    // The stalled peer goes away while the sender waits for 'drain'; a real one takes its port.
+    stall.forceShutdown();
+    const tb = new RaftTransport({ self: 'b', addressOf: (id) => addrs[id], onReceive: (from, group, m) => got.push({ from, group, m }) });
+    const sb = await serve(tb, port);
+    cleanup.push(() => {
+      ta.close();
+      tb.close();
+      sb.server.forceShutdown();
+    });
+    await until(() => {
+      ta.send('b', 1, hb('a/1', 'b/1', 7));
+      return got.some((r) => r.m.term === 7);
+    });
+    expect(ta.stats.connects).toBeGreaterThan(1);
+  });
+
   it('ignores batches addressed to another node and malformed messages', async () => {
     const got: Received[] = [];
     const tb = new RaftTransport({ self: 'b', addressOf: () => undefined, onReceive: (from, group, m) => got.push({ from, group, m }) });

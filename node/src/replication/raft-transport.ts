@@ -19,6 +19,7 @@ import type { SnapshotStreamTotals } from '../observability/metrics.ts';
 import type { Message } from '../raft/messages.ts';
 import { decodeMessage, decodePacked, encodePacked, type GroupMessage, isCoalescedHeartbeat } from './raft-codec.ts';
 import type { GroupId } from './raft-keys.ts';
+import { widenReceiveWindow } from './snapshot-flow-window.ts';
 import { RateLimiter, SNAPSHOT_BYTES_PER_SECOND_DEFAULT } from './snapshot-rate-limiter.ts';
 import { SnapshotReceiver, type SnapshotReceiveStats } from './snapshot-receiver.ts';
 import { isStreamedSnapshotMessage, type SnapshotHost, SnapshotSender, type SnapshotSendStats, type SnapshotTransfer } from './snapshot-sender.ts';
@@ -211,7 +212,9 @@ export class RaftTransport {
       // The stream ended (peer gone, restarted or shutting down): drop it, back off, reconnect on demand.
       if (p.stream === stream) this.markDown(p);
     });
-    stream.on('error', () => this.markDown(p));
+    stream.on('error', () => {
+      if (p.stream === stream) this.markDown(p);
+    });
     p.stream = stream;
     this.stats.connects++;
     return stream;
@@ -219,6 +222,9 @@ export class RaftTransport {
 
   private markDown(p: Peer): void {
     p.stream = undefined;
+    // A flush waiting for this stream's 'drain' would wait forever (a dead stream never drains)
+    // and, with `flushing` set, no later send would schedule another: the link would stay dead.
+    p.flushing = false;
     p.downUntil = this.now() + (this.o.reconnectBackoffMs ?? 200);
     this.stats.dropped += p.queue.length;
     p.queue = [];
@@ -227,6 +233,7 @@ export class RaftTransport {
   private disconnect(p: Peer): void {
     p.stream?.end();
     p.stream = undefined;
+    p.flushing = false;
     p.client?.close();
     p.client = undefined;
   }
@@ -251,9 +258,12 @@ export class RaftTransport {
       if (heartbeats > 0) this.stats.heartbeatBatches++;
       const ok = stream.write({ fromNode: this.o.self, toNode: p.id, packed });
       if (!ok) {
-        // Back-pressure: continue when the stream drains.
+        // Back-pressure: continue when the stream drains (if it is still the peer's stream then;
+        // a stream that breaks instead resets `flushing` in `markDown`).
         p.flushing = true;
-        stream.once('drain', () => this.flush(p));
+        stream.once('drain', () => {
+          if (p.stream === stream) this.flush(p);
+        });
         return;
       }
     }
@@ -277,6 +287,9 @@ export class RaftTransport {
   /** The Raft gRPC service handlers (receiving side). */
   handlers(): grpc.UntypedServiceImplementation {
     const Send: grpc.handleClientStreamingCall<RaftBatchOut, { batches: string }> = (call, callback) => {
+      // The same wider HTTP/2 window as snapshot streams: a learner caught up from the log gets
+      // large appends on this stream, which the 64 KiB default paces at one window per turn.
+      widenReceiveWindow(call);
       let batches = 0;
       call.on('data', (b: RaftBatchOut) => {
         batches++;

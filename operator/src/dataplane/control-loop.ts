@@ -19,6 +19,15 @@ import type { StepExecutor, StepOutcome } from './step-executor.ts';
 export const CONTROL_INTERVAL_MS = 500;
 /** While nothing moves: observing a settled cluster costs a call per partition, so less often. */
 export const CONTROL_IDLE_INTERVAL_MS = 2000;
+/**
+ * After a tick that changed the cluster (a step took effect, or the map recorded new voters):
+ * the next step of the same move (promote after catch-up, map sync after promote, removal after
+ * the map sync, ...) is usually ready at once, so the next observation comes this soon instead
+ * of a whole interval later. Every step is still planned from a fresh observation.
+ */
+export const CONTROL_PROGRESS_INTERVAL_MS = 20;
+/** Consecutive ticks at the progress interval, at most; then one regular interval (no tight loop). */
+export const CONTROL_PROGRESS_TICKS_MAX = 8;
 
 export interface Blocker {
   readonly code: string;
@@ -56,6 +65,8 @@ export interface ControlLoopOptions {
   readonly spec: () => ClusterSpec;
   readonly intervalMs?: number | undefined;
   readonly idleIntervalMs?: number | undefined;
+  /** Delay of the next tick after one that changed something (`CONTROL_PROGRESS_INTERVAL_MS`). */
+  readonly progressIntervalMs?: number | undefined;
   readonly now?: () => number;
   /** Called after every tick with the fresh observation (e.g. to stop removed nodes' processes). */
   readonly onObserved?: (oc: ObservedCluster, status: LoopStatus) => void | Promise<void>;
@@ -86,6 +97,9 @@ export class ControlLoop {
   private outcomes: StepOutcome[] = [];
   private inFlight: Step[] = [];
   private violations: Violation[] = [];
+  /** The last tick changed the cluster (see CONTROL_PROGRESS_INTERVAL_MS); ticks in a row that did. */
+  private progressed = false;
+  private progressTicks = 0;
 
   constructor(o: ControlLoopOptions) {
     this.o = o;
@@ -144,6 +158,7 @@ export class ControlLoop {
   /** One observe -> plan -> execute round (also usable without `start`, e.g. in tests). */
   async tick(): Promise<void> {
     this.ticks++;
+    this.progressed = false;
     const now = (this.o.now ?? Date.now)();
     let oc: ObservedCluster;
     try {
@@ -155,13 +170,19 @@ export class ControlLoop {
     }
     this.last = oc;
     const spec = this.o.spec();
-    this.o.auditor?.maybeAudit(oc);
+    // Background audits read whole partitions on every replica: only while nothing moves. A move
+    // checks the digests of its own partition before each removal (the executor), and the audit
+    // resumes with the partitions whose generation changed once the cluster is settled.
+    if (this.quiet && this.inFlight.length === 0) this.o.auditor?.maybeAudit(oc);
     this.violations = checkInvariants(this.o.auditor?.attach(oc.observation) ?? oc.observation, spec.replicationFactor);
     // The map follows membership first: a step planned on a map behind Raft would fail its CAS.
     const sync = await this.o.executor.syncMap(oc);
     if (sync.updated > 0 || sync.error !== undefined) {
       this.lastError = sync.error;
-      if (sync.updated > 0) this.o.log?.(`map: recorded the voters of ${sync.updated} partition(s)`);
+      if (sync.updated > 0) {
+        this.progressed = true;
+        this.o.log?.(`map: recorded the voters of ${sync.updated} partition(s)`);
+      }
       await this.o.onObserved?.(oc, this.status());
       return;
     }
@@ -182,6 +203,7 @@ export class ControlLoop {
       for (const s of todo) this.o.log?.(`step ${stepKey(s)}: ${s.reason}`);
       const outcomes = await Promise.all(todo.map((s) => this.o.executor.execute(s, oc)));
       this.stepsExecuted += outcomes.filter((x) => x.kind === 'done').length;
+      this.progressed = outcomes.some((x) => x.kind === 'done' && x.changed);
       this.history = recordIssued(
         this.history,
         todo.filter((_, i) => outcomes[i]?.kind === 'done'),
@@ -206,8 +228,14 @@ export class ControlLoop {
         .finally(() => {
           this.current = undefined;
           const busy = !this.quiet || this.inFlight.length > 0 || this.lastError !== undefined;
+          this.progressTicks = this.progressed ? this.progressTicks + 1 : 0;
+          const soon = this.progressed && this.progressTicks <= CONTROL_PROGRESS_TICKS_MAX;
           this.schedule(
-            busy ? (this.o.intervalMs ?? CONTROL_INTERVAL_MS) : Math.max(this.o.intervalMs ?? 0, this.o.idleIntervalMs ?? CONTROL_IDLE_INTERVAL_MS),
+            soon
+              ? (this.o.progressIntervalMs ?? CONTROL_PROGRESS_INTERVAL_MS)
+              : busy
+                ? (this.o.intervalMs ?? CONTROL_INTERVAL_MS)
+                : Math.max(this.o.intervalMs ?? 0, this.o.idleIntervalMs ?? CONTROL_IDLE_INTERVAL_MS),
           );
         });
     }, delayMs);
