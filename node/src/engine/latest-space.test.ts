@@ -201,6 +201,8 @@ async function runHistory(engine: LatestEngine, steps: Step[], base: Timestamp):
       if (step.concurrentWrite) {
         ts += 10n;
         lastTs = ts;
+        // Its timestamp exists while the GC runs (the GC may see it), so it is within the horizon.
+        gcHorizon = ts;
         await write(
           [
             { key: 0, del: false, ttl: 0, cond: 'none' },

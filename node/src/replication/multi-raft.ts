@@ -13,9 +13,10 @@
  *   in the same group commit); await the log write; `commit` the Readys to the logs' in-memory
  *   copies; THEN send the other messages (votes, append responses: what they promise is durable
  *   only now); apply snapshots; THEN `advance`. Between turns, groups whose log grew past
- *   `logEntriesMax` applied entries are compacted into a snapshot. Inputs (messages, ticks,
- *   proposals) keep arriving while a turn awaits the engine; they land in the next Ready, so
- *   a busy node group-commits many groups and many proposals per fsync.
+ *   `logEntriesMax` applied entries, or that were asked to (`compactSoon`), are compacted into a
+ *   snapshot. Inputs (messages, ticks, proposals) keep arriving while a turn awaits the engine;
+ *   they land in the next Ready, so a busy node group-commits many groups and many proposals per
+ *   fsync.
  * - **Messages** from the transport are stepped into their group at once; messages for a group
  *   this node does not host, or addressed to another replica, are dropped and counted.
  * - **Proposals and reads**: see `GroupDriver` and `replication-results.ts`.
@@ -214,7 +215,7 @@ export class MultiRaft {
   /** The groups of the last turn (the ones whose logs may have grown). */
   private lastWorked: GroupDriver[] = [];
   /** Groups asked to compact now (`compactSoon`), at the end of the next turn. */
-  private compactWanted = new Set<GroupDriver>();
+  private readonly compactWanted = new Set<GroupDriver>();
   /** Round-robin start of the next turn's Ready collection. */
   private cursor = 0;
   private proposalSeq: bigint;
