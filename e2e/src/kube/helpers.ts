@@ -1,20 +1,11 @@
 /** Small helpers for the Kubernetes e2e suite. */
+import { eventually as pollUntil } from '@keyva/node/testing/eventually';
 import type { KeyVaCluster } from '@keyva/operator/api';
 import { type KubeClient, type KubeObject, RESOURCES } from '@keyva/operator/kube';
 
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, intervalMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+/** `eventually` of the node's test helpers, with this suite's argument order and slower defaults (a kube API server is slow). */
+export function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, intervalMs = 250): Promise<T> {
+  return pollUntil(fn, what, timeoutMs, intervalMs);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -35,8 +35,6 @@ import type { RaftConfig } from '../raft/raft.ts';
 import { RaftNode, type Ready } from '../raft/raw-node.ts';
 import { Refusal } from '../raft/results.ts';
 import { type ConfState, type Entry, type Index, type RaftRandom, ReadOnlyOption, type ReadState, type ReplicaId, Role, type Term } from '../raft/types.ts';
-import { mergeCommandOf } from '../split/merge-command.ts';
-import { splitCommandOf } from '../split/split-command.ts';
 import type { DurableRaftLog } from './durable-raft-log.ts';
 import type { AppliedEntry, AppliedState, ApplyOutcome, GroupStateMachine } from './group-state-machine.ts';
 import type { GroupId } from './raft-keys.ts';
@@ -590,6 +588,5 @@ export class GroupDriver {
 
 /** Whether applied entries change the group's shape: a membership change, a split or a merge. */
 function changesStructure(entries: readonly Entry[], applied: readonly AppliedEntry[]): boolean {
-  if (entries.some((e) => e.type === 'confChange')) return true;
-  return applied.some((a) => a.command !== undefined && (splitCommandOf(a.command) !== undefined || mergeCommandOf(a.command) !== undefined));
+  return entries.some((e) => e.type === 'confChange') || applied.some((a) => a.changesRange === true);
 }

@@ -134,6 +134,8 @@ export interface AppliedEntry {
   readonly command: ReplicatedCommand | undefined;
   /** Settles (never rejects) once the entry's write is done. */
   readonly done: Promise<ApplyOutcome>;
+  /** A split or a merge: the entry changes the group's range. */
+  readonly changesRange?: true;
 }
 
 export interface StateMachineStats {
@@ -314,30 +316,20 @@ export class GroupStateMachine {
         out.push({ index: e.index, term: e.term, command, done });
         continue;
       }
+      // Every command with a write of its own moves the applied state with that write.
+      this.o.clock.observe(command.commitTs);
+      const state: AppliedState = { index: e.index, term: e.term, maxCommitTs: maxTs(command.commitTs, this.submitted.maxCommitTs) };
+      this.submitted = state;
       if (merge !== undefined && merge !== 'invalid') {
         // A freeze (right group) or an absorb (left group): the range record changes with the applied state.
-        this.o.clock.observe(command.commitTs);
-        const state: AppliedState = { index: e.index, term: e.term, maxCommitTs: maxTs(command.commitTs, this.submitted.maxCommitTs) };
-        this.submitted = state;
         this.record = afterMerge(this.record, merge, e.index);
         const written = this.submit([...this.rangeMutations(), this.stateMutation(state)], command.commitTs, command.nowMs, state);
-        const done = written.then(
-          (): ApplyOutcome => {
-            this.o.splits?.mergeApplied?.(this.group, merge);
-            return { kind: 'applied', existed: [false] };
-          },
-          (error: Error): ApplyOutcome => ({ kind: 'failed', error }),
-        );
-        settleRiders(riders, written);
+        out.push(rangeChangeApplied(e, command, written, riders, () => this.o.splits?.mergeApplied?.(this.group, merge)));
         riders = [];
-        out.push({ index: e.index, term: e.term, command, done });
         continue;
       }
       if (split !== undefined && split !== 'invalid') {
         // A split (docs/adr/0010-splits.md): narrow the range, create the child, atomically with the applied state.
-        this.o.clock.observe(command.commitTs);
-        const state: AppliedState = { index: e.index, term: e.term, maxCommitTs: maxTs(command.commitTs, this.submitted.maxCommitTs) };
-        this.submitted = state;
         const cutOff: HashRange = { start: split.at, end: split.childEnd };
         this.record = afterSplit(this.record, split);
         const mutations: Mutation[] = [
@@ -347,25 +339,10 @@ export class GroupStateMachine {
         ];
         const written = this.submit(mutations, command.commitTs, command.nowMs, state);
         const child = { group: split.childGroup, start: split.at, end: split.childEnd };
-        const done = written.then(
-          (): ApplyOutcome => {
-            this.o.splits?.childrenReady(this.group, [child], cutOff);
-            return { kind: 'applied', existed: [false] };
-          },
-          (error: Error): ApplyOutcome => ({ kind: 'failed', error }),
-        );
-        settleRiders(riders, written);
+        out.push(rangeChangeApplied(e, command, written, riders, () => this.o.splits?.childrenReady(this.group, [child], cutOff)));
         riders = [];
-        out.push({ index: e.index, term: e.term, command, done });
         continue;
       }
-      this.o.clock.observe(command.commitTs);
-      const state: AppliedState = {
-        index: e.index,
-        term: e.term,
-        maxCommitTs: maxTs(command.commitTs, this.submitted.maxCommitTs),
-      };
-      this.submitted = state;
       // Exactly-once: the request id's record goes first, conditioned on its absence.
       const dedup = this.o.content === undefined ? requestRecordOf(command) : undefined;
       const first = dedup === undefined ? 0 : 1;
@@ -608,4 +585,27 @@ function settleRiders(riders: readonly ((o: ApplyOutcome) => void)[], write: Pro
       for (const r of riders) r({ kind: 'failed', error });
     },
   );
+}
+
+/**
+ * The applied entry of a split or a merge: `written` carries the range change with the applied
+ * state; once it is done, `after` tells the node (child groups ready, merge applied). The riders
+ * before it settle with the same write.
+ */
+function rangeChangeApplied(
+  e: Entry,
+  command: ReplicatedCommand,
+  written: Promise<WriteResult>,
+  riders: readonly ((o: ApplyOutcome) => void)[],
+  after: () => void,
+): AppliedEntry {
+  const done = written.then(
+    (): ApplyOutcome => {
+      after();
+      return { kind: 'applied', existed: [false] };
+    },
+    (error: Error): ApplyOutcome => ({ kind: 'failed', error }),
+  );
+  settleRiders(riders, written);
+  return { index: e.index, term: e.term, command, done, changesRange: true };
 }

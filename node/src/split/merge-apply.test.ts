@@ -23,8 +23,9 @@ import { type ApplyOutcome, decodeAppliedState, GroupStateMachine } from '../rep
 import { MultiRaft } from '../replication/multi-raft.ts';
 import { encodePartitionSnapshot } from '../replication/partition-snapshot.ts';
 import { appliedStateKey } from '../replication/raft-keys.ts';
-import { type DataMutation, encodeCommand } from '../replication/replicated-command.ts';
+import type { DataMutation } from '../replication/replicated-command.ts';
 import { decodeRecordIndexKey, recordIndexPut, recordIndexRange } from '../replication/request-record.ts';
+import { commandEntry as cmd, putMutation as put } from '../testing/mutations.ts';
 import { ABSORB_COMMAND_KEY, absorbProposal, freezeProposal, type Membership, mergeCommandOf } from './merge-command.ts';
 import { retireAbsorbedGroup } from './merge-retire.ts';
 import { decodeRangeRecord, type RangeRecord, rangeRecordKey, splitProposal, unwrapSnapshot, wrapSnapshot } from './split-command.ts';
@@ -34,13 +35,6 @@ const RIGHT = 5;
 const L_RANGE = { start: 0n, end: 100n };
 const R_RANGE = { start: 100n, end: 200n };
 const k = (s: string) => Buffer.from(s);
-const put = (hash: bigint, key: string, value: string): DataMutation => ({ type: 'put', hash, key: k(key), value: k(value), expiresAtMs: 0 });
-const cmd = (index: number, commitTs: bigint, mutations: readonly DataMutation[]): Entry => ({
-  type: 'normal',
-  index,
-  term: 1,
-  data: new Uint8Array(encodeCommand({ id: BigInt(index), commitTs, nowMs: 1000, mutations })),
-});
 const FREEZE = freezeProposal({ into: LEFT, ...R_RANGE, voters: ['a', 'b', 'c'], learners: [] });
 const ids = (...xs: string[]) => xs.map(replicaId);
 /** The membership that confirmed the freeze, and the left group's when it equals it. */

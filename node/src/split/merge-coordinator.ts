@@ -37,6 +37,7 @@ import type { GroupId } from '../replication/raft-keys.ts';
 import { nodeOf } from '../replication/replica-id.ts';
 import type { DataMutation } from '../replication/replicated-command.ts';
 import type { ProposeResult } from '../replication/replication-results.ts';
+import { awaitApplied } from './await-applied.ts';
 import { CoalescedRun } from './coalesced-run.ts';
 import { absorbProposal, freezeProposal } from './merge-command.ts';
 import { retireAbsorbedGroup } from './merge-retire.ts';
@@ -100,7 +101,6 @@ interface ReplicaView {
   readonly voters: readonly string[];
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().join(',') === [...b].sort().join(',');
 
 function refuse(reason: string, message: string, details: Record<string, string> = {}): KeyVaError {
@@ -263,18 +263,16 @@ export class MergeCoordinator {
 
   private async finish(changed: boolean, epoch: bigint, leftId: number, rightId: number, start: bigint, end: bigint): Promise<MergeOutcome> {
     const g = groupOf(leftId);
-    const until = Date.now() + (this.o.applyWaitMs ?? MERGE_APPLY_WAIT_MS);
-    let applied = false;
-    while (this.o.raft.rangeRecordOf(g) !== undefined && !this.stopped && !this.draining) {
-      const rec = this.o.raft.rangeRecordOf(g);
-      if (rec !== undefined && rec.end >= end) {
-        applied = true;
-        break;
-      }
-      if (Date.now() >= until) break;
-      this.kick();
-      await sleep(25);
-    }
+    const applied = await awaitApplied({
+      applied: () => {
+        const rec = this.o.raft.rangeRecordOf(g);
+        return rec !== undefined && rec.end >= end;
+      },
+      gone: () => this.o.raft.rangeRecordOf(g) === undefined || this.stopped || this.draining,
+      nudge: () => this.kick(),
+      waitMs: this.o.applyWaitMs ?? MERGE_APPLY_WAIT_MS,
+      pollMs: 25,
+    });
     return { changed, epoch, leftId, rightId, start, end, applied };
   }
 

@@ -11,12 +11,11 @@ import { HybridClock } from '../clock/hybrid-clock.ts';
 import { MemoryEngine } from '../engine/memory-engine.ts';
 import { MAX_TS, type StorageEngine } from '../engine/types.ts';
 import { hostingKey } from '../membership/replica-hosting.ts';
-import type { Entry } from '../raft/types.ts';
 import { DurableRaftLog } from '../replication/durable-raft-log.ts';
 import { decodeAppliedState, GroupStateMachine } from '../replication/group-state-machine.ts';
 import { encodePartitionSnapshot, type HashRange } from '../replication/partition-snapshot.ts';
 import { appliedStateKey } from '../replication/raft-keys.ts';
-import { type DataMutation, encodeCommand } from '../replication/replicated-command.ts';
+import { commandEntry as cmd, putMutation as put } from '../testing/mutations.ts';
 import { type ChildRange, decodeRangeRecord, rangeRecordKey, type SplitCommand, splitProposal, unwrapSnapshot, wrapSnapshot } from './split-command.ts';
 import { SplitHost } from './split-host.ts';
 
@@ -24,13 +23,6 @@ const RANGE = { start: 100n, end: 200n };
 const PARENT = 3;
 const CHILD = 9;
 const k = (s: string) => Buffer.from(s);
-const put = (hash: bigint, key: string, value: string): DataMutation => ({ type: 'put', hash, key: k(key), value: k(value), expiresAtMs: 0 });
-const cmd = (index: number, commitTs: bigint, mutations: readonly DataMutation[]): Entry => ({
-  type: 'normal',
-  index,
-  term: 1,
-  data: new Uint8Array(encodeCommand({ id: BigInt(index), commitTs, nowMs: 1000, mutations })),
-});
 const SPLIT: SplitCommand = { at: 150n, childGroup: CHILD, childEnd: 200n, voters: ['a', 'b', 'c'], learners: [] };
 
 async function engine(): Promise<StorageEngine> {

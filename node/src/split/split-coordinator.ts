@@ -34,6 +34,7 @@ import type { HashRange } from '../replication/partition-snapshot.ts';
 import type { GroupId } from '../replication/raft-keys.ts';
 import type { DataMutation } from '../replication/replicated-command.ts';
 import type { ProposeResult } from '../replication/replication-results.ts';
+import { awaitApplied } from './await-applied.ts';
 import { CoalescedRun } from './coalesced-run.ts';
 import { splitProposal } from './split-command.ts';
 
@@ -88,8 +89,6 @@ export interface SplitOutcome {
   /** The split is applied on this node's replica of the partition (false: not hosted here, or not yet). */
   readonly applied: boolean;
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The part of a partition map the reconciler reads. */
 export interface RoutingMap {
@@ -182,18 +181,16 @@ export class SplitCoordinator {
 
   private async finish(changed: boolean, epoch: bigint, partitionId: number, newPartitionId: number, atHash: bigint): Promise<SplitOutcome> {
     const g = groupOf(partitionId);
-    const end = Date.now() + (this.o.applyWaitMs ?? SPLIT_APPLY_WAIT_MS);
-    let applied = false;
-    while (this.o.raft.rangeOf(g) !== undefined && !this.stopped && !this.draining) {
-      const r = this.o.raft.rangeOf(g);
-      if (r !== undefined && r.end <= atHash && this.o.raft.rangeOf(groupOf(newPartitionId)) !== undefined) {
-        applied = true;
-        break;
-      }
-      if (Date.now() >= end) break;
-      this.kick();
-      await sleep(20);
-    }
+    const applied = await awaitApplied({
+      applied: () => {
+        const r = this.o.raft.rangeOf(g);
+        return r !== undefined && r.end <= atHash && this.o.raft.rangeOf(groupOf(newPartitionId)) !== undefined;
+      },
+      gone: () => this.o.raft.rangeOf(g) === undefined || this.stopped || this.draining,
+      nudge: () => this.kick(),
+      waitMs: this.o.applyWaitMs ?? SPLIT_APPLY_WAIT_MS,
+      pollMs: 20,
+    });
     return { changed, epoch, partitionId, newPartitionId, atHash, applied };
   }
 
