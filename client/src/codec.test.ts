@@ -89,7 +89,7 @@ describe('wire decoding', () => {
           { id: 0, start: '0', end: '9223372036854775808', generation: '1', replicas: ['n1'], leaderHint: 'n1' },
           { id: 1, start: '9223372036854775808', end: '0', generation: '2', replicas: ['n1'], leaderHint: '' },
         ],
-        nodes: [{ id: 'n1', grpcAddress: 'h:1', httpAddress: 'h:2', state: 'ACTIVE' }],
+        nodes: [{ id: 'n1', grpcAddress: 'h:1', httpAddress: 'h:2', state: 'ACTIVE', incarnation: '' }],
       },
     });
     expect(map.epoch).toBe(3n);

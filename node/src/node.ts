@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type * as http from 'node:http';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
-import { type NodeAddressInfo, type NodeId, PartitionMap } from '@keyva/client/keyspace';
+import { type NodeId, PartitionMap } from '@keyva/client/keyspace';
 import type { NodeInfoResponse } from '@keyva/proto';
 import { ClockGuard } from './clock/clock-guard.ts';
 import { HybridClock, systemClock, type WallClock } from './clock/hybrid-clock.ts';
@@ -19,6 +19,7 @@ import { groupOf, KvStore } from './kv/kv-store.ts';
 import { PartitionLoad } from './kv/partition-load.ts';
 import { PartitionSizer } from './kv/partition-size.ts';
 import { MapFollower } from './membership/map-follower.ts';
+import { checkIncarnation, loadNodeIdentity } from './membership/node-identity.ts';
 import { PeerAdmin } from './membership/peer-admin.ts';
 import { QuorumRecovery } from './membership/quorum-recovery.ts';
 import { ReplicaDigests } from './membership/replica-digest.ts';
@@ -26,7 +27,7 @@ import { dropGroupData, groupRawRows, readStoredGroups } from './membership/repl
 import { ReplicaMembership } from './membership/replica-membership.ts';
 import { MetaForwarder } from './meta/meta-forwarder.ts';
 import { LocalMeta, type MetaService, partitionMapOf } from './meta/meta-service.ts';
-import { initialMap, type MetaState } from './meta/meta-state.ts';
+import { initialMap, type MetaState, type NodeAddresses } from './meta/meta-state.ts';
 import { META_GROUP, MetaStateMachine } from './meta/meta-state-machine.ts';
 import { MetaVotersKeeper } from './meta/meta-voters-keeper.ts';
 import { ReplicatedMeta } from './meta/replicated-meta.ts';
@@ -51,7 +52,6 @@ import { SplitHost } from './split/split-host.ts';
 
 export const KEYVA_VERSION = '0.1.0';
 
-const NODE_ID_KEY = metaKey('node-id');
 const PARTITION_COUNT_KEY = metaKey('partition-count');
 
 export interface NodeDeps {
@@ -75,16 +75,6 @@ export interface RunningNode {
   readonly meta: MetaService;
   /** Graceful stop: refuses new requests, waits up to shutdownGraceMs for in-flight ones, closes storage. */
   stop(): Promise<void>;
-}
-
-async function nodeIdentity(engine: StorageEngine, configured: string | undefined, clock: HybridClock): Promise<NodeId> {
-  const stored = (await engine.getRaw(NODE_ID_KEY))?.toString('utf8');
-  if (stored && configured && stored !== configured)
-    throw new Error(`data dir belongs to node '${stored}' but --node-id is '${configured}': refusing to start with another node's data`);
-  const id = stored ?? configured ?? `n-${randomBytes(4).toString('hex')}`;
-  if (!stored)
-    await engine.write({ mutations: [{ type: 'rawPut', key: NODE_ID_KEY, value: Buffer.from(id) }], commitTs: clock.now(), nowMs: clock.nowMs(), sync: true });
-  return id as NodeId;
 }
 
 async function partitionCount(engine: StorageEngine, configured: number, clock: HybridClock, log: Logger): Promise<number> {
@@ -197,7 +187,8 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
   try {
     const guard = new ClockGuard(engine, clock);
     await guard.start();
-    const nodeId = await nodeIdentity(engine, config.nodeId, clock);
+    const identity = await loadNodeIdentity(engine, config.nodeId, clock, randomBytes);
+    const nodeId = identity.id;
     const log = (deps.logger ?? createLogger(config.logLevel, nodeId)).child({ component: 'node' });
     const partitions = await partitionCount(engine, config.partitions, clock, log);
     // Replicated mode (ADR 0008): the meta group (group 0, on every peer) holds the partition map
@@ -234,6 +225,10 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
     if (peers !== undefined && peerIds !== undefined && metaSm !== undefined) {
       if (engine.kind === 'memory')
         log.warn('memory engine with --peers: a restarted node rejoins with no Raft state, which can lose acknowledged writes; for tests only');
+      // One pool of Admin channels to the other nodes: the identity check, meta forwarding, membership, the map follower.
+      peerAdmin = new PeerAdmin();
+      // Before any Raft group opens: a node whose data directory was wiped must not rejoin under its old id.
+      if (engine.kind !== 'memory') await checkIncarnation(identity, peers, peerAdmin);
       // Raft dials the --peers addresses unless --raft-dial routes a peer elsewhere (a proxy); clients keep the --peers ones.
       const addresses = new Map([...peers, ...(config.raftDial === undefined ? [] : parsePeers(config.raftDial))].map((p) => [p.id, p.grpcAddress]));
       let runtime: MultiRaft | undefined;
@@ -310,8 +305,6 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       }
 
       const peerAddress = new Map(peers.map((p) => [p.id, p.grpcAddress]));
-      // One pool of Admin channels to the other nodes, for meta forwarding, membership and the map follower.
-      peerAdmin = new PeerAdmin();
       replicatedMeta = new ReplicatedMeta({
         self: nodeId,
         raft: runtime,
@@ -469,7 +462,8 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
     const httpPort = await listen(httpServer, config.httpHost, config.httpPort);
     grpcAddress = `${advertise}:${grpcPort}`;
     httpAddress = `${config.advertiseHost ?? config.httpHost}:${httpPort}`;
-    const self: NodeAddressInfo = { id: nodeId, grpcAddress, httpAddress };
+    // A memory engine's directory is new at every start: its incarnation means nothing, so it is not registered.
+    const self: NodeAddresses = { id: nodeId, grpcAddress, httpAddress, ...(engine.kind === 'memory' ? {} : { incarnation: identity.incarnation }) };
     if (replicatedMeta === undefined) {
       // A lone node: its map at epoch 1 with itself as the only node.
       const r = await meta.proposeMetaChange(initialMap(partitions, [self], [nodeId]));

@@ -14,6 +14,7 @@ import { KeyVaError } from '@keyva/proto/errors';
 import { z } from 'zod';
 import type { DataMutation, ReplicatedCommand } from '../replication/replicated-command.ts';
 import {
+  INCARNATION_PATTERN,
   type MetaCommand,
   type MetaNode,
   type MetaPartition,
@@ -46,9 +47,10 @@ const partitionId = z
   .transform((n) => n as PartitionId);
 const nodeId = z.string().transform((s) => s as NodeId);
 const nodeState = z.enum(NODE_STATES as [NodeState, ...NodeState[]]);
-const addresses = z.strictObject({ id: nodeId, grpcAddress: z.string(), httpAddress: z.string() });
+const incarnation = z.string().regex(INCARNATION_PATTERN, '16 lowercase hex digits').optional();
+const addresses = z.strictObject({ id: nodeId, grpcAddress: z.string(), httpAddress: z.string(), incarnation });
 const partition = z.strictObject({ id: partitionId, start: u64, end: u64End, generation: u64, replicas: z.array(nodeId) });
-const node = z.strictObject({ id: nodeId, grpcAddress: z.string(), httpAddress: z.string(), state: nodeState });
+const node = z.strictObject({ id: nodeId, grpcAddress: z.string(), httpAddress: z.string(), state: nodeState, incarnation });
 
 const commandSchema = z.discriminatedUnion('kind', [
   z.strictObject({ v: z.literal(FORMAT_VERSION), kind: z.literal('bootstrap'), partitions: z.array(partition), nodes: z.array(node) }),
@@ -85,7 +87,7 @@ const json = (v: unknown): Buffer =>
   );
 
 const partitionOut = (p: MetaPartition) => ({ id: p.id, start: p.start, end: p.end, generation: p.generation, replicas: [...p.replicas] });
-const nodeOut = (n: MetaNode) => ({ id: n.id, grpcAddress: n.grpcAddress, httpAddress: n.httpAddress, state: n.state });
+const nodeOut = (n: MetaNode) => ({ id: n.id, grpcAddress: n.grpcAddress, httpAddress: n.httpAddress, state: n.state, incarnation: n.incarnation });
 
 /** Encodes a command; throws INVALID_ARGUMENT for one `validateMetaCommand` refuses. */
 export function encodeMetaCommand(c: MetaCommand): Buffer {
@@ -95,7 +97,11 @@ export function encodeMetaCommand(c: MetaCommand): Buffer {
     case 'bootstrap':
       return json({ v: FORMAT_VERSION, kind: c.kind, partitions: c.partitions.map(partitionOut), nodes: c.nodes.map(nodeOut) });
     case 'registerNode':
-      return json({ v: FORMAT_VERSION, kind: c.kind, node: { id: c.node.id, grpcAddress: c.node.grpcAddress, httpAddress: c.node.httpAddress } });
+      return json({
+        v: FORMAT_VERSION,
+        kind: c.kind,
+        node: { id: c.node.id, grpcAddress: c.node.grpcAddress, httpAddress: c.node.httpAddress, incarnation: c.node.incarnation },
+      });
     default:
       return json({ v: FORMAT_VERSION, ...c });
   }

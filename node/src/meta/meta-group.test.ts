@@ -89,7 +89,14 @@ describe('meta group (group 0) on three nodes', () => {
       expect(m.epoch).toBe('4');
       expect(m.partitions.map((p) => [p.id, p.generation, [...p.replicas].sort()])).toEqual([0, 1, 2, 3].map((id) => [id, '1', IDS]));
       expect(m.nodes).toEqual(
-        specs.map((s) => ({ id: s.id, grpcAddress: `127.0.0.1:${s.grpcPort}`, httpAddress: `127.0.0.1:${s.httpPort}`, state: 'ACTIVE' })),
+        specs.map((s) => ({
+          id: s.id,
+          grpcAddress: `127.0.0.1:${s.grpcPort}`,
+          httpAddress: `127.0.0.1:${s.httpPort}`,
+          state: 'ACTIVE',
+          // Each node registers its data directory's incarnation (membership/node-identity.ts).
+          incarnation: expect.stringMatching(/^[0-9a-f]{16}$/),
+        })),
       );
       expect(routing(m)).toEqual(routing(maps[0] as WireMap));
     }
@@ -221,7 +228,8 @@ describe('meta API on a lone node (no --peers)', () => {
       [0, [self], self],
       [1, [self], self],
     ]);
-    expect(map.nodes).toEqual([{ id: self, grpcAddress: node.node.grpcAddress, httpAddress: node.node.httpAddress, state: 'ACTIVE' }]);
+    // A memory engine registers no incarnation (its data directory is new at every start).
+    expect(map.nodes).toEqual([{ id: self, grpcAddress: node.node.grpcAddress, httpAddress: node.node.httpAddress, state: 'ACTIVE', incarnation: '' }]);
     const split = await unary<UpdatePartitionMapRequest, { epoch: string }>(node.admin, 'UpdatePartitionMap', {
       expectedEpoch: '1',
       splitPartition: { partitionId: 1, atHash: ((3n << 64n) / 4n).toString(), newPartitionId: 2 },

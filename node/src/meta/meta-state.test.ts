@@ -104,6 +104,29 @@ describe('MetaState commands', () => {
     expect(fresh.state.nodes.map((x) => `${x.id}:${x.state}`)).toEqual(['a:active', 'b:active', 'c:active', 'd:active']);
   });
 
+  it('records the incarnation a node registers with and refuses the same id from another data directory', () => {
+    const s = bootstrapped();
+    const inc1 = '0123456789abcdef';
+    const inc2 = 'fedcba9876543210';
+    const first = run(s, { kind: 'registerNode', node: { ...addr('a', 1), incarnation: inc1 } });
+    expect(first.result).toEqual({ ok: true, epoch: 2n, changed: true });
+    expect(first.state.nodes.find((x) => x.id === 'a')?.incarnation).toBe(inc1);
+    // The same directory again (a restart): nothing changes; without an incarnation (an old node): kept.
+    expect(run(first.state, { kind: 'registerNode', node: { ...addr('a', 1), incarnation: inc1 } }).state).toBe(first.state);
+    const moved = run(first.state, { kind: 'registerNode', node: { ...addr('a', 7) } });
+    expect(moved.state.nodes.find((x) => x.id === 'a')).toMatchObject({ grpcAddress: '127.0.0.1:7', incarnation: inc1 });
+    // Another directory under the same id: refused, nothing changed, the message says what to do.
+    const wiped = run(moved.state, { kind: 'registerNode', node: { ...addr('a', 7), incarnation: inc2 } });
+    expect(refusal(wiped.result)).toBe(MetaRefusal.IncarnationChanged);
+    expect(!wiped.result.ok && wiped.result.message).toMatch(/wiped or replaced.*keyva node remove a/);
+    expect(wiped.state).toBe(moved.state);
+    // A new node registers with its incarnation; the state round-trips through its encoding.
+    const d = run(moved.state, { kind: 'registerNode', node: { ...addr('d', 4), incarnation: inc2 } });
+    expect(decodeMetaState(encodeMetaState(d.state))).toEqual(d.state);
+    const c: MetaCommand = { kind: 'registerNode', node: { ...addr('d', 4), incarnation: inc2 } };
+    expect(decodeMetaCommand(encodeMetaCommand(c))).toEqual(c);
+  });
+
   it('compare-and-set: a change planned against another epoch is refused as stale and changes nothing', () => {
     const s = bootstrapped();
     const stale = run(s, { kind: 'setPartitionReplicas', partitionId: p(0), replicas: [n('a')], expectedEpoch: 0n });
@@ -201,6 +224,7 @@ describe('meta codec', () => {
     expect(bad('{"v":1,"kind":"mergePartitions","leftId":1,"rightId":2,"expectedEpoch":"-3"}')).toThrow(/expectedEpoch/);
     expect(bad('{"v":1,"kind":"registerNode","node":{"id":"a","grpcAddress":"nowhere","httpAddress":""}}')).toThrow(/not host:port/);
     expect(bad('{"v":1,"kind":"registerNode","node":{"id":"a","grpcAddress":"h:1","httpAddress":"","extra":1}}')).toThrow(/meta command/);
+    expect(bad('{"v":1,"kind":"registerNode","node":{"id":"a","grpcAddress":"h:1","httpAddress":"","incarnation":"xyz"}}')).toThrow(/16 lowercase hex/);
     try {
       bad('{')();
     } catch (e) {

@@ -33,6 +33,9 @@ export interface MetaPartition {
   readonly replicas: readonly NodeId[];
 }
 
+/** A data directory's incarnation: 16 lowercase hex digits, random (`node-identity.ts`). */
+export const INCARNATION_PATTERN = /^[0-9a-f]{16}$/;
+
 /** What a node tells about itself when it registers. */
 export interface NodeAddresses {
   readonly id: NodeId;
@@ -40,6 +43,13 @@ export interface NodeAddresses {
   readonly grpcAddress: string;
   /** `host:port` of the REST gateway; empty when not known yet. */
   readonly httpAddress: string;
+  /**
+   * The random id of the node's data directory (`node.ts`), recorded when the node registers
+   * itself; absent for a node only listed by the bootstrap. A node that comes back under the same
+   * id with a NEW data directory (its disk was wiped or replaced) lost the Raft state its votes and
+   * acknowledgements rest on: it must not rejoin its groups (docs/adr/0008, "Wiped data directories").
+   */
+  readonly incarnation?: string | undefined;
 }
 
 export interface MetaNode extends NodeAddresses {
@@ -110,6 +120,8 @@ export const MetaRefusal = {
   ReplicasDiffer: 'replicasDiffer',
   /** A named limit (`PARTITIONS_MAX`, `NODES_MAX`) would be exceeded. */
   Limit: 'limit',
+  /** The node registered before from another data directory: its disk was wiped or replaced. */
+  IncarnationChanged: 'incarnationChanged',
 } as const;
 export type MetaRefusal = (typeof MetaRefusal)[keyof typeof MetaRefusal];
 
@@ -310,16 +322,35 @@ export function applyMetaCommand(s: MetaState, c: MetaCommand): { state: MetaSta
   }
 }
 
+/** What a node whose data directory changed is told (the registry's and its own incarnation). */
+export function wipedMessage(id: NodeId | string, registered: string, now: string): string {
+  return (
+    `node ${id} registered before with data directory ${registered}, but now runs on a new one (${now}): its disk was wiped or ` +
+    `replaced, so it lost the Raft state its votes and acknowledged writes rest on and must not rejoin under the same id. ` +
+    `Restore its data directory, or remove it (keyva node remove ${id}) and start the node with a new --node-id`
+  );
+}
+
 function registerNode(s: MetaState, a: NodeAddresses): { state: MetaState; result: MetaResult } {
   const known = s.nodes.find((n) => n.id === a.id);
   if (known === undefined) {
     if (s.nodes.length >= NODES_MAX) return refuse(s, MetaRefusal.Limit, `the registry holds ${NODES_MAX} nodes already`);
-    const node: MetaNode = { id: a.id, grpcAddress: a.grpcAddress, httpAddress: a.httpAddress, state: NodeState.Active };
+    const node: MetaNode = {
+      id: a.id,
+      grpcAddress: a.grpcAddress,
+      httpAddress: a.httpAddress,
+      state: NodeState.Active,
+      ...(a.incarnation === undefined ? {} : { incarnation: a.incarnation }),
+    };
     return changed(s, s.partitions, sortNodes([...s.nodes, node]));
   }
   if (known.state === NodeState.Removed) return refuse(s, MetaRefusal.NodeRemoved, `node ${a.id} was removed; a removed node id is never used again`);
-  if (known.grpcAddress === a.grpcAddress && known.httpAddress === a.httpAddress) return unchanged(s);
-  const node: MetaNode = { ...known, grpcAddress: a.grpcAddress, httpAddress: a.httpAddress };
+  if (known.incarnation !== undefined && a.incarnation !== undefined && known.incarnation !== a.incarnation) {
+    return refuse(s, MetaRefusal.IncarnationChanged, wipedMessage(a.id, known.incarnation, a.incarnation));
+  }
+  const incarnation = known.incarnation ?? a.incarnation;
+  if (known.grpcAddress === a.grpcAddress && known.httpAddress === a.httpAddress && known.incarnation === incarnation) return unchanged(s);
+  const node: MetaNode = { ...known, grpcAddress: a.grpcAddress, httpAddress: a.httpAddress, ...(incarnation === undefined ? {} : { incarnation }) };
   return changed(
     s,
     s.partitions,

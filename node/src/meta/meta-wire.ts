@@ -10,7 +10,7 @@
 import type { NodeId, PartitionId } from '@keyva/client/keyspace';
 import type { RegisterNodeRequest, UpdatePartitionMapRequest, UpdatePartitionMapRequestOut } from '@keyva/proto';
 import { KeyVaError } from '@keyva/proto/errors';
-import { type MetaCommand, MetaRefusal, type MetaResult, NodeState } from './meta-state.ts';
+import { INCARNATION_PATTERN, type MetaCommand, MetaRefusal, type MetaResult, type NodeAddresses, NodeState } from './meta-state.ts';
 
 export type WireNodeState = 'STATE_UNSPECIFIED' | 'ACTIVE' | 'DRAINING' | 'REMOVED';
 
@@ -34,6 +34,16 @@ export function nodeStateFromWire(s: string | number): NodeState {
     default:
       throw new KeyVaError('INVALID_ARGUMENT', `node state ${String(s)} is not ACTIVE, DRAINING or REMOVED`, { field: 'state' });
   }
+}
+
+/** A RegisterNode request's node (an empty incarnation: not given; a malformed one: INVALID_ARGUMENT). */
+export function nodeAddressesFromWire(n: { id: string; grpcAddress: string; httpAddress: string; incarnation?: string }): NodeAddresses {
+  const incarnation = n.incarnation ?? '';
+  if (incarnation !== '' && !INCARNATION_PATTERN.test(incarnation))
+    throw new KeyVaError('INVALID_ARGUMENT', `node.incarnation must be 16 lowercase hex digits, got ${JSON.stringify(incarnation)}`, {
+      field: 'node.incarnation',
+    });
+  return { id: n.id as NodeId, grpcAddress: n.grpcAddress, httpAddress: n.httpAddress, ...(incarnation === '' ? {} : { incarnation }) };
 }
 
 function u64(text: string, field: string): bigint {
@@ -84,7 +94,10 @@ export function commandToWire(
 ): { method: 'RegisterNode'; req: RegisterNodeRequest } | { method: 'UpdatePartitionMap'; req: UpdatePartitionMapRequest } {
   switch (c.kind) {
     case 'registerNode':
-      return { method: 'RegisterNode', req: { node: { id: c.node.id, grpcAddress: c.node.grpcAddress, httpAddress: c.node.httpAddress } } };
+      return {
+        method: 'RegisterNode',
+        req: { node: { id: c.node.id, grpcAddress: c.node.grpcAddress, httpAddress: c.node.httpAddress, incarnation: c.node.incarnation ?? '' } },
+      };
     case 'setPartitionReplicas':
       return {
         method: 'UpdatePartitionMap',

@@ -209,6 +209,10 @@ export class ReplicatedMeta implements MetaService {
         this.o.log?.error({ nodeId: me.id }, 'this node id was removed from the cluster: it does not register again');
         return true;
       }
+      if (r.reason === MetaRefusal.IncarnationChanged) {
+        this.o.log?.fatal({ nodeId: me.id }, r.message);
+        return true;
+      }
     }
     return false;
   }
@@ -226,7 +230,13 @@ export class ReplicatedMeta implements MetaService {
     }
     const me = job.self;
     const known = s.nodes.find((n) => n.id === me.id);
-    if (known !== undefined && known.grpcAddress === me.grpcAddress && known.httpAddress === me.httpAddress) return true;
+    if (
+      known !== undefined &&
+      known.grpcAddress === me.grpcAddress &&
+      known.httpAddress === me.httpAddress &&
+      (me.incarnation === undefined || known.incarnation === me.incarnation)
+    )
+      return true;
     if (known?.state === NodeState.Removed) {
       this.o.log?.error({ nodeId: me.id }, 'this node id was removed from the cluster: it does not register again');
       return true;
@@ -234,6 +244,10 @@ export class ReplicatedMeta implements MetaService {
     const r = await this.proposeMetaChange({ kind: 'registerNode', node: me }, { forward: true });
     if (!r.ok && r.reason === MetaRefusal.NodeRemoved) {
       this.o.log?.error({ nodeId: me.id }, 'this node id was removed from the cluster: it does not register again');
+      return true;
+    }
+    if (!r.ok && r.reason === MetaRefusal.IncarnationChanged) {
+      this.o.log?.fatal({ nodeId: me.id }, r.message);
       return true;
     }
     if (r.ok) this.o.log?.info({ epoch: r.epoch.toString(), changed: r.changed }, 'registered this node in the meta group');

@@ -37,7 +37,7 @@ import { DIGEST_APPLY_WAIT_MS, type ReplicaDigests } from '../membership/replica
 import { META_PARTITION, type ReplicaMembership } from '../membership/replica-membership.ts';
 import type { MetaService } from '../meta/meta-service.ts';
 import type { MetaCommand, NodeState } from '../meta/meta-state.ts';
-import { commandFromWire, nodeStateToWire, refusalError } from '../meta/meta-wire.ts';
+import { commandFromWire, nodeAddressesFromWire, nodeStateToWire, refusalError } from '../meta/meta-wire.ts';
 import type { MergeCoordinator } from '../split/merge-coordinator.ts';
 import type { SplitCoordinator } from '../split/split-coordinator.ts';
 import { contextFromMetadata } from './grpc-context.ts';
@@ -133,6 +133,7 @@ export function partitionMapToWire(m: PartitionMap): GetPartitionMapResponse {
         grpcAddress: n.grpcAddress,
         httpAddress: n.httpAddress,
         state: nodeStateToWire((n as { state?: NodeState }).state),
+        incarnation: (n as { incarnation?: string }).incarnation ?? '',
       })),
     },
   };
@@ -181,7 +182,7 @@ export function adminGrpcHandlers(src: AdminSource, runner: RequestRunner): grpc
     RegisterNode: unary('RegisterNode', (req: RegisterNodeRequestOut) =>
       change(src, () => {
         if (req.node === null) throw new KeyVaError('INVALID_ARGUMENT', 'RegisterNode needs node', { field: 'node' });
-        return { kind: 'registerNode', node: { id: req.node.id as NodeId, grpcAddress: req.node.grpcAddress, httpAddress: req.node.httpAddress } };
+        return { kind: 'registerNode', node: nodeAddressesFromWire(req.node) };
       }),
     ),
     AddLearner: unary('AddLearner', (req: MemberReq) => membershipOf(src).addLearner(req.partitionId, req.nodeId)),

@@ -82,6 +82,12 @@ export class NodeCluster {
     return this.node(id).close();
   }
 
+  /** Deletes the data dir of the stopped node `id` (a wiped or replaced disk). */
+  wipe(id: string): void {
+    if (!this.stopped.has(id)) throw new Error(`node ${id} is running: stop it before wiping its data dir`);
+    rmSync(join(this.root, id), { recursive: true, force: true });
+  }
+
   endpoints(): string[] {
     return this.ids.map((id) => `127.0.0.1:${this.ports.get(id)?.grpc}`);
   }

@@ -61,6 +61,12 @@ export interface NodeAddress {
    */
   'httpAddress'?: (string);
   'state'?: (_keyva_v1_NodeAddress_State);
+  /**
+   * Random id of the node's data directory, recorded when the node registers itself (empty
+   * before). A node that comes back under the same id with another data directory (a wiped or
+   * replaced disk) is refused: its Raft state is gone.
+   */
+  'incarnation'?: (string);
 }
 
 export interface NodeAddress__Output {
@@ -74,4 +80,10 @@ export interface NodeAddress__Output {
    */
   'httpAddress': (string);
   'state': (_keyva_v1_NodeAddress_State__Output);
+  /**
+   * Random id of the node's data directory, recorded when the node registers itself (empty
+   * before). A node that comes back under the same id with another data directory (a wiped or
+   * replaced disk) is refused: its Raft state is gone.
+   */
+  'incarnation': (string);
 }

@@ -14,7 +14,7 @@ import type { Long } from '@grpc/proto-loader';
  * another node answers NOT_LEADER (details: leaderHint, leaderAddress). Refusals against the
  * current map are CONDITION_FAILED with details `reason` (staleEpoch, unknownPartition,
  * unknownNode, nodeRemoved, nodeHoldsReplicas, partitionIdTaken, badSplitPoint, notAdjacent,
- * replicasDiffer, limit, notBootstrapped) and `epoch` (the current one); nothing changed.
+ * replicasDiffer, limit, notBootstrapped, incarnationChanged) and `epoch` (the current one); nothing changed.
  */
 export interface UpdatePartitionMapRequest {
   'expectedEpoch'?: (number | string | Long);
@@ -32,7 +32,7 @@ export interface UpdatePartitionMapRequest {
  * another node answers NOT_LEADER (details: leaderHint, leaderAddress). Refusals against the
  * current map are CONDITION_FAILED with details `reason` (staleEpoch, unknownPartition,
  * unknownNode, nodeRemoved, nodeHoldsReplicas, partitionIdTaken, badSplitPoint, notAdjacent,
- * replicasDiffer, limit, notBootstrapped) and `epoch` (the current one); nothing changed.
+ * replicasDiffer, limit, notBootstrapped, incarnationChanged) and `epoch` (the current one); nothing changed.
  */
 export interface UpdatePartitionMapRequest__Output {
   'expectedEpoch': (string);
