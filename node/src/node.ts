@@ -19,7 +19,7 @@ import { groupOf, KvStore } from './kv/kv-store.ts';
 import { PartitionLoad } from './kv/partition-load.ts';
 import { PartitionSizer } from './kv/partition-size.ts';
 import { MapFollower } from './membership/map-follower.ts';
-import { checkIncarnation, loadNodeIdentity } from './membership/node-identity.ts';
+import { checkIncarnation, incarnationGuard, loadNodeIdentity } from './membership/node-identity.ts';
 import { PeerAdmin } from './membership/peer-admin.ts';
 import { QuorumRecovery } from './membership/quorum-recovery.ts';
 import { ReplicaDigests } from './membership/replica-digest.ts';
@@ -237,6 +237,13 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         addressOf: (id) => addresses.get(id) ?? replicatedMeta?.addressOf(id as NodeId),
         onReceive: (from, group, m) => runtime?.receive(from, group, m),
         snapshotBytesPerSecond: config.snapshotBytesPerSec,
+        // Raft traffic from a node back on a wiped disk is refused (membership/node-identity.ts).
+        ...(engine.kind === 'memory' ? {} : { incarnation: identity.incarnation }),
+        refuses: incarnationGuard(
+          // The routing map's registry: the meta group's on a founder, the followed one on a joined node.
+          (id) => table.current.nodes.get(id as NodeId)?.incarnation,
+          (from, message) => log.error({ from }, `refusing Raft traffic: ${message}`),
+        ),
       });
       // Splits (docs/adr/0010-splits.md): a split entry creates the child group here.
       const splitHost = new SplitHost({
@@ -410,6 +417,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
     if (transport !== undefined) {
       const t = transport;
       metrics.watchSnapshotStreams(() => t.snapshotTotals());
+      metrics.watchRaftTransport(() => t.stats);
     }
     if (raft !== undefined) {
       const r = raft;

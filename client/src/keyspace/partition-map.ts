@@ -23,6 +23,8 @@ export interface NodeAddressInfo {
   readonly id: NodeId;
   readonly grpcAddress: string;
   readonly httpAddress: string;
+  /** The random id of the node's data directory, once the node registered it (a new disk: a new one). */
+  readonly incarnation?: string | undefined;
 }
 
 export class PartitionMapError extends Error {}

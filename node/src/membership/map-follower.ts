@@ -22,7 +22,12 @@ export function partitionMapFromWire(res: GetPartitionMapResponseOut): Partition
     replicas: p.replicas as NodeId[],
     leaderHint: p.leaderHint === '' ? undefined : (p.leaderHint as NodeId),
   }));
-  const nodes: NodeAddressInfo[] = m.nodes.map((n) => ({ id: n.id as NodeId, grpcAddress: n.grpcAddress, httpAddress: n.httpAddress }));
+  const nodes: NodeAddressInfo[] = m.nodes.map((n) => ({
+    id: n.id as NodeId,
+    grpcAddress: n.grpcAddress,
+    httpAddress: n.httpAddress,
+    ...(n.incarnation === '' ? {} : { incarnation: n.incarnation }),
+  }));
   return new PartitionMap(BigInt(m.epoch), partitions, nodes);
 }
 

@@ -81,3 +81,30 @@ export async function checkIncarnation(
       throw new Error(wipedMessage(self.id, known.incarnation, self.incarnation));
   }
 }
+
+/** How often a refused node is logged, at most. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
+
+/**
+ * The Raft transport's `refuses` check: traffic from a node that the registry knows under another
+ * incarnation is refused (and logged once a minute per node). A node the registry does not know
+ * yet, or without an incarnation (a memory engine, or not registered yet), is taken.
+ */
+export function incarnationGuard(
+  registered: (id: string) => string | undefined,
+  warn: (from: string, message: string) => void,
+  nowMs: () => number = Date.now,
+): (from: string, incarnation: string | undefined) => string | undefined {
+  const logged = new Map<string, number>();
+  return (from, incarnation) => {
+    const known = registered(from);
+    if (known === undefined || incarnation === undefined || known === incarnation) return undefined;
+    const message = wipedMessage(from, known, incarnation);
+    const last = logged.get(from);
+    if (last === undefined || nowMs() - last >= REFUSAL_LOG_INTERVAL_MS) {
+      logged.set(from, nowMs());
+      warn(from, message);
+    }
+    return message;
+  };
+}

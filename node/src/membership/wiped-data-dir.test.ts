@@ -4,7 +4,8 @@
  * real gRPC): every node registers its data directory's incarnation; a node restarted on its own
  * directory starts as before; the same node started on an empty directory is refused before it
  * opens a Raft group, with a message that says what to do, and the cluster keeps every
- * acknowledged write and keeps serving. A RegisterNode call with a malformed incarnation is
+ * acknowledged write and keeps serving. Started while its peers are down (so the start-up check
+ * gets no answer), it runs, but its peers refuse its Raft streams once they are back. A RegisterNode call with a malformed incarnation is
  * INVALID_ARGUMENT and changes nothing.
  */
 import type { KeyVa } from '@keyva/client';
@@ -63,6 +64,35 @@ it('refuses a node whose data directory was wiped, and the cluster keeps its wri
   for (let i = 0; i < 20; i++) expect((await client.get(`wiped-${i}`))?.value.toString()).toBe(`v${i}`);
   await client.put('wiped-after', 'ok');
   expect((await client.get('wiped-after'))?.value.toString()).toBe('ok');
+});
+
+async function refusedStreams(id: string): Promise<number> {
+  const text = await (await fetch(`${cluster.node(id).http}/metrics`)).text();
+  const m = /^keyva_raft_streams_refused (\d+)/m.exec(text);
+  return m === null ? 0 : Number(m[1]);
+}
+
+it('a wiped node that started while its peers were down is refused by them when they come back', { timeout: 120_000 }, async () => {
+  const registered = (await registry('w1')).get('w2');
+  // w2 is stopped and its directory wiped (test above). Its peers go down too, so its start-up check gets no answer.
+  await cluster.stop('w1');
+  await cluster.stop('w3');
+  await cluster.start('w2');
+  await Promise.all([cluster.start('w1'), cluster.start('w3')]);
+  // The peers take nothing from it: its Raft streams are refused (counted in their metrics).
+  await eventually(async () => (await refusedStreams('w1')) + (await refusedStreams('w3')) > 0, 'w2 refused by its peers', WAIT_MS);
+  // w1 and w3 hold every acknowledged write and serve; the registry keeps w2's old incarnation.
+  for (let i = 0; i < 20; i++) expect((await client.get(`wiped-${i}`))?.value.toString()).toBe(`v${i}`);
+  expect((await client.get('wiped-after'))?.value.toString()).toBe('ok');
+  await client.put('wiped-later', 'ok');
+  expect((await registry('w1')).get('w2')).toBe(registered);
+  // w2 leads nothing: with no peer taking its messages it cannot win an election.
+  expect(
+    cluster
+      .node('w2')
+      .node.raft?.groups()
+      .filter((g) => cluster.node('w2').node.raft?.status(g)?.leader === 'w2'),
+  ).toEqual([]);
 });
 
 it('RegisterNode with a malformed incarnation is INVALID_ARGUMENT and changes nothing', { timeout: 30_000 }, async () => {

@@ -173,6 +173,17 @@ export class NodeMetrics {
     ]);
   }
 
+  /** Exports the Raft transport's refusals (`RaftTransport.stats`), read at scrape time. */
+  watchRaftTransport(read: () => { readonly refusedStreams: number }): void {
+    this.scrapedGauges(read, [
+      [
+        'keyva_raft_streams_refused',
+        'Raft streams refused since start because their sender came back under its node id with another data directory (a wiped disk)',
+        'refusedStreams',
+      ],
+    ]);
+  }
+
   /** Requests of `transport` being served (read by `keyva_inflight_requests` at scrape time). */
   inflightOf(transport: 'grpc' | 'stream' | 'http'): { inc(): void; dec(): void } {
     let t = this.inflightTallies.get(transport);

@@ -12,6 +12,11 @@
  * `SnapshotSender` (its own `SendSnapshot` call per transfer, on a separate channel, rate-limited
  * node-wide), and `SendSnapshot` calls from peers go to the `SnapshotReceiver`, which steps the
  * message into its group only once every row is staged (`snapshot-*.ts`, ADR 0008 §9).
+ *
+ * Incarnations (docs/adr/0008 "Wiped data directories"): a stream carries the sender's data
+ * directory incarnation in its metadata, and the receiver asks `admits` whether the registry
+ * knows that node under another one. A node that came back on a wiped disk is refused here, so
+ * its votes and acknowledgements reach no healthy peer even when it started while they were down.
  */
 import * as grpc from '@grpc/grpc-js';
 import { keyvaV1, type RaftBatch, type RaftBatchOut, type RaftClient, type SnapshotAck, type SnapshotFrameOut } from '@keyva/proto';
@@ -41,7 +46,17 @@ export interface RaftTransportOptions {
   readonly snapshotBytesPerSecond?: number;
   /** Row bytes per snapshot chunk, at most (default 1 MiB; keep it below the peers' gRPC message limit). */
   readonly snapshotChunkBytes?: number;
+  /** This node's data directory incarnation, sent with every Raft stream (none: not sent). */
+  readonly incarnation?: string;
+  /**
+   * Why Raft traffic from node `from` (with `incarnation`, if it sent one) must be refused, or
+   * undefined to take it (default: take everything).
+   */
+  readonly refuses?: (from: string, incarnation: string | undefined) => string | undefined;
 }
+
+/** The metadata key of a Raft stream's sender incarnation. */
+export const INCARNATION_METADATA_KEY = 'keyva-incarnation';
 
 export interface TransportStats {
   sent: number;
@@ -61,6 +76,8 @@ export interface TransportStats {
   connects: number;
   /** Snapshot messages dropped because no runtime attached the snapshot streams. */
   snapshotsUnattached: number;
+  /** Raft streams refused because their sender came back under its id with another data directory. */
+  refusedStreams: number;
 }
 
 interface Peer {
@@ -86,6 +103,7 @@ export class RaftTransport {
     malformed: 0,
     connects: 0,
     snapshotsUnattached: 0,
+    refusedStreams: 0,
   };
   private readonly peers = new Map<string, Peer>();
   /** Clients of the peers' Raft services for snapshot streams, on channels of their own. */
@@ -208,7 +226,9 @@ export class RaftTransport {
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
     }) as unknown as RaftClient;
-    const stream = p.client.send((_err: grpc.ServiceError | null) => {
+    const metadata = new grpc.Metadata();
+    if (this.o.incarnation !== undefined) metadata.set(INCARNATION_METADATA_KEY, this.o.incarnation);
+    const stream = p.client.send(metadata, (_err: grpc.ServiceError | null) => {
       // The stream ended (peer gone, restarted or shutting down): drop it, back off, reconnect on demand.
       if (p.stream === stream) this.markDown(p);
     });
@@ -290,11 +310,23 @@ export class RaftTransport {
       // The same wider HTTP/2 window as snapshot streams: a learner caught up from the log gets
       // large appends on this stream, which the 64 KiB default paces at one window per turn.
       widenReceiveWindow(call);
+      const sent = call.metadata.get(INCARNATION_METADATA_KEY)[0];
+      const incarnation = typeof sent === 'string' && sent !== '' ? sent : undefined;
       let batches = 0;
+      let refused = false;
       call.on('data', (b: RaftBatchOut) => {
         batches++;
         this.stats.batchesReceived++;
+        if (refused) return;
         if (b.toNode !== '' && b.toNode !== this.o.self) return; // meant for a node that used to live at this address
+        const refusal = this.o.refuses?.(b.fromNode, incarnation);
+        if (refusal !== undefined) {
+          // Nothing it sent is stepped; the sender sees the stream fail and retries after its backoff.
+          refused = true;
+          this.stats.refusedStreams++;
+          callback({ code: grpc.status.FAILED_PRECONDITION, details: refusal, name: 'RaftStreamRefused', message: refusal, metadata: new grpc.Metadata() });
+          return;
+        }
         if (b.packed.length > 0) {
           let items: GroupMessage[];
           try {
@@ -324,7 +356,9 @@ export class RaftTransport {
           this.o.onReceive(b.fromNode, env.group, m);
         }
       });
-      call.on('end', () => callback(null, { batches: String(batches) }));
+      call.on('end', () => {
+        if (!refused) callback(null, { batches: String(batches) });
+      });
       call.on('error', () => undefined);
     };
     const SendSnapshot: grpc.handleClientStreamingCall<SnapshotFrameOut, SnapshotAck> = (call, callback) => {

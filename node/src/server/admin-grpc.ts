@@ -133,7 +133,7 @@ export function partitionMapToWire(m: PartitionMap): GetPartitionMapResponse {
         grpcAddress: n.grpcAddress,
         httpAddress: n.httpAddress,
         state: nodeStateToWire((n as { state?: NodeState }).state),
-        incarnation: (n as { incarnation?: string }).incarnation ?? '',
+        incarnation: n.incarnation ?? '',
       })),
     },
   };
