@@ -3,9 +3,14 @@
  * keyva-node: runs one storage node. Configuration: flags, KEYVA_* environment variables and
  * an optional JSON file (see config/config.ts and docs/configuration.md).
  */
-import { ConfigError, configDocs, loadNodeConfig } from './config/config.ts';
-import { startNode } from './node.ts';
-import { wantsTracing } from './observability/tracing-env.ts';
+import { enableNodeCompileCache } from './compile-cache.ts';
+
+// Before the node's modules load (hence the dynamic imports below): a cached start compiles
+// none of them again (compile-cache.ts).
+enableNodeCompileCache();
+const { ConfigError, configDocs, loadNodeConfig } = await import('./config/config.ts');
+const { startNode } = await import('./node.ts');
+const { wantsTracing } = await import('./observability/tracing-env.ts');
 
 function printHelp(): void {
   const rows = configDocs().map((d) => `  ${d.flag.padEnd(24)} ${d.env.padEnd(28)} ${d.default.padEnd(14)} ${d.description}`);

@@ -15,6 +15,7 @@ import { DEFAULT_REPLICATION_FACTOR, parsePeers } from './config/peers.ts';
 import { metaKey } from './engine/key-codec.ts';
 import { openEngine } from './engine/open-engine.ts';
 import type { StorageEngine } from './engine/types.ts';
+import { startGcTimer } from './gc-timer.ts';
 import { groupOf, KvStore } from './kv/kv-store.ts';
 import { PartitionLoad } from './kv/partition-load.ts';
 import { PartitionSizer } from './kv/partition-size.ts';
@@ -156,8 +157,9 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
           compression: config.compression,
           bloomBitsPerKey: config.bloomBitsPerKey,
           blockCacheBytes: config.blockCacheBytes,
+          walCompression: config.walCompression,
         },
-    { latestCacheBytes: config.readCacheBytes },
+    { latestCacheBytes: config.readCacheBytes, groupLimits: { gcChunkRowsMax: config.gcChunkRows } },
   );
   let grpcServer: grpc.Server | undefined;
   let httpServer: http.Server | undefined;
@@ -490,13 +492,15 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       balancer?.start();
     }
 
-    const gcTimer = setInterval(() => {
-      kv.gc(config.versionRetentionMs).then(
-        (n) => n > 0 && log.debug({ removed: n }, 'version gc'),
-        (e) => log.error({ err: e }, 'version gc failed'),
-      );
-    }, config.gcIntervalMs);
-    gcTimer.unref();
+    const stopGc = startGcTimer({
+      intervalMs: config.gcIntervalMs,
+      run: () => {
+        kv.gc(config.versionRetentionMs).then(
+          (n) => n > 0 && log.debug({ removed: n }, 'version gc'),
+          (e) => log.error({ err: e }, 'version gc failed'),
+        );
+      },
+    });
     ready = true;
     log.info({ grpcAddress, httpAddress, engine: engine.kind, partitions, dataDir: config.dataDir, peers: peerIds }, 'node ready');
 
@@ -506,7 +510,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
     const stop = () => {
       stopping ??= (async () => {
         ready = false;
-        clearInterval(gcTimer);
+        stopGc();
         balancer?.stop();
         runner.drain();
         splits?.drain();

@@ -54,6 +54,21 @@ describe('node configuration', () => {
     );
   });
 
+  it('WAL compression: off by default, a boolean, with a clear error otherwise', () => {
+    expect(loadNodeConfig().walCompression).toBe(false);
+    expect(loadNodeConfig({ argv: ['--wal-compression'] }).walCompression).toBe(true);
+    expect(loadNodeConfig({ env: { KEYVA_WAL_COMPRESSION: 'true' } }).walCompression).toBe(true);
+    expect(loadNodeConfig({ env: { KEYVA_WAL_COMPRESSION: '0' } }).walCompression).toBe(false);
+    expect(() => loadNodeConfig({ argv: ['--wal-compression', 'zstd'] })).toThrow(/walCompression \(flag --wal-compression, env KEYVA_WAL_COMPRESSION\)/);
+  });
+
+  it('GC chunk: default 256 rows, 16 to 65,536, with a clear error', () => {
+    expect(loadNodeConfig().gcChunkRows).toBe(256);
+    expect(loadNodeConfig({ env: { KEYVA_GC_CHUNK_ROWS: '4096' } }).gcChunkRows).toBe(4096);
+    for (const bad of ['0', '15', '65537', '100.5', 'many'])
+      expect(() => loadNodeConfig({ argv: ['--gc-chunk-rows', bad] })).toThrow(/gcChunkRows \(flag --gc-chunk-rows, env KEYVA_GC_CHUNK_ROWS\)/);
+  });
+
   it('rejects unknown flags and says which exist', () => {
     expect(() => loadNodeConfig({ argv: ['--grpc-prot', '1'] })).toThrow(/unknown flag --grpc-prot .*--grpc-port/);
   });

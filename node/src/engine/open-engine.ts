@@ -14,7 +14,13 @@ export async function openEngine(config: EngineConfig, tuning: RocksDbEngineTuni
       break;
     case 'rocksdb':
       engine = new RocksDbEngine(
-        { path: config.path, compression: config.compression, bloomBitsPerKey: config.bloomBitsPerKey, blockCacheBytes: config.blockCacheBytes },
+        {
+          path: config.path,
+          compression: config.compression,
+          bloomBitsPerKey: config.bloomBitsPerKey,
+          blockCacheBytes: config.blockCacheBytes,
+          ...(config.walCompression === undefined ? {} : { walCompression: config.walCompression }),
+        },
         tuning,
       );
       break;

@@ -18,6 +18,7 @@ export interface RocksOpenOptions {
   readonly cacheSize?: number;
   /** A RocksDB filter policy string (`bloomfilter:10:false`, `nullptr` = none). */
   readonly filterPolicy?: string;
+  /** ZSTD compression of the WAL records (`wal_compression`); the binding's default is ON. */
   readonly walCompression?: boolean;
 }
 

@@ -25,10 +25,13 @@ export function toRocksOpenOptions(o: RocksDbOptions): RocksOpenOptions {
   if (!Number.isFinite(o.bloomBitsPerKey) || o.bloomBitsPerKey < 0 || o.bloomBitsPerKey > BLOOM_BITS_PER_KEY_MAX) {
     bad('bloomBitsPerKey', `must be in [0, ${BLOOM_BITS_PER_KEY_MAX}]`);
   }
+  if (o.walCompression !== undefined && typeof o.walCompression !== 'boolean') bad('walCompression', `must be true or false, got ${String(o.walCompression)}`);
   return {
     createIfMissing: true,
     compression: o.compression === 'zstd',
     cacheSize: o.blockCacheBytes,
     filterPolicy: o.bloomBitsPerKey === 0 ? 'nullptr' : `bloomfilter:${o.bloomBitsPerKey}:false`,
+    // Always passed: the binding's own default is ZSTD (see `RocksDbOptions.walCompression`).
+    walCompression: o.walCompression ?? false,
   };
 }

@@ -1,0 +1,70 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RocksDbEngine } from './rocksdb-engine.ts';
+import { toRocksOpenOptions } from './rocksdb-options.ts';
+import { MAX_TS, type RocksDbOptions } from './types.ts';
+
+const NOW = 1_700_000_000_000;
+const dirs: string[] = [];
+
+function options(path: string, over: Partial<RocksDbOptions> = {}): RocksDbOptions {
+  return { path, compression: 'zstd', bloomBitsPerKey: 10, blockCacheBytes: 8 << 20, ...over };
+}
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'keyva-rocksdb-opts-'));
+  dirs.push(dir);
+  return dir;
+}
+
+/** A `key=value` line of the newest RocksDB OPTIONS file: what RocksDB actually runs with. */
+async function rocksOption(path: string, key: string): Promise<string | undefined> {
+  const name = (await readdir(path))
+    .filter((f) => f.startsWith('OPTIONS-'))
+    .sort()
+    .at(-1) as string;
+  return new RegExp(`^\\s*${key}=(.*)$`, 'm').exec(await readFile(join(path, name), 'utf8'))?.[1];
+}
+
+afterEach(async () => {
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+describe('RocksDB WAL compression (walCompression)', () => {
+  it('is always passed down: off unless asked for (the binding alone would compress)', () => {
+    expect(toRocksOpenOptions(options('/x')).walCompression).toBe(false);
+    expect(toRocksOpenOptions(options('/x', { walCompression: false })).walCompression).toBe(false);
+    expect(toRocksOpenOptions(options('/x', { walCompression: true })).walCompression).toBe(true);
+  });
+
+  it('rejects a value that is not a boolean with INVALID_ARGUMENT naming the field', () => {
+    const o = { ...options('/nonexistent'), walCompression: 'yes' } as unknown as RocksDbOptions;
+    expect(() => toRocksOpenOptions(o)).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', message: 'rocksdb walCompression: must be true or false, got yes' }),
+    );
+    expect(() => new RocksDbEngine(o)).toThrow(/walCompression/);
+  });
+
+  it('RocksDB runs with it, and a WAL written with either setting replays under the other', async () => {
+    const dir = await tempDir();
+    let value = 0;
+    for (const walCompression of [undefined, true, false] as const) {
+      const e = new RocksDbEngine(options(dir, walCompression === undefined ? {} : { walCompression }));
+      await e.open();
+      expect(await rocksOption(dir, 'wal_compression')).toBe(walCompression ? 'kZSTD' : 'kNoCompression');
+      // What the previous open wrote is still there (replayed from its WAL: closing does not flush).
+      if (value > 0) expect((await e.get(1n, Buffer.from('k'), MAX_TS, NOW))?.value.toString()).toBe(`v${value}`);
+      value++;
+      const r = await e.write({
+        commitTs: BigInt(10 * value),
+        mutations: [{ type: 'put', hash: 1n, key: Buffer.from('k'), value: Buffer.from(`v${value}`), expiresAtMs: 0 }],
+        nowMs: NOW,
+        sync: true,
+      });
+      expect(r.ok).toBe(true);
+      await e.close();
+    }
+  });
+});
