@@ -465,14 +465,21 @@ export class GroupStateMachine {
   }
 
   /**
-   * The snapshot data of the applied state (waits for in-flight writes first): a data group's is
-   * the descriptor of a streamed snapshot (any size), a content group's its content's. The
-   * caller must not submit more entries until this returns.
+   * The snapshot data of the applied state: a data group's is the descriptor of a streamed
+   * snapshot (any size) at the latest SUBMITTED entry, a content group's its content's (after
+   * the in-flight writes). The caller must not submit more entries until this returns, and must
+   * write what it builds from it (a log compaction) after the submitted writes: the engine
+   * applies writes in submission order and a crash loses only a suffix of them, so a compaction
+   * that survived a crash comes with every apply before it. A data group does not wait for its
+   * in-flight writes, which would hold the node's Raft turns for a storage round trip.
    */
   async snapshotData(): Promise<{ state: AppliedState; data: Uint8Array }> {
-    await this.idle();
-    const state = this.confirmed;
-    if (this.o.content !== undefined) return { state, data: this.o.content.snapshot() };
+    if (this.o.content !== undefined) {
+      await this.idle();
+      return { state: this.confirmed, data: this.o.content.snapshot() };
+    }
+    if (this.failed) throw this.failed;
+    const state = this.submitted;
     // Streamed (ADR 0008 §9): only the descriptor; the leader streams the rows when it sends it.
     const data = encodeSnapshotDescriptor({ maxCommitTs: state.maxCommitTs, range: this.range });
     const r = this.record;
