@@ -24,6 +24,7 @@ import { CachingLatestReader, type LatestCacheStats, LatestRowCache } from './la
 import { latestSpaceMismatches } from './latest-space.ts';
 import { checkReadTs, readVisible, scanVisible } from './mvcc-read.ts';
 import { createRocksLevel, type RocksLevelDb } from './rocksdb-binding.ts';
+import { RocksDumper } from './rocksdb-dumper.ts';
 import { toRocksOpenOptions } from './rocksdb-options.ts';
 import { RocksReader, storageCall } from './rocksdb-reader.ts';
 import { fromWireError, type GroupLimits, type WriterEvent, type WriterInit, type WriterMessage, type WriterRequest } from './rocksdb-writer-protocol.ts';
@@ -99,6 +100,8 @@ export class RocksDbEngine implements StorageEngine {
   #db: RocksLevelDb | undefined;
   #reader: RocksReader | undefined;
   #worker: Worker | undefined;
+  /** The dump thread (streamed snapshots' reads), started on first use. */
+  #dumper: RocksDumper | undefined;
   #workerExited: Promise<void> = Promise.resolve();
   #nextId = 1;
   /** Requests sent to the writer, in submission order (answers come back in the same order). */
@@ -367,6 +370,32 @@ export class RocksDbEngine implements StorageEngine {
     return scanVisible(reader, range, readTs, nowMs, limit, keysOnly);
   }
 
+  /**
+   * The live rows of hash range `[startHash, endHash)` at `readTs` (newest version per key,
+   * TTL-expired ones included), in storage order, as encoded chunks (`row-codec.ts`) of at most
+   * `chunkBytes` row bytes, read on the dump thread (`rocksdb-dump-worker.ts`), not this one. Same
+   * visibility as `scan` (waits for in-flight writes at or below `readTs` first); every chunk is
+   * checked against the GC watermark when it arrives here (SNAPSHOT_TOO_OLD once GC may have
+   * passed `readTs`: a GC past it is only sent to the writer after the watermark is raised).
+   */
+  async *dumpRows(startHash: bigint, endHash: bigint, readTs: Timestamp, chunkBytes: number): AsyncGenerator<Buffer> {
+    this.#checkOpen();
+    if (!Number.isSafeInteger(chunkBytes) || chunkBytes <= 0)
+      throw new KeyVaError('INVALID_ARGUMENT', `chunkBytes must be a positive integer, got ${chunkBytes}`, { field: 'chunkBytes' });
+    if (endHash <= startHash) return;
+    const { lo, hi } = hashRangeBounds(startHash, endHash);
+    checkReadTs(readTs, this.#gcWatermark);
+    await this.#awaitVisible(readTs);
+    this.#checkOpen();
+    checkReadTs(readTs, this.#gcWatermark);
+    this.#dumper ??= new RocksDumper((this.#db as RocksLevelDb).handle);
+    for await (const chunk of this.#dumper.dump(lo, hi, readTs, chunkBytes)) {
+      this.#checkOpen();
+      checkReadTs(readTs, this.#gcWatermark);
+      yield chunk;
+    }
+  }
+
   async deleteRange(startHash: bigint, endHash: bigint): Promise<void> {
     this.#checkOpen();
     if (endHash <= startHash) return;
@@ -454,6 +483,8 @@ export class RocksDbEngine implements StorageEngine {
     }
     const wasUsable = this.#state === 'open';
     this.#state = 'closing';
+    // The dump thread reads the database: it stops before the database closes.
+    await this.#dumper?.close();
     const worker = this.#worker;
     if (worker !== undefined) {
       if (wasUsable && this.#failure === undefined) {

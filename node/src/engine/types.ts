@@ -183,6 +183,14 @@ export interface StorageEngine {
    */
   load(load: BulkLoad): Promise<void>;
 
+  /**
+   * Optional (RocksDB): the live rows of `[startHash, endHash)` at `readTs` (newest version per
+   * key, TTL-expired ones included) as encoded chunks (`row-codec.ts`) of at most `chunkBytes`
+   * row bytes (one larger row goes alone), read off the caller's thread. Same visibility and
+   * SNAPSHOT_TOO_OLD rule as `scan`. Streamed snapshots use it when present.
+   */
+  dumpRows?(startHash: bigint, endHash: bigint, readTs: Timestamp, chunkBytes: number): AsyncIterable<Buffer>;
+
   /** Removes every version of every key with hash in [startHash, endHash). Raw keys are kept. */
   deleteRange(startHash: bigint, endHash: bigint): Promise<void>;
 

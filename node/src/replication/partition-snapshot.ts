@@ -23,6 +23,7 @@
  *   expiresAtMs f64`; a chunk is rows back to back.
  */
 import { KeyVaError } from '@keyva/proto/errors';
+import { corruptSnapshot, decodeRows, encodeRows, ROW_FIXED_BYTES, readRows, rowBytes, writeRow } from '../engine/row-codec.ts';
 import type { ScanItem, StorageEngine, Timestamp } from '../engine/types.ts';
 
 /** A partition's slice of the hash space: [start, end), `end` up to HASH_SPACE_END. */
@@ -55,80 +56,10 @@ const INLINE_VERSION = 1;
 const DESCRIPTOR_VERSION = 2;
 const DESCRIPTOR_BYTES = 1 + 8 + 8 + 8;
 const HEADER_BYTES = 1 + 8 + 4;
-export const ROW_FIXED_BYTES = 8 + 4 + 4 + 8 + 8;
 
-function corrupt(what: string): KeyVaError {
-  return new KeyVaError('STORAGE_ERROR', `corrupt partition snapshot: ${what}`);
-}
+export { decodeRows, encodeRows, ROW_FIXED_BYTES, rowBytes };
 
-/** Encoded size of one row. */
-export function rowBytes(r: ScanItem): number {
-  return ROW_FIXED_BYTES + r.key.length + r.value.length;
-}
-
-function writeRow(out: Buffer, o: number, r: ScanItem): number {
-  o = out.writeBigUInt64BE(r.hash, o);
-  o = out.writeUInt32BE(r.key.length, o);
-  o += r.key.copy(out, o);
-  o = out.writeUInt32BE(r.value.length, o);
-  o += r.value.copy(out, o);
-  o = out.writeBigUInt64BE(r.version, o);
-  return out.writeDoubleBE(r.expiresAtMs, o);
-}
-
-/** Rows back to back (one streamed chunk). */
-export function encodeRows(rows: readonly ScanItem[]): Buffer {
-  let size = 0;
-  for (const r of rows) size += rowBytes(r);
-  const out = Buffer.allocUnsafe(size);
-  let o = 0;
-  for (const r of rows) o = writeRow(out, o, r);
-  return out;
-}
-
-/**
- * Reads rows from `b[o..end)`; throws STORAGE_ERROR on anything malformed. Keys and values are
- * copies, or views into `b` with `copy` false.
- */
-function readRows(b: Buffer, o: number, end: number, count: number | undefined, copy = true): ScanItem[] {
-  const rows: ScanItem[] = [];
-  const need = (n: number): void => {
-    if (o + n > end) throw corrupt('truncated');
-  };
-  const bytes = (): Buffer => {
-    need(4);
-    const n = b.readUInt32BE(o);
-    o += 4;
-    need(n);
-    const v = copy ? Buffer.from(b.subarray(o, o + n)) : b.subarray(o, o + n);
-    o += n;
-    return v;
-  };
-  while (count === undefined ? o < end : rows.length < count) {
-    need(8);
-    const hash = b.readBigUInt64BE(o);
-    o += 8;
-    const key = bytes();
-    const value = bytes();
-    need(16);
-    const version = b.readBigUInt64BE(o);
-    const expiresAtMs = b.readDoubleBE(o + 8);
-    o += 16;
-    if (version < 1n || !Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0) throw corrupt('bad row');
-    rows.push({ hash, key, value, version, expiresAtMs });
-  }
-  if (o !== end) throw corrupt('trailing bytes');
-  return rows;
-}
-
-/**
- * The rows of one streamed chunk. With `copy` false their keys and values are views into `data`
- * (no allocation per row; valid as long as `data` is not changed).
- */
-export function decodeRows(data: Uint8Array, copy = true): ScanItem[] {
-  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return readRows(b, 0, b.length, undefined, copy);
-}
+const corrupt = corruptSnapshot;
 
 export function encodeSnapshotDescriptor(d: SnapshotDescriptor): Uint8Array {
   if (d.range.end <= d.range.start) throw new KeyVaError('INVALID_ARGUMENT', 'a streamed snapshot needs a non-empty hash range');

@@ -3,7 +3,7 @@
  * are handled one at a time (the call is paused while a chunk is written, so gRPC flow control
  * holds the sender back): the header is checked (addressed to this node, a data group hosted
  * here, a streamed snapshot message), any earlier partial staging of the same snapshot is
- * cleared, every chunk is decoded, checked against the group's range and staged
+ * cleared, every chunk is walked (`checkRows`: well-formed, every row inside the group's range) and staged as it came
  * (`snapshot-staging.ts`); the `done` frame's totals must match. Then the staging is marked
  * complete (synced) and only then is the Raft message stepped into the group: the core never
  * sees a snapshot whose rows are not all on disk, and the partition's data is untouched until
@@ -15,9 +15,8 @@
 import * as grpc from '@grpc/grpc-js';
 import type { SnapshotAck, SnapshotFrameOut } from '@keyva/proto';
 import { KeyVaError } from '@keyva/proto/errors';
-import type { ScanItem } from '../engine/types.ts';
+import { checkRows } from '../engine/row-codec.ts';
 import type { Message } from '../raft/messages.ts';
-import { decodeRows } from './partition-snapshot.ts';
 import { decodeMessage } from './raft-codec.ts';
 import type { GroupId } from './raft-keys.ts';
 import { widenReceiveWindow } from './snapshot-flow-window.ts';
@@ -172,13 +171,15 @@ export class SnapshotReceiver {
         finish(undefined, ack);
         return;
       }
-      let rows: ScanItem[];
+      // Checked without decoding (no allocation per row): the chunk is staged as it came.
+      let rows: number;
       try {
-        rows = decodeRows(f.rows, false); // views: only checked here, the chunk is staged as it came
+        const check = checkRows(f.rows, st.range);
+        if (check.outside) throw invalid(`row outside group ${st.group}'s range`);
+        rows = check.rows;
       } catch (e) {
-        throw invalid((e as Error).message);
+        throw e instanceof KeyVaError && e.code === 'INVALID_ARGUMENT' ? e : invalid((e as Error).message);
       }
-      for (const r of rows) if (r.hash < st.range.start || r.hash >= st.range.end) throw invalid(`row outside group ${st.group}'s range`);
       // Pipelined: the next frame is read and checked while this chunk's staging write is queued;
       // at most STAGING_WRITES_IN_FLIGHT writes (bounded memory), all done before the completion record.
       if (staging.length >= STAGING_WRITES_IN_FLIGHT) await staging.shift();
@@ -188,9 +189,9 @@ export class SnapshotReceiver {
       write.catch(() => undefined); // awaited before the next write past the bound, or at the end
       staging.push(write);
       st.seq++;
-      st.rows += rows.length;
+      st.rows += rows;
       st.bytes += f.rows.length;
-      this.counts.rowsReceived += rows.length;
+      this.counts.rowsReceived += rows;
       this.counts.bytesReceived += f.rows.length;
     };
     call.on('data', (f: SnapshotFrameOut) => {

@@ -1,0 +1,37 @@
+/**
+ * Messages between the RocksDB engine and its dump thread (`rocksdb-dump-worker.ts`), which
+ * reads whole hash ranges at an MVCC timestamp (streamed snapshots) off the main thread.
+ * Credit-based: the thread produces a dump's next chunk only while it holds credit for it, so at
+ * most `credit` chunks per dump wait unread.
+ */
+import type { WireError } from './rocksdb-writer-protocol.ts';
+import type { Timestamp } from './types.ts';
+
+export interface DumpInit {
+  /** Native handle of the main thread's database (shared, never closed by the dump thread). */
+  readonly handle: bigint;
+}
+
+export type DumpRequest =
+  | {
+      readonly t: 'start';
+      readonly id: number;
+      /** Data-space bounds `[lo, hi)` of the hash range (`hashRangeBounds`). */
+      readonly lo: Uint8Array;
+      readonly hi: Uint8Array;
+      readonly readTs: Timestamp;
+      /** Row bytes per chunk, at most (a single larger row goes alone). */
+      readonly chunkBytes: number;
+      /** Chunks it may produce before more credit arrives. */
+      readonly credit: number;
+    }
+  | { readonly t: 'credit'; readonly id: number; readonly n: number }
+  | { readonly t: 'cancel'; readonly id: number };
+
+export type DumpEvent =
+  | { readonly t: 'ready' }
+  | { readonly t: 'fatal'; readonly error: WireError }
+  /** Encoded rows (`row-codec.ts`): the first `length` bytes of `data` (transferred). */
+  | { readonly t: 'chunk'; readonly id: number; readonly data: ArrayBuffer; readonly length: number; readonly rows: number }
+  | { readonly t: 'end'; readonly id: number }
+  | { readonly t: 'error'; readonly id: number; readonly error: WireError };
