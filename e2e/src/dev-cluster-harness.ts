@@ -38,6 +38,8 @@ export interface DevClusterOptions {
   readonly dataDir: string;
   /** More `keyva dev` flags (e.g. `--split-size`). */
   readonly extraArgs?: readonly string[];
+  /** Runs `keyva dev` in a process group of its own, like a terminal's foreground job (see `interrupt`). */
+  readonly ownProcessGroup?: boolean;
 }
 
 export class DevClusterHarness {
@@ -61,7 +63,11 @@ export class DevClusterHarness {
       const base = await portBase(o.nodes);
       const args = ['dev', '--nodes', String(o.nodes), '--partitions', String(o.partitions)];
       args.push('--grpc-port', String(base), '--http-port', String(base + 1), '--data-dir', o.dataDir, '--json', ...(o.extraArgs ?? []));
-      const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NO_COLOR: '1' } });
+      const proc = spawn(process.execPath, [CLI, ...args], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, NO_COLOR: '1' },
+        detached: o.ownProcessGroup === true,
+      });
       const ready = await new Promise<{ control: string; nodes: { grpc: string }[] } | number | null>((res) => {
         const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
         lines.once('line', (l) => res(JSON.parse(l) as { control: string; nodes: { grpc: string }[] }));
@@ -102,6 +108,17 @@ export class DevClusterHarness {
 
   async stop(): Promise<void> {
     if (this.proc.exitCode === null) await stopProcess(this.proc, 30_000);
+  }
+
+  /**
+   * A terminal's Ctrl-C: SIGINT to the whole process group (`ownProcessGroup`), the nodes
+   * included; resolves with the CLI's exit code.
+   */
+  async interrupt(): Promise<number | null> {
+    if (this.proc.exitCode !== null) return this.proc.exitCode;
+    const exited = new Promise<number | null>((resolve) => this.proc.once('exit', (code) => resolve(code)));
+    process.kill(-(this.proc.pid as number), 'SIGINT');
+    return exited;
   }
 }
 

@@ -11,6 +11,7 @@ enableNodeCompileCache();
 const { ConfigError, configDocs, loadNodeConfig } = await import('./config/config.ts');
 const { startNode } = await import('./node.ts');
 const { wantsTracing } = await import('./observability/tracing-env.ts');
+const { stopSignalHandler } = await import('./stop-signals.ts');
 
 function printHelp(): void {
   const rows = configDocs().map((d) => `  ${d.flag.padEnd(24)} ${d.env.padEnd(28)} ${d.default.padEnd(14)} ${d.description}`);
@@ -38,24 +39,26 @@ async function main(): Promise<void> {
     tracing = startTracing(process.env.OTEL_SERVICE_NAME ?? 'keyva-node');
   }
   const node = await startNode(config, { defaultMetrics: true });
-  let signals = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (++signals > 1) {
+  const onSignal = stopSignalHandler({
+    stop: (sig) => {
+      node.log.info({ signal: sig }, 'shutting down');
+      node
+        .stop()
+        .then(() => tracing?.shutdown())
+        .then(
+          () => process.exit(0),
+          (e) => {
+            node.log.error({ err: e }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+    },
+    repeated: (sig) => node.log.info({ signal: sig }, 'already shutting down (the same stop request)'),
+    force: (sig) => {
       node.log.warn({ signal: sig }, 'second signal: exiting now');
       process.exit(1);
-    }
-    node.log.info({ signal: sig }, 'shutting down');
-    node
-      .stop()
-      .then(() => tracing?.shutdown())
-      .then(
-        () => process.exit(0),
-        (e) => {
-          node.log.error({ err: e }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-  };
+    },
+  });
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   // The parent (keyva dev, the e2e harness) reads this line to learn the addresses.
