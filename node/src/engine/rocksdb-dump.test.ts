@@ -54,9 +54,13 @@ async function scanAll(e: RocksDbEngine, start: bigint, end: bigint, readTs: Tim
   }
 }
 
+/** The dump's chunks; each one's row count must be what the chunk holds. */
 async function dumpAll(e: RocksDbEngine, start: bigint, end: bigint, readTs: Timestamp, chunkBytes: number): Promise<Buffer[]> {
   const chunks: Buffer[] = [];
-  for await (const c of e.dumpRows(start, end, readTs, chunkBytes)) chunks.push(c);
+  for await (const c of e.dumpRows(start, end, readTs, chunkBytes)) {
+    expect(c.rows).toBe(decodeRows(c.data).length);
+    chunks.push(c.data);
+  }
   return chunks;
 }
 

@@ -11,13 +11,13 @@ import { Worker } from 'node:worker_threads';
 import { KeyVaError } from '@keyva/proto/errors';
 import type { DumpEvent, DumpInit, DumpRequest } from './rocksdb-dump-protocol.ts';
 import { fromWireError } from './rocksdb-writer-protocol.ts';
-import type { Timestamp } from './types.ts';
+import type { DumpedChunk, Timestamp } from './types.ts';
 
 /** Chunks a dump may have read ahead of its consumer. */
 export const DUMP_CHUNKS_AHEAD = 2;
 
 interface DumpState {
-  readonly chunks: Buffer[];
+  readonly chunks: DumpedChunk[];
   ended: boolean;
   error: Error | undefined;
   wake: (() => void) | undefined;
@@ -78,7 +78,7 @@ export class RocksDumper {
     }
     const d = this.#dumps.get(ev.id);
     if (d === undefined) return;
-    if (ev.t === 'chunk') d.chunks.push(Buffer.from(ev.data, 0, ev.length));
+    if (ev.t === 'chunk') d.chunks.push({ data: Buffer.from(ev.data, 0, ev.length), rows: ev.rows });
     else if (ev.t === 'end') d.ended = true;
     else d.error = fromWireError(ev.error);
     d.wake?.();
@@ -86,9 +86,9 @@ export class RocksDumper {
 
   /**
    * The rows of data-space bounds `[lo, hi)` at `readTs`, as encoded chunks of at most
-   * `chunkBytes` row bytes. The caller checks the GC watermark as chunks arrive.
+   * `chunkBytes` row bytes, with their row counts. The caller checks the GC watermark as chunks arrive.
    */
-  async *dump(lo: Buffer, hi: Buffer, readTs: Timestamp, chunkBytes: number): AsyncGenerator<Buffer> {
+  async *dump(lo: Buffer, hi: Buffer, readTs: Timestamp, chunkBytes: number): AsyncGenerator<DumpedChunk> {
     if (this.#closed) throw new KeyVaError('STORAGE_ERROR', 'rocksdb engine is closing');
     const thread = this.#start();
     await thread.ready;

@@ -29,6 +29,7 @@ import { toRocksOpenOptions } from './rocksdb-options.ts';
 import { RocksReader, storageCall } from './rocksdb-reader.ts';
 import { fromWireError, type GroupLimits, type WriterEvent, type WriterInit, type WriterMessage, type WriterRequest } from './rocksdb-writer-protocol.ts';
 import {
+  type DumpedChunk,
   type EngineCapabilities,
   type EngineStats,
   MAX_TS,
@@ -373,12 +374,12 @@ export class RocksDbEngine implements StorageEngine {
   /**
    * The live rows of hash range `[startHash, endHash)` at `readTs` (newest version per key,
    * TTL-expired ones included), in storage order, as encoded chunks (`row-codec.ts`) of at most
-   * `chunkBytes` row bytes, read on the dump thread (`rocksdb-dump-worker.ts`), not this one. Same
+   * `chunkBytes` row bytes with their row counts, read on the dump thread (`rocksdb-dump-worker.ts`), not this one. Same
    * visibility as `scan` (waits for in-flight writes at or below `readTs` first); every chunk is
    * checked against the GC watermark when it arrives here (SNAPSHOT_TOO_OLD once GC may have
    * passed `readTs`: a GC past it is only sent to the writer after the watermark is raised).
    */
-  async *dumpRows(startHash: bigint, endHash: bigint, readTs: Timestamp, chunkBytes: number): AsyncGenerator<Buffer> {
+  async *dumpRows(startHash: bigint, endHash: bigint, readTs: Timestamp, chunkBytes: number): AsyncGenerator<DumpedChunk> {
     this.#checkOpen();
     if (!Number.isSafeInteger(chunkBytes) || chunkBytes <= 0)
       throw new KeyVaError('INVALID_ARGUMENT', `chunkBytes must be a positive integer, got ${chunkBytes}`, { field: 'chunkBytes' });

@@ -146,6 +146,12 @@ export interface EngineCapabilities {
   readonly durable: boolean;
 }
 
+/** One chunk of `StorageEngine.dumpRows`: encoded rows (`row-codec.ts`) and how many. */
+export interface DumpedChunk {
+  readonly data: Buffer;
+  readonly rows: number;
+}
+
 export interface StorageEngine {
   readonly kind: 'rocksdb' | 'memory';
   readonly supports: EngineCapabilities;
@@ -186,10 +192,10 @@ export interface StorageEngine {
   /**
    * Optional (RocksDB): the live rows of `[startHash, endHash)` at `readTs` (newest version per
    * key, TTL-expired ones included) as encoded chunks (`row-codec.ts`) of at most `chunkBytes`
-   * row bytes (one larger row goes alone), read off the caller's thread. Same visibility and
-   * SNAPSHOT_TOO_OLD rule as `scan`. Streamed snapshots use it when present.
+   * row bytes (one larger row goes alone) with their row counts, read off the caller's thread.
+   * Same visibility and SNAPSHOT_TOO_OLD rule as `scan`. Streamed snapshots use it when present.
    */
-  dumpRows?(startHash: bigint, endHash: bigint, readTs: Timestamp, chunkBytes: number): AsyncIterable<Buffer>;
+  dumpRows?(startHash: bigint, endHash: bigint, readTs: Timestamp, chunkBytes: number): AsyncIterable<DumpedChunk>;
 
   /** Removes every version of every key with hash in [startHash, endHash). Raw keys are kept. */
   deleteRange(startHash: bigint, endHash: bigint): Promise<void>;

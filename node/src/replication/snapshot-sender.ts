@@ -17,7 +17,6 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { RaftClient, SnapshotAckOut, SnapshotFrame } from '@keyva/proto';
-import { checkRows } from '../engine/row-codec.ts';
 import type { ScanItem, StorageEngine, Timestamp } from '../engine/types.ts';
 import { type Message, MessageType } from '../raft/messages.ts';
 import type { ReplicaId } from '../raft/types.ts';
@@ -69,7 +68,7 @@ export async function* snapshotChunks(
   chunkBytes: number,
 ): AsyncGenerator<{ data: Buffer; count: number }> {
   if (engine.dumpRows !== undefined) {
-    for await (const data of engine.dumpRows(range.start, range.end, readTs, chunkBytes)) yield { data, count: checkRows(data).rows };
+    for await (const c of engine.dumpRows(range.start, range.end, readTs, chunkBytes)) yield { data: c.data, count: c.rows };
     return;
   }
   let chunk: ScanItem[] = [];
