@@ -13,7 +13,7 @@ import { KeyVaError } from '@keyva/proto/errors';
 import { LATEST_HEADER_BYTES, latestBoundOf, unescapeKey, VALUE_HEADER_BYTES, ValueFlag } from './key-codec.ts';
 import { newestVersionInHistory } from './mvcc-read.ts';
 import type { KvRow, OrderedKvReader } from './ordered-kv.ts';
-import { ROW_FIXED_BYTES } from './row-codec.ts';
+import { type RowParts, rowBytes, writeRowParts } from './row-codec.ts';
 import type { Timestamp } from './types.ts';
 
 const KEY_START = 1 + 8;
@@ -24,15 +24,6 @@ function userKey(k: Buffer): Buffer {
   const { key, end } = unescapeKey(k, KEY_START);
   if (end !== k.length) throw new KeyVaError('STORAGE_ERROR', 'corrupt latest key: bytes after the key');
   return key;
-}
-
-/** A row to encode: the parts, as views. */
-interface Part {
-  readonly hashBytes: Buffer;
-  readonly key: Buffer;
-  readonly versionBytes: Buffer;
-  readonly expiresAtMs: number;
-  readonly value: Buffer;
 }
 
 export class LatestDump {
@@ -47,7 +38,7 @@ export class LatestDump {
   #at = 0;
   #done = false;
   /** A row that did not fit the previous chunk. */
-  #carry: Part | undefined;
+  #carry: RowParts | undefined;
 
   /** `lo`/`hi`: data-space bounds of the hash range (`hashRangeBounds`). */
   constructor(reader: OrderedKvReader, lo: Buffer, hi: Buffer, readTs: Timestamp, pageRows: number) {
@@ -61,7 +52,7 @@ export class LatestDump {
   }
 
   /** The next visible row, or undefined at the end of the range. */
-  #nextPart(): Part | undefined {
+  #nextPart(): RowParts | undefined {
     for (;;) {
       if (this.#at === this.#page.length) {
         if (this.#done || Buffer.compare(this.#cursor, this.#end) >= 0) return undefined;
@@ -111,23 +102,15 @@ export class LatestDump {
     let part = this.#carry ?? this.#nextPart();
     this.#carry = undefined;
     if (part === undefined) return undefined;
-    const first = ROW_FIXED_BYTES + part.key.length + part.value.length;
-    const out = Buffer.from(new ArrayBuffer(Math.max(chunkBytes, first)));
+    const out = Buffer.from(new ArrayBuffer(Math.max(chunkBytes, rowBytes(part))));
     let o = 0;
     let rows = 0;
     while (part !== undefined) {
-      const n = ROW_FIXED_BYTES + part.key.length + part.value.length;
-      if (o > 0 && o + n > chunkBytes) {
+      if (o > 0 && o + rowBytes(part) > chunkBytes) {
         this.#carry = part;
         break;
       }
-      o += part.hashBytes.copy(out, o);
-      o = out.writeUInt32BE(part.key.length, o);
-      o += part.key.copy(out, o);
-      o = out.writeUInt32BE(part.value.length, o);
-      o += part.value.copy(out, o);
-      o += part.versionBytes.copy(out, o);
-      o = out.writeDoubleBE(part.expiresAtMs, o);
+      o = writeRowParts(out, o, part);
       rows++;
       part = this.#nextPart();
     }

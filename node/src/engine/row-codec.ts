@@ -14,8 +14,28 @@ export function corruptSnapshot(what: string): KeyVaError {
 }
 
 /** Encoded size of one row. */
-export function rowBytes(r: ScanItem): number {
+export function rowBytes(r: { readonly key: Buffer; readonly value: Buffer }): number {
   return ROW_FIXED_BYTES + r.key.length + r.value.length;
+}
+
+/** A row as the engine stores its parts: hash and version as their 8 big-endian bytes. */
+export interface RowParts {
+  readonly hashBytes: Buffer;
+  readonly key: Buffer;
+  readonly value: Buffer;
+  readonly versionBytes: Buffer;
+  readonly expiresAtMs: number;
+}
+
+/** `writeRow` from stored bytes (no BigInt per row; the dump thread's form). */
+export function writeRowParts(out: Buffer, o: number, p: RowParts): number {
+  o += p.hashBytes.copy(out, o);
+  o = out.writeUInt32BE(p.key.length, o);
+  o += p.key.copy(out, o);
+  o = out.writeUInt32BE(p.value.length, o);
+  o += p.value.copy(out, o);
+  o += p.versionBytes.copy(out, o);
+  return out.writeDoubleBE(p.expiresAtMs, o);
 }
 
 /** Writes `r` at `o` of `out`; returns the offset after it. */
