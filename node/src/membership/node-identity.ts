@@ -18,7 +18,7 @@ import { KeyVaError } from '@keyva/proto/errors';
 import type { HybridClock } from '../clock/hybrid-clock.ts';
 import { metaKey } from '../engine/key-codec.ts';
 import type { StorageEngine } from '../engine/types.ts';
-import { INCARNATION_PATTERN, wipedMessage } from '../meta/meta-state.ts';
+import { INCARNATION_PATTERN, incarnationConflict } from '../meta/meta-state.ts';
 import type { PeerAdmin } from './peer-admin.ts';
 
 const NODE_ID_KEY = metaKey('node-id');
@@ -60,10 +60,11 @@ export async function loadNodeIdentity(
 }
 
 /**
- * Asks every peer (in parallel, `deadlineMs` each) for its partition map and throws if one's registry lists `self` with an incarnation other than this data
- * directory's. Peers that do not answer prove nothing (at a cluster's first start none may be up
- * yet), so this check is best effort: a node whose peers are all down when it starts on a wiped
- * disk is not stopped here (the registration then refuses it, and says so in the log).
+ * Asks every peer (in parallel, `deadlineMs` each) for its partition map and throws if one's
+ * registry lists `self` with an incarnation other than this data directory's. Peers that do not
+ * answer prove nothing (at a cluster's first start none may be up yet), so this check is best
+ * effort: a node whose peers are all down when it starts on a wiped disk is not stopped here; its
+ * peers refuse its Raft streams once they are back (`incarnationGuard`).
  */
 export async function checkIncarnation(
   self: NodeIdentity,
@@ -76,9 +77,9 @@ export async function checkIncarnation(
   );
   for (const a of answers) {
     if (a.status !== 'fulfilled') continue;
-    const known = a.value.map?.nodes.find((n) => n.id === self.id);
-    if (known !== undefined && known.incarnation !== '' && known.incarnation !== self.incarnation)
-      throw new Error(wipedMessage(self.id, known.incarnation, self.incarnation));
+    const registered = a.value.map?.nodes.find((n) => n.id === self.id)?.incarnation;
+    const conflict = incarnationConflict(self.id, registered === '' ? undefined : registered, self.incarnation);
+    if (conflict !== undefined) throw new Error(conflict);
   }
 }
 
@@ -97,9 +98,8 @@ export function incarnationGuard(
 ): (from: string, incarnation: string | undefined) => string | undefined {
   const logged = new Map<string, number>();
   return (from, incarnation) => {
-    const known = registered(from);
-    if (known === undefined || incarnation === undefined || known === incarnation) return undefined;
-    const message = wipedMessage(from, known, incarnation);
+    const message = incarnationConflict(from, registered(from), incarnation);
+    if (message === undefined) return undefined;
     const last = logged.get(from);
     if (last === undefined || nowMs() - last >= REFUSAL_LOG_INTERVAL_MS) {
       logged.set(from, nowMs());

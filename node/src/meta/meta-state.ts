@@ -331,6 +331,15 @@ export function wipedMessage(id: NodeId | string, registered: string, now: strin
   );
 }
 
+/**
+ * The refusal (`wipedMessage`) when node `id`, registered with incarnation `registered`, shows up
+ * with `claimed`; undefined when either is unknown or they agree. The one rule the registry, the
+ * start-up check and the Raft transport apply.
+ */
+export function incarnationConflict(id: NodeId | string, registered: string | undefined, claimed: string | undefined): string | undefined {
+  return registered === undefined || claimed === undefined || registered === claimed ? undefined : wipedMessage(id, registered, claimed);
+}
+
 function registerNode(s: MetaState, a: NodeAddresses): { state: MetaState; result: MetaResult } {
   const known = s.nodes.find((n) => n.id === a.id);
   if (known === undefined) {
@@ -345,9 +354,8 @@ function registerNode(s: MetaState, a: NodeAddresses): { state: MetaState; resul
     return changed(s, s.partitions, sortNodes([...s.nodes, node]));
   }
   if (known.state === NodeState.Removed) return refuse(s, MetaRefusal.NodeRemoved, `node ${a.id} was removed; a removed node id is never used again`);
-  if (known.incarnation !== undefined && a.incarnation !== undefined && known.incarnation !== a.incarnation) {
-    return refuse(s, MetaRefusal.IncarnationChanged, wipedMessage(a.id, known.incarnation, a.incarnation));
-  }
+  const conflict = incarnationConflict(a.id, known.incarnation, a.incarnation);
+  if (conflict !== undefined) return refuse(s, MetaRefusal.IncarnationChanged, conflict);
   const incarnation = known.incarnation ?? a.incarnation;
   if (known.grpcAddress === a.grpcAddress && known.httpAddress === a.httpAddress && known.incarnation === incarnation) return unchanged(s);
   const node: MetaNode = { ...known, grpcAddress: a.grpcAddress, httpAddress: a.httpAddress, ...(incarnation === undefined ? {} : { incarnation }) };
