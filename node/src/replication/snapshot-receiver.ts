@@ -172,14 +172,14 @@ export class SnapshotReceiver {
         return;
       }
       // Checked without decoding (no allocation per row): the chunk is staged as it came.
-      let rows: number;
+      let check: { rows: number; outside: boolean };
       try {
-        const check = checkRows(f.rows, st.range);
-        if (check.outside) throw invalid(`row outside group ${st.group}'s range`);
-        rows = check.rows;
+        check = checkRows(f.rows, st.range);
       } catch (e) {
-        throw e instanceof KeyVaError && e.code === 'INVALID_ARGUMENT' ? e : invalid((e as Error).message);
+        throw invalid((e as Error).message);
       }
+      if (check.outside) throw invalid(`row outside group ${st.group}'s range`);
+      const rows = check.rows;
       // Pipelined: the next frame is read and checked while this chunk's staging write is queued;
       // at most STAGING_WRITES_IN_FLIGHT writes (bounded memory), all done before the completion record.
       if (staging.length >= STAGING_WRITES_IN_FLIGHT) await staging.shift();
