@@ -191,6 +191,9 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
     await guard.start();
     const identity = await loadNodeIdentity(engine, config.nodeId, clock, randomBytes);
     const nodeId = identity.id;
+    // A memory engine's directory is new at every start: its incarnation means nothing, so it is
+    // neither checked at start, sent on Raft streams nor registered (membership/node-identity.ts).
+    const incarnation = engine.kind === 'memory' ? undefined : identity.incarnation;
     const log = (deps.logger ?? createLogger(config.logLevel, nodeId)).child({ component: 'node' });
     const partitions = await partitionCount(engine, config.partitions, clock, log);
     // Replicated mode (ADR 0008): the meta group (group 0, on every peer) holds the partition map
@@ -230,7 +233,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       // One pool of Admin channels to the other nodes: the identity check, meta forwarding, membership, the map follower.
       peerAdmin = new PeerAdmin();
       // Before any Raft group opens: a node whose data directory was wiped must not rejoin under its old id.
-      if (engine.kind !== 'memory') await checkIncarnation(identity, peers, peerAdmin);
+      if (incarnation !== undefined) await checkIncarnation(identity, peers, peerAdmin);
       // Raft dials the --peers addresses unless --raft-dial routes a peer elsewhere (a proxy); clients keep the --peers ones.
       const addresses = new Map([...peers, ...(config.raftDial === undefined ? [] : parsePeers(config.raftDial))].map((p) => [p.id, p.grpcAddress]));
       let runtime: MultiRaft | undefined;
@@ -240,7 +243,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         onReceive: (from, group, m) => runtime?.receive(from, group, m),
         snapshotBytesPerSecond: config.snapshotBytesPerSec,
         // Raft traffic from a node back on a wiped disk is refused (membership/node-identity.ts).
-        ...(engine.kind === 'memory' ? {} : { incarnation: identity.incarnation }),
+        ...(incarnation === undefined ? {} : { incarnation }),
         refuses: incarnationGuard(
           // The routing map's registry: the meta group's on a founder, the followed one on a joined node.
           (id) => table.current.nodes.get(id as NodeId)?.incarnation,
@@ -472,8 +475,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
     const httpPort = await listen(httpServer, config.httpHost, config.httpPort);
     grpcAddress = `${advertise}:${grpcPort}`;
     httpAddress = `${config.advertiseHost ?? config.httpHost}:${httpPort}`;
-    // A memory engine's directory is new at every start: its incarnation means nothing, so it is not registered.
-    const self: NodeAddresses = { id: nodeId, grpcAddress, httpAddress, ...(engine.kind === 'memory' ? {} : { incarnation: identity.incarnation }) };
+    const self: NodeAddresses = { id: nodeId, grpcAddress, httpAddress, ...(incarnation === undefined ? {} : { incarnation }) };
     if (replicatedMeta === undefined) {
       // A lone node: its map at epoch 1 with itself as the only node.
       const r = await meta.proposeMetaChange(initialMap(partitions, [self], [nodeId]));
