@@ -14,7 +14,7 @@
  * message into its group only once every row is staged (`snapshot-*.ts`, ADR 0008 §9).
  *
  * Incarnations (docs/adr/0008 "Wiped data directories"): a stream carries the sender's data
- * directory incarnation in its metadata, and the receiver asks `admits` whether the registry
+ * directory incarnation in its metadata, and the receiver asks `refuses` whether the registry
  * knows that node under another one. A node that came back on a wiped disk is refused here, so
  * its votes and acknowledgements reach no healthy peer even when it started while they were down.
  */
