@@ -17,7 +17,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { RaftClient, SnapshotAckOut, SnapshotFrame } from '@keyva/proto';
-import type { ScanItem, StorageEngine, Timestamp } from '../engine/types.ts';
+import type { DumpedChunk, ScanItem, StorageEngine, Timestamp } from '../engine/types.ts';
 import { type Message, MessageType } from '../raft/messages.ts';
 import type { ReplicaId } from '../raft/types.ts';
 import { unwrapSnapshot } from '../split/split-command.ts';
@@ -61,14 +61,9 @@ export function isStreamedSnapshotMessage(m: Message): boolean {
  * alone is larger) and their row counts: read by the engine's dump thread when it has one
  * (`StorageEngine.dumpRows`), else by `scanPartition` page by page on this thread.
  */
-export async function* snapshotChunks(
-  engine: StorageEngine,
-  range: HashRange,
-  readTs: Timestamp,
-  chunkBytes: number,
-): AsyncGenerator<{ data: Buffer; count: number }> {
+export async function* snapshotChunks(engine: StorageEngine, range: HashRange, readTs: Timestamp, chunkBytes: number): AsyncGenerator<DumpedChunk> {
   if (engine.dumpRows !== undefined) {
-    for await (const c of engine.dumpRows(range.start, range.end, readTs, chunkBytes)) yield { data: c.data, count: c.rows };
+    yield* engine.dumpRows(range.start, range.end, readTs, chunkBytes);
     return;
   }
   let chunk: ScanItem[] = [];
@@ -76,7 +71,7 @@ export async function* snapshotChunks(
   for await (const page of scanPartition(engine, range, readTs)) {
     for (const r of page) {
       if (size > 0 && size + rowBytes(r) > chunkBytes) {
-        yield { data: encodeRows(chunk), count: chunk.length };
+        yield { data: encodeRows(chunk), rows: chunk.length };
         chunk = [];
         size = 0;
       }
@@ -84,7 +79,7 @@ export async function* snapshotChunks(
       size += rowBytes(r);
     }
   }
-  if (chunk.length > 0) yield { data: encodeRows(chunk), count: chunk.length };
+  if (chunk.length > 0) yield { data: encodeRows(chunk), rows: chunk.length };
 }
 
 export interface SnapshotSendStats {
@@ -218,7 +213,7 @@ export class SnapshotSender {
       let rows = 0;
       let bytes = 0;
       while (next.done !== true) {
-        const { data, count } = next.value;
+        const { data, rows: count } = next.value;
         await this.o.limiter.take(data.length);
         await write({ rows: data });
         rows += count;
