@@ -12,6 +12,7 @@ import { type AdminClient, type KVClient, keyvaV1 } from '@keyva/proto';
 import { KeyVaError } from '@keyva/proto/errors';
 import { cancelledError } from './clock.ts';
 import { markNotApplied } from './errors.ts';
+import { RECONNECT_OPTIONS } from './reconnect-options.ts';
 
 export const MESSAGE_BYTES_MAX_DEFAULT = 8 * 1024 * 1024;
 
@@ -47,9 +48,7 @@ export function channelOptions(o: ChannelPoolOptions): grpc.ChannelOptions {
     'grpc.keepalive_time_ms': o.keepaliveTimeMs,
     'grpc.keepalive_timeout_ms': o.keepaliveTimeoutMs,
     'grpc.keepalive_permit_without_calls': 0,
-    // A database client should find a restarted node in seconds, not grpc's default 2 minutes.
-    'grpc.initial_reconnect_backoff_ms': 100,
-    'grpc.max_reconnect_backoff_ms': 2000,
+    ...RECONNECT_OPTIONS,
     // Without this, grpc-js shares one subchannel (one connection) among all clients of an address.
     'grpc.use_local_subchannel_pool': 1,
   };

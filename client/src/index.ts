@@ -9,5 +9,6 @@ export type { Clock } from './clock.ts';
 export { decodeGrpcError, OUTCOME_DETAIL, type WriteOutcome, writeOutcome } from './errors.ts';
 export { hashTag, keyHash, type NodeId, type PartitionId, type PartitionInfo, PartitionMap, tagHash } from './keyspace/index.ts';
 export { CLIENT_DEFAULTS, type ClientOptions } from './options.ts';
+export { RECONNECT_OPTIONS } from './reconnect-options.ts';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 export * from './types.ts';

@@ -7,12 +7,17 @@
  * the call must fail UNAVAILABLE (retryable), outcome unknown. This is what a MergePartitions
  * forwarded to a meta leader that was being stopped answered in node/src/split/merge.test.ts (CI,
  * session 4). Answers and other errors pass through with their own codes.
+ *
+ * A peer that was down for a while and comes back is reachable again within about a second: grpc's
+ * default reconnect backoff grows to minutes, and while it waits every call fails at once with
+ * "No connection established" (a forwarded split failed so in merge.test.ts, CI, session 6).
  */
 import type * as grpc from '@grpc/grpc-js';
 import { KeyVaError } from '@keyva/proto/errors';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryEngine } from '../engine/memory-engine.ts';
+import { freePort } from '../net/free-port.ts';
 import { NodeMetrics } from '../observability/metrics.ts';
 import { type AdminSource, adminGrpcHandlers } from '../server/admin-grpc.ts';
 import { bindGrpc, createGrpcServer } from '../server/grpc-server.ts';
@@ -20,7 +25,7 @@ import { RequestRunner } from '../server/request-runner.ts';
 import { PeerAdmin } from './peer-admin.ts';
 
 /** A peer whose MergePartitions never answers (it waits, as a merge waiting for its absorb does) and whose SplitPartition refuses. */
-async function hangingPeer(): Promise<{ server: grpc.Server; address: string; arrived: Promise<void> }> {
+async function hangingPeer(at = '127.0.0.1:0'): Promise<{ server: grpc.Server; address: string; arrived: Promise<void> }> {
   let arrive: () => void = () => {};
   const arrived = new Promise<void>((r) => {
     arrive = r;
@@ -43,7 +48,7 @@ async function hangingPeer(): Promise<{ server: grpc.Server; address: string; ar
   } as unknown as AdminSource;
   const runner = new RequestRunner(new NodeMetrics(new MemoryEngine(), { defaultMetrics: false }), pino({ level: 'silent' }), 60_000);
   const server = createGrpcServer({ messageBytesMax: 4 << 20 }, { kv: {}, admin: adminGrpcHandlers(src, runner) });
-  const port = await bindGrpc(server, '127.0.0.1:0');
+  const port = await bindGrpc(server, at);
   return { server, address: `127.0.0.1:${port}`, arrived };
 }
 
@@ -98,4 +103,35 @@ describe('PeerAdmin: a peer that stops mid-call', () => {
     const late = await failureOf(peers.call(peer.address, 'MergePartitions', { leftId: 2, rightId: 3 }, 300));
     expect(late.code).toBe('DEADLINE_EXCEEDED');
   });
+});
+
+describe('PeerAdmin: a peer that comes back', () => {
+  it('reaches a peer within about a second of its start, however long it was down', async () => {
+    const address = `127.0.0.1:${await freePort()}`;
+    const split = () => failureOf(peers.call(address, 'SplitPartition', { partitionId: 7, atHash: '0' }, 500));
+    const peers = new PeerAdmin();
+    try {
+      // Ten seconds of refused connections: grpc's default backoff would now wait ~6 s more.
+      const downUntil = Date.now() + 10_000;
+      while (Date.now() < downUntil) {
+        expect((await split()).code).toBe('UNAVAILABLE');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const peer = await hangingPeer(address);
+      try {
+        const started = Date.now();
+        let answer = await split();
+        while (answer.code === 'UNAVAILABLE' && Date.now() - started < 2500) {
+          await new Promise((r) => setTimeout(r, 100));
+          answer = await split();
+        }
+        expect(answer.code).toBe('INVALID_ARGUMENT');
+        expect(answer.message).toMatch(/partition 7 does not exist/);
+      } finally {
+        peer.server.forceShutdown();
+      }
+    } finally {
+      peers.close();
+    }
+  }, 30_000);
 });

@@ -11,7 +11,7 @@
  * would take for its own cancellation and not retry.
  */
 import * as grpc from '@grpc/grpc-js';
-import { decodeGrpcError, OUTCOME_DETAIL } from '@keyva/client';
+import { decodeGrpcError, OUTCOME_DETAIL, RECONNECT_OPTIONS } from '@keyva/client';
 import { type AdminClient, keyvaV1 } from '@keyva/proto';
 import { KeyVaError } from '@keyva/proto/errors';
 
@@ -68,7 +68,7 @@ export class PeerAdmin {
         client.close();
         this.clients.delete(oldest);
       }
-      c = new keyvaV1.Admin(address, grpc.credentials.createInsecure()) as unknown as AdminClient;
+      c = new keyvaV1.Admin(address, grpc.credentials.createInsecure(), RECONNECT_OPTIONS) as unknown as AdminClient;
       this.clients.set(address, c);
     }
     return c;

@@ -19,6 +19,7 @@
  * its votes and acknowledgements reach no healthy peer even when it started while they were down.
  */
 import * as grpc from '@grpc/grpc-js';
+import { RECONNECT_OPTIONS } from '@keyva/client';
 import { keyvaV1, type RaftBatch, type RaftBatchOut, type RaftClient, type SnapshotAck, type SnapshotFrameOut } from '@keyva/proto';
 import type { SnapshotStreamTotals } from '../observability/metrics.ts';
 import type { Message } from '../raft/messages.ts';
@@ -213,6 +214,7 @@ export class RaftTransport {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
+      ...RECONNECT_OPTIONS,
     }) as unknown as RaftClient;
     this.snapshotClients.set(id, { address, client });
     return client;
@@ -225,6 +227,7 @@ export class RaftTransport {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
+      ...RECONNECT_OPTIONS,
     }) as unknown as RaftClient;
     const metadata = new grpc.Metadata();
     if (this.o.incarnation !== undefined) metadata.set(INCARNATION_METADATA_KEY, this.o.incarnation);

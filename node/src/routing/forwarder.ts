@@ -20,6 +20,7 @@
  * unreachable leader fails fast with a "nothing was sent" answer.
  */
 import * as grpc from '@grpc/grpc-js';
+import { RECONNECT_OPTIONS } from '@keyva/client';
 import { type KVClient, keyvaV1 } from '@keyva/proto';
 import { KeyVaError } from '@keyva/proto/errors';
 import { context, propagation, type TextMapSetter } from '@opentelemetry/api';
@@ -160,9 +161,7 @@ export class Forwarder {
       'grpc.max_receive_message_length': this.o.messageBytesMax,
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
-      // A restarted leader must be found in well under a second, not after grpc's default backoff.
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': 1000,
+      ...RECONNECT_OPTIONS,
     });
     this.clients.set(address, client);
     return client;

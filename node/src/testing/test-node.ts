@@ -26,7 +26,14 @@ export async function startTestNode(engine: 'memory' | 'rocksdb', overrides: Nod
   const config = validateNodeConfig({ engine, dataDir: dir, grpcPort: 0, httpPort: 0, logLevel: 'silent', ...overrides });
   const node = await startNode(config, { logger: pino({ level: 'silent' }) });
   const creds = grpc.credentials.createInsecure();
-  const opts = { 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.max_receive_message_length': 64 * 1024 * 1024 };
+  // A local subchannel pool: grpc-js otherwise shares one connection per address across the
+  // process, so these clients would inherit the reconnect backoff of the in-process peers' own
+  // connections to a restarted node and fail fast with "No connection established".
+  const opts = {
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+    'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    'grpc.use_local_subchannel_pool': 1,
+  };
   const kv = new keyvaV1.KV(node.grpcAddress, creds, opts) as unknown as KVClient;
   const admin = new keyvaV1.Admin(node.grpcAddress, creds, opts) as unknown as AdminClient;
   return {

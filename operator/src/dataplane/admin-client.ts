@@ -5,7 +5,7 @@
  * resolved through `addressOf`), so a caller that aimed at a stale leader still lands.
  */
 import * as grpc from '@grpc/grpc-js';
-import { decodeGrpcError } from '@keyva/client';
+import { decodeGrpcError, RECONNECT_OPTIONS } from '@keyva/client';
 import { type AdminClient, keyvaV1 } from '@keyva/proto';
 import { KeyVaError } from '@keyva/proto/errors';
 
@@ -80,7 +80,7 @@ export class GrpcAdminCaller implements AdminCaller {
     if (this.closed) throw new KeyVaError('UNAVAILABLE', 'the admin caller is closed');
     let c = this.clients.get(address);
     if (c === undefined) {
-      c = new keyvaV1.Admin(address, grpc.credentials.createInsecure()) as unknown as AdminClient;
+      c = new keyvaV1.Admin(address, grpc.credentials.createInsecure(), RECONNECT_OPTIONS) as unknown as AdminClient;
       this.clients.set(address, c);
     }
     return c;
