@@ -13,6 +13,12 @@
  *   the later outcome is dropped); `all` resolves only once, after the apply, every voter's match
  *   index reached the entry, or rejects with `NotOnAllReplicasError` (committed, not everywhere
  *   yet) when that takes longer than its timeout or leadership moves;
+ * - a proposal refused only because leadership is changing hands HERE (a leader transfer is in
+ *   progress, or this new leader has not applied an entry of its term yet) is held, not refused,
+ *   for up to `holdTicks`: nothing is proposed meanwhile. When the transfer ends it is proposed
+ *   (this replica still leads) or refused `notLeader` with the new leader as hint, so the caller
+ *   goes straight there (the SDK without a backoff, the server by forwarding) instead of backing
+ *   off and retrying blind; at `holdTicks` it is refused with the reason it was held for;
  * - a read waits for its ReadState (the leader's confirmed commit index), then for the local
  *   applied index to reach it; it is rejected (retryably) when the leader or term it asked
  *   changes before the ReadState arrives, or after `readTimeoutTicks`.
@@ -90,6 +96,8 @@ export interface GroupDriverOptions {
   readonly pendingReadsMax: number;
   /** A read still unanswered after this many ticks is rejected (retryable). */
   readonly readTimeoutTicks: number;
+  /** How long a proposal is held while leadership changes hands here (see the file comment); 0: never held. */
+  readonly holdTicks: number;
   /** Applied entries kept in the log before it is compacted into a snapshot. */
   readonly logEntriesMax: number;
   /** A fresh proposal id (unique on this node across restarts). */
@@ -169,6 +177,17 @@ interface ReadWaiter {
   readonly reject: (e: Error) => void;
 }
 
+/** A proposal refused while leadership changes hands here, waiting to be proposed or redirected. */
+interface HeldProposal {
+  readonly mutations: readonly DataMutation[];
+  readonly opts: ProposeOptions;
+  readonly deadlineTick: number;
+  readonly resolve: (r: ProposeResult | Promise<ProposeResult>) => void;
+}
+
+/** Refusals that end on their own within an election timeout, with a leader to go to. */
+const HELD_REFUSALS: ReadonlySet<ProposeRefusal> = new Set([ProposeRefusal.LeaderTransferring, ProposeRefusal.WarmingUp]);
+
 const REFUSAL_OF_CORE: Partial<Record<string, ProposeRefusal>> = {
   [Refusal.NotLeader]: ProposeRefusal.NotLeader,
   [Refusal.LeaderTransferring]: ProposeRefusal.LeaderTransferring,
@@ -185,6 +204,7 @@ export class GroupDriver {
   private readonly proposals = new Map<Index, ProposalWaiter>();
   private readonly reads = new Map<string, ReadWaiter>();
   private readonly allWaiters = new Set<AllWaiter>();
+  private held: HeldProposal[] = [];
   private ticks = 0;
   /** `wantFreshSnapshot`: compact even below `logEntriesMax`. */
   private freshSnapshotWanted = false;
@@ -228,6 +248,7 @@ export class GroupDriver {
     this.node.tick();
     if (this.leaseClock !== undefined) this.catchUpLease(1);
     this.ticks++;
+    this.releaseHeld();
     for (const [key, r] of this.reads) {
       if (r.index === undefined && this.ticks >= r.deadlineTick) {
         this.reads.delete(key);
@@ -259,23 +280,51 @@ export class GroupDriver {
 
   /**
    * Proposes a write batch stamped with this leader's clock. Refuses (nothing proposed) unless
-   * this replica leads and has applied an entry of its term; otherwise resolves once the entry
-   * applied locally. Throws INVALID_ARGUMENT for mutations the engine would refuse.
+   * this replica leads and has applied an entry of its term, holding it first while leadership
+   * changes hands here (see the file comment); otherwise resolves once the entry applied
+   * locally. Throws INVALID_ARGUMENT for mutations the engine would refuse.
    */
   propose(mutations: readonly DataMutation[], opts: ProposeOptions = {}): Promise<ProposeResult> {
+    const r = this.attempt(mutations, opts);
+    if (r instanceof Promise) return r;
+    if (!HELD_REFUSALS.has(r.reason) || this.o.holdTicks <= 0 || this.held.length >= this.o.pendingProposalsMax) return Promise.resolve(r);
+    return new Promise((resolve) => {
+      this.held.push({ mutations, opts, deadlineTick: this.ticks + this.o.holdTicks, resolve });
+    });
+  }
+
+  /**
+   * Tries the held proposals again: proposed, still held (leadership still changing hands, or
+   * no leader known yet), or refused (another leader leads: `notLeader` with its id; or held too
+   * long).
+   */
+  private releaseHeld(): void {
+    if (this.held.length === 0) return;
+    const held = this.held;
+    this.held = [];
+    for (const h of held) {
+      const r = this.attempt(h.mutations, h.opts);
+      const waiting = !(r instanceof Promise) && (HELD_REFUSALS.has(r.reason) || (r.reason === ProposeRefusal.NotLeader && r.leaderHint === undefined));
+      if (waiting && this.ticks < h.deadlineTick) this.held.push(h);
+      else h.resolve(r);
+    }
+  }
+
+  /** One attempt at proposing: the outcome's promise, or the refusal (nothing proposed). */
+  private attempt(mutations: readonly DataMutation[], opts: ProposeOptions): Promise<ProposeResult> | ProposeRefused {
     const concern = opts.concern ?? WriteConcern.Majority;
     const term = this.node.term;
-    if (this.failedWith) return Promise.resolve(this.refused(ProposeRefusal.Stopped, undefined, term));
-    if (this.node.role !== Role.Leader) return Promise.resolve(this.refused(ProposeRefusal.NotLeader, this.node.leader, term));
+    if (this.failedWith) return this.refused(ProposeRefusal.Stopped, undefined, term);
+    if (this.node.role !== Role.Leader) return this.refused(ProposeRefusal.NotLeader, this.node.leader, term);
     // ADR 0008 §5: until it applied its own first entry, a new leader may not have applied (and
     // so not observed the commit timestamps of) entries of earlier terms.
-    if (this.sm.applied.term !== term) return Promise.resolve(this.refused(ProposeRefusal.WarmingUp, this.replica, term));
-    if (this.proposals.size + this.allWaiters.size >= this.o.pendingProposalsMax) return Promise.resolve(this.refused(ProposeRefusal.Busy, this.replica, term));
+    if (this.sm.applied.term !== term) return this.refused(ProposeRefusal.WarmingUp, this.replica, term);
+    if (this.proposals.size + this.allWaiters.size >= this.o.pendingProposalsMax) return this.refused(ProposeRefusal.Busy, this.replica, term);
     const id = this.o.nextProposalId();
     const commitTs = this.o.clock.now();
     const data = encodeCommand({ id, mutations, commitTs, nowMs: this.o.clock.nowMs(), requestId: opts.requestId });
     const r = this.node.propose(data);
-    if (!r.ok) return Promise.resolve(this.refused(REFUSAL_OF_CORE[r.reason] ?? ProposeRefusal.Busy, r.leader, r.term));
+    if (!r.ok) return this.refused(REFUSAL_OF_CORE[r.reason] ?? ProposeRefusal.Busy, r.leader, r.term);
     this.o.kick();
     const outcome = new Promise<ProposeResult>((resolve, reject) => {
       this.proposals.set(r.index, { index: r.index, term: r.term, id, concern, commitTs, mutations: mutations.length, committed: false, resolve, reject });
@@ -387,7 +436,10 @@ export class GroupDriver {
         w.committed = true;
         a.done.then((outcome) => this.settleProposal(w, a, outcome));
       }
-      applied[applied.length - 1]?.done.then(() => this.serveReads());
+      applied[applied.length - 1]?.done.then(() => {
+        this.serveReads();
+        this.releaseHeld(); // a new leader that just applied its first entry serves them now
+      });
     }
     if (rd.readStates.length > 0) this.recordReadStates(rd.readStates);
   }
@@ -414,6 +466,7 @@ export class GroupDriver {
       r.reject(new KeyVaError('UNAVAILABLE', `group ${this.group}: leadership changed while confirming a read; retry`));
     }
     this.checkAll();
+    this.releaseHeld();
   }
 
   /** Write concern `all`: settles waiters whose entry every voter holds, or that can wait no longer. */
@@ -512,6 +565,7 @@ export class GroupDriver {
    */
   close(why: Error, failed: boolean): void {
     if (failed) this.failedWith ??= why;
+    for (const h of this.held.splice(0)) h.resolve(this.refused(ProposeRefusal.Stopped, undefined, this.node.term));
     for (const [index, w] of this.proposals) {
       if (w.committed) continue;
       this.proposals.delete(index);

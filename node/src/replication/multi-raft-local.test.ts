@@ -77,7 +77,7 @@ function runtime(engine: StorageEngine, timers: ManualTimers, transport: RaftSen
 }
 
 describe('MultiRaft with injected timers', () => {
-  it('a new leader refuses proposals as warming up until it applied its first entry, then serves', async () => {
+  it('a new leader holds proposals while warming up, proposes them once it applied its first entry, then serves', async () => {
     const timers = new ManualTimers();
     const engine = await memoryEngine();
     const mr = runtime(engine, timers);
@@ -87,12 +87,16 @@ describe('MultiRaft with injected timers', () => {
     // A single voter elects itself at its election timeout (10-20 ticks).
     timers.tick(20);
     expect(mr.status(1)?.role).toBe('leader');
-    // Leader, but its empty entry is not applied yet: nothing is proposed.
+    // Leader, but its empty entry is not applied yet: the proposal is held, nothing is proposed.
     const lastBefore = mr.status(1)!.lastIndex;
-    expect(await mr.propose(1, [put('k', 'v')])).toMatchObject({ refused: true, reason: 'warmingUp', leaderHint: N1 });
+    const held = mr.propose(1, [put('k', 'v')]);
     expect(mr.status(1)!.lastIndex).toBe(lastBefore);
+    expect(mr.status(1)?.serving).toBe(false);
     await timers.settle();
     expect(mr.status(1)?.serving).toBe(true);
+    // Proposed once the leader applied its first entry: after it in the log.
+    const first = await held;
+    expect(first.ok && first.index).toBe(lastBefore + 1);
     const p = mr.propose(1, [put('k', 'v')]);
     await timers.settle();
     const r = await p;

@@ -110,6 +110,8 @@ export interface MultiRaftOptions {
   readonly pendingReadsMax?: number;
   /** Default: 3 election timeouts. */
   readonly readTimeoutTicks?: number;
+  /** How long a proposal is held while leadership changes hands (`GroupDriver`); default: an election timeout and a heartbeat. */
+  readonly proposalHoldTicks?: number;
   readonly logEntriesMax?: number;
   /** Called once if the runtime stops because the engine failed. */
   readonly onFatal?: (error: Error) => void;
@@ -306,6 +308,8 @@ export class MultiRaft {
       pendingProposalsMax: this.o.pendingProposalsMax ?? PENDING_PROPOSALS_MAX,
       pendingReadsMax: this.o.pendingReadsMax ?? PENDING_READS_MAX,
       readTimeoutTicks: this.o.readTimeoutTicks ?? 3 * (this.o.electionTick ?? DEFAULT_ELECTION_TICK),
+      // A transfer the core gives up on ends within an election timeout; a heartbeat more of margin.
+      holdTicks: this.o.proposalHoldTicks ?? (this.o.electionTick ?? DEFAULT_ELECTION_TICK) + (this.o.heartbeatTick ?? DEFAULT_HEARTBEAT_TICK),
       logEntriesMax: this.o.logEntriesMax ?? LOG_ENTRIES_MAX,
       nextProposalId: () => ++this.proposalSeq,
       readContextPrefix: `${this.nodeId}:${this.runId}`,
