@@ -30,6 +30,8 @@ puts (majority) and linearizable gets, same load generator, concurrency and valu
   --keyva-replication-factor <n>  replicas per partition (default ${d.keyvaReplicationFactor})
   --keyva-partitions <n>  partitions, one Raft group each (default ${d.keyvaPartitions})
   --keyva-engine <e>      rocksdb (durable, default) or memory
+  --keyva-exactly-once <on|off>  the SDK's request ids on writes (default on, as the SDK's; off measures
+                          what they cost: resends then only follow provably unapplied attempts)
   --keyva-cpu-prof <dir>  write V8 CPU profiles of the KeyVa node processes into <dir> (node --cpu-prof)
   --keyva-logs <dir>      keep the KeyVa nodes' logs (elections, errors) in <dir>
   --etcd-members <n>      etcd cluster size (default ${d.etcdMembers})
@@ -37,6 +39,11 @@ puts (majority) and linearizable gets, same load generator, concurrency and valu
   --json <file>           write the machine-readable report
   --markdown <file>       write the tables (markdown)
 `;
+
+function onOff(v: string | undefined, name: string): boolean {
+  if (v === 'on' || v === 'off') return v === 'on';
+  throw new Error(`--${name} must be on or off, got '${v}'`);
+}
 
 function int(v: string | undefined, name: string, min = 1): number {
   const n = Number(v);
@@ -65,6 +72,7 @@ export function parseReplicatedArgs(args: readonly string[]): { options: Replica
       'keyva-replication-factor': { type: 'string' },
       'keyva-partitions': { type: 'string', default: String(d.keyvaPartitions) },
       'keyva-engine': { type: 'string', default: d.keyvaEngine },
+      'keyva-exactly-once': { type: 'string', default: 'on' },
       'keyva-cpu-prof': { type: 'string' },
       'keyva-logs': { type: 'string' },
       'etcd-members': { type: 'string', default: String(d.etcdMembers) },
@@ -106,6 +114,7 @@ export function parseReplicatedArgs(args: readonly string[]): { options: Replica
     keyvaReplicationFactor: rf,
     keyvaPartitions: int(values['keyva-partitions'], 'keyva-partitions'),
     keyvaEngine: values['keyva-engine'],
+    keyvaExactlyOnce: onOff(values['keyva-exactly-once'], 'keyva-exactly-once'),
     keyvaCpuProfDir: values['keyva-cpu-prof'] === undefined ? undefined : resolve(values['keyva-cpu-prof']),
     keyvaLogDir: values['keyva-logs'] === undefined ? undefined : resolve(values['keyva-logs']),
     etcdMembers: int(values['etcd-members'], 'etcd-members'),

@@ -18,7 +18,7 @@ export function renderReplicatedMarkdown(r: ReplicatedReport): string {
   lines.push(
     `${kLabel} vs ${eLabel}: ${int(o.records)} records of ${o.valueSize} B, ${o.distribution} key choice, ${o.clients} client processes, ` +
       `${o.concurrency} operations in flight, ${o.durationMs / 1000} s per phase after ${o.warmupMs / 1000} s warm-up, ${o.rounds} round(s) ` +
-      `(one system running at a time, order alternating). KeyVa: ${o.keyvaPartitions ?? 'default'} partitions, engine ${o.keyvaEngine}. ` +
+      `(one system running at a time, order alternating). KeyVa: ${o.keyvaPartitions ?? 'default'} partitions, engine ${o.keyvaEngine}${o.keyvaExactlyOnce === false ? ', SDK request ids OFF (exactlyOnce: false)' : ''}. ` +
       `Machine: ${r.machine.nproc} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, load average at start ${r.machine.loadAvgAtStart.join(' / ')}; ${r.date}.`,
     '',
     `| phase | ${kLabel} ops/s | ${eLabel} ops/s | KeyVa / etcd | target | KeyVa p50 / p99 (ms) | etcd p50 / p99 (ms) | p99 KeyVa / etcd | target |`,

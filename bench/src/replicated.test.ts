@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeHistogram, newHistogram } from './histogram.ts';
 import { compare, type Phase, REPLICATED_DEFAULTS, type ReplicatedReport, type RoundResult, type RoundTarget, roundOrder, summarize } from './replicated.ts';
+import { parseReplicatedArgs } from './replicated-cli.ts';
 import { renderReplicatedMarkdown } from './replicated-report.ts';
 import type { TargetName } from './ycsb-targets.ts';
 
@@ -131,5 +132,13 @@ describe('replicated suite reporting', () => {
   it('makes no comparison for a phase one of the systems did not run', () => {
     const results = [result('keyva', 'put', 1, 100, 1, 1000)];
     expect(compare(summarize([target('keyva', 1)], results), results)).toEqual([]);
+  });
+});
+
+describe('replicated command line', () => {
+  it('keeps the SDK default of request ids on, switches them off on request, and refuses another value', () => {
+    expect(parseReplicatedArgs([]).options.keyvaExactlyOnce).toBe(true);
+    expect(parseReplicatedArgs(['--keyva-exactly-once', 'off']).options.keyvaExactlyOnce).toBe(false);
+    expect(() => parseReplicatedArgs(['--keyva-exactly-once', 'no'])).toThrow(/--keyva-exactly-once must be on or off, got 'no'/);
   });
 });

@@ -27,7 +27,7 @@ export interface Driver {
 export async function openDriver(spec: TargetSpec, valueSize: number): Promise<Driver> {
   switch (spec.kind) {
     case 'keyva':
-      return keyvaDriver(spec.endpoints, spec.useStream);
+      return keyvaDriver(spec.endpoints, spec.useStream, spec.exactlyOnce);
     case 'etcd':
       return etcdDriver(spec.endpoints);
     case 'redis':
@@ -54,8 +54,8 @@ async function retryLoad<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
-async function keyvaDriver(endpoints: readonly string[], useStream: boolean): Promise<Driver> {
-  const kv = await KeyVa.connect({ endpoints, useStream, deadlineMs: 10_000 });
+async function keyvaDriver(endpoints: readonly string[], useStream: boolean, exactlyOnce: boolean): Promise<Driver> {
+  const kv = await KeyVa.connect({ endpoints, useStream, exactlyOnce, deadlineMs: 10_000 });
   return {
     read: async (key) => (await kv.get(key)) !== undefined,
     update: async (key, value) => {

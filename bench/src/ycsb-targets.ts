@@ -37,7 +37,7 @@ export function keyvaShape(name: KeyvaTargetName, o: TargetOptions): { nodes: nu
 
 /** What a client process needs to reach a target (JSON, crosses the IPC channel). */
 export type TargetSpec =
-  | { readonly kind: 'keyva'; readonly endpoints: readonly string[]; readonly useStream: boolean }
+  | { readonly kind: 'keyva'; readonly endpoints: readonly string[]; readonly useStream: boolean; readonly exactlyOnce: boolean }
   | { readonly kind: 'etcd'; readonly endpoints: readonly string[] }
   | { readonly kind: 'redis'; readonly host: string; readonly port: number }
   | { readonly kind: 'echo'; readonly address: string }
@@ -81,6 +81,8 @@ export interface TargetOptions {
   /** Keep the replicated KeyVa nodes' logs in this directory (the data dirs go). */
   readonly keyvaLogDir?: string | undefined;
   readonly keyvaEngine: 'rocksdb' | 'memory';
+  /** The SDK's `exactlyOnce` (request ids on writes, docs/adr/0011-exactly-once-writes.md); default true, as the SDK's. */
+  readonly keyvaExactlyOnce?: boolean | undefined;
   /** Bench an already running KeyVa instead of starting one (no server CPU/RSS then). */
   readonly keyvaEndpoint?: string | undefined;
   readonly etcdMembers: number;
@@ -203,9 +205,17 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<S
     case 'keyva-3':
     case 'keyva-unary': {
       const useStream = name !== 'keyva-unary';
+      const exactlyOnce = o.keyvaExactlyOnce !== false;
       const shape = keyvaShape(name, o);
       if (shape.endpoint)
-        return { ...info, spec: { kind: 'keyva', endpoints: [shape.endpoint], useStream }, pids: [], supports: ALL_OPS, clientsMax: 64, stop: async () => {} };
+        return {
+          ...info,
+          spec: { kind: 'keyva', endpoints: [shape.endpoint], useStream, exactlyOnce },
+          pids: [],
+          supports: ALL_OPS,
+          clientsMax: 64,
+          stop: async () => {},
+        };
       if (shape.nodes > 1) {
         const cluster = await startKeyvaCluster({
           nodes: shape.nodes,
@@ -217,7 +227,7 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<S
         });
         return {
           ...info,
-          spec: { kind: 'keyva', endpoints: cluster.endpoints, useStream },
+          spec: { kind: 'keyva', endpoints: cluster.endpoints, useStream, exactlyOnce },
           pids: cluster.pids,
           supports: ALL_OPS,
           clientsMax: 64,
@@ -238,7 +248,7 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<S
       });
       return {
         ...info,
-        spec: { kind: 'keyva', endpoints: [node.grpc], useStream },
+        spec: { kind: 'keyva', endpoints: [node.grpc], useStream, exactlyOnce },
         pids: [node.process.pid as number],
         supports: ALL_OPS,
         clientsMax: 64,

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { KeyVa } from '@keyva/client';
+import { KeyVa, RECONNECT_OPTIONS } from '@keyva/client';
 import { eventually } from '@keyva/node/testing/eventually';
 import { unary } from '@keyva/node/testing/test-node';
 import { type AdminClient, type GetPartitionMapResponseOut, keyvaV1, type LocalReplicaResponseOut } from '@keyva/proto';
@@ -51,7 +51,7 @@ describe('partition merge on real processes', () => {
     await c.startAll();
     const endpointOf = new Map(c.specs.map((s) => [s.id, `127.0.0.1:${s.grpcPort}`]));
     const adminOf = (id: string) => {
-      const a = new keyvaV1.Admin(endpointOf.get(id) as string, grpc.credentials.createInsecure()) as unknown as AdminClient;
+      const a = new keyvaV1.Admin(endpointOf.get(id) as string, grpc.credentials.createInsecure(), RECONNECT_OPTIONS) as unknown as AdminClient;
       admins.push(a);
       return a;
     };

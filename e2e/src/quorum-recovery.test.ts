@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { type LocalNode, startLocalNode } from '@keyva/cli/local-node';
-import { keyHash } from '@keyva/client';
+import { keyHash, RECONNECT_OPTIONS } from '@keyva/client';
 import { type CallError, failure, unary } from '@keyva/node/testing/test-node';
 import { ControlLoop, GrpcAdminCaller, Observer, StepExecutor } from '@keyva/operator/dataplane';
 import { resolveSpec } from '@keyva/operator/placement';
@@ -50,8 +50,8 @@ let unknownKey: string;
 function clients(address: string): { admin: AdminClient; kv: KVClient } {
   const creds = grpc.credentials.createInsecure();
   return {
-    admin: new keyvaV1.Admin(address, creds) as unknown as AdminClient,
-    kv: new keyvaV1.KV(address, creds) as unknown as KVClient,
+    admin: new keyvaV1.Admin(address, creds, RECONNECT_OPTIONS) as unknown as AdminClient,
+    kv: new keyvaV1.KV(address, creds, RECONNECT_OPTIONS) as unknown as KVClient,
   };
 }
 
