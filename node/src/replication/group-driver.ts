@@ -183,6 +183,8 @@ interface HeldProposal {
   readonly opts: ProposeOptions;
   readonly deadlineTick: number;
   readonly resolve: (r: ProposeResult | Promise<ProposeResult>) => void;
+  /** Mutations `encodeCommand` refuses (INVALID_ARGUMENT): found only once it is tried again. */
+  readonly reject: (e: Error) => void;
 }
 
 /** Refusals that end on their own within an election timeout, with a leader to go to. */
@@ -288,8 +290,8 @@ export class GroupDriver {
     const r = this.attempt(mutations, opts);
     if (r instanceof Promise) return r;
     if (!HELD_REFUSALS.has(r.reason) || this.o.holdTicks <= 0 || this.held.length >= this.o.pendingProposalsMax) return Promise.resolve(r);
-    return new Promise((resolve) => {
-      this.held.push({ mutations, opts, deadlineTick: this.ticks + this.o.holdTicks, resolve });
+    return new Promise((resolve, reject) => {
+      this.held.push({ mutations, opts, deadlineTick: this.ticks + this.o.holdTicks, resolve, reject });
     });
   }
 
@@ -303,7 +305,13 @@ export class GroupDriver {
     const held = this.held;
     this.held = [];
     for (const h of held) {
-      const r = this.attempt(h.mutations, h.opts);
+      let r: ProposeResult | Promise<ProposeResult>;
+      try {
+        r = this.attempt(h.mutations, h.opts);
+      } catch (e) {
+        h.reject(e as Error); // never into the tick or the Ready turn that released it
+        continue;
+      }
       const waiting = !(r instanceof Promise) && (HELD_REFUSALS.has(r.reason) || (r.reason === ProposeRefusal.NotLeader && r.leaderHint === undefined));
       if (waiting && this.ticks < h.deadlineTick) this.held.push(h);
       else h.resolve(r);

@@ -90,6 +90,12 @@ describe('MultiRaft with injected timers', () => {
     // Leader, but its empty entry is not applied yet: the proposal is held, nothing is proposed.
     const lastBefore = mr.status(1)!.lastIndex;
     const held = mr.propose(1, [put('k', 'v')]);
+    // Held before it was encoded: a mutation the engine would refuse is found when it is tried
+    // again, and rejected without stopping the group.
+    let badHeld: unknown;
+    mr.propose(1, [{ ...put('bad', 'v'), expiresAtMs: -1 } as DataMutation]).catch((e: unknown) => {
+      badHeld = e;
+    });
     expect(mr.status(1)!.lastIndex).toBe(lastBefore);
     expect(mr.status(1)?.serving).toBe(false);
     await timers.settle();
@@ -97,6 +103,7 @@ describe('MultiRaft with injected timers', () => {
     // Proposed once the leader applied its first entry: after it in the log.
     const first = await held;
     expect(first.ok && first.index).toBe(lastBefore + 1);
+    expect(badHeld).toMatchObject({ code: 'INVALID_ARGUMENT' });
     const p = mr.propose(1, [put('k', 'v')]);
     await timers.settle();
     const r = await p;
