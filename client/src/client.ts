@@ -473,7 +473,7 @@ export class KeyVa {
           random: this.o.random,
           beforeRetry: (err, n, delayMs) => {
             ctx.trace.span.addEvent('keyva.retry', { attempt: n, [SpanAttr.errorType]: err.code, 'keyva.backoff_ms': delayMs });
-            return route === undefined ? false : this.router.onError(err, route, this.epochDeadline(ctx.deadlineAt), singleKey);
+            return route === undefined ? false : this.router.onError(err, route, this.epochDeadline(ctx.deadlineAt), singleKey, n);
           },
         },
       );
@@ -664,7 +664,7 @@ export class KeyVa {
           if (!isRetryAllowed(err, Idempotency.read) || failures >= this.o.retry.attemptsMax) throw err;
           trace.span.addEvent('keyva.retry', { attempt: failures, [SpanAttr.errorType]: err.code, 'keyva.delivered': progress.delivered });
           progress.afterFailure();
-          const immediate = await this.router.onError(err, route, Date.now() + budget);
+          const immediate = await this.router.onError(err, route, Date.now() + budget, true, failures);
           if (!immediate) await this.o.clock.sleep(backoffDelayMs(failures, this.o.retry, this.o.random), signal);
           continue;
         } finally {

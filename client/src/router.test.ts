@@ -1,7 +1,7 @@
 import { KeyVaError } from '@keyva/proto/errors';
 import { describe, expect, test } from 'vitest';
 import { keyHash, type NodeId, PartitionMap, tagHash, uniformPartitions } from './keyspace/index.ts';
-import { Router } from './router.ts';
+import { REDIRECTS_AT_ONCE_MAX, Router } from './router.ts';
 
 const nodes = [
   { id: 'n1' as NodeId, grpcAddress: '10.0.0.1:7379', httpAddress: '' },
@@ -104,6 +104,20 @@ describe('Router', () => {
     expect(f.router.route(k).address).toBe('10.0.0.3:7379');
     expect(f.router.route(keyIn(1)).address).toBe('10.0.0.1:7379');
     expect(f.fetches).toHaveLength(1);
+  });
+
+  test('a call follows at most REDIRECTS_AT_ONCE_MAX leader hints at once, then backs off (two nodes pointing at each other)', async () => {
+    const f = fixture(mapOf(1n, ['n1', 'n1', 'n1', 'n1']));
+    await f.router.refresh();
+    const k = keyIn(2);
+    const answers: boolean[] = [];
+    for (let retry = 1; retry <= REDIRECTS_AT_ONCE_MAX + 2; retry++) {
+      const hint = retry % 2 === 1 ? 'n3' : 'n2';
+      answers.push(await f.router.onError(notLeader({ epoch: '1', leaderHint: hint }), f.router.route(k), Date.now() + 1000, true, retry));
+      // The hint is followed either way: the next attempt goes there, after a backoff or not.
+      expect(f.router.route(k).address).toBe(hint === 'n3' ? '10.0.0.3:7379' : '10.0.0.2:7379');
+    }
+    expect(answers).toEqual([...Array(REDIRECTS_AT_ONCE_MAX).fill(true), false, false]);
   });
 
   test('NOT_LEADER hinting an unknown node, or a newer epoch, refreshes the map', async () => {

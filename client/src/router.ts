@@ -24,6 +24,14 @@ export interface RouterOptions {
   readonly refreshTimeoutMs: number;
 }
 
+/**
+ * Leader hints a call follows without a backoff; later ones back off first. Two nodes can point
+ * at each other for a moment while leadership and the map move (the old leader names the new
+ * one; the new one, whose copy of the map does not list it yet, names the old replicas): followed
+ * at once, they would burn the call's attempts in milliseconds.
+ */
+export const REDIRECTS_AT_ONCE_MAX = 3;
+
 export class Router {
   private readonly options: RouterOptions;
   private current: PartitionMap | undefined;
@@ -103,12 +111,13 @@ export class Router {
   }
 
   /**
-   * Reacts to the error of an attempt sent along `route`. Resolves true when the next attempt
-   * can go out at once (a different leader is now known), false when it should back off.
-   * A leader hint names the partition in `details.partitionId`; without it the hint is applied
-   * to the routed partition only for single-key requests (a batch refreshes the map instead).
+   * Reacts to the error of retry number `retry` (1 = the first) of a call, sent along `route`.
+   * Resolves true when the next attempt can go out at once (a different leader is now known),
+   * false when it should back off. A leader hint names the partition in `details.partitionId`;
+   * without it the hint is applied to the routed partition only for single-key requests (a batch
+   * refreshes the map instead). A call follows at most `REDIRECTS_AT_ONCE_MAX` hints at once.
    */
-  async onError(err: KeyVaError, route: Route, deadlineMs: number, singleKey = true): Promise<boolean> {
+  async onError(err: KeyVaError, route: Route, deadlineMs: number, singleKey = true, retry = 1): Promise<boolean> {
     if (err.code === 'UNAVAILABLE') {
       // The node may be down and leadership moving: refresh in the background, back off meanwhile.
       if (this.current !== undefined) void this.refresh(deadlineMs);
@@ -126,7 +135,7 @@ export class Router {
       const address = this.addressOf(hint);
       if (address !== undefined && map.byId(partitionId) !== undefined) {
         this.leaderOverrides.set(partitionId, hint);
-        return address !== route.address;
+        return address !== route.address && retry <= REDIRECTS_AT_ONCE_MAX;
       }
     }
     // Unknown leader, newer epoch or a stale range: wait for a fresh map before retrying.

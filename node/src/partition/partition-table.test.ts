@@ -39,4 +39,15 @@ describe('PartitionTable.route', () => {
     const none = new PartitionTable(new PartitionMap(1n, uniformPartitions(1)), id('a'));
     expect(refusal(() => none.route(0n)).code).toBe('WRONG_PARTITION');
   });
+
+  it('serves a partition whose Raft group it leads before its copy of the map lists it (a moved partition), and only that one', () => {
+    const moved = new PartitionTable(new PartitionMap(7n, parts), id('d'));
+    expect(refusal(() => moved.route(0n)).code).toBe('NOT_LEADER');
+    moved.followLocalLeadership((partitionId) => partitionId === 0);
+    expect(moved.route(0n).id).toBe(0);
+    // Partition 1 lists d anyway; a partition it neither hosts by the map nor leads is still refused.
+    const other = new PartitionTable(new PartitionMap(7n, parts), id('b'));
+    other.followLocalLeadership((partitionId) => partitionId === 0);
+    expect(refusal(() => other.route(parts[1]?.start ?? 0n)).details.leaderHint).toBe('c');
+  });
 });

@@ -11,6 +11,7 @@ import { KeyVaError } from '@keyva/proto/errors';
 export class PartitionTable {
   private map: PartitionMap;
   private readonly self: NodeId;
+  private leadsHere: ((partitionId: number) => boolean) | undefined;
 
   constructor(map: PartitionMap, self: NodeId) {
     this.map = map;
@@ -38,9 +39,20 @@ export class PartitionTable {
     return p;
   }
 
-  /** Throws as `route` does when this node hosts no replica of `p`. */
+  /**
+   * A partition whose Raft group this node leads counts as hosted even when the map does not
+   * list this node yet. The map follows membership changes through the meta group and lags them:
+   * a moved partition's new replica can be handed leadership before its own copy of the map
+   * shows it there, and would then send every request back to the old replicas, which send it
+   * here again. A leader serves writes and linearizable reads by Raft alone.
+   */
+  followLocalLeadership(leads: (partitionId: number) => boolean): void {
+    this.leadsHere = leads;
+  }
+
+  /** Throws as `route` does when this node hosts no replica of `p` (and does not lead it: `followLocalLeadership`). */
   checkHosted(p: PartitionInfo): void {
-    if (p.replicas.includes(this.self)) return;
+    if (p.replicas.includes(this.self) || this.leadsHere?.(p.id) === true) return;
     const details = { epoch: String(this.map.epoch), partitionId: String(p.id) };
     const hint = p.leaderHint !== undefined && p.replicas.includes(p.leaderHint) ? p.leaderHint : p.replicas[0];
     if (hint === undefined)

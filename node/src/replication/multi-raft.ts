@@ -385,6 +385,12 @@ export class MultiRaft {
     return [...this.drivers.keys()];
   }
 
+  /** Whether this node's replica of `group` is its leader now (in its own view). */
+  leads(group: GroupId): boolean {
+    const d = this.drivers.get(group);
+    return d !== undefined && d.failed === undefined && d.node.role === Role.Leader;
+  }
+
   /** Asks the leader of `group` on this node to hand leadership to `to`. */
   transferLeader(group: GroupId, to: NodeId): RequestResult | undefined {
     const d = this.drivers.get(group);
