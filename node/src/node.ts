@@ -259,7 +259,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         },
         onNarrowed: () => splits?.kick(),
         onMerge: () => merges?.kick(),
-        leads: (g) => runtime?.status(g)?.leader === nodeId,
+        leads: (g) => runtime?.leads(g) === true,
         campaign: (g) => runtime?.campaign(g),
         log: log.child({ component: 'split' }),
       });
