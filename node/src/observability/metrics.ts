@@ -11,6 +11,7 @@ export interface RaftRuntimeTotals {
   readonly messagesReceived: number;
   readonly proposals: number;
   readonly refusals: number;
+  readonly proposalsHeld: number;
   readonly compactions: number;
   readonly snapshotsSent: number;
 }
@@ -168,6 +169,11 @@ export class NodeMetrics {
       ['keyva_raft_messages_received', 'Raft messages stepped into local groups since start', 'messagesReceived'],
       ['keyva_raft_proposals', 'Write proposals submitted to local groups since start', 'proposals'],
       ['keyva_raft_proposals_refused', 'Proposals refused up front (not leader, unknown group, queue full) since start', 'refusals'],
+      [
+        'keyva_raft_proposals_held',
+        'Proposals held since start while leadership changed hands (a leader transfer, a new leader warming up), then proposed or redirected',
+        'proposalsHeld',
+      ],
       ['keyva_raft_compactions', 'Raft log compactions into a snapshot since start', 'compactions'],
       ['keyva_raft_snapshots_sent', 'Raft snapshots handed to the transport since start', 'snapshotsSent'],
     ]);

@@ -98,6 +98,8 @@ export interface GroupDriverOptions {
   readonly readTimeoutTicks: number;
   /** How long a proposal is held while leadership changes hands here (see the file comment); 0: never held. */
   readonly holdTicks: number;
+  /** Counts a proposal being held. */
+  readonly onHeld?: () => void;
   /** Applied entries kept in the log before it is compacted into a snapshot. */
   readonly logEntriesMax: number;
   /** A fresh proposal id (unique on this node across restarts). */
@@ -290,6 +292,7 @@ export class GroupDriver {
     const r = this.attempt(mutations, opts);
     if (r instanceof Promise) return r;
     if (!HELD_REFUSALS.has(r.reason) || this.o.holdTicks <= 0 || this.held.length >= this.o.pendingProposalsMax) return Promise.resolve(r);
+    this.o.onHeld?.();
     return new Promise((resolve, reject) => {
       this.held.push({ mutations, opts, deadlineTick: this.ticks + this.o.holdTicks, resolve, reject });
     });

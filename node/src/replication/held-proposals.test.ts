@@ -47,6 +47,7 @@ describe('held proposals', () => {
     expect(leader.runtime.transferLeader(GROUP, target.id)?.ok).toBe(true);
     const r = await leader.runtime.propose(GROUP, [put('during')]);
     expect(r).toMatchObject({ ok: false, refused: true, reason: 'notLeader', leaderHint: target.id });
+    expect(leader.runtime.stats.proposalsHeld).toBe(1);
     await c.waitForLeader(GROUP, 10_000);
     expect(c.leader(GROUP)?.id).toBe(target.id);
     // Nothing was proposed on the old leader: the new leader's log holds no 'during' entry

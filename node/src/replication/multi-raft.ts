@@ -153,6 +153,8 @@ export interface MultiRaftStats {
   compactions: number;
   proposals: number;
   refusals: number;
+  /** Proposals held while leadership changed hands (then proposed, redirected or refused: `GroupDriver`). */
+  proposalsHeld: number;
 }
 
 type State = 'new' | 'running' | 'stopping' | 'stopped' | 'failed';
@@ -203,6 +205,7 @@ export class MultiRaft {
     compactions: 0,
     proposals: 0,
     refusals: 0,
+    proposalsHeld: 0,
   };
   private readonly o: MultiRaftOptions;
   private readonly timers: RuntimeTimers;
@@ -310,6 +313,9 @@ export class MultiRaft {
       readTimeoutTicks: this.o.readTimeoutTicks ?? 3 * (this.o.electionTick ?? DEFAULT_ELECTION_TICK),
       // A transfer the core gives up on ends within an election timeout; a heartbeat more of margin.
       holdTicks: this.o.proposalHoldTicks ?? (this.o.electionTick ?? DEFAULT_ELECTION_TICK) + (this.o.heartbeatTick ?? DEFAULT_HEARTBEAT_TICK),
+      onHeld: () => {
+        this.stats.proposalsHeld++;
+      },
       logEntriesMax: this.o.logEntriesMax ?? LOG_ENTRIES_MAX,
       nextProposalId: () => ++this.proposalSeq,
       readContextPrefix: `${this.nodeId}:${this.runId}`,
