@@ -53,6 +53,8 @@ export async function runDev(o: DevOptions): Promise<void> {
   } catch (e) {
     throw startError(e, 1);
   }
+  // Before the ready output: whoever reads it may send a signal at once (a test harness does).
+  const signals = stopOnSignals('the node', o.json, async () => `stopped (exit code ${await node.stop()}).`);
   if (o.json) {
     process.stdout.write(`${JSON.stringify({ nodes: [{ id: node.nodeId, grpc: node.grpc, http: node.http, dataDir, log: node.logFile }] })}\n`);
   } else {
@@ -77,7 +79,6 @@ export async function runDev(o: DevOptions): Promise<void> {
     ];
     process.stdout.write(lines.join('\n'));
   }
-  const signals = stopOnSignals('the node', o.json, async () => `stopped (exit code ${await node.stop()}).`);
   const code = await node.exited;
   if (!signals.stopping) {
     process.stderr.write(`node ${node.nodeId} exited unexpectedly with code ${code}; see ${node.logFile}\n`);
@@ -134,6 +135,11 @@ async function runDevCluster(o: DevOptions, count: number): Promise<void> {
   } catch (e) {
     throw startError(e, count);
   }
+  // Before the ready output: whoever reads it may send a signal at once (a test harness does).
+  const signals = stopOnSignals('the nodes', o.json, async () => {
+    await cluster.stop();
+    return 'stopped.';
+  });
   const nodes = cluster.nodes();
   if (o.json) {
     process.stdout.write(
@@ -163,10 +169,6 @@ async function runDevCluster(o: DevOptions, count: number): Promise<void> {
     ];
     process.stdout.write(lines.join('\n'));
   }
-  const signals = stopOnSignals('the nodes', o.json, async () => {
-    await cluster.stop();
-    return 'stopped.';
-  });
   const first = await cluster.unexpectedExit;
   if (!signals.stopping) {
     process.stderr.write(`node ${first.id} exited unexpectedly with code ${first.code}; see ${first.log}\n`);
