@@ -275,8 +275,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         raft: { readOnlyOption: config.readMode === 'lease' ? ReadOnlyOption.Lease : ReadOnlyOption.Safe },
         onFatal: (e) => log.fatal({ err: e }, 'replication runtime failed: this node no longer serves writes'),
       });
-      const raftRuntime = runtime;
-      table.followLocalLeadership((partitionId) => raftRuntime.leads(groupOf(partitionId)));
+      table.followLocalLeadership((partitionId) => runtime?.leads(groupOf(partitionId)) === true);
       // Hosting is durable (node/src/membership/replica-hosting.ts): dropped replicas finish
       // their deletion; groups a leader asked this node to host reopen; founders' groups follow the map.
       const stored = await readStoredGroups(engine);
