@@ -39,6 +39,7 @@ import { ReadOnlyOption } from './raft/types.ts';
 import { LeaderBalancer } from './replication/leader-balancer.ts';
 import { MultiRaft, NO_RANGE } from './replication/multi-raft.ts';
 import { RaftTransport } from './replication/raft-transport.ts';
+import { FileSnapshotStaging } from './replication/snapshot-staging-files.ts';
 import { Forwarder } from './routing/forwarder.ts';
 import { StaticNodeDirectory } from './routing/node-directory.ts';
 import { type AdminSource, adminGrpcHandlers } from './server/admin-grpc.ts';
@@ -263,9 +264,12 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         campaign: (g) => runtime?.campaign(g),
         log: log.child({ component: 'split' }),
       });
+      // Received snapshots are staged in files beside the RocksDB directory (ADR 0008 "Snapshots staged in files").
+      const staging = config.engine === 'memory' ? undefined : new FileSnapshotStaging(join(config.dataDir, 'snapshots'));
       runtime = new MultiRaft({
         nodeId,
         engine,
+        staging,
         transport,
         clock,
         splits: splitHost,
@@ -304,6 +308,8 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
           await runtime.addGroup({ group: g, range: { start: r.start, end: r.end } });
         }
       }
+      // Staging left by groups no longer hosted (dropped, retired or merged away while a transfer was cut off).
+      await staging?.sweep(new Set(runtime.groups()));
       raft = runtime;
       const hostRuntime = runtime;
       if (config.leaderBalanceIntervalMs > 0) {

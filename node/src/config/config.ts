@@ -18,7 +18,7 @@ const NodeConfigObject = z
       .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, 1-63 chars')
       .optional()
       .describe('Durable node identity. Default: generated on first start and kept in the data dir; a data dir never changes owner.'),
-    dataDir: z.string().min(1).default('.keyva/data').describe('Folder for RocksDB and node metadata.'),
+    dataDir: z.string().min(1).default('.keyva/data').describe('Folder for RocksDB (rocksdb/), snapshots being received (snapshots/) and node metadata.'),
     engine: z.enum(['rocksdb', 'memory']).default('rocksdb').describe('Storage engine: rocksdb (durable) or memory (nothing survives a restart).'),
     grpcHost: z.string().min(1).default('127.0.0.1').describe('Interface the gRPC server listens on.'),
     grpcPort: port.default(7379).describe('gRPC port (0 = any free port).'),

@@ -7,7 +7,7 @@ import { GroupStateMachine } from './group-state-machine.ts';
 import { decodeSnapshotDescriptor, encodeRows, isStreamedSnapshot, scanPartition, snapshotReadTs } from './partition-snapshot.ts';
 import { appliedStateKey } from './raft-keys.ts';
 import { type DataMutation, encodeCommand } from './replicated-command.ts';
-import { completeStaging, stageChunkMutation, stagedSnapshotIds } from './snapshot-staging.ts';
+import { EngineSnapshotStaging } from './snapshot-staging.ts';
 
 const RANGE = { start: 100n, end: 200n };
 const k = (s: string) => Buffer.from(s);
@@ -105,13 +105,14 @@ describe('GroupStateMachine', () => {
     let seq = 0;
     let rows = 0;
     let bytes = 0;
+    const staging = new EngineSnapshotStaging(dst);
     for await (const page of scanPartition(src, desc.range, snapshotReadTs(src, desc.maxCommitTs))) {
       const chunk = encodeRows(page);
-      await dst.write({ mutations: [stageChunkMutation(3, id, seq++, chunk)], commitTs: 1n, nowMs: 0, sync: false });
+      await staging.stage(3, id, seq++, chunk);
       rows += page.length;
       bytes += chunk.length;
     }
-    await completeStaging(dst, 3, id, { chunks: seq, rows, bytes });
+    await staging.complete(3, id, { chunks: seq, rows, bytes });
   }
 
   it('a snapshot is a descriptor of the range and max commit timestamp; the staged rows replace only the range on install', async () => {
@@ -143,7 +144,7 @@ describe('GroupStateMachine', () => {
       (await eng.scan({ startHash: 0n, endHash: HASH_SPACE_END }, MAX_TS, 0, 100)).items.map((i) => `${i.hash}/${i.key}@${i.version}=${i.value}`);
     expect(await rows(dst)).toEqual(['99/outside@5=x', '150/a@20=2', '160/ttl@20=t', '200/outside2@5=x']);
     expect((await dst.getRaw(appliedStateKey(3)))?.length).toBe(24);
-    expect(await stagedSnapshotIds(dst, 3)).toEqual([]); // the staging is cleared once installed
+    expect(await new EngineSnapshotStaging(dst).ids(3)).toEqual([]); // the staging is cleared once installed
     // Applying continues after the snapshot.
     const [next] = target.apply([cmd(4, 2, 40n, [put(150n, 'a', '3', { kind: 'versionEquals', version: 20n })])]);
     expect((await next?.done)?.kind).toBe('applied');
@@ -159,7 +160,7 @@ describe('GroupStateMachine', () => {
     let fatal: Error | undefined;
     const target = await GroupStateMachine.open({ engine: dst, group: 3, range: RANGE, clock: new HybridClock(), onFatal: (e) => (fatal = e) });
     // A chunk staged, no completion record (a transfer cut off).
-    await dst.write({ mutations: [stageChunkMutation(3, { index: 1, term: 1 }, 0, encodeRows([]))], commitTs: 1n, nowMs: 0, sync: false });
+    await new EngineSnapshotStaging(dst).stage(3, { index: 1, term: 1 }, 0, encodeRows([]));
     await expect(target.installSnapshot({ metadata: { index: 1, term: 1, confState: { voters: [], learners: [] } }, data: snap!.data })).rejects.toThrow(
       /not staged/,
     );

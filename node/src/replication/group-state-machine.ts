@@ -56,7 +56,7 @@ import { appliedStateKey, type GroupId } from './raft-keys.ts';
 import { decodeCommand, type ReplicatedCommand } from './replicated-command.ts';
 import { recordIndexPut, requestRecordOf } from './request-record.ts';
 import { writeStagedRows } from './snapshot-install.ts';
-import { clearStaging } from './snapshot-staging.ts';
+import { EngineSnapshotStaging, type SnapshotStaging } from './snapshot-staging.ts';
 
 /**
  * The content of a group that is not a partition (the meta group, `node/src/meta`): what its
@@ -154,6 +154,8 @@ const RECENT_RESULTS_MAX = 4096;
 
 export interface GroupStateMachineOptions {
   readonly engine: StorageEngine;
+  /** Where this node stages received snapshots (data groups install from it); default: rows of `engine`. */
+  readonly staging?: SnapshotStaging;
   readonly group: GroupId;
   /** The partition's data range: what snapshots dump and replace. */
   readonly range: HashRange;
@@ -172,6 +174,7 @@ export class GroupStateMachine {
   readonly group: GroupId;
   readonly stats: StateMachineStats = { entries: 0, writes: 0, conditionFailures: 0, corruptCommands: 0, snapshotsInstalled: 0, duplicates: 0 };
   private readonly o: GroupStateMachineOptions;
+  private readonly staging: SnapshotStaging;
   private readonly key: Buffer;
   /** Confirmed by the engine. */
   private confirmed: AppliedState;
@@ -194,6 +197,7 @@ export class GroupStateMachine {
 
   private constructor(o: GroupStateMachineOptions, state: AppliedState, record: RangeRecord | undefined) {
     this.o = o;
+    this.staging = o.staging ?? new EngineSnapshotStaging(o.engine);
     this.group = o.group;
     // A group created before range records existed: the range it was opened with (the map's).
     this.record = record ?? { start: o.range.start, end: o.range.end, children: [] };
@@ -432,12 +436,14 @@ export class GroupStateMachine {
       const range = this.range;
       const id = { index, term };
       this.installingSnapshot = true;
-      const rows = writeStagedRows(this.o.engine, this.group, range, id);
+      const rows = writeStagedRows(this.o.engine, this.staging, this.group, range, id);
       steps.push(
         rows
-          .then(() => this.submit([...recordWrite, this.stateMutation(state)], 1n, 0, state))
+          // Synced: the staging may live outside the engine (files), so the install must be
+          // durable before the staging goes.
+          .then(() => this.submit([...recordWrite, this.stateMutation(state)], 1n, 0, state, true))
           // This snapshot's staging and any older one (a transfer the core then ignored as stale).
-          .then(() => clearStaging(this.o.engine, this.group, { upTo: index }))
+          .then(() => this.staging.clear(this.group, { upTo: index }))
           .finally(() => {
             this.installingSnapshot = false;
           }),
@@ -558,9 +564,9 @@ export class GroupStateMachine {
     }
   }
 
-  private submit(mutations: Mutation[], commitTs: Timestamp, nowMs: number, state: AppliedState): Promise<WriteResult> {
+  private submit(mutations: Mutation[], commitTs: Timestamp, nowMs: number, state: AppliedState, sync = false): Promise<WriteResult> {
     this.stats.writes++;
-    const w = this.o.engine.write({ mutations, commitTs, nowMs, sync: false });
+    const w = this.o.engine.write({ mutations, commitTs, nowMs, sync });
     this.tail = w.then(
       () => {
         // Writes finish in submission order, so this only moves forward.

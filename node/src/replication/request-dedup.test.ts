@@ -14,7 +14,7 @@ import { decodeSnapshotDescriptor, encodeRows, scanPartition, snapshotReadTs } f
 import { type DataMutation, encodeCommand } from './replicated-command.ts';
 import { decodeRecordIndexKey, isRequestRecord, REQUEST_RECORD_PREFIX, recordIndexRange, requestRecordKey } from './request-record.ts';
 import { RequestRecordGc } from './request-record-gc.ts';
-import { completeStaging, stageChunkMutation } from './snapshot-staging.ts';
+import { EngineSnapshotStaging } from './snapshot-staging.ts';
 
 const GROUP = 3;
 const RANGE = { start: 100n, end: 200n };
@@ -138,13 +138,14 @@ describe('exactly-once writes in the partition state machine', () => {
     let seq = 0;
     let rows = 0;
     let bytes = 0;
+    const staging = new EngineSnapshotStaging(dst);
     for await (const page of scanPartition(src, desc.range, snapshotReadTs(src, desc.maxCommitTs))) {
       const chunk = encodeRows(page);
-      await dst.write({ mutations: [stageChunkMutation(GROUP, id, seq++, chunk)], commitTs: 1n, nowMs: 0, sync: false });
+      await staging.stage(GROUP, id, seq++, chunk);
       rows += page.length;
       bytes += chunk.length;
     }
-    await completeStaging(dst, GROUP, id, { chunks: seq, rows, bytes });
+    await staging.complete(GROUP, id, { chunks: seq, rows, bytes });
     const target = await open(dst);
     await target.installSnapshot({ metadata: { index: 2, term: 1, confState: { voters: [], learners: [] } }, data: snap.data });
     expect((await indexEntries(dst)).map((x) => x?.version)).toEqual([tsFromMs(1000)]);

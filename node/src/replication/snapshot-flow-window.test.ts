@@ -16,7 +16,7 @@ import { encodeRows, encodeSnapshotDescriptor } from './partition-snapshot.ts';
 import { encodeMessage } from './raft-codec.ts';
 import { RaftTransport } from './raft-transport.ts';
 import { SNAPSHOT_RECEIVE_WINDOW_BYTES, widenReceiveWindow } from './snapshot-flow-window.ts';
-import { stagedTotals } from './snapshot-staging.ts';
+import { EngineSnapshotStaging } from './snapshot-staging.ts';
 
 const RANGE = { start: 0n, end: 1n << 32n };
 const ID = { index: 7, term: 2 };
@@ -70,7 +70,13 @@ describe('snapshot receive window', () => {
     await engine.open();
     const delivered: number[] = [];
     const t = new RaftTransport({ self: 'b', addressOf: () => undefined, onReceive: (_from, group) => delivered.push(group) });
-    t.attachSnapshots({ engine, reportSnapshot: () => undefined, rangeOf: (g) => (g === 1 ? RANGE : undefined), refusesSnapshot: () => undefined });
+    t.attachSnapshots({
+      engine,
+      staging: new EngineSnapshotStaging(engine),
+      reportSnapshot: () => undefined,
+      rangeOf: (g) => (g === 1 ? RANGE : undefined),
+      refusesSnapshot: () => undefined,
+    });
     const { server, client } = await serve(t.handlers());
     cleanup.push(
       () => server.forceShutdown(),
@@ -126,7 +132,7 @@ describe('snapshot receive window', () => {
     const seconds = (performance.now() - started) / 1000;
     expect(ack).toEqual({ rows: String(16 * 64), bytes: String(bytes) });
     expect(delivered).toEqual([1]);
-    expect(await stagedTotals(engine, 1, ID)).toEqual({ chunks: 16, rows: 16 * 64, bytes });
+    expect(await new EngineSnapshotStaging(engine).totals(1, ID)).toEqual({ chunks: 16, rows: 16 * 64, bytes });
     const rate = bytes / MiB / seconds;
     expect(rate, `${(bytes / MiB).toFixed(1)} MiB in ${seconds.toFixed(2)} s`).toBeGreaterThan(6);
   });

@@ -1,5 +1,5 @@
 /**
- * Writing a completely staged snapshot (`snapshot-staging.ts`) into the partition's data range,
+ * Writing a completely staged snapshot (`SnapshotStaging`) into the partition's data range,
  * for `GroupStateMachine.installSnapshot`, which records the applied state after. Once the
  * staging is found complete (else nothing is touched), the range is deleted
  * (`engine.deleteRange`), then the rows are written as bulk loads (`engine.load`,
@@ -23,7 +23,7 @@ import type { RawPut } from '../engine/bulk-load.ts';
 import type { ScanItem, StorageEngine } from '../engine/types.ts';
 import { decodeRows, type HashRange, rowBytes } from './partition-snapshot.ts';
 import { isRequestRecord, recordIndexPut, requestIdOfRecordKey } from './request-record.ts';
-import { type StagedSnapshotId, stagedChunks, stagedTotals } from './snapshot-staging.ts';
+import type { SnapshotStaging, StagedSnapshotId } from './snapshot-staging.ts';
 
 /** Row bytes per bulk load, at most (one larger row goes alone): bounds how long a live write waits behind one. */
 export const INSTALL_LOAD_BYTES_MAX = 256 << 10;
@@ -34,12 +34,13 @@ export interface InstallOptions {
 
 export async function writeStagedRows(
   engine: StorageEngine,
+  staging: SnapshotStaging,
   group: number,
   range: HashRange,
   id: StagedSnapshotId,
   o: InstallOptions = {},
 ): Promise<{ rows: number; bytes: number; loads: number }> {
-  const totals = await stagedTotals(engine, group, id);
+  const totals = await staging.totals(group, id);
   if (totals === undefined) throw new KeyVaError('STORAGE_ERROR', `group ${group}: snapshot ${id.index}/${id.term} is not staged on this node`);
   const loadBytesMax = o.loadBytesMax ?? INSTALL_LOAD_BYTES_MAX;
   await engine.deleteRange(range.start, range.end);
@@ -60,7 +61,7 @@ export async function writeStagedRows(
     inFlight = engine.load({ rows: piece, raw });
     inFlight.catch(() => undefined); // awaited by the next load or below
   };
-  for await (const chunk of stagedChunks(engine, group, id, totals.chunks)) {
+  for await (const chunk of staging.chunks(group, id, totals.chunks)) {
     bytes += chunk.length;
     // Views into `chunk` (a fresh buffer): the engine copies what it writes.
     let piece: ScanItem[] = [];

@@ -4,9 +4,12 @@
  * deliver nothing, and leave no staged rows; the partition's data is never touched. Also the
  * node-wide rate limiter's pacing.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { keyvaV1, type RaftClient, type SnapshotAckOut, type SnapshotFrame } from '@keyva/proto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { MemoryEngine } from '../engine/memory-engine.ts';
 import type { ScanItem } from '../engine/types.ts';
 import { NodeMetrics } from '../observability/metrics.ts';
@@ -16,9 +19,15 @@ import { encodeRows, encodeSnapshotDescriptor } from './partition-snapshot.ts';
 import { encodeMessage } from './raft-codec.ts';
 import { RaftTransport } from './raft-transport.ts';
 import { RateLimiter } from './snapshot-rate-limiter.ts';
-import { stagedSnapshotIds, stagedTotals } from './snapshot-staging.ts';
+import { FileSnapshotStaging } from './snapshot-staging-files.ts';
 
 const RANGE = { start: 100n, end: 200n };
+const dirs: string[] = [];
+const stagings: FileSnapshotStaging[] = [];
+afterAll(async () => {
+  for (const s of stagings) await s.close();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
 const ID = { index: 7, term: 2 };
 
 const row = (hash: bigint, key: string, value: string): ScanItem => ({ hash, key: Buffer.from(key), value: Buffer.from(value), version: 5n, expiresAtMs: 0 });
@@ -38,9 +47,14 @@ const snapMessage = (to = 'b'): Message =>
 async function setup() {
   const engine = new MemoryEngine();
   await engine.open();
+  // Staged in files, as on a node on RocksDB.
+  const dir = await mkdtemp(join(tmpdir(), 'keyva-recv-'));
+  dirs.push(dir);
+  const staging = new FileSnapshotStaging(join(dir, 'snapshots'));
+  stagings.push(staging);
   const delivered: { from: string; group: number; m: Message }[] = [];
   const t = new RaftTransport({ self: 'b', addressOf: () => undefined, onReceive: (from, group, m) => delivered.push({ from, group, m }) });
-  t.attachSnapshots({ engine, reportSnapshot: () => undefined, rangeOf: (g) => (g === 1 ? RANGE : undefined), refusesSnapshot: () => undefined });
+  t.attachSnapshots({ engine, staging, reportSnapshot: () => undefined, rangeOf: (g) => (g === 1 ? RANGE : undefined), refusesSnapshot: () => undefined });
   const server = new grpc.Server();
   server.addService(keyvaV1.Raft.service, t.handlers());
   const port = await new Promise<number>((res, rej) =>
@@ -54,7 +68,7 @@ async function setup() {
     nowMs: 0,
     sync: false,
   });
-  return { engine, delivered, t, server, client };
+  return { engine, staging, delivered, t, server, client };
 }
 
 /** Sends `frames` (then ends the stream unless `end` is false); resolves with the status code (0 = OK). */
@@ -91,7 +105,7 @@ describe('SnapshotReceiver over gRPC', () => {
     expect(r.ack).toEqual({ rows: '3', bytes: String(c1.length + c2.length) });
     expect(s.delivered).toHaveLength(1);
     expect(s.delivered[0]?.m.snapshot?.metadata.index).toBe(ID.index);
-    expect(await stagedTotals(s.engine, 1, ID)).toEqual({ chunks: 2, rows: 3, bytes: c1.length + c2.length });
+    expect(await s.staging.totals(1, ID)).toEqual({ chunks: 2, rows: 3, bytes: c1.length + c2.length });
     // Staged only: the partition's data is untouched until the state machine installs it.
     expect((await s.engine.scan({ startHash: RANGE.start, endHash: RANGE.end }, 10n, 0, 10)).items.map((i) => i.key.toString())).toEqual(['old']);
     expect(s.t.snapshotStats().receive).toMatchObject({ received: 1, rowsReceived: 3 });
@@ -132,7 +146,7 @@ describe('SnapshotReceiver over gRPC', () => {
     }
     expect(s.delivered).toEqual([]);
     // The cleanup of a cut-off stream runs after its answer (later still on a busy machine).
-    await expect.poll(() => stagedSnapshotIds(s.engine, 1), { timeout: 10_000, interval: 25 }).toEqual([]);
+    await expect.poll(() => s.staging.ids(1), { timeout: 10_000, interval: 25 }).toEqual([]);
     expect((await s.engine.scan({ startHash: RANGE.start, endHash: RANGE.end }, 10n, 0, 10)).items.map((i) => i.key.toString())).toEqual(['old']);
   });
 

@@ -4,7 +4,7 @@
  * holds the sender back): the header is checked (addressed to this node, a data group hosted
  * here, a streamed snapshot message), any earlier partial staging of the same snapshot is
  * cleared, every chunk is walked (`checkRows`: well-formed, every row inside the group's range) and staged as it came
- * (`snapshot-staging.ts`); the `done` frame's totals must match. Then the staging is marked
+ * (`SnapshotStaging`); the `done` frame's totals must match. Then the staging is marked
  * complete (synced) and only then is the Raft message stepped into the group: the core never
  * sees a snapshot whose rows are not all on disk, and the partition's data is untouched until
  * the state machine installs it. A transfer that fails or breaks off leaves only staged rows,
@@ -21,9 +21,9 @@ import { decodeMessage } from './raft-codec.ts';
 import type { GroupId } from './raft-keys.ts';
 import { widenReceiveWindow } from './snapshot-flow-window.ts';
 import { isStreamedSnapshotMessage, type SnapshotHost } from './snapshot-sender.ts';
-import { clearStaging, completeStaging, type StagedSnapshotId, stageChunkMutation, stagedTotals } from './snapshot-staging.ts';
+import type { StagedSnapshotId } from './snapshot-staging.ts';
 
-/** Chunk staging writes a transfer keeps queued at the engine while it reads the next frames. */
+/** Chunk staging writes a transfer keeps queued while it reads the next frames. */
 const STAGING_WRITES_IN_FLIGHT = 2;
 
 /** A transfer with no frame for this long is abandoned (its sender froze; the group is freed for another). */
@@ -111,7 +111,7 @@ export class SnapshotReceiver {
     let chain: Promise<void> = Promise.resolve();
     /** Staging writes submitted and not yet awaited, oldest first. */
     const staging: Promise<void>[] = [];
-    const engine = this.o.host.engine;
+    const stage = this.o.host.staging;
     let idle: ReturnType<typeof setTimeout> | undefined;
     const watchIdle = (): void => {
       clearTimeout(idle);
@@ -138,7 +138,7 @@ export class SnapshotReceiver {
       if (cur !== undefined && !cur.staged) {
         // After the staging writes still queued, so none lands behind the clearing.
         Promise.allSettled(staging.splice(0))
-          .then(() => clearStaging(engine, cur.group, { only: cur.id }))
+          .then(() => stage.clear(cur.group, { only: cur.id }))
           .catch(() => undefined);
       }
       const code = err instanceof KeyVaError && err.code === 'INVALID_ARGUMENT' ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE;
@@ -149,8 +149,8 @@ export class SnapshotReceiver {
       if (finished) return;
       if (st === undefined) {
         st = this.begin(f);
-        if ((await stagedTotals(engine, st.group, st.id)) !== undefined) st.staged = true;
-        else await clearStaging(engine, st.group, { only: st.id });
+        if ((await stage.totals(st.group, st.id)) !== undefined) st.staged = true;
+        else await stage.clear(st.group, { only: st.id });
         return;
       }
       if (st.staged) {
@@ -165,7 +165,7 @@ export class SnapshotReceiver {
           throw invalid(`totals ${f.totalRows} rows / ${f.totalBytes} bytes, received ${st.rows} / ${st.bytes}`);
         }
         while (staging.length > 0) await staging.shift();
-        await completeStaging(engine, st.group, st.id, { chunks: st.seq, rows: st.rows, bytes: st.bytes });
+        await stage.complete(st.group, st.id, { chunks: st.seq, rows: st.rows, bytes: st.bytes });
         const ack = { rows: st.rows, bytes: st.bytes };
         this.o.deliver(st.from, st.group, st.message);
         finish(undefined, ack);
@@ -183,9 +183,7 @@ export class SnapshotReceiver {
       // Pipelined: the next frame is read and checked while this chunk's staging write is queued;
       // at most STAGING_WRITES_IN_FLIGHT writes (bounded memory), all done before the completion record.
       if (staging.length >= STAGING_WRITES_IN_FLIGHT) await staging.shift();
-      const write = engine
-        .write({ mutations: [stageChunkMutation(st.group, st.id, st.seq, f.rows)], commitTs: 1n, nowMs: 0, sync: false })
-        .then(() => undefined);
+      const write = stage.stage(st.group, st.id, st.seq, f.rows);
       write.catch(() => undefined); // awaited before the next write past the bound, or at the end
       staging.push(write);
       st.seq++;

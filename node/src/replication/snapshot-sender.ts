@@ -25,6 +25,7 @@ import { decodeSnapshotDescriptor, encodeRows, type HashRange, isStreamedSnapsho
 import { encodeMessage } from './raft-codec.ts';
 import type { GroupId } from './raft-keys.ts';
 import type { RateLimiter } from './snapshot-rate-limiter.ts';
+import type { SnapshotStaging } from './snapshot-staging.ts';
 
 /** How long the receiver may take to answer after the last frame (it stages and syncs first). */
 export const SNAPSHOT_ANSWER_TIMEOUT_MS = 60_000;
@@ -35,6 +36,8 @@ export const SNAPSHOT_CHUNK_BYTES_DEFAULT = 1 << 20;
 /** What the snapshot streams need from the replication runtime (`MultiRaft` provides it). */
 export interface SnapshotHost {
   readonly engine: StorageEngine;
+  /** Where received snapshots are staged until installed. */
+  readonly staging: SnapshotStaging;
   /** The snapshot of `group` sent to replica `to` arrived (ok) or failed: tell the core. */
   reportSnapshot(group: GroupId, to: ReplicaId, ok: boolean): void;
   /** The data range of a hosted data group; undefined (or empty) if not hosted here. */

@@ -1,16 +1,20 @@
 /**
- * The staging area of streamed snapshots on the receiving node: raw engine rows in the group's
- * raft key space, `r | group u32 | 'x' | index u64 | term u64 | seq u32`, one row per received
- * chunk (its encoded rows, `partition-snapshot.ts`), plus a completion record at seq
- * `0xFFFFFFFF` (`chunks u32 | rows u64 | bytes u64`) written with `sync` once every chunk is
- * staged. A snapshot is identified by (group, index, term).
+ * The staging area of streamed snapshots on the receiving node (ADR 0008 §9): chunks of encoded
+ * rows (`partition-snapshot.ts`) kept as they arrive, invisible to reads, until the group's
+ * state machine installs a complete staged snapshot (`snapshot-install.ts`). A snapshot is
+ * identified by (group, index, term). The contract, whatever holds the bytes:
  *
- * Staged rows are invisible to reads (they are not in the data key space); the partition's data
- * changes only when the group's state machine installs a complete staged snapshot
- * (`snapshot-install.ts`). Dropping a group deletes its whole `r | group` range, staging included.
+ * - `stage` keeps chunk `seq` (0, 1, 2, ... in order), unsynced;
+ * - `complete` makes every chunk staged before it durable, then marks the snapshot complete,
+ *   durably: only a complete snapshot has `totals` and can be read back (`chunks`);
+ * - `clear` deletes staged snapshots (complete or not), `ids` lists them.
+ *
+ * Two implementations: `EngineSnapshotStaging` (below: raw engine rows, for the memory engine
+ * and in-process tests) and `FileSnapshotStaging` (`snapshot-staging-files.ts`: one file per
+ * snapshot, what nodes on RocksDB use).
  */
 import { KeyVaError } from '@keyva/proto/errors';
-import type { Mutation, StorageEngine } from '../engine/types.ts';
+import type { StorageEngine } from '../engine/types.ts';
 import type { Index, Term } from '../raft/types.ts';
 import { RAFT_PREFIX } from './raft-keys.ts';
 
@@ -45,7 +49,7 @@ function snapshotPrefix(group: number, id: StagedSnapshotId): Buffer {
   return b;
 }
 
-export function stagedChunkKey(group: number, id: StagedSnapshotId, seq: number): Buffer {
+function stagedChunkKey(group: number, id: StagedSnapshotId, seq: number): Buffer {
   if (!Number.isInteger(seq) || seq < 0 || seq >= COMPLETE_SEQ) throw new KeyVaError('INVALID_ARGUMENT', `chunk sequence out of range: ${seq}`);
   const b = Buffer.alloc(26);
   snapshotPrefix(group, id).copy(b, 0);
@@ -76,80 +80,110 @@ function idOfKey(k: Buffer): StagedSnapshotId {
   return { index: Number(k.readBigUInt64BE(6)), term: Number(k.readBigUInt64BE(14)) };
 }
 
-/** Mutation staging chunk `seq` of snapshot `id` (unsynced: the completion record syncs). */
-export function stageChunkMutation(group: number, id: StagedSnapshotId, seq: number, rows: Buffer): Mutation {
-  return { type: 'rawPut', key: stagedChunkKey(group, id, seq), value: rows };
+/** Which staged snapshots of a group `clear` deletes: every one, or only `only`, or those at or below index `upTo`; never `keep`. */
+export interface StagingSelection {
+  readonly only?: StagedSnapshotId;
+  readonly keep?: StagedSnapshotId;
+  readonly upTo?: number;
 }
 
-/** Marks snapshot `id` completely staged, durably (and so every chunk written before it). */
-export async function completeStaging(engine: StorageEngine, group: number, id: StagedSnapshotId, t: StagedTotals): Promise<void> {
-  const v = Buffer.alloc(20);
-  v.writeUInt32BE(t.chunks, 0);
-  v.writeBigUInt64BE(BigInt(t.rows), 4);
-  v.writeBigUInt64BE(BigInt(t.bytes), 12);
-  await engine.write({ mutations: [{ type: 'rawPut', key: completeKey(group, id), value: v }], commitTs: 1n, nowMs: 0, sync: true });
+export interface SnapshotStaging {
+  /** Keeps chunk `seq` of snapshot `id` (0, 1, 2, ... in order; unsynced). Calls for one snapshot may overlap: they land in call order. */
+  stage(group: number, id: StagedSnapshotId, seq: number, rows: Buffer): Promise<void>;
+  /** Makes the chunks staged before it durable, then marks snapshot `id` complete, durably. */
+  complete(group: number, id: StagedSnapshotId, t: StagedTotals): Promise<void>;
+  /** The totals of a completely staged snapshot, or undefined if it is not (completely) staged. */
+  totals(group: number, id: StagedSnapshotId): Promise<StagedTotals | undefined>;
+  /** The chunks of a complete snapshot, in order. */
+  chunks(group: number, id: StagedSnapshotId, chunks: number): AsyncGenerator<Buffer>;
+  /** Deletes the selected staged snapshots of `group` (unsynced: a leftover found later is deleted again); returns how many items (rows or files) went. */
+  clear(group: number, sel?: StagingSelection): Promise<number>;
+  /** Ids of the snapshots of `group` with anything staged (complete or not), by index then term. */
+  ids(group: number): Promise<StagedSnapshotId[]>;
+  /** Lets go of what transfers in progress hold open (their staging stays, incomplete). */
+  close(): Promise<void>;
 }
 
-/** The totals of a completely staged snapshot, or undefined if it is not (completely) staged. */
-export async function stagedTotals(engine: StorageEngine, group: number, id: StagedSnapshotId): Promise<StagedTotals | undefined> {
-  const v = await engine.getRaw(completeKey(group, id));
-  if (v === undefined) return undefined;
-  if (v.length !== 20) throw new KeyVaError('STORAGE_ERROR', `group ${group}: corrupt staged snapshot record`);
-  return { chunks: v.readUInt32BE(0), rows: Number(v.readBigUInt64BE(4)), bytes: Number(v.readBigUInt64BE(12)) };
-}
-
-/** The staged chunks of a complete snapshot, in order, one engine read each. */
-export async function* stagedChunks(engine: StorageEngine, group: number, id: StagedSnapshotId, chunks: number): AsyncGenerator<Buffer> {
-  for (let seq = 0; seq < chunks; seq++) {
-    const v = await engine.getRaw(stagedChunkKey(group, id, seq));
-    if (v === undefined) throw new KeyVaError('STORAGE_ERROR', `group ${group}: staged snapshot ${id.index}/${id.term} lacks chunk ${seq}`);
-    yield v;
-  }
+export function selects(sel: StagingSelection, id: StagedSnapshotId): boolean {
+  if (sel.only !== undefined && (sel.only.index !== id.index || sel.only.term !== id.term)) return false;
+  if (sel.keep !== undefined && sel.keep.index === id.index && sel.keep.term === id.term) return false;
+  return sel.upTo === undefined || id.index <= sel.upTo;
 }
 
 /**
- * Deletes staged snapshots of `group`: every one, or only `only`, or those at or below index
- * `upTo`, and never `keep`. Returns the rows deleted. Unsynced (a leftover found later is
- * deleted again).
+ * Staging in raw engine rows of the group's raft key space: `r | group u32 | 'x' | index u64 |
+ * term u64 | seq u32`, one row per chunk, plus a completion record at seq `0xFFFFFFFF`
+ * (`chunks u32 | rows u64 | bytes u64`) written with `sync`. Dropping a group deletes its whole
+ * `r | group` range, staging included.
  */
-export async function clearStaging(
-  engine: StorageEngine,
-  group: number,
-  sel: { only?: StagedSnapshotId; keep?: StagedSnapshotId; upTo?: number } = {},
-): Promise<number> {
-  const lo = sel.only === undefined ? groupStaging(group, 0) : snapshotPrefix(group, sel.only);
-  const hi = prefixEnd(lo);
-  const keep = sel.keep === undefined ? undefined : snapshotPrefix(group, sel.keep);
-  let from = lo;
-  let deleted = 0;
-  for (;;) {
-    const rows = await engine.scanRaw(from, hi, CLEAR_BATCH_ROWS);
-    if (rows.length === 0) return deleted;
-    const doomed = rows.filter(
-      (r) => (keep === undefined || !r.key.subarray(0, keep.length).equals(keep)) && (sel.upTo === undefined || idOfKey(r.key).index <= sel.upTo),
-    );
-    if (doomed.length > 0) {
-      await engine.write({ mutations: doomed.map((r) => ({ type: 'rawDelete', key: r.key })), commitTs: 1n, nowMs: 0, sync: false });
-      deleted += doomed.length;
-    }
-    from = Buffer.concat([rows[rows.length - 1]!.key, Buffer.alloc(1)]);
-  }
-}
+export class EngineSnapshotStaging implements SnapshotStaging {
+  private readonly engine: StorageEngine;
 
-/** Ids of the snapshots with staged rows (complete or not); for tests and checks. */
-export async function stagedSnapshotIds(engine: StorageEngine, group: number): Promise<StagedSnapshotId[]> {
-  const lo = groupStaging(group, 0);
-  const hi = prefixEnd(lo);
-  const out: StagedSnapshotId[] = [];
-  let from = lo;
-  for (;;) {
-    const rows = await engine.scanRaw(from, hi, CLEAR_BATCH_ROWS);
-    if (rows.length === 0) return out;
-    for (const r of rows) {
-      const id = idOfKey(r.key);
-      const prev = out[out.length - 1];
-      if (prev === undefined || prev.index !== id.index || prev.term !== id.term) out.push(id);
+  constructor(engine: StorageEngine) {
+    this.engine = engine;
+  }
+
+  async stage(group: number, id: StagedSnapshotId, seq: number, rows: Buffer): Promise<void> {
+    await this.engine.write({ mutations: [{ type: 'rawPut', key: stagedChunkKey(group, id, seq), value: rows }], commitTs: 1n, nowMs: 0, sync: false });
+  }
+
+  async complete(group: number, id: StagedSnapshotId, t: StagedTotals): Promise<void> {
+    const v = Buffer.alloc(20);
+    v.writeUInt32BE(t.chunks, 0);
+    v.writeBigUInt64BE(BigInt(t.rows), 4);
+    v.writeBigUInt64BE(BigInt(t.bytes), 12);
+    // Synced, after the chunks' writes (the engine writes in submission order).
+    await this.engine.write({ mutations: [{ type: 'rawPut', key: completeKey(group, id), value: v }], commitTs: 1n, nowMs: 0, sync: true });
+  }
+
+  async totals(group: number, id: StagedSnapshotId): Promise<StagedTotals | undefined> {
+    const v = await this.engine.getRaw(completeKey(group, id));
+    if (v === undefined) return undefined;
+    if (v.length !== 20) throw new KeyVaError('STORAGE_ERROR', `group ${group}: corrupt staged snapshot record`);
+    return { chunks: v.readUInt32BE(0), rows: Number(v.readBigUInt64BE(4)), bytes: Number(v.readBigUInt64BE(12)) };
+  }
+
+  async *chunks(group: number, id: StagedSnapshotId, chunks: number): AsyncGenerator<Buffer> {
+    for (let seq = 0; seq < chunks; seq++) {
+      const v = await this.engine.getRaw(stagedChunkKey(group, id, seq));
+      if (v === undefined) throw new KeyVaError('STORAGE_ERROR', `group ${group}: staged snapshot ${id.index}/${id.term} lacks chunk ${seq}`);
+      yield v;
     }
-    from = Buffer.concat([rows[rows.length - 1]!.key, Buffer.alloc(1)]);
+  }
+
+  async clear(group: number, sel: StagingSelection = {}): Promise<number> {
+    const lo = sel.only === undefined ? groupStaging(group, 0) : snapshotPrefix(group, sel.only);
+    const hi = prefixEnd(lo);
+    let from = lo;
+    let deleted = 0;
+    for (;;) {
+      const rows = await this.engine.scanRaw(from, hi, CLEAR_BATCH_ROWS);
+      if (rows.length === 0) return deleted;
+      const doomed = rows.filter((r) => selects(sel, idOfKey(r.key)));
+      if (doomed.length > 0) {
+        await this.engine.write({ mutations: doomed.map((r) => ({ type: 'rawDelete', key: r.key })), commitTs: 1n, nowMs: 0, sync: false });
+        deleted += doomed.length;
+      }
+      from = Buffer.concat([rows[rows.length - 1]!.key, Buffer.alloc(1)]);
+    }
+  }
+
+  async close(): Promise<void> {}
+
+  async ids(group: number): Promise<StagedSnapshotId[]> {
+    const lo = groupStaging(group, 0);
+    const hi = prefixEnd(lo);
+    const out: StagedSnapshotId[] = [];
+    let from = lo;
+    for (;;) {
+      const rows = await this.engine.scanRaw(from, hi, CLEAR_BATCH_ROWS);
+      if (rows.length === 0) return out;
+      for (const r of rows) {
+        const id = idOfKey(r.key);
+        const prev = out[out.length - 1];
+        if (prev === undefined || prev.index !== id.index || prev.term !== id.term) out.push(id);
+      }
+      from = Buffer.concat([rows[rows.length - 1]!.key, Buffer.alloc(1)]);
+    }
   }
 }

@@ -29,7 +29,8 @@ import type { GroupSpec } from './multi-raft.ts';
 import { scanPartition } from './partition-snapshot.ts';
 import type { GroupId } from './raft-keys.ts';
 import type { DataMutation } from './replicated-command.ts';
-import { type StagedSnapshotId, stagedSnapshotIds, stagedTotals } from './snapshot-staging.ts';
+import type { StagedSnapshotId } from './snapshot-staging.ts';
+import { FileSnapshotStaging } from './snapshot-staging-files.ts';
 import { type ClusterNode, ReplicationCluster, until } from './testing/replication-cluster.ts';
 
 const VOTERS = ['n1', 'n2', 'n3'] as NodeId[];
@@ -46,13 +47,23 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+const stagings = new Map<StorageEngine, FileSnapshotStaging>();
+
+/** A RocksDB engine in a temp dir; snapshots the node receives are staged in files next to it, as on a node. */
 async function rocks(name: string): Promise<StorageEngine> {
   const dir = mkdtempSync(join(tmpdir(), `keyva-snap-${name}-`));
   dirs.push(dir);
-  const e = new RocksDbEngine({ path: dir, compression: 'none', bloomBitsPerKey: 10, blockCacheBytes: 8 << 20 });
+  const e = new RocksDbEngine({ path: join(dir, 'rocksdb'), compression: 'none', bloomBitsPerKey: 10, blockCacheBytes: 8 << 20 });
   await e.open();
   engines.push(e);
+  stagings.set(e, new FileSnapshotStaging(join(dir, 'snapshots')));
   return e;
+}
+
+function stagingOf(e: StorageEngine): FileSnapshotStaging {
+  const s = stagings.get(e);
+  if (s === undefined) throw new Error('not an engine of rocks()');
+  return s;
 }
 
 const keyOf = (i: number) => Buffer.from(`key-${i}`);
@@ -112,7 +123,10 @@ describe('streamed snapshots', () => {
   it('a learner catches up from a streamed snapshot of a partition of more than 20 MiB', { timeout: 60_000 }, async () => {
     const c = new ReplicationCluster({ tickMs: 50, logEntriesMax: 20 });
     try {
-      for (const id of VOTERS) await c.start(id, await rocks(id), [VOTER_SPEC]);
+      for (const id of VOTERS) {
+        const e = await rocks(id);
+        await c.start(id, e, [VOTER_SPEC], { staging: stagingOf(e) });
+      }
       // 23 MiB of values: 368 batches of 4 × 16 KiB; the snapshot trails the log by at most ~logEntriesMax batches.
       const BATCHES = 368;
       const batches = Array.from({ length: BATCHES }, (_, b) =>
@@ -123,7 +137,7 @@ describe('streamed snapshots', () => {
       await until(() => (leader.runtime.raftStatus(GROUP)?.firstIndex ?? 0) > BATCHES - 40, 10_000, 'the leader to compact its log');
 
       const learnerEngine = await rocks('n4');
-      await c.start('n4', learnerEngine, [EMPTY_SPEC]);
+      await c.start('n4', learnerEngine, [EMPTY_SPEC], { staging: stagingOf(learnerEngine) });
       await addLearner(c, 'n4');
       const now = await caughtUp(c, 'n4', 40_000);
 
@@ -136,7 +150,7 @@ describe('streamed snapshots', () => {
       const want = await rows(now.engine);
       expect(want.length).toBe(BATCHES * 4);
       expectSameRows(await rows(learnerEngine), want);
-      expect(await stagedSnapshotIds(learnerEngine, GROUP)).toEqual([]);
+      expect(await stagingOf(learnerEngine).ids(GROUP)).toEqual([]);
     } finally {
       await c.stopAll();
     }
@@ -148,9 +162,12 @@ describe('streamed snapshots', () => {
     const pace = { snapshotBytesPerSecond: 2 * MiB, snapshotChunkBytes: 128 * 1024 };
     const c = new ReplicationCluster({ tickMs: 50, logEntriesMax: 20 });
     try {
-      for (const id of VOTERS) await c.start(id, await rocks(id), [VOTER_SPEC], {}, pace);
+      for (const id of VOTERS) {
+        const e = await rocks(id);
+        await c.start(id, e, [VOTER_SPEC], { staging: stagingOf(e) }, pace);
+      }
       const n4Engine = await rocks('n4b');
-      await c.start('n4', n4Engine, [EMPTY_SPEC]);
+      await c.start('n4', n4Engine, [EMPTY_SPEC], { staging: stagingOf(n4Engine) });
       await addLearner(c, 'n4');
       const oldValue = (i: number) => Buffer.alloc(VALUE_BYTES, `old-${i}|`);
       const newValue = (i: number) => Buffer.alloc(VALUE_BYTES, `new-${i}|`);
@@ -196,7 +213,7 @@ describe('streamed snapshots', () => {
       // Back, it needs a snapshot (~5 MiB at 2 MiB/s): stop it again once rows are arriving.
       const oldRows = await rows(n4Engine);
       expect(oldRows.length).toBe(KEYS);
-      let back = await c.start('n4', n4Engine, [EMPTY_SPEC]);
+      let back = await c.start('n4', n4Engine, [EMPTY_SPEC], { staging: stagingOf(n4Engine) });
       runtime = back.runtime;
       await until(() => (back.transport.snapshotStats().receive?.rowsReceived ?? 0) > 0, 20_000, 'snapshot rows arriving at n4');
       expect(back.transport.snapshotStats().receive?.received).toBe(0);
@@ -207,7 +224,7 @@ describe('streamed snapshots', () => {
       await until(() => sendStats().some((st) => (st?.failed ?? 0) >= 1), 10_000, 'the leader to see its transfer fail');
 
       // Restarted: leftover staging is cleared, the leader sends again, and it completes. Reads go on meanwhile.
-      back = await c.start('n4', n4Engine, [EMPTY_SPEC]);
+      back = await c.start('n4', n4Engine, [EMPTY_SPEC], { staging: stagingOf(n4Engine) });
       runtime = back.runtime;
       let served = 0;
       let refused = 0;
@@ -239,7 +256,7 @@ describe('streamed snapshots', () => {
       expect(sendStats().reduce((n, st) => n + (st?.succeeded ?? 0), 0)).toBeGreaterThanOrEqual(1);
       expectSameRows(await rows(n4Engine), await rows(leader.engine));
       for (let i = 0; i < KEYS; i += 17) expect((await kv.get({ key: keyOf(i), read })).value.equals(newValue(i))).toBe(true);
-      expect(await stagedSnapshotIds(n4Engine, GROUP)).toEqual([]);
+      expect(await stagingOf(n4Engine).ids(GROUP)).toEqual([]);
     } finally {
       await c.stopAll();
     }
@@ -248,7 +265,10 @@ describe('streamed snapshots', () => {
   it('a crash while the snapshot is being written into the range: on restart the install resumes from the staging', { timeout: 60_000 }, async () => {
     const c = new ReplicationCluster({ tickMs: 50, logEntriesMax: 20 });
     try {
-      for (const id of VOTERS) await c.start(id, await rocks(`${id}c`), [VOTER_SPEC]);
+      for (const id of VOTERS) {
+        const e = await rocks(`${id}c`);
+        await c.start(id, e, [VOTER_SPEC], { staging: stagingOf(e) });
+      }
       // 2 MiB, one version per batch: the install makes several bulk loads (256 KiB each).
       await proposeAll(
         c,
@@ -273,26 +293,26 @@ describe('streamed snapshots', () => {
         },
       }) as StorageEngine;
       let fatal: Error | undefined;
-      await c.start('n4', failing, [EMPTY_SPEC], { onFatal: (e) => (fatal = e) });
+      await c.start('n4', failing, [EMPTY_SPEC], { staging: stagingOf(disk), onFatal: (e) => (fatal = e) });
       await addLearner(c, 'n4');
       await until(() => fatal !== undefined, 20_000, 'the simulated crash');
       expect(fatal?.message).toMatch(/simulated crash/);
       await c.stop('n4');
       const partial = await rows(disk);
       // On disk: part of the snapshot's rows, and the install pending (applied index below the snapshot's).
-      const staged = await stagedSnapshotIds(disk, GROUP);
+      const staged = await stagingOf(disk).ids(GROUP);
       expect(staged).toHaveLength(1);
-      const totals = await stagedTotals(disk, GROUP, staged[0] as StagedSnapshotId);
+      const totals = await stagingOf(disk).totals(GROUP, staged[0] as StagedSnapshotId);
       expect(partial.length).toBeLessThan(totals?.rows ?? 0);
 
       // Restarted on the same disk: the pending snapshot is installed again from the staging before the group serves.
-      const back = await c.start('n4', disk, [EMPTY_SPEC]);
+      const back = await c.start('n4', disk, [EMPTY_SPEC], { staging: stagingOf(disk) });
       expect(back.runtime.status(GROUP)?.applied.index).toBeGreaterThanOrEqual(staged[0]?.index ?? Number.POSITIVE_INFINITY);
       const atOpen = await rows(disk);
       const now = await caughtUp(c, 'n4', 30_000);
       expect(atOpen.length).toBe(totals?.rows); // the whole snapshot, before anything else ran
       expectSameRows(await rows(disk), await rows(now.engine));
-      expect(await stagedSnapshotIds(disk, GROUP)).toEqual([]);
+      expect(await stagingOf(disk).ids(GROUP)).toEqual([]);
     } finally {
       await c.stopAll();
     }

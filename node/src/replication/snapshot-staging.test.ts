@@ -1,0 +1,199 @@
+/**
+ * The snapshot staging contract (`SnapshotStaging`) on both implementations: raw engine rows
+ * (`EngineSnapshotStaging`, on the memory engine) and files (`FileSnapshotStaging`, in a temp
+ * dir); then what only files have: checksums, truncation, the sweep, and kill -9 — a snapshot
+ * whose `complete` returned is whole after the process is killed, and nothing incomplete ever
+ * reads as complete.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MemoryEngine } from '../engine/memory-engine.ts';
+import { EngineSnapshotStaging, type SnapshotStaging, type StagedSnapshotId } from './snapshot-staging.ts';
+import { FileSnapshotStaging } from './snapshot-staging-files.ts';
+import { CHUNK_BYTES, CHUNKS, chunkOf, GROUP, idOf } from './testing/crash-stager.ts';
+
+const dirs: string[] = [];
+const stagings: SnapshotStaging[] = [];
+afterAll(async () => {
+  for (const s of stagings) await s.close();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+function files(dir: string): FileSnapshotStaging {
+  const s = new FileSnapshotStaging(dir);
+  stagings.push(s);
+  return s;
+}
+
+async function tempDir(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'keyva-staging-'));
+  dirs.push(d);
+  return d;
+}
+
+const chunk = (n: number, fill: number) => Buffer.alloc(n, fill);
+
+async function readAll(s: SnapshotStaging, group: number, id: StagedSnapshotId): Promise<Buffer[]> {
+  const t = await s.totals(group, id);
+  if (t === undefined) throw new Error('not complete');
+  const out: Buffer[] = [];
+  for await (const c of s.chunks(group, id, t.chunks)) out.push(Buffer.from(c));
+  return out;
+}
+
+async function stageAll(s: SnapshotStaging, group: number, id: StagedSnapshotId, chunks: Buffer[]): Promise<void> {
+  await Promise.all(chunks.map((c, seq) => s.stage(group, id, seq, c)));
+}
+
+const implementations: [string, () => Promise<SnapshotStaging>][] = [
+  [
+    'engine rows',
+    async () => {
+      const e = new MemoryEngine();
+      await e.open();
+      return new EngineSnapshotStaging(e);
+    },
+  ],
+  ['files', async () => files(join(await tempDir(), 'snapshots'))],
+];
+
+describe.each(implementations)('snapshot staging in %s', (_name, make) => {
+  const A = { index: 10, term: 2 };
+  const B = { index: 12, term: 3 };
+
+  it('a snapshot reads back only once complete, chunk for chunk', async () => {
+    const s = await make();
+    const chunks = [chunk(1000, 1), chunk(1, 2), chunk(70_000, 3)];
+    await stageAll(s, 1, A, chunks);
+    expect(await s.totals(1, A)).toBeUndefined();
+    expect(await s.ids(1)).toEqual([A]);
+    await s.complete(1, A, { chunks: 3, rows: 42, bytes: 71_001 });
+    expect(await s.totals(1, A)).toEqual({ chunks: 3, rows: 42, bytes: 71_001 });
+    expect(await readAll(s, 1, A)).toEqual(chunks);
+    expect(await s.ids(2)).toEqual([]);
+  });
+
+  it('an empty snapshot (no chunks) completes', async () => {
+    const s = await make();
+    await s.complete(1, A, { chunks: 0, rows: 0, bytes: 0 });
+    expect(await s.totals(1, A)).toEqual({ chunks: 0, rows: 0, bytes: 0 });
+    expect(await readAll(s, 1, A)).toEqual([]);
+  });
+
+  it('a second transfer of the same snapshot replaces what the first staged', async () => {
+    const s = await make();
+    await stageAll(s, 1, A, [chunk(10, 1), chunk(10, 2), chunk(10, 3)]);
+    await s.clear(1, { only: A }); // what the receiver does before a transfer
+    await stageAll(s, 1, A, [chunk(5, 9)]);
+    await s.complete(1, A, { chunks: 1, rows: 1, bytes: 5 });
+    expect(await readAll(s, 1, A)).toEqual([chunk(5, 9)]);
+  });
+
+  it('clear deletes every snapshot, only one, those up to an index, never the one kept', async () => {
+    const s = await make();
+    const C = { index: 15, term: 3 };
+    for (const id of [A, B, C]) {
+      await stageAll(s, 1, id, [chunk(3, id.index)]);
+      await s.complete(1, id, { chunks: 1, rows: 1, bytes: 3 });
+    }
+    await stageAll(s, 2, A, [chunk(3, 7)]);
+    expect(await s.ids(1)).toEqual([A, B, C]);
+    expect(await s.clear(1, { upTo: 12, keep: A })).toBeGreaterThan(0);
+    expect(await s.ids(1)).toEqual([A, C]);
+    await s.clear(1, { only: C });
+    expect(await s.ids(1)).toEqual([A]);
+    await s.clear(1);
+    expect(await s.ids(1)).toEqual([]);
+    expect(await s.ids(2)).toEqual([A]); // other groups untouched
+  });
+});
+
+describe('snapshot staging in files', () => {
+  const A = { index: 10, term: 2 };
+
+  it('refuses chunks out of order and a completion with a wrong chunk count', async () => {
+    const s = files(join(await tempDir(), 'snapshots'));
+    await expect(s.stage(1, A, 1, chunk(3, 1))).rejects.toThrow(/arrived before chunk 0/);
+    await s.stage(1, A, 0, chunk(3, 1));
+    await expect(s.stage(1, A, 2, chunk(3, 1))).rejects.toThrow(/expected 1/);
+    await expect(s.complete(1, A, { chunks: 2, rows: 1, bytes: 3 })).rejects.toThrow(/1 chunks staged, 2 to complete/);
+    expect(await s.totals(1, A)).toBeUndefined();
+  });
+
+  it('a corrupted or truncated file is a STORAGE_ERROR when read back, never wrong rows', async () => {
+    const dir = join(await tempDir(), 'snapshots');
+    const s = files(dir);
+    await stageAll(s, 1, A, [chunk(100, 1), chunk(100, 2)]);
+    await s.complete(1, A, { chunks: 2, rows: 2, bytes: 200 });
+    const path = join(dir, 'g1-10-2.snap');
+    const bytes = await readFile(path);
+    const flipped = Buffer.from(bytes);
+    flipped[8 + 100 + 8 + 50] = (flipped[8 + 100 + 8 + 50] as number) ^ 0xff; // inside chunk 1
+    await writeFile(path, flipped);
+    await expect(readAll(s, 1, A)).rejects.toMatchObject({ code: 'STORAGE_ERROR', message: /chunk 1 fails its checksum/ });
+    await writeFile(path, bytes);
+    expect(await readAll(s, 1, A)).toEqual([chunk(100, 1), chunk(100, 2)]);
+    await truncate(path, bytes.length - 5);
+    await expect(s.totals(1, A)).rejects.toMatchObject({ code: 'STORAGE_ERROR', message: /no valid trailer/ });
+  });
+
+  it('the sweep deletes the staging of groups no longer hosted', async () => {
+    const dir = join(await tempDir(), 'snapshots');
+    const s = files(dir);
+    for (const g of [1, 2, 3]) await stageAll(s, g, A, [chunk(3, g)]);
+    await s.complete(2, A, { chunks: 1, rows: 1, bytes: 3 });
+    expect(await s.sweep(new Set([1]))).toBe(2);
+    expect(await readdir(dir)).toEqual(['g1-10-2.part']);
+    expect(await files(join(dir, 'never-made')).sweep(new Set())).toBe(0);
+  });
+
+  it('kill -9 while staging: every completed snapshot is whole afterwards; nothing incomplete reads as complete', { timeout: 120_000 }, async () => {
+    const dir = join(await tempDir(), 'snapshots');
+    const script = fileURLToPath(new URL('./testing/crash-stager.ts', import.meta.url));
+    const child = spawn(process.execPath, [script, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+    let acked = -1;
+    let killed = false;
+    for await (const line of createInterface({ input: child.stdout })) {
+      const [tag, round] = line.split(' ');
+      if (tag !== 'ack') continue;
+      acked = Number(round);
+      if (!killed && acked >= 15) {
+        killed = true;
+        // Somewhere inside a later round: its chunks or its completion.
+        setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * 30));
+      }
+    }
+    expect(await exited, stderr).toBe('SIGKILL');
+
+    const s = files(dir);
+    const ids = await s.ids(GROUP);
+    let complete = 0;
+    for (const id of ids) {
+      const round = id.index - 1;
+      const t = await s.totals(GROUP, id);
+      if (t === undefined) {
+        expect(round, `round ${round} was acknowledged, so it is complete`).toBeGreaterThan(acked);
+        continue;
+      }
+      complete++;
+      expect(t).toEqual({ chunks: CHUNKS, rows: round, bytes: CHUNKS * CHUNK_BYTES });
+      const got = await readAll(s, GROUP, id);
+      expect(
+        got.every((c, seq) => c.equals(chunkOf(round, seq))),
+        `round ${round}'s chunks`,
+      ).toBe(true);
+    }
+    for (let round = 0; round <= acked; round++) expect(await s.totals(GROUP, idOf(round)), `acknowledged round ${round}`).toBeDefined();
+    console.log(`kill -9 staging: ${acked + 1} snapshots acknowledged, ${complete} complete on disk, ${ids.length - complete} incomplete`);
+  });
+});
