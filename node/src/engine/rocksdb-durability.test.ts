@@ -3,13 +3,12 @@
  * after reopening, every acknowledged batch must be present with its version, and every batch
  * must be all-or-nothing.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
+import { runUntilKilled } from '../testing/kill-child.ts';
 import { RocksDbEngine } from './rocksdb-engine.ts';
 import { CRASH_BATCH_KEYS, CRASH_WRITER_KEY_HASH, crashBatchKey } from './testing/crash-batch.ts';
 import { HASH_SPACE_END, MAX_TS, type ScanItem } from './types.ts';
@@ -24,30 +23,22 @@ it('kill -9 loses no acknowledged write and never half-applies a batch', { timeo
   const dir = await mkdtemp(join(tmpdir(), 'keyva-crash-'));
   try {
     const script = fileURLToPath(new URL('./testing/crash-writer.ts', import.meta.url));
-    const child = spawn(process.execPath, [script, dir, String(WRITERS)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
     const acked = new Map<number, { commitTs: bigint; writer: number }>();
     const lastAckByWriter = new Map<number, { id: number; commitTs: bigint }>();
-    const lines = createInterface({ input: child.stdout });
-    let killed = false;
-    for await (const line of lines) {
-      const [tag, id, ts, w] = line.split(' ');
-      if (tag !== 'ack') continue;
-      const rec = { commitTs: BigInt(ts!), writer: Number(w) };
-      acked.set(Number(id), rec);
-      const prev = lastAckByWriter.get(rec.writer);
-      if (prev === undefined || prev.commitTs < rec.commitTs) lastAckByWriter.set(rec.writer, { id: Number(id), commitTs: rec.commitTs });
-      if (!killed && acked.size >= ACKS_BEFORE_KILL) {
-        killed = true;
-        // Kill at an arbitrary moment of the write stream, not right after an ack was read.
-        setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * KILL_DELAY_MS_MAX));
-      }
-    }
-    const signal = await exited;
+    const { signal, stderr } = await runUntilKilled(
+      script,
+      [dir, String(WRITERS)],
+      (line) => {
+        const [tag, id, ts, w] = line.split(' ');
+        if (tag !== 'ack') return false;
+        const rec = { commitTs: BigInt(ts!), writer: Number(w) };
+        acked.set(Number(id), rec);
+        const prev = lastAckByWriter.get(rec.writer);
+        if (prev === undefined || prev.commitTs < rec.commitTs) lastAckByWriter.set(rec.writer, { id: Number(id), commitTs: rec.commitTs });
+        return acked.size >= ACKS_BEFORE_KILL;
+      },
+      KILL_DELAY_MS_MAX,
+    );
     expect(signal, stderr).toBe('SIGKILL');
     expect(acked.size).toBeGreaterThanOrEqual(ACKS_BEFORE_KILL);
 

@@ -7,13 +7,12 @@
  * survives without them (the WAL is replayed as a prefix). This is the discipline
  * `snapshot-install.ts` relies on.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
+import { runUntilKilled } from '../testing/kill-child.ts';
 import { RocksDbEngine } from './rocksdb-engine.ts';
 import { LOADS_PER_ROUND, loadHash, loadMarker, loadRows, ROWS_PER_LOAD, roundRecord } from './testing/crash-loader.ts';
 import { MAX_TS } from './types.ts';
@@ -25,24 +24,19 @@ it('kill -9 during bulk loads: each load is all-or-nothing and a later synced re
   const dir = await mkdtemp(join(tmpdir(), 'keyva-load-crash-'));
   try {
     const script = fileURLToPath(new URL('./testing/crash-loader.ts', import.meta.url));
-    const child = spawn(process.execPath, [script, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
     let acked = -1;
-    let killed = false;
-    for await (const line of createInterface({ input: child.stdout })) {
-      const [tag, round] = line.split(' ');
-      if (tag !== 'ack') continue;
-      acked = Number(round);
-      if (!killed && acked + 1 >= ROUNDS_BEFORE_KILL) {
-        killed = true;
-        setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * KILL_DELAY_MS_MAX));
-      }
-    }
-    expect(await exited, stderr).toBe('SIGKILL');
+    const { signal, stderr } = await runUntilKilled(
+      script,
+      [dir],
+      (line) => {
+        const [tag, round] = line.split(' ');
+        if (tag !== 'ack') return false;
+        acked = Number(round);
+        return acked + 1 >= ROUNDS_BEFORE_KILL;
+      },
+      KILL_DELAY_MS_MAX,
+    );
+    expect(signal, stderr).toBe('SIGKILL');
     expect(acked + 1).toBeGreaterThanOrEqual(ROUNDS_BEFORE_KILL);
 
     const engine = new RocksDbEngine({ path: dir, compression: 'zstd', bloomBitsPerKey: 10, blockCacheBytes: 8 << 20 });

@@ -5,14 +5,13 @@
  * whose `complete` returned is whole after the process is killed, and nothing incomplete ever
  * reads as complete.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryEngine } from '../engine/memory-engine.ts';
+import { runUntilKilled } from '../testing/kill-child.ts';
 import { EngineSnapshotStaging, type SnapshotStaging, type StagedSnapshotId } from './snapshot-staging.ts';
 import { FileSnapshotStaging } from './snapshot-staging-files.ts';
 import { CHUNK_BYTES, CHUNKS, chunkOf, GROUP, idOf } from './testing/crash-stager.ts';
@@ -155,25 +154,20 @@ describe('snapshot staging in files', () => {
   it('kill -9 while staging: every completed snapshot is whole afterwards; nothing incomplete reads as complete', { timeout: 120_000 }, async () => {
     const dir = join(await tempDir(), 'snapshots');
     const script = fileURLToPath(new URL('./testing/crash-stager.ts', import.meta.url));
-    const child = spawn(process.execPath, [script, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
     let acked = -1;
-    let killed = false;
-    for await (const line of createInterface({ input: child.stdout })) {
-      const [tag, round] = line.split(' ');
-      if (tag !== 'ack') continue;
-      acked = Number(round);
-      if (!killed && acked >= 15) {
-        killed = true;
-        // Somewhere inside a later round: its chunks or its completion.
-        setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * 30));
-      }
-    }
-    expect(await exited, stderr).toBe('SIGKILL');
+    // Killed somewhere inside a later round: its chunks or its completion.
+    const { signal, stderr } = await runUntilKilled(
+      script,
+      [dir],
+      (line) => {
+        const [tag, round] = line.split(' ');
+        if (tag !== 'ack') return false;
+        acked = Number(round);
+        return acked >= 15;
+      },
+      30,
+    );
+    expect(signal, stderr).toBe('SIGKILL');
 
     const s = files(dir);
     const ids = await s.ids(GROUP);

@@ -1,0 +1,31 @@
+/**
+ * The kill -9 tests' child process: runs a TypeScript `script` with `args` in a Node process,
+ * hands each line it prints to `onLine`, and once `onLine` returns true kills it with SIGKILL
+ * after a random delay of up to `killDelayMsMax` ms (an arbitrary moment of its work, not right
+ * after the line was read). Resolves when the child is gone, with the signal that ended it (the
+ * caller expects 'SIGKILL'; anything else means the child failed, and `stderr` says why).
+ */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+export interface KilledChild {
+  readonly signal: NodeJS.Signals | null;
+  readonly stderr: string;
+}
+
+export async function runUntilKilled(script: string, args: readonly string[], onLine: (line: string) => boolean, killDelayMsMax: number): Promise<KilledChild> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+  let killing = false;
+  for await (const line of createInterface({ input: child.stdout })) {
+    if (onLine(line) && !killing) {
+      killing = true;
+      setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * killDelayMsMax));
+    }
+  }
+  return { signal: await exited, stderr };
+}
