@@ -28,9 +28,7 @@ it('kill -9 loses no acknowledged write and never half-applies a batch', { timeo
     const { signal, stderr } = await runUntilKilled(
       script,
       [dir, String(WRITERS)],
-      (line) => {
-        const [tag, id, ts, w] = line.split(' ');
-        if (tag !== 'ack') return false;
+      ([id, ts, w]) => {
         const rec = { commitTs: BigInt(ts!), writer: Number(w) };
         acked.set(Number(id), rec);
         const prev = lastAckByWriter.get(rec.writer);

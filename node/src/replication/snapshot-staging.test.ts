@@ -159,9 +159,7 @@ describe('snapshot staging in files', () => {
     const { signal, stderr } = await runUntilKilled(
       script,
       [dir],
-      (line) => {
-        const [tag, round] = line.split(' ');
-        if (tag !== 'ack') return false;
+      ([round]) => {
         acked = Number(round);
         return acked >= 15;
       },

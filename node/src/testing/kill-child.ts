@@ -1,8 +1,8 @@
 /**
  * The kill -9 tests' child process: runs a TypeScript `script` with `args` in a Node process,
- * hands each line it prints to `onLine`, and once `onLine` returns true kills it with SIGKILL
- * after a random delay of up to `killDelayMsMax` ms (an arbitrary moment of its work, not right
- * after the line was read). Resolves when the child is gone, with the signal that ended it (the
+ * hands the fields of each `ack <field> ...` line it prints to `onAck` (other lines are
+ * ignored), and once `onAck` returns true kills it with SIGKILL after a random delay of up to
+ * `killDelayMsMax` ms (an arbitrary moment of its work, not right after the line was read). Resolves when the child is gone, with the signal that ended it (the
  * caller expects 'SIGKILL'; anything else means the child failed, and `stderr` says why).
  */
 import { spawn } from 'node:child_process';
@@ -13,7 +13,12 @@ export interface KilledChild {
   readonly stderr: string;
 }
 
-export async function runUntilKilled(script: string, args: readonly string[], onLine: (line: string) => boolean, killDelayMsMax: number): Promise<KilledChild> {
+export async function runUntilKilled(
+  script: string,
+  args: readonly string[],
+  onAck: (fields: string[]) => boolean,
+  killDelayMsMax: number,
+): Promise<KilledChild> {
   const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {
@@ -22,7 +27,8 @@ export async function runUntilKilled(script: string, args: readonly string[], on
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
   let killing = false;
   for await (const line of createInterface({ input: child.stdout })) {
-    if (onLine(line) && !killing) {
+    const [tag, ...fields] = line.split(' ');
+    if (tag === 'ack' && onAck(fields) && !killing) {
       killing = true;
       setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * killDelayMsMax));
     }
