@@ -7,7 +7,7 @@ import { GroupStateMachine } from './group-state-machine.ts';
 import { decodeSnapshotDescriptor, encodeRows, isStreamedSnapshot, scanPartition, snapshotReadTs } from './partition-snapshot.ts';
 import { appliedStateKey } from './raft-keys.ts';
 import { type DataMutation, encodeCommand } from './replicated-command.ts';
-import { EngineSnapshotStaging } from './snapshot-staging.ts';
+import { EngineSnapshotStaging } from './snapshot-staging-engine.ts';
 
 const RANGE = { start: 100n, end: 200n };
 const k = (s: string) => Buffer.from(s);

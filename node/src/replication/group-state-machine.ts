@@ -56,7 +56,8 @@ import { appliedStateKey, type GroupId } from './raft-keys.ts';
 import { decodeCommand, type ReplicatedCommand } from './replicated-command.ts';
 import { recordIndexPut, requestRecordOf } from './request-record.ts';
 import { writeStagedRows } from './snapshot-install.ts';
-import { EngineSnapshotStaging, type SnapshotStaging } from './snapshot-staging.ts';
+import type { SnapshotStaging } from './snapshot-staging.ts';
+import { EngineSnapshotStaging } from './snapshot-staging-engine.ts';
 
 /**
  * The content of a group that is not a partition (the meta group, `node/src/meta`): what its

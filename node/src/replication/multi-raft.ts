@@ -52,7 +52,8 @@ import { nodeOf, replicaOf } from './replica-id.ts';
 import type { DataMutation } from './replicated-command.ts';
 import { type ProposeOptions, ProposeRefusal, type ProposeResult } from './replication-results.ts';
 import type { SnapshotHost } from './snapshot-sender.ts';
-import { EngineSnapshotStaging, type SnapshotStaging } from './snapshot-staging.ts';
+import type { SnapshotStaging } from './snapshot-staging.ts';
+import { EngineSnapshotStaging } from './snapshot-staging-engine.ts';
 
 /** What the runtime needs from the transport (`RaftTransport` implements it). */
 export interface RaftSender {

@@ -14,7 +14,7 @@ import { decodeSnapshotDescriptor, encodeRows, scanPartition, snapshotReadTs } f
 import { type DataMutation, encodeCommand } from './replicated-command.ts';
 import { decodeRecordIndexKey, isRequestRecord, REQUEST_RECORD_PREFIX, recordIndexRange, requestRecordKey } from './request-record.ts';
 import { RequestRecordGc } from './request-record-gc.ts';
-import { EngineSnapshotStaging } from './snapshot-staging.ts';
+import { EngineSnapshotStaging } from './snapshot-staging-engine.ts';
 
 const GROUP = 3;
 const RANGE = { start: 100n, end: 200n };

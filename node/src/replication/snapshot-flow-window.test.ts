@@ -16,7 +16,7 @@ import { encodeRows, encodeSnapshotDescriptor } from './partition-snapshot.ts';
 import { encodeMessage } from './raft-codec.ts';
 import { RaftTransport } from './raft-transport.ts';
 import { SNAPSHOT_RECEIVE_WINDOW_BYTES, widenReceiveWindow } from './snapshot-flow-window.ts';
-import { EngineSnapshotStaging } from './snapshot-staging.ts';
+import { EngineSnapshotStaging } from './snapshot-staging-engine.ts';
 
 const RANGE = { start: 0n, end: 1n << 32n };
 const ID = { index: 7, term: 2 };

@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryEngine } from '../engine/memory-engine.ts';
 import { runUntilKilled } from '../testing/kill-child.ts';
-import { EngineSnapshotStaging, type SnapshotStaging, type StagedSnapshotId } from './snapshot-staging.ts';
+import type { SnapshotStaging, StagedSnapshotId } from './snapshot-staging.ts';
+import { EngineSnapshotStaging } from './snapshot-staging-engine.ts';
 import { FileSnapshotStaging } from './snapshot-staging-files.ts';
 import { CHUNK_BYTES, CHUNKS, chunkOf, GROUP, idOf } from './testing/crash-stager.ts';
 
