@@ -15,7 +15,7 @@ export interface ClientOptions {
   readonly poolSize?: number | undefined;
   /** Default overall budget of a call, retries included. Default 5000. */
   readonly deadlineMs?: number | undefined;
-  /** Retry policy; unset fields keep their defaults (attemptsMax 5, baseDelayMs 20, maxDelayMs 1000). */
+  /** Retry policy; unset fields keep their defaults (attemptsMax 12, baseDelayMs 20, maxDelayMs 1000: `DEFAULT_RETRY_POLICY`). */
   readonly retry?: Partial<RetryPolicy> | undefined;
   /** Single-key get/put/delete over the pipelined bidirectional stream. Default true. */
   readonly useStream?: boolean | undefined;

@@ -2,6 +2,7 @@ import { KeyVaError } from '@keyva/proto/errors';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { markNotApplied, writeOutcome } from './errors.ts';
+import { CLIENT_DEFAULTS } from './options.ts';
 import { backoffDelayMs, DEDUP_RESEND_WINDOW_MS, DEFAULT_RETRY_POLICY, Idempotency, isRetryAllowed, type RetryContext, withRetry } from './retry.ts';
 import { FakeClock, seededRandom } from './testing/fake-clock.ts';
 import { rejection } from './testing/rejection.ts';
@@ -106,11 +107,25 @@ describe('withRetry', () => {
 
   test('gives up after attemptsMax attempts with the last error', async () => {
     const clock = new FakeClock();
-    const errs = [1, 2, 3, 4, 5, 6].map(() => ambiguous());
+    const errs = Array.from({ length: policy.attemptsMax + 1 }, () => ambiguous());
     const f = failing(errs);
-    await expect(withRetry(f.fn, ctx({ clock }))).rejects.toBe(errs[4]);
+    await expect(withRetry(f.fn, ctx({ clock, deadlineAt: clock.now() + 60_000 }))).rejects.toBe(errs[policy.attemptsMax - 1]);
     expect(f.calls).toHaveLength(policy.attemptsMax);
     expect(clock.sleeps).toHaveLength(policy.attemptsMax - 1);
+  });
+
+  test('the defaults wait out a leader election (about two election timeouts) within the default deadline', async () => {
+    // A partition without a serving leader (a failover, a split's new group electing its first
+    // leader) refuses requests for 1-4 s. With 5 attempts the backoffs added up to ~0.15 s and
+    // clients failed during splits (session 8: 87 errors through three splits, 0 with these defaults).
+    const clock = new FakeClock();
+    const f = failing(Array.from({ length: policy.attemptsMax }, () => notApplied()));
+    await expect(withRetry(f.fn, ctx({ clock, idempotency: Idempotency.write, deadlineAt: clock.now() + 60_000, random: () => 0.5 }))).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+    });
+    const waited = clock.sleeps.reduce((a, b) => a + b, 0);
+    expect(waited).toBeGreaterThan(2 * 1000);
+    expect(waited).toBeLessThan(CLIENT_DEFAULTS.deadlineMs);
   });
 
   test('attemptsMax 1 never retries', async () => {

@@ -32,7 +32,7 @@ export interface RetryPolicy {
   readonly maxDelayMs: number;
 }
 
-export const DEFAULT_RETRY_POLICY: RetryPolicy = { attemptsMax: 5, baseDelayMs: 20, maxDelayMs: 1000 };
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { attemptsMax: 12, baseDelayMs: 20, maxDelayMs: 1000 };
 
 export const Idempotency = {
   /** Reads and admin calls: resent after any retryable error. */
