@@ -17,6 +17,7 @@ import type { KeyVa } from '@keyva/client';
 import { unary } from '@keyva/node/testing/test-node';
 import { type AdminClient, keyvaV1 } from '@keyva/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unreadableAcked } from './acked-writes.ts';
 import { DevClusterHarness, partitionsOf, runCli } from './dev-cluster-harness.ts';
 import { connectRetrying, Workload } from './faults/workload.ts';
 import { History } from './lincheck/history.ts';
@@ -132,11 +133,7 @@ describe('3 -> 5 -> 3 nodes with a split, under load (porcupine + acknowledged w
     for (const id of ['node-3', 'node-4', 'node-5']) expect(partitionsOf(final, id)).toBe(PARTITIONS + 2);
     expect(final.loop.violations).toEqual([]);
 
-    const missing: string[] = [];
-    for (const [k, v] of acked) {
-      const e = await kv.get(k);
-      if (e === undefined || Buffer.from(e.value).toString() !== v) missing.push(k);
-    }
+    const missing = await unreadableAcked(kv, acked);
     expect(acked.size, 'the writer made progress through the changes').toBeGreaterThan(200);
     expect(missing, `acknowledged writes not readable: ${missing.slice(0, 10).join(', ')}`).toEqual([]);
 

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyVa } from '@keyva/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unreadableAcked } from './acked-writes.ts';
 import { DevClusterHarness, partitionsOf, runCli as run } from './dev-cluster-harness.ts';
 
 const PARTITIONS = 8;
@@ -30,11 +31,7 @@ describe('placement control loop on a local cluster (keyva dev --nodes 3)', () =
   const status = () => dev.status();
   const settled = (what: string, ok: Parameters<DevClusterHarness['settled']>[1]) => dev.settled(what, ok);
   const allReadable = async () => {
-    const missing: string[] = [];
-    for (const [k, v] of acked) {
-      const e = await kv.get(k);
-      if (e === undefined || Buffer.from(e.value).toString() !== v) missing.push(k);
-    }
+    const missing = await unreadableAcked(kv, acked);
     expect(missing, `acknowledged writes not readable: ${missing.slice(0, 10).join(', ')}`).toEqual([]);
   };
 
