@@ -7,6 +7,8 @@ cd "$root"
 bash scripts/ensure-deps.sh
 export PATH="$root/node_modules/.bin:$PATH"
 echo "== node $(node --version)"
+echo "== RocksDB binding with KeyVa's SST calls (built from source once, then cached)"
+bash scripts/rocksdb-native.sh
 echo "== generated code is up to date"
 node proto/scripts/gen.ts --check
 node operator/scripts/gen-crds.ts --check

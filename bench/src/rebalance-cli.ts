@@ -33,6 +33,8 @@ the targets (p99 during the move <= 2x steady; move rate >= 0.5x the ceiling).
   --ceiling-min-mib <n>   the ceiling streams the bytes moved, at least this much (default ${d.ceilingMinMiB})
   --snapshot-mib-per-sec <n>  each node's snapshot send limit, MiB/s (node flag --snapshot-bytes-per-sec,
                           passed as KEYVA_SNAPSHOT_BYTES_PER_SEC; default ${d.snapshotMiBPerSec}, the node's default)
+  --snapshot-format <f>   how nodes send snapshots: auto (SST files when both nodes have KeyVa's
+                          build of the RocksDB binding, ADR 0013) or rows (default ${d.snapshotFormat})
   --seed <n>              PRNG seed (default ${d.seed})
   --memory                memory engine (not durable; for a quick look only)
   --json <file>           write the machine-readable report
@@ -69,6 +71,7 @@ export function parseRebalanceArgs(args: readonly string[]): { options: Rebalanc
       'sample-ms': { type: 'string', default: String(d.sampleMs) },
       'ceiling-min-mib': { type: 'string', default: String(d.ceilingMinMiB) },
       'snapshot-mib-per-sec': { type: 'string', default: String(d.snapshotMiBPerSec) },
+      'snapshot-format': { type: 'string', default: d.snapshotFormat },
       seed: { type: 'string', default: String(d.seed) },
       memory: { type: 'boolean', default: false },
       json: { type: 'string' },
@@ -78,6 +81,8 @@ export function parseRebalanceArgs(args: readonly string[]): { options: Rebalanc
   });
   const readFraction = num(values['read-fraction'], 'read-fraction', 0, false);
   if (readFraction > 1) throw new Error(`--read-fraction must be between 0 and 1, got '${values['read-fraction']}'`);
+  const format = values['snapshot-format'];
+  if (format !== 'auto' && format !== 'rows') throw new Error(`--snapshot-format must be auto or rows, got '${format}'`);
   const options: RebalanceOptions = {
     dataMiB: num(values['data-mib'], 'data-mib', 0.01, false),
     valueSize: num(values['value-size'], 'value-size', 32),
@@ -94,6 +99,7 @@ export function parseRebalanceArgs(args: readonly string[]): { options: Rebalanc
     sampleMs: num(values['sample-ms'], 'sample-ms', 50),
     ceilingMinMiB: num(values['ceiling-min-mib'], 'ceiling-min-mib', 1),
     snapshotMiBPerSec: num(values['snapshot-mib-per-sec'], 'snapshot-mib-per-sec', 1),
+    snapshotFormat: format,
     seed: num(values.seed, 'seed', 0),
     memory: values.memory ?? false,
   };

@@ -25,6 +25,8 @@ export interface SnapshotCounters {
   readonly sentBytes: number;
   readonly receivedBytes: number;
   readonly sent: number;
+  /** Of `sent`, transfers sent as SST files (ADR 0013). */
+  readonly sentAsFiles: number;
   readonly received: number;
   readonly sending: number;
   readonly sendFailed: number;
@@ -37,6 +39,7 @@ export const ZERO_COUNTERS: SnapshotCounters = {
   sentBytes: 0,
   receivedBytes: 0,
   sent: 0,
+  sentAsFiles: 0,
   received: 0,
   sending: 0,
   sendFailed: 0,
@@ -48,6 +51,7 @@ const METRIC: Readonly<Record<keyof SnapshotCounters, string>> = {
   sentBytes: 'keyva_snapshot_sent_bytes',
   receivedBytes: 'keyva_snapshot_received_bytes',
   sent: 'keyva_snapshots_sent',
+  sentAsFiles: 'keyva_snapshots_sent_as_files',
   received: 'keyva_snapshots_received',
   sending: 'keyva_snapshots_sending',
   sendFailed: 'keyva_snapshots_send_failed',

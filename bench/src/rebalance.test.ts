@@ -12,6 +12,7 @@ const METRICS = `# HELP keyva_snapshot_sent_bytes Row bytes of Raft snapshots st
 keyva_snapshot_sent_bytes 1048576
 keyva_snapshot_received_bytes 2097152
 keyva_snapshots_sent 3
+keyva_snapshots_sent_as_files 2
 keyva_snapshots_received 2
 keyva_snapshots_sending 1
 keyva_snapshots_send_failed 0
@@ -65,6 +66,7 @@ function report(o: {
       partitions: 16,
       snapshotBytes: o.streamRate === null ? 0 : 100 * 2 ** 20,
       snapshotsReceived: o.streamRate === null ? 0 : 12,
+      snapshotsAsFiles: o.streamRate === null ? 0 : 12,
       snapshotsFailed: 0,
       streamSeconds: o.streamRate === null ? 0 : 4,
       receivingSeconds: o.streamRate === null ? 0 : 2,
@@ -85,7 +87,17 @@ function report(o: {
 describe('rebalance benchmark, pure parts', () => {
   it('reads the snapshot counters of a node from its /metrics text', () => {
     const c = parseSnapshotCounters(METRICS);
-    expect(c).toEqual({ sentBytes: 1048576, receivedBytes: 2097152, sent: 3, received: 2, sending: 1, sendFailed: 0, receiveFailed: 0, receivingSeconds: 1.5 });
+    expect(c).toEqual({
+      sentBytes: 1048576,
+      receivedBytes: 2097152,
+      sent: 3,
+      sentAsFiles: 2,
+      received: 2,
+      sending: 1,
+      sendFailed: 0,
+      receiveFailed: 0,
+      receivingSeconds: 1.5,
+    });
     expect(addCounters(c, c).receivedBytes).toBe(4194304);
     // A node that exports none (not replicated): zeros, not NaN.
     expect(parseSnapshotCounters('keyva_storage_bytes 5\n').receivedBytes).toBe(0);

@@ -46,6 +46,8 @@ export interface RebalanceOptions {
   readonly ceilingMinMiB: number;
   /** Each node's snapshot send limit, MiB/s (the node's --snapshot-bytes-per-sec; 64 is its default). */
   readonly snapshotMiBPerSec: number;
+  /** How the nodes send snapshots (their --snapshot-format): 'auto' (SST files when they can) or 'rows'. */
+  readonly snapshotFormat: 'auto' | 'rows';
 }
 
 export const REBALANCE_DEFAULTS: RebalanceOptions = {
@@ -66,6 +68,7 @@ export const REBALANCE_DEFAULTS: RebalanceOptions = {
   sampleMs: 250,
   ceilingMinMiB: 64,
   snapshotMiBPerSec: 64,
+  snapshotFormat: 'auto',
 };
 
 /** A sample of the move: seconds since the node was added, snapshot bytes received by then (all nodes), transfers in flight. */
@@ -88,6 +91,8 @@ export interface MoveReport {
   /** Streamed snapshot bytes received by all nodes during the move (keyva_snapshot_received_bytes). */
   readonly snapshotBytes: number;
   readonly snapshotsReceived: number;
+  /** Of the snapshots sent, those sent as SST files (ADR 0013); the rest went as rows. */
+  readonly snapshotsAsFiles: number;
   readonly snapshotsFailed: number;
   /** From the sample before the first transfer in flight to the sample of the last byte (0: no snapshot streamed); gaps between transfers included. */
   readonly streamSeconds: number;
@@ -180,7 +185,7 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
       partitions: o.partitions,
       dataDir: join(dir, 'cluster'),
       memory: o.memory,
-      env: { KEYVA_SNAPSHOT_BYTES_PER_SEC: String(Math.round(o.snapshotMiBPerSec * 2 ** 20)) },
+      env: { KEYVA_SNAPSHOT_BYTES_PER_SEC: String(Math.round(o.snapshotMiBPerSec * 2 ** 20)), KEYVA_SNAPSHOT_FORMAT: o.snapshotFormat },
     });
     const c = cluster;
     for (const end = Date.now() + 120_000; ; ) {
@@ -280,6 +285,7 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
       partitions: o.partitions,
       snapshotBytes,
       snapshotsReceived: after.received - before.received,
+      snapshotsAsFiles: after.sentAsFiles - before.sentAsFiles,
       snapshotsFailed: after.sendFailed - before.sendFailed + (after.receiveFailed - before.receiveFailed),
       streamSeconds,
       receivingSeconds,

@@ -243,6 +243,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         addressOf: (id) => addresses.get(id) ?? replicatedMeta?.addressOf(id as NodeId),
         onReceive: (from, group, m) => runtime?.receive(from, group, m),
         snapshotBytesPerSecond: config.snapshotBytesPerSec,
+        snapshotRowsOnly: config.snapshotFormat === 'rows',
         // Raft traffic from a node back on a wiped disk is refused (membership/node-identity.ts).
         ...(incarnation === undefined ? {} : { incarnation }),
         refuses: incarnationGuard(
@@ -511,7 +512,9 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       },
     });
     ready = true;
-    log.info({ grpcAddress, httpAddress, engine: engine.kind, partitions, dataDir: config.dataDir, peers: peerIds }, 'node ready');
+    // How this node sends and takes snapshots (ADR 0013): SST files need KeyVa's build of the binding.
+    const snapshots = peers === undefined ? undefined : engine.sst !== undefined && config.snapshotFormat === 'auto' ? 'sst-files' : 'rows';
+    log.info({ grpcAddress, httpAddress, engine: engine.kind, partitions, dataDir: config.dataDir, peers: peerIds, snapshots }, 'node ready');
 
     let stopping: Promise<void> | undefined;
     const g = grpcServer;

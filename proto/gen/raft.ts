@@ -8,6 +8,7 @@ import type { RaftEnvelope as _keyva_v1_RaftEnvelope, RaftEnvelope__Output as _k
 import type { RaftStreamSummary as _keyva_v1_RaftStreamSummary, RaftStreamSummary__Output as _keyva_v1_RaftStreamSummary__Output } from './keyva/v1/RaftStreamSummary.ts';
 import type { SnapshotAck as _keyva_v1_SnapshotAck, SnapshotAck__Output as _keyva_v1_SnapshotAck__Output } from './keyva/v1/SnapshotAck.ts';
 import type { SnapshotFrame as _keyva_v1_SnapshotFrame, SnapshotFrame__Output as _keyva_v1_SnapshotFrame__Output } from './keyva/v1/SnapshotFrame.ts';
+import type { SstFileSummary as _keyva_v1_SstFileSummary, SstFileSummary__Output as _keyva_v1_SstFileSummary__Output } from './keyva/v1/SstFileSummary.ts';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -22,6 +23,7 @@ export interface ProtoGrpcType {
       RaftStreamSummary: MessageTypeDefinition<_keyva_v1_RaftStreamSummary, _keyva_v1_RaftStreamSummary__Output>
       SnapshotAck: MessageTypeDefinition<_keyva_v1_SnapshotAck, _keyva_v1_SnapshotAck__Output>
       SnapshotFrame: MessageTypeDefinition<_keyva_v1_SnapshotFrame, _keyva_v1_SnapshotFrame__Output>
+      SstFileSummary: MessageTypeDefinition<_keyva_v1_SstFileSummary, _keyva_v1_SstFileSummary__Output>
     }
   }
 }

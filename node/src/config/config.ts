@@ -160,6 +160,12 @@ const NodeConfigObject = z
       .describe(
         'With --peers: bytes per second this node streams snapshots at, at most, shared by every transfer it sends (a new or lagging replica catching up, e.g. while a partition moves); gRPC flow control also paces each transfer. Higher moves data faster at the cost of more disk and CPU taken from client traffic.',
       ),
+    snapshotFormat: z
+      .enum(['auto', 'rows'])
+      .default('auto')
+      .describe(
+        "With --peers: how this node sends snapshots. 'auto': as SST files when both nodes' RocksDB bindings can (KeyVa's build, scripts/rocksdb-native.sh; ADR 0013), else rows; 'rows': always rows (slower; for comparisons and as a way out).",
+      ),
     raftDial: z
       .string()
       .min(1)

@@ -2,8 +2,11 @@
  * Messages between the RocksDB engine and its dump thread (`rocksdb-dump-worker.ts`), which
  * reads whole hash ranges at an MVCC timestamp (streamed snapshots) off the main thread.
  * Credit-based: the thread produces a dump's next chunk only while it holds credit for it, so at
- * most `credit` chunks per dump wait unread.
+ * most `credit` chunks per dump wait unread. The thread also runs the native SST calls
+ * (`rocksdb-sst.ts`): a partition exported as SST files, SST files ingested (ADR 0013); Buffers
+ * arrive as Uint8Arrays (structured clone).
  */
+import type { SstExportArgs, SstExportCounts, SstIngestFile } from './rocksdb-sst.ts';
 import type { WireError } from './rocksdb-writer-protocol.ts';
 import type { Timestamp } from './types.ts';
 
@@ -26,7 +29,10 @@ export type DumpRequest =
       readonly credit: number;
     }
   | { readonly t: 'credit'; readonly id: number; readonly n: number }
-  | { readonly t: 'cancel'; readonly id: number };
+  | { readonly t: 'cancel'; readonly id: number }
+  | { readonly t: 'exportSst'; readonly id: number; readonly args: SstExportArgs }
+  /** `checkOnly`: the checks of an ingestion, nothing ingested. */
+  | { readonly t: 'ingestSst'; readonly id: number; readonly files: readonly SstIngestFile[]; readonly checkOnly: boolean };
 
 export type DumpEvent =
   | { readonly t: 'ready' }
@@ -34,4 +40,6 @@ export type DumpEvent =
   /** Encoded rows (`row-codec.ts`): the first `length` bytes of `data` (transferred). */
   | { readonly t: 'chunk'; readonly id: number; readonly data: ArrayBuffer; readonly length: number; readonly rows: number }
   | { readonly t: 'end'; readonly id: number }
+  | { readonly t: 'exported'; readonly id: number; readonly counts: SstExportCounts }
+  | { readonly t: 'ingested'; readonly id: number }
   | { readonly t: 'error'; readonly id: number; readonly error: WireError };

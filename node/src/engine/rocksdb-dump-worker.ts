@@ -12,14 +12,19 @@
  * writer, so a chunk that passes was read before such a GC could start.
  *
  * Several dumps interleave a chunk at a time; the thread yields to its message port between
- * chunks (credit and cancellation arrive there).
+ * chunks (credit and cancellation arrive there). The native SST calls (export, ingestion: ADR
+ * 0013) run here too, each whole when its request arrives.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { LatestDump } from './latest-dump.ts';
 import { createRocksLevel } from './rocksdb-binding.ts';
 import type { DumpEvent, DumpInit, DumpRequest } from './rocksdb-dump-protocol.ts';
 import { RocksReader } from './rocksdb-reader.ts';
+import { sstNative } from './rocksdb-sst.ts';
 import { toWireError } from './rocksdb-writer-protocol.ts';
+
+/** A Buffer over the bytes of a structured-cloned Uint8Array. */
+const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 /** Latest-space rows per storage call (bounded by the reader's 4 MiB page as well). */
 const DUMP_PAGE_ROWS = 1024;
@@ -100,6 +105,26 @@ try {
       case 'cancel':
         dumps.delete(m.id);
         break;
+      case 'exportSst':
+      case 'ingestSst':
+        try {
+          const native = sstNative();
+          if (native === undefined) throw new Error('this RocksDB binding has no SST calls (scripts/rocksdb-native.sh builds one)');
+          if (m.t === 'exportSst') {
+            const a = m.args;
+            const raw = a.raw === undefined ? undefined : { gte: buf(a.raw.gte), lt: buf(a.raw.lt), u64Offset: a.raw.u64Offset };
+            const counts = native.exportPartition(init.handle, { ...a, latestGte: buf(a.latestGte), latestLt: buf(a.latestLt), raw });
+            emit({ t: 'exported', id: m.id, counts });
+          } else {
+            const files = m.files.map((f) => ({ path: f.path, gte: buf(f.gte), lt: buf(f.lt) }));
+            if (m.checkOnly) native.check(init.handle, files);
+            else native.ingest(init.handle, files);
+            emit({ t: 'ingested', id: m.id });
+          }
+        } catch (e) {
+          emit({ t: 'error', id: m.id, error: toWireError(e) });
+        }
+        return;
     }
     schedule();
   });

@@ -5,11 +5,12 @@
  * one being consumed, so the thread reads while the consumer sends; memory per dump is bounded
  * by that many chunks. Breaking off a dump (return/throw of its iterator) cancels it in the
  * thread. If the thread dies, dumps in progress fail with STORAGE_ERROR and the next dump starts
- * a new thread.
+ * a new thread. The native SST calls (ADR 0013) go to the same thread, one request each.
  */
 import { Worker } from 'node:worker_threads';
 import { KeyVaError } from '@keyva/proto/errors';
 import type { DumpEvent, DumpInit, DumpRequest } from './rocksdb-dump-protocol.ts';
+import type { SstExportArgs, SstExportCounts, SstIngestFile } from './rocksdb-sst.ts';
 import { fromWireError } from './rocksdb-writer-protocol.ts';
 import type { DumpedChunk, Timestamp } from './types.ts';
 
@@ -33,6 +34,8 @@ export class RocksDumper {
   #thread: Thread | undefined;
   #nextId = 1;
   readonly #dumps = new Map<number, DumpState>();
+  /** SST calls waiting for their answer. */
+  readonly #calls = new Map<number, { resolve: (ev: DumpEvent) => void; reject: (e: Error) => void }>();
   #closed = false;
 
   constructor(handle: bigint) {
@@ -69,6 +72,8 @@ export class RocksDumper {
       d.error ??= e;
       d.wake?.();
     }
+    for (const c of this.#calls.values()) c.reject(e);
+    this.#calls.clear();
   }
 
   #onEvent(ev: DumpEvent): void {
@@ -76,8 +81,16 @@ export class RocksDumper {
       if (ev.t === 'fatal') this.#failAll(fromWireError(ev.error));
       return;
     }
+    const call = this.#calls.get(ev.id);
+    if (call !== undefined) {
+      this.#calls.delete(ev.id);
+      if (ev.t === 'error') call.reject(fromWireError(ev.error));
+      else call.resolve(ev);
+      return;
+    }
     const d = this.#dumps.get(ev.id);
     if (d === undefined) return;
+    if (ev.t === 'exported' || ev.t === 'ingested') return;
     if (ev.t === 'chunk') d.chunks.push({ data: Buffer.from(ev.data, 0, ev.length), rows: ev.rows });
     else if (ev.t === 'end') d.ended = true;
     else d.error = fromWireError(ev.error);
@@ -119,6 +132,29 @@ export class RocksDumper {
       this.#dumps.delete(id);
       if (!finished && this.#thread?.worker === thread.worker) post({ t: 'cancel', id });
     }
+  }
+
+  async #call(req: (id: number) => DumpRequest): Promise<DumpEvent> {
+    if (this.#closed) throw new KeyVaError('STORAGE_ERROR', 'rocksdb engine is closing');
+    const thread = this.#start();
+    await thread.ready;
+    const id = this.#nextId++;
+    const answer = new Promise<DumpEvent>((resolve, reject) => this.#calls.set(id, { resolve, reject }));
+    thread.worker.postMessage(req(id));
+    return answer;
+  }
+
+  /** Exports a partition as SST files on the thread (`SstNative.exportPartition`). */
+  async exportSst(args: SstExportArgs): Promise<SstExportCounts> {
+    const ev = await this.#call((id) => ({ t: 'exportSst', id, args }));
+    if (ev.t !== 'exported') throw new KeyVaError('STORAGE_ERROR', `rocksdb dump thread answered ${ev.t} to an SST export`);
+    return ev.counts;
+  }
+
+  /** Checks (`checkOnly`: only) and ingests SST files on the thread (`SstNative.check` / `ingest`). */
+  async ingestSst(files: readonly SstIngestFile[], checkOnly: boolean): Promise<void> {
+    const ev = await this.#call((id) => ({ t: 'ingestSst', id, files, checkOnly }));
+    if (ev.t !== 'ingested') throw new KeyVaError('STORAGE_ERROR', `rocksdb dump thread answered ${ev.t} to an SST ingestion`);
   }
 
   /** Stops the thread (waits until it has exited); dumps in progress fail. Idempotent. */

@@ -14,12 +14,12 @@
  *   should see. A read at MAX_TS reads the newest written data without waiting.
  * - Errors from RocksDB become `KeyVaError('STORAGE_ERROR')`.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { KeyVaError } from '@keyva/proto/errors';
 import { encodeBatch } from './batch-wire.ts';
 import { type BulkLoad, encodeLoad, validateLoad } from './bulk-load.ts';
-import { checkRawKey, checkRawRange, decodeTimestamp, encodeLatestKey, GC_WATERMARK_KEY, hashRangeBounds, LATEST_PREFIX } from './key-codec.ts';
+import { checkRawKey, checkRawRange, decodeTimestamp, encodeLatestKey, GC_WATERMARK_KEY, hashRangeBounds, LATEST_PREFIX, latestBoundOf } from './key-codec.ts';
 import { CachingLatestReader, type LatestCacheStats, LatestRowCache } from './latest-cache.ts';
 import { latestSpaceMismatches } from './latest-space.ts';
 import { checkReadTs, readVisible, scanVisible } from './mvcc-read.ts';
@@ -27,15 +27,20 @@ import { createRocksLevel, type RocksLevelDb } from './rocksdb-binding.ts';
 import { RocksDumper } from './rocksdb-dumper.ts';
 import { toRocksOpenOptions } from './rocksdb-options.ts';
 import { RocksReader, storageCall } from './rocksdb-reader.ts';
+import { type SstIngestFile, sstNative } from './rocksdb-sst.ts';
 import { fromWireError, type GroupLimits, type WriterEvent, type WriterInit, type WriterMessage, type WriterRequest } from './rocksdb-writer-protocol.ts';
 import {
   type DumpedChunk,
   type EngineCapabilities,
   type EngineStats,
   MAX_TS,
+  type RawSnapshotRange,
   type RocksDbOptions,
   type ScanPage,
   type ScanRange,
+  type SstExport,
+  type SstKind,
+  type SstSnapshots,
   type StorageEngine,
   type Timestamp,
   type VersionedValue,
@@ -385,16 +390,100 @@ export class RocksDbEngine implements StorageEngine {
       throw new KeyVaError('INVALID_ARGUMENT', `chunkBytes must be a positive integer, got ${chunkBytes}`, { field: 'chunkBytes' });
     if (endHash <= startHash) return;
     const { lo, hi } = hashRangeBounds(startHash, endHash);
-    checkReadTs(readTs, this.#gcWatermark);
-    await this.#awaitVisible(readTs);
-    this.#checkOpen();
-    checkReadTs(readTs, this.#gcWatermark);
-    this.#dumper ??= new RocksDumper((this.#db as RocksLevelDb).handle);
-    for await (const chunk of this.#dumper.dump(lo, hi, readTs, chunkBytes)) {
+    const dumper = await this.#dumperAt(readTs);
+    for await (const chunk of dumper.dump(lo, hi, readTs, chunkBytes)) {
       this.#checkOpen();
       checkReadTs(readTs, this.#gcWatermark);
       yield chunk;
     }
+  }
+
+  /**
+   * The dump thread, once every write at or below `readTs` is visible; SNAPSHOT_TOO_OLD (before
+   * and after the wait) when GC may have passed `readTs`.
+   */
+  async #dumperAt(readTs: Timestamp): Promise<RocksDumper> {
+    checkReadTs(readTs, this.#gcWatermark);
+    await this.#awaitVisible(readTs);
+    this.#checkOpen();
+    checkReadTs(readTs, this.#gcWatermark);
+    return this.#dumperThread();
+  }
+
+  #dumperThread(): RocksDumper {
+    this.#dumper ??= new RocksDumper((this.#db as RocksLevelDb).handle);
+    return this.#dumper;
+  }
+
+  /** Snapshots as SST files (ADR 0013), when the loaded binding has KeyVa's native calls. */
+  get sst(): SstSnapshots | undefined {
+    if (sstNative() === undefined) return undefined;
+    return {
+      export: (startHash, endHash, readTs, raw, pathBase) => this.#exportSst(startHash, endHash, readTs, raw, pathBase),
+      ingest: (startHash, endHash, files, raw) => this.#ingestSst(startHash, endHash, files, raw),
+    };
+  }
+
+  async #exportSst(startHash: bigint, endHash: bigint, readTs: Timestamp, raw: RawSnapshotRange | undefined, pathBase: string): Promise<SstExport> {
+    this.#checkOpen();
+    const { lo, hi } = hashRangeBounds(startHash, endHash);
+    const dumper = await this.#dumperAt(readTs);
+    const paths = { data: `${pathBase}.d.sst`, latest: `${pathBase}.l.sst`, raw: `${pathBase}.r.sst` };
+    const counts = await dumper.exportSst({
+      latestGte: latestBoundOf(lo),
+      latestLt: latestBoundOf(hi),
+      readTs,
+      dataPath: paths.data,
+      latestPath: paths.latest,
+      raw,
+      rawPath: paths.raw,
+    });
+    const files: { kind: SstKind; path: string }[] = [];
+    if (counts.rows > 0) files.push({ kind: 'data', path: paths.data }, { kind: 'latest', path: paths.latest });
+    if (counts.rawRows > 0) files.push({ kind: 'raw', path: paths.raw });
+    // The export read a view of the database taken after this check passed: GC past readTs is
+    // sent to the writer only after the watermark is raised, so it still being at or below
+    // readTs means no version the export needed was gone.
+    try {
+      this.#checkOpen();
+      checkReadTs(readTs, this.#gcWatermark);
+    } catch (e) {
+      await Promise.all(files.map((f) => rm(f.path, { force: true })));
+      throw e;
+    }
+    return { files, rows: counts.rows, rawRows: counts.rawRows, keyValueBytes: counts.keyValueBytes, fileBytes: counts.fileBytes };
+  }
+
+  async #ingestSst(
+    startHash: bigint,
+    endHash: bigint,
+    files: readonly { readonly kind: SstKind; readonly path: string }[],
+    raw: { readonly gte: Buffer; readonly lt: Buffer } | undefined,
+  ): Promise<void> {
+    const reader = this.#checkOpen();
+    const { lo, hi } = hashRangeBounds(startHash, endHash);
+    const bounded: SstIngestFile[] = files.map((f) => {
+      if (f.kind === 'data') return { path: f.path, gte: lo, lt: hi };
+      if (f.kind === 'latest') return { path: f.path, gte: latestBoundOf(lo), lt: latestBoundOf(hi) };
+      if (raw === undefined) throw new KeyVaError('INVALID_ARGUMENT', 'a raw SST file needs the raw range it may cover', { field: 'raw' });
+      checkRawRange(raw.gte, raw.lt);
+      return { path: f.path, gte: raw.gte, lt: raw.lt };
+    });
+    // Checked before anything changes: a file refused leaves the range as it was.
+    try {
+      await this.#dumperThread().ingestSst(bounded, true);
+    } catch (e) {
+      const message = (e as Error).message;
+      throw /range it was sent for|no rows|Corruption|Not an SST/i.test(message) ? new KeyVaError('INVALID_ARGUMENT', `SST snapshot refused: ${message}`) : e;
+    }
+    await this.#barrier(async () => {
+      // A range that already holds rows is deleted first. An empty one (a new replica) is not:
+      // a range tombstone in the memtable would make the ingestion flush it, with writes stopped.
+      const empty = reader.range(lo, hi, 1).length === 0 && reader.range(latestBoundOf(lo), latestBoundOf(hi), 1).length === 0;
+      if (!empty) await this.#request<undefined>({ t: 'deleteRange', id: this.#nextId++, startHash, endHash }, undefined);
+      this.#checkOpen();
+      await this.#dumperThread().ingestSst(bounded, false);
+    });
   }
 
   async deleteRange(startHash: bigint, endHash: bigint): Promise<void> {

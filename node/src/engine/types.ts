@@ -146,6 +146,49 @@ export interface EngineCapabilities {
   readonly durable: boolean;
 }
 
+/** What an SST file of a snapshot holds: data rows (`d`), their latest rows (`l`), or raw rows. */
+export type SstKind = 'data' | 'latest' | 'raw';
+
+/** Raw rows a snapshot carries besides the data: `[gte, lt)`, each row's version a u64 (big-endian) at `u64Offset` of its key. */
+export interface RawSnapshotRange {
+  readonly gte: Buffer;
+  readonly lt: Buffer;
+  readonly u64Offset: number;
+}
+
+export interface SstExport {
+  /** The files written (only kinds with rows), at `<pathBase>.<d|l|r>.sst`. */
+  readonly files: readonly { readonly kind: SstKind; readonly path: string }[];
+  /** Keys exported (a data row and a latest row each). */
+  readonly rows: number;
+  readonly rawRows: number;
+  /** Key and value bytes of the data rows. */
+  readonly keyValueBytes: number;
+  readonly fileBytes: number;
+}
+
+export interface SstSnapshots {
+  /**
+   * Writes the live rows of `[startHash, endHash)` at `readTs` (newest version per key, TTL-expired
+   * ones included: what `dumpRows` yields) with their latest rows, and the rows of `raw` whose
+   * version is at most `readTs`, into SST files. Same visibility and SNAPSHOT_TOO_OLD rule as `scan`.
+   */
+  export(startHash: bigint, endHash: bigint, readTs: Timestamp, raw: RawSnapshotRange | undefined, pathBase: string): Promise<SstExport>;
+  /**
+   * Replaces the rows of `[startHash, endHash)` by the files' (range deleted first unless already
+   * empty, then ONE atomic ingestion; unsynced like `deleteRange`: the caller's applied state,
+   * written synced after, is what makes it durable). Every key of a file must lie in its kind's
+   * bounds (data and latest: the range; raw: `raw`), else INVALID_ARGUMENT and nothing is
+   * ingested. The files are moved into the database (gone on success).
+   */
+  ingest(
+    startHash: bigint,
+    endHash: bigint,
+    files: readonly { readonly kind: SstKind; readonly path: string }[],
+    raw: { readonly gte: Buffer; readonly lt: Buffer } | undefined,
+  ): Promise<void>;
+}
+
 /** One chunk of `StorageEngine.dumpRows`: encoded rows (`row-codec.ts`) and how many. */
 export interface DumpedChunk {
   readonly data: Buffer;
@@ -196,6 +239,12 @@ export interface StorageEngine {
    * Same visibility and SNAPSHOT_TOO_OLD rule as `scan`. Streamed snapshots use it when present.
    */
   dumpRows?(startHash: bigint, endHash: bigint, readTs: Timestamp, chunkBytes: number): AsyncIterable<DumpedChunk>;
+
+  /**
+   * Optional (RocksDB with KeyVa's native calls, `scripts/rocksdb-native.sh`): partitions as SST
+   * files (ADR 0013), what streamed snapshots send instead of rows when both nodes have it.
+   */
+  readonly sst?: SstSnapshots;
 
   /** Removes every version of every key with hash in [startHash, endHash). Raw keys are kept. */
   deleteRange(startHash: bigint, endHash: bigint): Promise<void>;

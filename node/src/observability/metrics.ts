@@ -21,6 +21,8 @@ export interface SnapshotStreamTotals {
   readonly sentBytes: number;
   readonly receivedBytes: number;
   readonly sent: number;
+  /** Of `sent`, the transfers sent as SST files (ADR 0013). */
+  readonly sentAsFiles: number;
   readonly sendFailed: number;
   readonly received: number;
   readonly receiveFailed: number;
@@ -140,9 +142,10 @@ export class NodeMetrics {
   /** Exports the streamed-snapshot totals of a replicated node (ADR 0008 §9), read at scrape time. */
   watchSnapshotStreams(read: () => SnapshotStreamTotals): void {
     this.scrapedGauges(read, [
-      ['keyva_snapshot_sent_bytes', 'Row bytes of Raft snapshots streamed to peers since start', 'sentBytes'],
-      ['keyva_snapshot_received_bytes', 'Row bytes of Raft snapshots received from peers since start', 'receivedBytes'],
+      ['keyva_snapshot_sent_bytes', 'Bytes (rows or SST files) of Raft snapshots streamed to peers since start', 'sentBytes'],
+      ['keyva_snapshot_received_bytes', 'Bytes (rows or SST files) of Raft snapshots received from peers since start', 'receivedBytes'],
       ['keyva_snapshots_sent', 'Raft snapshot transfers to peers completed since start', 'sent'],
+      ['keyva_snapshots_sent_as_files', 'Of keyva_snapshots_sent, the transfers sent as SST files rather than rows (ADR 0013)', 'sentAsFiles'],
       ['keyva_snapshots_send_failed', 'Raft snapshot transfers to peers failed since start (retried by Raft)', 'sendFailed'],
       ['keyva_snapshots_received', 'Raft snapshot transfers from peers staged since start', 'received'],
       ['keyva_snapshots_receive_failed', 'Raft snapshot transfers from peers refused or cut off since start', 'receiveFailed'],

@@ -9,9 +9,10 @@
  *
  * Snapshots of data groups do not ride on that stream: once the runtime attached itself
  * (`attachSnapshots`), a snapshot message whose data is a streamed descriptor goes to the
- * `SnapshotSender` (its own `SendSnapshot` call per transfer, on a separate channel, rate-limited
- * node-wide), and `SendSnapshot` calls from peers go to the `SnapshotReceiver`, which steps the
- * message into its group only once every row is staged (`snapshot-*.ts`, ADR 0008 §9).
+ * `SnapshotSender` (its own `SendSnapshot` call per transfer, or `SendSnapshotFiles` for SST
+ * files, on a separate channel, rate-limited node-wide), and those calls from peers go to the
+ * `SnapshotReceiver`, which steps the message into its group only once all of it is staged
+ * (`snapshot-*.ts`, ADR 0008 §9).
  *
  * Incarnations (docs/adr/0008 "Wiped data directories"): a stream carries the sender's data
  * directory incarnation in its metadata, and the receiver asks `refuses` whether the registry
@@ -45,6 +46,8 @@ export interface RaftTransportOptions {
   readonly now?: () => number;
   /** Node-wide bandwidth of outgoing snapshot streams (default 64 MiB/s). */
   readonly snapshotBytesPerSecond?: number;
+  /** Send snapshots as rows even when both ends could use SST files (ADR 0013). */
+  readonly snapshotRowsOnly?: boolean;
   /** Row bytes per snapshot chunk, at most (default 1 MiB; keep it below the peers' gRPC message limit). */
   readonly snapshotChunkBytes?: number;
   /** This node's data directory incarnation, sent with every Raft stream (none: not sent). */
@@ -132,6 +135,7 @@ export class RaftTransport {
       clientOf: (id) => this.snapshotClientOf(id),
       limiter,
       chunkBytes: this.o.snapshotChunkBytes,
+      rowsOnly: this.o.snapshotRowsOnly,
     });
     this.snapshotReceiver = new SnapshotReceiver({ self: this.o.self, host, deliver: (from, group, m) => this.o.onReceive(from, group, m) });
   }
@@ -150,6 +154,7 @@ export class RaftTransport {
       sentBytes: s?.bytesSent ?? 0,
       receivedBytes: r?.bytesReceived ?? 0,
       sent: s?.succeeded ?? 0,
+      sentAsFiles: s?.filesSent ?? 0,
       sendFailed: s?.failed ?? 0,
       received: r?.received ?? 0,
       receiveFailed: r?.failed ?? 0,
@@ -364,20 +369,24 @@ export class RaftTransport {
       });
       call.on('error', () => undefined);
     };
-    const SendSnapshot: grpc.handleClientStreamingCall<SnapshotFrameOut, SnapshotAck> = (call, callback) => {
-      if (this.snapshotReceiver === undefined || this.closed) {
-        callback({
-          code: grpc.status.UNAVAILABLE,
-          details: 'this node takes no snapshots now',
-          name: 'SnapshotError',
-          message: 'unavailable',
-          metadata: new grpc.Metadata(),
-        });
-        return;
-      }
-      this.snapshotReceiver.handle(call, callback);
-    };
-    return { Send, SendSnapshot } as grpc.UntypedServiceImplementation;
+    const snapshots =
+      (files: boolean): grpc.handleClientStreamingCall<SnapshotFrameOut, SnapshotAck> =>
+      (call, callback) => {
+        const receiver = this.snapshotReceiver;
+        if (receiver === undefined || this.closed) {
+          callback({
+            code: grpc.status.UNAVAILABLE,
+            details: 'this node takes no snapshots now',
+            name: 'SnapshotError',
+            message: 'unavailable',
+            metadata: new grpc.Metadata(),
+          });
+          return;
+        }
+        if (files) receiver.handleFiles(call, callback);
+        else receiver.handle(call, callback);
+      };
+    return { Send, SendSnapshot: snapshots(false), SendSnapshotFiles: snapshots(true) } as grpc.UntypedServiceImplementation;
   }
 
   close(): void {

@@ -27,7 +27,7 @@
  * gone is dropped.
  */
 import { keyHash } from '@keyva/client/keyspace';
-import type { Mutation, Timestamp } from '../engine/types.ts';
+import type { Mutation, RawSnapshotRange, Timestamp } from '../engine/types.ts';
 import { type GroupId, RAFT_PREFIX } from './raft-keys.ts';
 import { type DataMutation, REQUEST_ID_BYTES, type ReplicatedCommand } from './replicated-command.ts';
 
@@ -108,6 +108,16 @@ export function recordIndexRange(group: GroupId, below: Timestamp): { lo: Buffer
   const hi = indexHead(group, 8);
   hi.writeBigUInt64BE(below, INDEX_HEAD);
   return { lo: indexHead(group, 0), hi };
+}
+
+/**
+ * Every index entry of `group`, as a snapshot carries them when it travels as SST files (ADR
+ * 0013): the sender's entries whose version is at most the snapshot's read timestamp.
+ */
+export function recordIndexSpace(group: GroupId): RawSnapshotRange {
+  const lt = indexHead(group, 0);
+  lt.writeUInt8(INDEX_KIND + 1, 5);
+  return { gte: indexHead(group, 0), lt, u64Offset: INDEX_HEAD };
 }
 
 /** Decodes an index key; undefined for a key of another shape. */

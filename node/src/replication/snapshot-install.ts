@@ -13,17 +13,23 @@
  * waits behind at most one bounded load. The main thread decodes and checks the next rows
  * while the writer writes.
  *
+ * A snapshot staged as SST files (ADR 0013) is not read back: its files are hard-linked and the
+ * links ingested by the engine (`SstSnapshots.ingest`: the range deleted first unless empty, then
+ * one atomic ingestion, with the group's exactly-once index entries), the staged files kept until
+ * the caller clears the staging, so a crash before the applied state is durable installs again.
+ *
  * Crash safety is the caller's discipline, unchanged: the loads are unsynced; the applied state
  * is written after the last load (later in the WAL, which RocksDB replays as a prefix), and
  * until it is, the log's snapshot index is above the applied index, so `addGroup` installs the
  * snapshot again from its staging (range delete first) before the group runs.
  */
+import { copyFile, link, rm } from 'node:fs/promises';
 import { KeyVaError } from '@keyva/proto/errors';
 import type { RawPut } from '../engine/bulk-load.ts';
-import type { ScanItem, StorageEngine } from '../engine/types.ts';
+import type { ScanItem, SstKind, StorageEngine } from '../engine/types.ts';
 import { decodeRows, type HashRange, rowBytes } from './partition-snapshot.ts';
-import { isRequestRecord, recordIndexPut, requestIdOfRecordKey } from './request-record.ts';
-import type { SnapshotStaging, StagedSnapshotId } from './snapshot-staging.ts';
+import { isRequestRecord, recordIndexPut, recordIndexSpace, requestIdOfRecordKey } from './request-record.ts';
+import type { SnapshotStaging, StagedSnapshotId, StagedSstFile } from './snapshot-staging.ts';
 
 /** Row bytes per bulk load, at most (one larger row goes alone): bounds how long a live write waits behind one. */
 export const INSTALL_LOAD_BYTES_MAX = 256 << 10;
@@ -42,6 +48,10 @@ export async function writeStagedRows(
 ): Promise<{ rows: number; bytes: number; loads: number }> {
   const totals = await staging.totals(group, id);
   if (totals === undefined) throw new KeyVaError('STORAGE_ERROR', `group ${group}: snapshot ${id.index}/${id.term} is not staged on this node`);
+  if (totals.sst !== undefined) {
+    await ingestStagedSst(engine, staging, group, range, id, totals.sst);
+    return { rows: totals.rows, bytes: totals.bytes, loads: 1 };
+  }
   const loadBytesMax = o.loadBytesMax ?? INSTALL_LOAD_BYTES_MAX;
   await engine.deleteRange(range.start, range.end);
   let rows = 0;
@@ -88,4 +98,35 @@ export async function writeStagedRows(
     );
   }
   return { rows, bytes, loads };
+}
+
+async function ingestStagedSst(
+  engine: StorageEngine,
+  staging: SnapshotStaging,
+  group: number,
+  range: HashRange,
+  id: StagedSnapshotId,
+  files: readonly StagedSstFile[],
+): Promise<void> {
+  const sst = engine.sst;
+  const staged = staging.sst;
+  if (sst === undefined || staged === undefined)
+    throw new KeyVaError('STORAGE_ERROR', `group ${group}: snapshot ${id.index}/${id.term} is staged as SST files, which this node's engine cannot ingest`);
+  const links: { kind: SstKind; path: string }[] = [];
+  try {
+    for (const f of files) {
+      const path = `${staged.sstPath(group, id, f.kind)}.ingest`;
+      await rm(path, { force: true });
+      await link(staged.sstPath(group, id, f.kind), path).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EXDEV' && e.code !== 'EPERM') throw e;
+        await copyFile(staged.sstPath(group, id, f.kind), path);
+      });
+      links.push({ kind: f.kind, path });
+    }
+    const index = recordIndexSpace(group);
+    await sst.ingest(range.start, range.end, links, { gte: index.gte, lt: index.lt });
+  } finally {
+    // Gone after an ingestion (moved in); left by a failed one.
+    await Promise.all(links.map((l) => rm(l.path, { force: true })));
+  }
 }

@@ -1,12 +1,14 @@
 /**
  * The receiving end of `SendSnapshot` over real gRPC, fed by a raw client: a well-formed stream
  * is staged and then delivered; malformed or cut-off streams are refused with a specific status,
- * deliver nothing, and leave no staged rows; the partition's data is never touched. Also the
- * node-wide rate limiter's pacing.
+ * deliver nothing, and leave no staged rows; the partition's data is never touched. The same for
+ * `SendSnapshotFiles` (SST files, ADR 0013), which a node whose engine cannot ingest SST files
+ * refuses with UNIMPLEMENTED. Also the node-wide rate limiter's pacing.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { keyvaV1, type RaftClient, type SnapshotAckOut, type SnapshotFrame } from '@keyva/proto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -44,9 +46,14 @@ const snapMessage = (to = 'b'): Message =>
     },
   });
 
-async function setup() {
+/** `sst`: the engine claims SST support (the receiver only stages; nothing here ingests). */
+async function setup(o: { sst?: boolean } = {}) {
   const engine = new MemoryEngine();
   await engine.open();
+  if (o.sst === true) {
+    const unused = () => Promise.reject(new Error('the receiver does not ingest'));
+    Object.defineProperty(engine, 'sst', { value: { export: unused, ingest: unused } });
+  }
   // Staged in files, as on a node on RocksDB.
   const dir = await mkdtemp(join(tmpdir(), 'keyva-recv-'));
   dirs.push(dir);
@@ -72,11 +79,11 @@ async function setup() {
 }
 
 /** Sends `frames` (then ends the stream unless `end` is false); resolves with the status code (0 = OK). */
-function sendFrames(client: RaftClient, frames: SnapshotFrame[], end = true): Promise<{ code: number; details: string; ack?: SnapshotAckOut }> {
+function sendFrames(client: RaftClient, frames: SnapshotFrame[], end = true, files = false): Promise<{ code: number; details: string; ack?: SnapshotAckOut }> {
   return new Promise((resolve) => {
-    const call = client.sendSnapshot((err: grpc.ServiceError | null, ack?: SnapshotAckOut) =>
-      resolve(err ? { code: err.code, details: err.details } : { code: 0, details: '', ack }),
-    );
+    const answer = (err: grpc.ServiceError | null, ack?: SnapshotAckOut) =>
+      resolve(err ? { code: err.code, details: err.details } : { code: 0, details: '', ack });
+    const call = files ? client.sendSnapshotFiles(answer) : client.sendSnapshot(answer);
     call.on('error', () => undefined);
     for (const f of frames) call.write(f);
     if (end) call.end();
@@ -146,6 +153,77 @@ describe('SnapshotReceiver over gRPC', () => {
     }
     expect(s.delivered).toEqual([]);
     // The cleanup of a cut-off stream runs after its answer (later still on a busy machine).
+    await expect.poll(() => s.staging.ids(1), { timeout: 10_000, interval: 25 }).toEqual([]);
+    expect((await s.engine.scan({ startHash: RANGE.start, endHash: RANGE.end }, 10n, 0, 10)).items.map((i) => i.key.toString())).toEqual(['old']);
+  });
+
+  it('SST files: staged file by file, checked against the sizes and CRC-32s listed, then delivered', async () => {
+    const s = await setup({ sst: true });
+    cleanup.push(
+      () => s.server.forceShutdown(),
+      () => s.t.close(),
+    );
+    const d1 = Buffer.alloc(3000, 1);
+    const d2 = Buffer.alloc(1000, 2);
+    const l1 = Buffer.alloc(500, 3);
+    const files = [
+      { kind: 1, bytes: 4000, crc32: crc32(Buffer.concat([d1, d2])) },
+      { kind: 2, bytes: 500, crc32: crc32(l1) },
+    ];
+    const frames: SnapshotFrame[] = [
+      header(),
+      { sstKind: 1, sstData: d1 },
+      { sstKind: 1, sstData: d2 },
+      { sstKind: 2, sstData: l1 },
+      { done: true, totalRows: 40, totalBytes: 4500, sstFiles: files },
+    ];
+    const r = await sendFrames(s.client, frames, true, true);
+    expect(r.code, r.details).toBe(0);
+    expect(s.delivered).toHaveLength(1);
+    const staged = await s.staging.totals(1, ID);
+    expect(staged?.sst?.map((f) => [f.kind, f.bytes])).toEqual([
+      ['data', 4000],
+      ['latest', 500],
+    ]);
+    expect((await readFile(s.staging.sst.sstPath(1, ID, 'data'))).equals(Buffer.concat([d1, d2]))).toBe(true);
+    expect(s.t.snapshotStats().receive).toMatchObject({ received: 1, rowsReceived: 40, bytesReceived: 4500 });
+    expect((await s.engine.scan({ startHash: RANGE.start, endHash: RANGE.end }, 10n, 0, 10)).items.map((i) => i.key.toString())).toEqual(['old']);
+  });
+
+  it('SST files: malformed streams are refused, and a node that cannot ingest them answers UNIMPLEMENTED', async () => {
+    const plain = await setup();
+    const s = await setup({ sst: true });
+    cleanup.push(
+      () => s.server.forceShutdown(),
+      () => s.t.close(),
+      () => plain.server.forceShutdown(),
+      () => plain.t.close(),
+    );
+    const piece = Buffer.alloc(100, 7);
+    const listed = (bytes = 100, crc = crc32(piece), kind = 1) => ({ done: true, totalRows: 1, totalBytes: 100, sstFiles: [{ kind, bytes, crc32: crc }] });
+    const unsupported = await sendFrames(plain.client, [header(), { sstKind: 1, sstData: piece }, listed()], true, true);
+    expect(unsupported.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect(unsupported.details).toMatch(/cannot ingest SST files/);
+    expect(plain.delivered).toEqual([]);
+    const cases: { frames: SnapshotFrame[]; code: number; details: RegExp }[] = [
+      { frames: [header(), { sstKind: 9, sstData: piece }], code: grpc.status.INVALID_ARGUMENT, details: /unknown SST file kind 9/ },
+      { frames: [header(), { sstKind: 2, sstData: piece }, { sstKind: 1, sstData: piece }], code: grpc.status.INVALID_ARGUMENT, details: /after a later one/ },
+      { frames: [header(), { sstKind: 1, sstData: piece }, listed(101)], code: grpc.status.INVALID_ARGUMENT, details: /101 bytes listed, 100 received/ },
+      { frames: [header(), { sstKind: 1, sstData: piece }, listed(100, 5)], code: grpc.status.UNAVAILABLE, details: /crc/ },
+      {
+        frames: [header(), { sstKind: 1, sstData: piece }, { ...listed(), sstFiles: [] }],
+        code: grpc.status.INVALID_ARGUMENT,
+        details: /1 SST files received, 0 listed/,
+      },
+      { frames: [header(), { sstKind: 1, sstData: piece }, { ...listed(), totalBytes: 99 }], code: grpc.status.INVALID_ARGUMENT, details: /totals 99 bytes/ },
+      { frames: [header(), { sstKind: 1, sstData: piece }], code: grpc.status.UNAVAILABLE, details: /ended before its last frame/ },
+    ];
+    for (const c of cases) {
+      const r = await sendFrames(s.client, c.frames, true, true);
+      expect(r.code, c.details.source).toBe(c.code);
+      expect(r.details).toMatch(c.details);
+    }
+    expect(s.delivered).toEqual([]);
     await expect.poll(() => s.staging.ids(1), { timeout: 10_000, interval: 25 }).toEqual([]);
     expect((await s.engine.scan({ startHash: RANGE.start, endHash: RANGE.end }, 10n, 0, 10)).items.map((i) => i.key.toString())).toEqual(['old']);
   });

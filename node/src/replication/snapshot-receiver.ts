@@ -11,6 +11,11 @@
  * which are cleared (now, or by the next transfer of the same snapshot, or when the group is
  * opened). One transfer per group at a time; another is refused (UNAVAILABLE) and retried by
  * its leader.
+ *
+ * `handleFiles` (`SendSnapshotFiles`) takes the same snapshot as SST files (ADR 0013): pieces
+ * staged in order per file (`SstStaging`), and at the `done` frame each file's size and CRC-32
+ * checked against the sender's list before the staging is marked complete. A node whose engine
+ * cannot ingest SST files answers UNIMPLEMENTED (its peers then send rows).
  */
 import * as grpc from '@grpc/grpc-js';
 import type { SnapshotAck, SnapshotFrameOut } from '@keyva/proto';
@@ -21,7 +26,7 @@ import { decodeMessage } from './raft-codec.ts';
 import type { GroupId } from './raft-keys.ts';
 import { widenReceiveWindow } from './snapshot-flow-window.ts';
 import { isStreamedSnapshotMessage, type SnapshotHost } from './snapshot-sender.ts';
-import type { StagedSnapshotId } from './snapshot-staging.ts';
+import { type StagedSnapshotId, type StagedSstFile, sstKindOfCode } from './snapshot-staging.ts';
 
 /** Chunk staging writes a transfer keeps queued while it reads the next frames. */
 const STAGING_WRITES_IN_FLIGHT = 2;
@@ -52,7 +57,17 @@ export interface SnapshotReceiverOptions {
   readonly now?: () => number;
 }
 
+/** The transfer's form: rows (`SendSnapshot`) or SST files (`SendSnapshotFiles`). */
+type Form = 'rows' | 'sst';
+
+/** This node cannot take the form the sender chose (answered UNIMPLEMENTED). */
+class FormUnsupportedError extends Error {}
+
 interface Receiving {
+  form: Form;
+  /** SST form: the file being received (its kind code; 0 before the first piece) and the bytes of each file so far. */
+  sstKind: number;
+  readonly sstBytes: Map<number, number>;
   from: string;
   group: GroupId;
   message: Message;
@@ -103,7 +118,13 @@ export class SnapshotReceiver {
     return [...this.busy];
   }
 
-  readonly handle: grpc.handleClientStreamingCall<SnapshotFrameOut, SnapshotAck> = (call, callback) => {
+  /** `SendSnapshot`: a snapshot as rows. */
+  readonly handle: grpc.handleClientStreamingCall<SnapshotFrameOut, SnapshotAck> = (call, callback) => this.serve(call, callback, 'rows');
+
+  /** `SendSnapshotFiles`: a snapshot as SST files. */
+  readonly handleFiles: grpc.handleClientStreamingCall<SnapshotFrameOut, SnapshotAck> = (call, callback) => this.serve(call, callback, 'sst');
+
+  private serve(call: grpc.ServerReadableStream<SnapshotFrameOut, SnapshotAck>, callback: grpc.sendUnaryData<SnapshotAck>, form: Form): void {
     // Rows flow at the pace of this side's HTTP/2 receive window: raise it (snapshot-flow-window.ts).
     widenReceiveWindow(call);
     let st: Receiving | undefined;
@@ -141,14 +162,21 @@ export class SnapshotReceiver {
           .then(() => stage.clear(cur.group, { only: cur.id }))
           .catch(() => undefined);
       }
-      const code = err instanceof KeyVaError && err.code === 'INVALID_ARGUMENT' ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE;
+      const code =
+        err instanceof FormUnsupportedError
+          ? grpc.status.UNIMPLEMENTED
+          : err instanceof KeyVaError && err.code === 'INVALID_ARGUMENT'
+            ? grpc.status.INVALID_ARGUMENT
+            : grpc.status.UNAVAILABLE;
       callback({ code, details: err.message, name: 'SnapshotError', message: err.message, metadata: new grpc.Metadata() });
       call.destroy();
     };
     const onFrame = async (f: SnapshotFrameOut): Promise<void> => {
       if (finished) return;
       if (st === undefined) {
-        st = this.begin(f);
+        if (form === 'sst' && (stage.sst === undefined || this.o.host.engine.sst === undefined))
+          throw new FormUnsupportedError(`node ${this.o.self} cannot ingest SST files (its RocksDB binding has no SST calls): send rows`);
+        st = this.begin(f, form);
         if ((await stage.totals(st.group, st.id)) !== undefined) st.staged = true;
         else await stage.clear(st.group, { only: st.id });
         return;
@@ -160,6 +188,7 @@ export class SnapshotReceiver {
         }
         return;
       }
+      if (st.form === 'sst') return this.onSstFrame(st, f, staging, finish);
       if (f.done) {
         if (Number(f.totalRows) !== st.rows || Number(f.totalBytes) !== st.bytes) {
           throw invalid(`totals ${f.totalRows} rows / ${f.totalBytes} bytes, received ${st.rows} / ${st.bytes}`);
@@ -213,10 +242,52 @@ export class SnapshotReceiver {
     call.on('cancelled', () => {
       chain = chain.then(() => finish(new KeyVaError('UNAVAILABLE', 'snapshot stream cancelled by the sender')));
     });
-  };
+  }
+
+  /** A frame of an SST-form transfer after its header (see the file comment). */
+  private async onSstFrame(
+    st: Receiving,
+    f: SnapshotFrameOut,
+    staging: Promise<void>[],
+    finish: (err: Error | undefined, ack?: SnapshotAck) => void,
+  ): Promise<void> {
+    const stage = this.o.host.staging.sst;
+    if (stage === undefined) throw new FormUnsupportedError('no SST staging');
+    if (f.done) {
+      if (Number(f.totalBytes) !== st.bytes) throw invalid(`totals ${f.totalBytes} bytes, received ${st.bytes}`);
+      const files: StagedSstFile[] = [];
+      for (const s of f.sstFiles) {
+        const kind = sstKindOfCode(s.kind);
+        if (kind === undefined) throw invalid(`unknown SST file kind ${s.kind}`);
+        if (Number(s.bytes) !== (st.sstBytes.get(s.kind) ?? -1))
+          throw invalid(`${kind} file: ${s.bytes} bytes listed, ${st.sstBytes.get(s.kind) ?? 0} received`);
+        files.push({ kind, bytes: Number(s.bytes), crc32: s.crc32 });
+      }
+      if (files.length !== st.sstBytes.size) throw invalid(`${st.sstBytes.size} SST files received, ${files.length} listed`);
+      while (staging.length > 0) await staging.shift();
+      const rows = Number(f.totalRows);
+      await stage.completeSst(st.group, st.id, files, { rows, bytes: st.bytes });
+      this.counts.rowsReceived += rows;
+      this.o.deliver(st.from, st.group, st.message);
+      finish(undefined, { rows, bytes: st.bytes });
+      return;
+    }
+    const kind = sstKindOfCode(f.sstKind);
+    if (kind === undefined) throw invalid(`unknown SST file kind ${f.sstKind}`);
+    if (f.sstKind < st.sstKind) throw invalid(`SST file ${kind} after a later one`);
+    const first = f.sstKind !== st.sstKind;
+    st.sstKind = f.sstKind;
+    if (staging.length >= STAGING_WRITES_IN_FLIGHT) await staging.shift();
+    const write = stage.stageSst(st.group, st.id, kind, f.sstData, first);
+    write.catch(() => undefined); // awaited before the next write past the bound, or at the end
+    staging.push(write);
+    st.sstBytes.set(f.sstKind, (st.sstBytes.get(f.sstKind) ?? 0) + f.sstData.length);
+    st.bytes += f.sstData.length;
+    this.counts.bytesReceived += f.sstData.length;
+  }
 
   /** Checks the header and claims the group (the caller then prepares the staging). */
-  private begin(f: SnapshotFrameOut): Receiving {
+  private begin(f: SnapshotFrameOut, form: Form): Receiving {
     if (f.toNode !== this.o.self) throw invalid(`addressed to node ${f.toNode}, this is ${this.o.self}`);
     let m: Message;
     try {
@@ -237,6 +308,6 @@ export class SnapshotReceiver {
     this.busy.add(group);
     this.transferStarted();
     const id = { index: m.snapshot.metadata.index, term: m.snapshot.metadata.term };
-    return { from: f.fromNode, group, message: m, id, range, seq: 0, rows: 0, bytes: 0, staged: false };
+    return { form, sstKind: 0, sstBytes: new Map(), from: f.fromNode, group, message: m, id, range, seq: 0, rows: 0, bytes: 0, staged: false };
   }
 }

@@ -10,11 +10,19 @@
  * returns false waits for 'drain'), then a `done` frame with the totals. The receiver answers
  * once every row is staged durably and the message was stepped into its group.
  *
+ * As SST files (ADR 0013), when this node's engine can export them and the peer has not refused
+ * them: the engine writes the partition at the same MVCC timestamp into up to three SST files
+ * (off this thread), and `SendSnapshotFiles` streams them in pieces, with their sizes and CRC-32s
+ * in the `done` frame; the files are deleted once sent. A peer that answers UNIMPLEMENTED (it
+ * cannot ingest them) is sent rows, at once and for `ROWS_ONLY_MS`.
+ *
  * The outcome goes back to the core (`reportSnapshot`): on failure the peer's progress leaves
  * the snapshot state and the core sends a new snapshot on a later heartbeat response; on success
  * it waits for the follower's append response. One transfer per (group, peer) at a time: a
  * snapshot the core sends while one is in flight is dropped (the running one reports).
  */
+import { open, rm } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 import type * as grpc from '@grpc/grpc-js';
 import type { RaftClient, SnapshotAckOut, SnapshotFrame } from '@keyva/proto';
 import type { DumpedChunk, ScanItem, StorageEngine, Timestamp } from '../engine/types.ts';
@@ -24,8 +32,9 @@ import { unwrapSnapshot } from '../split/split-command.ts';
 import { decodeSnapshotDescriptor, encodeRows, type HashRange, isStreamedSnapshot, rowBytes, scanPartition, snapshotReadTs } from './partition-snapshot.ts';
 import { encodeMessage } from './raft-codec.ts';
 import type { GroupId } from './raft-keys.ts';
+import { recordIndexSpace } from './request-record.ts';
 import type { RateLimiter } from './snapshot-rate-limiter.ts';
-import type { SnapshotStaging } from './snapshot-staging.ts';
+import { type SnapshotStaging, SST_KIND_CODE } from './snapshot-staging.ts';
 
 /** How long the receiver may take to answer after the last frame (it stages and syncs first). */
 export const SNAPSHOT_ANSWER_TIMEOUT_MS = 60_000;
@@ -93,6 +102,8 @@ export interface SnapshotSendStats {
   skippedBusy: number;
   bytesSent: number;
   rowsSent: number;
+  /** Transfers sent as SST files (ADR 0013). */
+  filesSent: number;
 }
 
 /** A transfer in progress (progress metrics). */
@@ -112,12 +123,26 @@ export interface SnapshotSenderOptions {
   readonly clientOf: (nodeId: string) => RaftClient | undefined;
   readonly limiter: RateLimiter;
   readonly chunkBytes?: number;
+  /** Always stream rows, even when both ends could use SST files (tests, A/B benchmarks). */
+  readonly rowsOnly?: boolean;
+}
+
+/** How long a peer that answered UNIMPLEMENTED to SST files is sent rows before it is tried again. */
+export const ROWS_ONLY_MS = 10 * 60_000;
+
+const GRPC_UNIMPLEMENTED = 12;
+
+interface RunningEntry {
+  readonly transfer: SnapshotTransfer;
+  call: grpc.ClientWritableStream<SnapshotFrame> | undefined;
 }
 
 export class SnapshotSender {
-  readonly stats: SnapshotSendStats = { started: 0, succeeded: 0, failed: 0, skippedBusy: 0, bytesSent: 0, rowsSent: 0 };
+  readonly stats: SnapshotSendStats = { started: 0, succeeded: 0, failed: 0, skippedBusy: 0, bytesSent: 0, rowsSent: 0, filesSent: 0 };
   private readonly o: SnapshotSenderOptions;
-  private readonly running = new Map<string, { transfer: SnapshotTransfer; call: grpc.ClientWritableStream<SnapshotFrame> | undefined }>();
+  private readonly running = new Map<string, RunningEntry>();
+  /** Peers that cannot ingest SST files, until when (ms since the epoch). */
+  private readonly rowsOnlyUntil = new Map<string, number>();
   private closed = false;
 
   constructor(o: SnapshotSenderOptions) {
@@ -161,30 +186,52 @@ export class SnapshotSender {
     for (const r of this.running.values()) r.call?.cancel();
   }
 
-  private async run(
-    to: string,
-    group: GroupId,
-    m: Message,
-    entry: { transfer: SnapshotTransfer; call: grpc.ClientWritableStream<SnapshotFrame> | undefined },
-  ): Promise<void> {
+  private async run(to: string, group: GroupId, m: Message, entry: RunningEntry): Promise<void> {
     const snapshot = m.snapshot;
     if (snapshot === undefined) throw new Error('not a snapshot message');
     const desc = decodeSnapshotDescriptor(unwrapSnapshot(snapshot.data).inner);
     const client = this.o.clientOf(to);
     if (client === undefined) throw new Error(`no address for node ${to}`);
-    const engine = this.o.host.engine;
-    const readTs = snapshotReadTs(engine, desc.maxCommitTs);
+    const readTs = snapshotReadTs(this.o.host.engine, desc.maxCommitTs);
+    if (this.sendsFiles(to)) {
+      try {
+        await this.runFiles(client, to, group, m, entry, desc.range, readTs);
+        return;
+      } catch (e) {
+        if ((e as grpc.ServiceError).code !== GRPC_UNIMPLEMENTED) throw e;
+        // The peer cannot ingest SST files (an older node, or one on the published binding): rows, for a while.
+        this.rowsOnlyUntil.set(to, Date.now() + ROWS_ONLY_MS);
+      }
+    }
+    await this.runRows(client, to, group, m, entry, desc.range, readTs);
+  }
+
+  /** Whether a transfer to `to` goes as SST files (ADR 0013): both ends can, as far as this node knows. */
+  private sendsFiles(to: string): boolean {
+    if (this.o.host.engine.sst === undefined || this.o.host.staging.sst === undefined || this.o.rowsOnly === true) return false;
+    const until = this.rowsOnlyUntil.get(to);
+    if (until === undefined) return true;
+    if (Date.now() < until) return false;
+    this.rowsOnlyUntil.delete(to);
+    return true;
+  }
+
+  /** Opens a transfer call: `write` waits for gRPC flow control; `answered` settles with the receiver's answer. */
+  private open(
+    entry: RunningEntry,
+    start: (cb: (err: grpc.ServiceError | null, ack?: SnapshotAckOut) => void) => grpc.ClientWritableStream<SnapshotFrame>,
+  ): { call: grpc.ClientWritableStream<SnapshotFrame>; write: (frame: SnapshotFrame) => Promise<void>; answer: () => Promise<void> } {
     let failure: Error | undefined;
     const answered = new Promise<SnapshotAckOut>((resolve, reject) => {
-      entry.call = client.sendSnapshot((err: grpc.ServiceError | null, ack?: SnapshotAckOut) => {
+      entry.call = start((err, ack) => {
         if (err !== null || ack === undefined) {
           failure = err ?? new Error('no answer');
           reject(failure);
         } else resolve(ack);
       });
     });
-    answered.catch(() => undefined); // awaited below; a failure also stops the writes
-    const call = entry.call as unknown as grpc.ClientWritableStream<SnapshotFrame>;
+    answered.catch(() => undefined); // awaited by `answer`; a failure also stops the writes
+    const call = entry.call as grpc.ClientWritableStream<SnapshotFrame>;
     call.on('error', () => undefined); // the callback reports it
     const write = async (frame: SnapshotFrame): Promise<void> => {
       if (failure !== undefined) throw failure;
@@ -204,14 +251,36 @@ export class SnapshotSender {
         });
       }
     };
+    const answer = async (): Promise<void> => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          call.cancel();
+          reject(new Error(`no answer within ${SNAPSHOT_ANSWER_TIMEOUT_MS} ms`));
+        }, SNAPSHOT_ANSWER_TIMEOUT_MS);
+      });
+      try {
+        await Promise.race([answered, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    return { call, write, answer };
+  }
+
+  private async runRows(client: RaftClient, to: string, group: GroupId, m: Message, entry: RunningEntry, range: HashRange, readTs: Timestamp): Promise<void> {
+    const engine = this.o.host.engine;
     const chunkBytes = this.o.chunkBytes ?? SNAPSHOT_CHUNK_BYTES_DEFAULT;
-    const chunks = snapshotChunks(engine, desc.range, readTs, chunkBytes);
+    const chunks = snapshotChunks(engine, range, readTs, chunkBytes);
+    let opened: ReturnType<SnapshotSender['open']> | undefined;
     try {
       // The first chunk is read before the header goes out, so the receiver's side of the
       // transfer (the group's busy slot, its idle timer, its receiving-time metric) starts when
       // rows are ready: the dump thread's start and first read come before it. (The benchmarks'
       // stream rate is per receiving time, so it leaves that first read out; docs/benchmarks.md.)
       let next = await chunks.next();
+      opened = this.open(entry, (cb) => client.sendSnapshot(cb));
+      const { write } = opened;
       await write({ fromNode: this.o.self, toNode: to, group, message: encodeMessage(m) });
       let rows = 0;
       let bytes = 0;
@@ -228,23 +297,70 @@ export class SnapshotSender {
         next = await chunks.next();
       }
       await write({ done: true, totalRows: rows, totalBytes: bytes });
-      call.end();
+      opened.call.end();
     } catch (e) {
-      call.cancel();
+      opened?.call.cancel();
       await chunks.return(undefined).catch(() => undefined); // cancels a dump in progress
       throw e;
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        call.cancel();
-        reject(new Error(`no answer within ${SNAPSHOT_ANSWER_TIMEOUT_MS} ms`));
-      }, SNAPSHOT_ANSWER_TIMEOUT_MS);
-    });
+    await opened.answer();
+  }
+
+  /**
+   * The snapshot as SST files (ADR 0013): exported by the engine (off this thread), then each
+   * file streamed in pieces of at most `chunkBytes`, with its size and CRC-32 in the last frame.
+   * The exported files are deleted once sent (or not).
+   */
+  private async runFiles(client: RaftClient, to: string, group: GroupId, m: Message, entry: RunningEntry, range: HashRange, readTs: Timestamp): Promise<void> {
+    const sst = this.o.host.engine.sst;
+    const staging = this.o.host.staging.sst;
+    if (sst === undefined || staging === undefined) throw new Error('this node cannot export SST files');
+    const id = { index: m.snapshot?.metadata.index ?? 0, term: m.snapshot?.metadata.term ?? 0 };
+    const exported = await sst.export(range.start, range.end, readTs, recordIndexSpace(group), await staging.exportBase(group, id));
+    const chunkBytes = this.o.chunkBytes ?? SNAPSHOT_CHUNK_BYTES_DEFAULT;
+    let opened: ReturnType<SnapshotSender['open']> | undefined;
     try {
-      await Promise.race([answered, late]);
+      opened = this.open(entry, (cb) => client.sendSnapshotFiles(cb));
+      const { write } = opened;
+      await write({ fromNode: this.o.self, toNode: to, group, message: encodeMessage(m) });
+      const summaries: { kind: number; bytes: number; crc32: number }[] = [];
+      let bytes = 0;
+      for (const f of exported.files) {
+        const kind = SST_KIND_CODE[f.kind];
+        let size = 0;
+        let crc = 0;
+        const fh = await open(f.path, 'r');
+        try {
+          for (;;) {
+            // A fresh buffer per piece: gRPC may still hold the previous one.
+            const piece = Buffer.allocUnsafe(chunkBytes);
+            const { bytesRead } = await fh.read(piece, 0, chunkBytes, size);
+            if (bytesRead === 0) break;
+            const data = piece.subarray(0, bytesRead);
+            crc = crc32(data, crc);
+            size += bytesRead;
+            await this.o.limiter.take(bytesRead);
+            await write({ sstKind: kind, sstData: data });
+            bytes += bytesRead;
+            entry.transfer.bytes = bytes;
+            this.stats.bytesSent += bytesRead;
+          }
+        } finally {
+          await fh.close();
+        }
+        summaries.push({ kind, bytes: size, crc32: crc });
+      }
+      await write({ done: true, totalRows: exported.rows, totalBytes: bytes, sstFiles: summaries });
+      opened.call.end();
+      entry.transfer.rows = exported.rows;
+      this.stats.rowsSent += exported.rows;
+    } catch (e) {
+      opened?.call.cancel();
+      throw e;
     } finally {
-      clearTimeout(timer);
+      await Promise.all(exported.files.map((f) => rm(f.path, { force: true })));
     }
+    await opened.answer();
+    this.stats.filesSent++;
   }
 }

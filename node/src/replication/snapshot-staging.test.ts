@@ -9,13 +9,14 @@ import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { crc32 } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryEngine } from '../engine/memory-engine.ts';
 import { runUntilKilled } from '../testing/kill-child.ts';
 import type { SnapshotStaging, StagedSnapshotId } from './snapshot-staging.ts';
 import { EngineSnapshotStaging } from './snapshot-staging-engine.ts';
 import { FileSnapshotStaging } from './snapshot-staging-files.ts';
-import { CHUNK_BYTES, CHUNKS, chunkOf, GROUP, idOf } from './testing/crash-stager.ts';
+import { CHUNK_BYTES, CHUNKS, chunkOf, GROUP, idOf, sstFilesOf, sstKindOf } from './testing/crash-stager.ts';
 
 const dirs: string[] = [];
 const stagings: SnapshotStaging[] = [];
@@ -142,6 +143,58 @@ describe('snapshot staging in files', () => {
     await expect(s.totals(1, A)).rejects.toMatchObject({ code: 'STORAGE_ERROR', message: /no valid trailer/ });
   });
 
+  it('SST files (ADR 0013): staged piece by piece, complete only with every file listed with its size and CRC-32', async () => {
+    const dir = join(await tempDir(), 'snapshots');
+    const s = files(dir);
+    const data = [chunk(1000, 1), chunk(500, 2)];
+    const latest = [chunk(700, 3)];
+    const listed = [
+      { kind: 'data' as const, bytes: 1500, crc32: crc32(Buffer.concat(data)) },
+      { kind: 'latest' as const, bytes: 700, crc32: crc32(Buffer.concat(latest)) },
+    ];
+    await s.sst.stageSst(1, A, 'data', data[0] as Buffer, true);
+    await s.sst.stageSst(1, A, 'data', data[1] as Buffer, false);
+    await expect(s.sst.stageSst(1, A, 'raw', chunk(1, 1), false)).rejects.toThrow(/continued before it began/);
+    await s.sst.stageSst(1, A, 'latest', latest[0] as Buffer, true);
+    expect(await s.totals(1, A)).toBeUndefined();
+    // Not listed, wrong size, wrong crc: refused, nothing complete.
+    await expect(s.sst.completeSst(1, A, listed.slice(0, 1), { rows: 3, bytes: 2200 })).rejects.toThrow(/latest file was staged but not listed/);
+    expect(await s.totals(1, A)).toBeUndefined();
+
+    const B = { index: 11, term: 2 };
+    await s.sst.stageSst(1, B, 'data', chunk(10, 1), true);
+    await expect(s.sst.completeSst(1, B, [{ kind: 'data', bytes: 10, crc32: 1 }], { rows: 1, bytes: 10 })).rejects.toThrow(/crc/);
+    await s.sst.stageSst(1, B, 'data', chunk(10, 1), true); // a second transfer starts the file anew
+    await expect(s.sst.completeSst(1, B, [{ kind: 'data', bytes: 11, crc32: crc32(chunk(10, 1)) }], { rows: 1, bytes: 10 })).rejects.toThrow(/staged 10 bytes/);
+    expect(await s.totals(1, B)).toBeUndefined();
+
+    // A third transfer of A, whole.
+    await s.sst.stageSst(1, A, 'data', data[0] as Buffer, true);
+    await s.sst.stageSst(1, A, 'data', data[1] as Buffer, false);
+    await s.sst.stageSst(1, A, 'latest', latest[0] as Buffer, true);
+    await s.sst.completeSst(1, A, listed, { rows: 3, bytes: 2200 });
+    expect(await s.totals(1, A)).toEqual({ chunks: 0, rows: 3, bytes: 2200, sst: listed });
+    expect(await files(dir).totals(1, A)).toEqual({ chunks: 0, rows: 3, bytes: 2200, sst: listed }); // from disk alone
+    expect((await readFile(s.sst.sstPath(1, A, 'data'))).equals(Buffer.concat(data))).toBe(true);
+    expect((await readFile(s.sst.sstPath(1, A, 'latest'))).equals(Buffer.concat(latest))).toBe(true);
+    const snap = join(dir, 'g1-10-2.snap');
+    const trailer = await readFile(snap);
+    const flipped = Buffer.from(trailer);
+    flipped[20] = (flipped[20] as number) ^ 0xff;
+    await writeFile(snap, flipped);
+    await expect(s.totals(1, A)).rejects.toMatchObject({ code: 'STORAGE_ERROR', message: /no valid SST trailer/ });
+    await writeFile(snap, trailer);
+
+    // Exports live apart and go at the sweep; clear removes every file of the snapshot.
+    const base = await s.sst.exportBase(1, A);
+    expect(base.startsWith(join(dir, 'export'))).toBe(true);
+    await writeFile(`${base}.d.sst`, 'x');
+    expect(await s.clear(1, { only: A })).toBe(3); // two SST files and the .snap
+    expect(await s.ids(1)).toEqual([B]);
+    await s.sweep(new Set([1]));
+    expect((await readdir(dir)).sort()).toEqual(['g1-11-2.d.sst']);
+  });
+
   it('the sweep deletes the staging of groups no longer hosted', async () => {
     const dir = join(await tempDir(), 'snapshots');
     const s = files(dir);
@@ -179,6 +232,14 @@ describe('snapshot staging in files', () => {
         continue;
       }
       complete++;
+      if (round % 2 === 1) {
+        expect(t).toEqual({ chunks: 0, rows: round, bytes: CHUNKS * CHUNK_BYTES, sst: sstFilesOf(round) });
+        for (const kind of ['data', 'latest'] as const) {
+          const want = Buffer.concat(Array.from({ length: CHUNKS }, (_, seq) => (sstKindOf(seq) === kind ? chunkOf(round, seq) : Buffer.alloc(0))));
+          expect((await readFile(s.sst.sstPath(GROUP, id, kind))).equals(want), `round ${round}'s ${kind} file`).toBe(true);
+        }
+        continue;
+      }
       expect(t).toEqual({ chunks: CHUNKS, rows: round, bytes: CHUNKS * CHUNK_BYTES });
       const got = await readAll(s, GROUP, id);
       expect(

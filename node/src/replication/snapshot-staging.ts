@@ -11,8 +11,10 @@
  *
  * Two implementations: `EngineSnapshotStaging` (`snapshot-staging-engine.ts`: raw engine rows, for
  * the memory engine and in-process tests) and `FileSnapshotStaging` (`snapshot-staging-files.ts`: one file per
- * snapshot, what nodes on RocksDB use).
+ * snapshot, what nodes on RocksDB use). File staging also holds snapshots that arrive as SST
+ * files (`sst`, ADR 0013): complete, they have `totals` with the files listed, and no chunks.
  */
+import type { SstKind } from '../engine/types.ts';
 import type { Index, Term } from '../raft/types.ts';
 
 export interface StagedSnapshotId {
@@ -24,6 +26,38 @@ export interface StagedTotals {
   readonly chunks: number;
   readonly rows: number;
   readonly bytes: number;
+  /** A snapshot staged as SST files: the files (then `chunks` is 0, `rows` counts keys and `bytes` file bytes). */
+  readonly sst?: readonly StagedSstFile[];
+}
+
+/** The code of an SST file's kind on the wire (`SstFileSummary.kind`) and in staging trailers. */
+export const SST_KIND_CODE: Readonly<Record<SstKind, number>> = { data: 1, latest: 2, raw: 3 };
+
+/** The kind of code `c`, or undefined. */
+export function sstKindOfCode(c: number): SstKind | undefined {
+  return c === 1 ? 'data' : c === 2 ? 'latest' : c === 3 ? 'raw' : undefined;
+}
+
+/** One file of a snapshot staged as SST files. */
+export interface StagedSstFile {
+  readonly kind: SstKind;
+  readonly bytes: number;
+  readonly crc32: number;
+}
+
+/** Staging of snapshots that arrive as SST files (ADR 0013). */
+export interface SstStaging {
+  /** Appends `bytes` to staged file `kind` of snapshot `id` (`first`: starts it anew). Calls for one snapshot land in call order. */
+  stageSst(group: number, id: StagedSnapshotId, kind: SstKind, bytes: Buffer, first: boolean): Promise<void>;
+  /**
+   * Checks the staged files against `files` (each one listed, sizes and CRC-32s equal), makes
+   * them durable, then marks snapshot `id` complete, durably (its `totals` list the files).
+   */
+  completeSst(group: number, id: StagedSnapshotId, files: readonly StagedSstFile[], t: { readonly rows: number; readonly bytes: number }): Promise<void>;
+  /** Where staged file `kind` of snapshot `id` is. Never modify it: hard-link it to hand it on. */
+  sstPath(group: number, id: StagedSnapshotId, kind: SstKind): string;
+  /** A fresh path base for SST files this node exports to send (`<base>.<d|l|r>.sst`; leftovers go at `sweep`). */
+  exportBase(group: number, id: StagedSnapshotId): Promise<string>;
 }
 
 /** Which staged snapshots of a group `clear` deletes: every one, or only `only`, or those at or below index `upTo`; never `keep`. */
@@ -48,6 +82,8 @@ export interface SnapshotStaging {
   ids(group: number): Promise<StagedSnapshotId[]>;
   /** Lets go of what transfers in progress hold open (their staging stays, incomplete). */
   close(): Promise<void>;
+  /** Present when snapshots can be staged as SST files. */
+  readonly sst?: SstStaging;
 }
 
 export function selects(sel: StagingSelection, id: StagedSnapshotId): boolean {

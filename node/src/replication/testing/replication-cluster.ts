@@ -25,7 +25,7 @@ export interface ClusterNode {
 
 export type RuntimeOverrides = Partial<Omit<MultiRaftOptions, 'nodeId' | 'engine' | 'transport' | 'clock'>>;
 /** Transport settings a test may change (snapshot stream pacing). */
-export type TransportOverrides = Partial<Pick<RaftTransportOptions, 'snapshotBytesPerSecond' | 'snapshotChunkBytes'>>;
+export type TransportOverrides = Partial<Pick<RaftTransportOptions, 'snapshotBytesPerSecond' | 'snapshotChunkBytes' | 'snapshotRowsOnly'>>;
 
 /** Polling period of the bounded waits. */
 const POLL_MS = 5;

@@ -33,6 +33,21 @@ export interface RaftClient extends grpc.Client {
   sendSnapshot(options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
   sendSnapshot(callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
   
+  /**
+   * The same, as SST files (see SnapshotFrame).
+   */
+  SendSnapshotFiles(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
+  SendSnapshotFiles(metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
+  SendSnapshotFiles(options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
+  SendSnapshotFiles(callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
+  /**
+   * The same, as SST files (see SnapshotFrame).
+   */
+  sendSnapshotFiles(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
+  sendSnapshotFiles(metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
+  sendSnapshotFiles(options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
+  sendSnapshotFiles(callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
+  
 }
 
 export interface RaftHandlers extends grpc.UntypedServiceImplementation {
@@ -43,9 +58,15 @@ export interface RaftHandlers extends grpc.UntypedServiceImplementation {
    */
   SendSnapshot: grpc.handleClientStreamingCall<_keyva_v1_SnapshotFrame__Output, _keyva_v1_SnapshotAck>;
   
+  /**
+   * The same, as SST files (see SnapshotFrame).
+   */
+  SendSnapshotFiles: grpc.handleClientStreamingCall<_keyva_v1_SnapshotFrame__Output, _keyva_v1_SnapshotAck>;
+  
 }
 
 export interface RaftDefinition extends grpc.ServiceDefinition {
   Send: MethodDefinition<_keyva_v1_RaftBatch, _keyva_v1_RaftStreamSummary, _keyva_v1_RaftBatch__Output, _keyva_v1_RaftStreamSummary__Output>
   SendSnapshot: MethodDefinition<_keyva_v1_SnapshotFrame, _keyva_v1_SnapshotAck, _keyva_v1_SnapshotFrame__Output, _keyva_v1_SnapshotAck__Output>
+  SendSnapshotFiles: MethodDefinition<_keyva_v1_SnapshotFrame, _keyva_v1_SnapshotAck, _keyva_v1_SnapshotFrame__Output, _keyva_v1_SnapshotAck__Output>
 }
