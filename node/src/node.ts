@@ -160,7 +160,8 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
           blockCacheBytes: config.blockCacheBytes,
           walCompression: config.walCompression,
         },
-    { latestCacheBytes: config.readCacheBytes, groupLimits: { gcChunkRowsMax: config.gcChunkRows } },
+    // A node with peers sends and takes snapshots: its dump thread starts now, not inside the first move.
+    { latestCacheBytes: config.readCacheBytes, groupLimits: { gcChunkRowsMax: config.gcChunkRows }, startDumpThread: config.peers !== undefined },
   );
   let grpcServer: grpc.Server | undefined;
   let httpServer: http.Server | undefined;

@@ -31,6 +31,7 @@ export type DumpRequest =
   | { readonly t: 'credit'; readonly id: number; readonly n: number }
   | { readonly t: 'cancel'; readonly id: number }
   | { readonly t: 'exportSst'; readonly id: number; readonly args: SstExportArgs }
+  | { readonly t: 'deriveLatest'; readonly id: number; readonly dataPath: string; readonly latestPath: string }
   /** `checkOnly`: the checks of an ingestion, nothing ingested. */
   | { readonly t: 'ingestSst'; readonly id: number; readonly files: readonly SstIngestFile[]; readonly checkOnly: boolean };
 
@@ -42,4 +43,5 @@ export type DumpEvent =
   | { readonly t: 'end'; readonly id: number }
   | { readonly t: 'exported'; readonly id: number; readonly counts: SstExportCounts }
   | { readonly t: 'ingested'; readonly id: number }
+  | { readonly t: 'derived'; readonly id: number; readonly rows: number }
   | { readonly t: 'error'; readonly id: number; readonly error: WireError };

@@ -106,6 +106,7 @@ try {
         dumps.delete(m.id);
         break;
       case 'exportSst':
+      case 'deriveLatest':
       case 'ingestSst':
         try {
           const native = sstNative();
@@ -115,6 +116,8 @@ try {
             const raw = a.raw === undefined ? undefined : { gte: buf(a.raw.gte), lt: buf(a.raw.lt), u64Offset: a.raw.u64Offset };
             const counts = native.exportPartition(init.handle, { ...a, latestGte: buf(a.latestGte), latestLt: buf(a.latestLt), raw });
             emit({ t: 'exported', id: m.id, counts });
+          } else if (m.t === 'deriveLatest') {
+            emit({ t: 'derived', id: m.id, rows: native.deriveLatest(init.handle, m.dataPath, m.latestPath) });
           } else {
             const files = m.files.map((f) => ({ path: f.path, gte: buf(f.gte), lt: buf(f.lt) }));
             if (m.checkOnly) native.check(init.handle, files);

@@ -42,6 +42,11 @@ export class RocksDumper {
     this.#handle = handle;
   }
 
+  /** Starts the thread now, if not running (it otherwise starts on first use). */
+  start(): void {
+    if (!this.#closed) this.#start().ready.catch(() => undefined);
+  }
+
   #start(): Thread {
     if (this.#thread !== undefined) return this.#thread;
     const init: DumpInit = { handle: this.#handle };
@@ -90,7 +95,7 @@ export class RocksDumper {
     }
     const d = this.#dumps.get(ev.id);
     if (d === undefined) return;
-    if (ev.t === 'exported' || ev.t === 'ingested') return;
+    if (ev.t === 'exported' || ev.t === 'ingested' || ev.t === 'derived') return;
     if (ev.t === 'chunk') d.chunks.push({ data: Buffer.from(ev.data, 0, ev.length), rows: ev.rows });
     else if (ev.t === 'end') d.ended = true;
     else d.error = fromWireError(ev.error);
@@ -149,6 +154,13 @@ export class RocksDumper {
     const ev = await this.#call((id) => ({ t: 'exportSst', id, args }));
     if (ev.t !== 'exported') throw new KeyVaError('STORAGE_ERROR', `rocksdb dump thread answered ${ev.t} to an SST export`);
     return ev.counts;
+  }
+
+  /** Derives the latest rows of an exported data file on the thread (`SstNative.deriveLatest`). */
+  async deriveLatest(dataPath: string, latestPath: string): Promise<number> {
+    const ev = await this.#call((id) => ({ t: 'deriveLatest', id, dataPath, latestPath }));
+    if (ev.t !== 'derived') throw new KeyVaError('STORAGE_ERROR', `rocksdb dump thread answered ${ev.t} to a latest-row derivation`);
+    return ev.rows;
   }
 
   /** Checks (`checkOnly`: only) and ingests SST files on the thread (`SstNative.check` / `ingest`). */

@@ -63,6 +63,11 @@ export interface RocksDbEngineTuning {
   readonly inFlightRequestsMax?: number;
   /** Bytes of the main-thread cache of latest rows (`latest-cache.ts`); 0 or unset = no cache. */
   readonly latestCacheBytes?: number;
+  /**
+   * Start the dump thread at open instead of at the first snapshot sent or received (a node with
+   * peers: the ~0.1-0.2 s a thread takes to start is then not inside a partition move).
+   */
+  readonly startDumpThread?: boolean;
 }
 
 /** Counters of the writer thread, for tests, benchmarks and metrics. */
@@ -99,6 +104,7 @@ export class RocksDbEngine implements StorageEngine {
   readonly #limits: GroupLimits;
   readonly #inFlightMax: number;
   readonly #latestCacheBytes: number;
+  readonly #tuning: RocksDbEngineTuning;
   /** Point reads of latest rows go through the cache when it is on. */
   #cache: LatestRowCache | undefined;
   #pointReader: CachingLatestReader | undefined;
@@ -127,6 +133,7 @@ export class RocksDbEngine implements StorageEngine {
     this.#limits = { ...DEFAULT_GROUP_LIMITS, ...tuning.groupLimits };
     this.#inFlightMax = tuning.inFlightRequestsMax ?? IN_FLIGHT_REQUESTS_MAX;
     this.#latestCacheBytes = tuning.latestCacheBytes ?? 0;
+    this.#tuning = tuning;
     if (!Number.isSafeInteger(this.#latestCacheBytes) || this.#latestCacheBytes < 0)
       throw new KeyVaError('INVALID_ARGUMENT', `latestCacheBytes must be a non-negative integer, got ${this.#latestCacheBytes}`, { field: 'latestCacheBytes' });
   }
@@ -172,6 +179,7 @@ export class RocksDbEngine implements StorageEngine {
       throw e;
     }
     this.#state = 'open';
+    if (this.#tuning.startDumpThread === true) this.#dumperThread().start();
   }
 
   async #startWriter(db: RocksLevelDb): Promise<void> {
@@ -428,18 +436,17 @@ export class RocksDbEngine implements StorageEngine {
     this.#checkOpen();
     const { lo, hi } = hashRangeBounds(startHash, endHash);
     const dumper = await this.#dumperAt(readTs);
-    const paths = { data: `${pathBase}.d.sst`, latest: `${pathBase}.l.sst`, raw: `${pathBase}.r.sst` };
+    const paths = { data: `${pathBase}.d.sst`, raw: `${pathBase}.r.sst` };
     const counts = await dumper.exportSst({
       latestGte: latestBoundOf(lo),
       latestLt: latestBoundOf(hi),
       readTs,
       dataPath: paths.data,
-      latestPath: paths.latest,
       raw,
       rawPath: paths.raw,
     });
     const files: { kind: SstKind; path: string }[] = [];
-    if (counts.rows > 0) files.push({ kind: 'data', path: paths.data }, { kind: 'latest', path: paths.latest });
+    if (counts.rows > 0) files.push({ kind: 'data', path: paths.data });
     if (counts.rawRows > 0) files.push({ kind: 'raw', path: paths.raw });
     // The export read a view of the database taken after this check passed: GC past readTs is
     // sent to the writer only after the watermark is raised, so it still being at or below
@@ -464,17 +471,31 @@ export class RocksDbEngine implements StorageEngine {
     const { lo, hi } = hashRangeBounds(startHash, endHash);
     const bounded: SstIngestFile[] = files.map((f) => {
       if (f.kind === 'data') return { path: f.path, gte: lo, lt: hi };
-      if (f.kind === 'latest') return { path: f.path, gte: latestBoundOf(lo), lt: latestBoundOf(hi) };
       if (raw === undefined) throw new KeyVaError('INVALID_ARGUMENT', 'a raw SST file needs the raw range it may cover', { field: 'raw' });
       checkRawRange(raw.gte, raw.lt);
       return { path: f.path, gte: raw.gte, lt: raw.lt };
     });
-    // Checked before anything changes: a file refused leaves the range as it was.
-    try {
-      await this.#dumperThread().ingestSst(bounded, true);
-    } catch (e) {
+    const refused = (e: unknown): unknown => {
       const message = (e as Error).message;
-      throw /range it was sent for|no rows|Corruption|Not an SST/i.test(message) ? new KeyVaError('INVALID_ARGUMENT', `SST snapshot refused: ${message}`) : e;
+      return /range it was sent for|no rows|Corruption|Not an SST|not an exported data file|two versions/i.test(message)
+        ? new KeyVaError('INVALID_ARGUMENT', `SST snapshot refused: ${message}`)
+        : e;
+    };
+    // Checked before anything changes: a file refused leaves the range as it was. Then the
+    // latest rows, derived from the data file next to it.
+    const dumper = this.#dumperThread();
+    const data = files.find((f) => f.kind === 'data');
+    const latest = data === undefined ? undefined : { path: `${data.path}.latest`, gte: latestBoundOf(lo), lt: latestBoundOf(hi) };
+    try {
+      await dumper.ingestSst(bounded, true);
+      if (data !== undefined && latest !== undefined) {
+        await rm(latest.path, { force: true });
+        await dumper.deriveLatest(data.path, latest.path);
+        bounded.push(latest);
+      }
+    } catch (e) {
+      if (latest !== undefined) await rm(latest.path, { force: true });
+      throw refused(e);
     }
     await this.#barrier(async () => {
       // A range that already holds rows is deleted first. An empty one (a new replica) is not:
@@ -482,7 +503,10 @@ export class RocksDbEngine implements StorageEngine {
       const empty = reader.range(lo, hi, 1).length === 0 && reader.range(latestBoundOf(lo), latestBoundOf(hi), 1).length === 0;
       if (!empty) await this.#request<undefined>({ t: 'deleteRange', id: this.#nextId++, startHash, endHash }, undefined);
       this.#checkOpen();
-      await this.#dumperThread().ingestSst(bounded, false);
+      await dumper.ingestSst(bounded, false).catch(async (e: unknown) => {
+        if (latest !== undefined) await rm(latest.path, { force: true });
+        throw refused(e);
+      });
     });
   }
 

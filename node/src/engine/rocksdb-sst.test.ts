@@ -99,7 +99,7 @@ describe('SST snapshots on RocksDB (ADR 0013)', () => {
     const exp = await src.sst?.export(RANGE.start, RANGE.end, readTs, RAW, base);
     expect(exp?.rows).toBe(want.length);
     expect(exp?.rawRows).toBe(3); // versions 10, 20, 30
-    expect(exp?.files.map((f) => f.kind)).toEqual(['data', 'latest', 'raw']);
+    expect(exp?.files.map((f) => f.kind)).toEqual(['data', 'raw']); // the receiver derives the latest rows
 
     const dst = await engine();
     await fill(dst, 50, 1); // rows outside the range must survive; inside, replaced

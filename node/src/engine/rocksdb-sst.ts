@@ -1,8 +1,9 @@
 /**
  * KeyVa's native additions to the RocksDB binding (`node/native/rocksdb/binding.patch`,
  * built by `scripts/rocksdb-native.sh`; ADR 0013): a partition's rows at an MVCC timestamp
- * exported as SST files, and SST files checked (readable, block checksums intact, every key in
- * its bounds) and ingested. Absent from the published binding: `sstNative()`
+ * exported as SST files (data rows only: the receiver derives the latest rows, which repeat every
+ * value), the latest rows derived from an exported data file, and SST files checked (readable,
+ * block checksums intact, every key in its bounds) and ingested. Absent from the published binding: `sstNative()`
  * is then undefined and snapshots stream as rows. Both calls are synchronous and run on the
  * engine's dump thread (`rocksdb-dump-worker.ts`), never on the main thread.
  */
@@ -21,13 +22,12 @@ export interface SstExportArgs {
   readonly latestLt: Buffer;
   readonly readTs: bigint;
   readonly dataPath: string;
-  readonly latestPath: string;
   readonly raw: RawExportRange | undefined;
   readonly rawPath: string;
 }
 
 export interface SstExportCounts {
-  /** Keys exported (one data row and one latest row each). */
+  /** Keys exported (one data row each). */
   readonly rows: number;
   readonly rawRows: number;
   /** Key and value bytes of the data rows (what a row stream would have carried, about). */
@@ -45,6 +45,8 @@ export interface SstIngestFile {
 
 export interface SstNative {
   exportPartition(handle: bigint, a: SstExportArgs): SstExportCounts;
+  /** Writes the latest rows of exported data file `dataPath` to `latestPath` (none: no file); returns how many. */
+  deriveLatest(handle: bigint, dataPath: string, latestPath: string): number;
   /** Throws unless every file is intact with all its keys in its bounds; changes nothing. */
   check(handle: bigint, files: readonly SstIngestFile[]): void;
   /** The same checks, then one atomic ingestion (the files are moved in). */
@@ -59,12 +61,12 @@ interface Binding {
     latestLt: Buffer,
     readTs: bigint,
     dataPath: string,
-    latestPath: string,
     rawGte: Buffer,
     rawLt: Buffer,
     rawU64Offset: number,
     rawPath: string,
   ): number[];
+  keyva_derive_latest?(db: object, dataPath: string, latestPath: string): number;
   keyva_check_sst?(db: object, paths: string[], gtes: Buffer[], lts: Buffer[]): void;
   keyva_ingest_sst?(db: object, paths: string[], gtes: Buffer[], lts: Buffer[]): void;
 }
@@ -81,9 +83,10 @@ export function sstNative(): SstNative | undefined {
 function load(): SstNative | null {
   const b = require('@nxtedition/rocksdb/binding.js') as Binding;
   const exportPartition = b.keyva_export_partition;
+  const deriveLatest = b.keyva_derive_latest;
   const check = b.keyva_check_sst;
   const ingest = b.keyva_ingest_sst;
-  if (exportPartition === undefined || check === undefined || ingest === undefined) return null;
+  if (exportPartition === undefined || deriveLatest === undefined || check === undefined || ingest === undefined) return null;
   const withFiles = (call: NonNullable<Binding['keyva_ingest_sst']>) => (handle: bigint, files: readonly SstIngestFile[]) =>
     call(
       b.db_init(handle),
@@ -100,7 +103,6 @@ function load(): SstNative | null {
         a.latestLt,
         a.readTs,
         a.dataPath,
-        a.latestPath,
         a.raw?.gte ?? none,
         a.raw?.lt ?? none,
         a.raw?.u64Offset ?? 0,
@@ -108,6 +110,7 @@ function load(): SstNative | null {
       );
       return { rows: rows ?? 0, rawRows: rawRows ?? 0, keyValueBytes: keyValueBytes ?? 0, fileBytes: fileBytes ?? 0 };
     },
+    deriveLatest: (handle, dataPath, latestPath) => deriveLatest(b.db_init(handle), dataPath, latestPath),
     check: withFiles(check),
     ingest: withFiles(ingest),
   };

@@ -146,8 +146,8 @@ export interface EngineCapabilities {
   readonly durable: boolean;
 }
 
-/** What an SST file of a snapshot holds: data rows (`d`), their latest rows (`l`), or raw rows. */
-export type SstKind = 'data' | 'latest' | 'raw';
+/** What an SST file of a snapshot holds: data rows (`d`; the latest rows are derived from them where they are ingested) or raw rows. */
+export type SstKind = 'data' | 'raw';
 
 /** Raw rows a snapshot carries besides the data: `[gte, lt)`, each row's version a u64 (big-endian) at `u64Offset` of its key. */
 export interface RawSnapshotRange {
@@ -157,9 +157,9 @@ export interface RawSnapshotRange {
 }
 
 export interface SstExport {
-  /** The files written (only kinds with rows), at `<pathBase>.<d|l|r>.sst`. */
+  /** The files written (only kinds with rows), at `<pathBase>.<d|r>.sst`. */
   readonly files: readonly { readonly kind: SstKind; readonly path: string }[];
-  /** Keys exported (a data row and a latest row each). */
+  /** Keys exported (a data row each). */
   readonly rows: number;
   readonly rawRows: number;
   /** Key and value bytes of the data rows. */
@@ -170,16 +170,17 @@ export interface SstExport {
 export interface SstSnapshots {
   /**
    * Writes the live rows of `[startHash, endHash)` at `readTs` (newest version per key, TTL-expired
-   * ones included: what `dumpRows` yields) with their latest rows, and the rows of `raw` whose
-   * version is at most `readTs`, into SST files. Same visibility and SNAPSHOT_TOO_OLD rule as `scan`.
+   * ones included: what `dumpRows` yields), and the rows of `raw` whose version is at most
+   * `readTs`, into SST files. Same visibility and SNAPSHOT_TOO_OLD rule as `scan`.
    */
   export(startHash: bigint, endHash: bigint, readTs: Timestamp, raw: RawSnapshotRange | undefined, pathBase: string): Promise<SstExport>;
   /**
-   * Replaces the rows of `[startHash, endHash)` by the files' (range deleted first unless already
-   * empty, then ONE atomic ingestion; unsynced like `deleteRange`: the caller's applied state,
-   * written synced after, is what makes it durable). Every key of a file must lie in its kind's
-   * bounds (data and latest: the range; raw: `raw`), else INVALID_ARGUMENT and nothing is
-   * ingested. The files are moved into the database (gone on success).
+   * Replaces the rows of `[startHash, endHash)` by the files' (exported by `export`): the latest
+   * rows derived from the data file, the range deleted unless already empty, then ONE atomic
+   * ingestion (unsynced like `deleteRange`: the caller's applied state, written synced after, is
+   * what makes it durable). Every key of a file must lie in its kind's bounds (data: the range;
+   * raw: `raw`), else INVALID_ARGUMENT and nothing changes. The files are moved into the database
+   * (gone on success).
    */
   ingest(
     startHash: bigint,

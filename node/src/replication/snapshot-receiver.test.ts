@@ -183,7 +183,7 @@ describe('SnapshotReceiver over gRPC', () => {
     const staged = await s.staging.totals(1, ID);
     expect(staged?.sst?.map((f) => [f.kind, f.bytes])).toEqual([
       ['data', 4000],
-      ['latest', 500],
+      ['raw', 500],
     ]);
     expect((await readFile(s.staging.sst.sstPath(1, ID, 'data'))).equals(Buffer.concat([d1, d2]))).toBe(true);
     expect(s.t.snapshotStats().receive).toMatchObject({ received: 1, rowsReceived: 40, bytesReceived: 4500 });

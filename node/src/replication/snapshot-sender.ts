@@ -94,6 +94,31 @@ export async function* snapshotChunks(engine: StorageEngine, range: HashRange, r
   if (chunk.length > 0) yield { data: encodeRows(chunk), rows: chunk.length };
 }
 
+/** The bytes of file `path` in pieces of at most `pieceBytes`, the next one read while the caller sends this one. */
+async function* filePieces(path: string, pieceBytes: number): AsyncGenerator<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    // A fresh buffer per piece: gRPC may still hold the previous ones.
+    const read = async (at: number): Promise<Buffer> => {
+      const piece = Buffer.allocUnsafe(pieceBytes);
+      const { bytesRead } = await fh.read(piece, 0, pieceBytes, at);
+      return piece.subarray(0, bytesRead);
+    };
+    let at = 0;
+    let next = read(0);
+    for (;;) {
+      const piece = await next;
+      if (piece.length === 0) return;
+      at += piece.length;
+      next = read(at);
+      next.catch(() => undefined); // awaited on the next turn, or dropped with the generator
+      yield piece;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
 export interface SnapshotSendStats {
   started: number;
   succeeded: number;
@@ -329,24 +354,14 @@ export class SnapshotSender {
         const kind = SST_KIND_CODE[f.kind];
         let size = 0;
         let crc = 0;
-        const fh = await open(f.path, 'r');
-        try {
-          for (;;) {
-            // A fresh buffer per piece: gRPC may still hold the previous one.
-            const piece = Buffer.allocUnsafe(chunkBytes);
-            const { bytesRead } = await fh.read(piece, 0, chunkBytes, size);
-            if (bytesRead === 0) break;
-            const data = piece.subarray(0, bytesRead);
-            crc = crc32(data, crc);
-            size += bytesRead;
-            await this.o.limiter.take(bytesRead);
-            await write({ sstKind: kind, sstData: data });
-            bytes += bytesRead;
-            entry.transfer.bytes = bytes;
-            this.stats.bytesSent += bytesRead;
-          }
-        } finally {
-          await fh.close();
+        for await (const data of filePieces(f.path, chunkBytes)) {
+          crc = crc32(data, crc);
+          size += data.length;
+          await this.o.limiter.take(data.length);
+          await write({ sstKind: kind, sstData: data });
+          bytes += data.length;
+          entry.transfer.bytes = bytes;
+          this.stats.bytesSent += data.length;
         }
         summaries.push({ kind, bytes: size, crc32: crc });
       }

@@ -12,7 +12,7 @@
  * fsyncs the directory: a `.snap` file exists only once all of it is durable. Every chunk's
  * checksum is verified when it is read back; a mismatch is a `STORAGE_ERROR`.
  *
- * A snapshot that arrives as SST files (`sst`, ADR 0013) is staged as `g<group>-<index>-<term>.<d|l|r>.sst`,
+ * A snapshot that arrives as SST files (`sst`, ADR 0013) is staged as `g<group>-<index>-<term>.<d|r>.sst`,
  * appended as pieces arrive (sizes and CRC-32s tracked); `completeSst` checks them against the
  * sender's list, fsyncs each, then writes the `.snap` file as for rows, holding only an SST
  * trailer `0xFFFFFFFE | crc32 u32 | rows u64 | bytes u64 | files u8 | (kind u8 | bytes u64 | crc32 u32)*`.
@@ -44,10 +44,10 @@ const SST_MARK = 0xffff_fffe;
 const FRAME_HEAD = 8;
 const TRAILER_BODY = 20;
 const SST_FILE_ENTRY = 1 + 8 + 4;
-const NAME = /^g(\d+)-(\d+)-(\d+)\.(part|snap|[dlr]\.sst)$/;
+const NAME = /^g(\d+)-(\d+)-(\d+)\.(part|snap|[dr]\.sst)$/;
 const EXPORT_DIR = 'export';
 
-const SST_LETTER: Record<SstKind, string> = { data: 'd', latest: 'l', raw: 'r' };
+const SST_LETTER: Record<SstKind, string> = { data: 'd', raw: 'r' };
 
 interface Writing {
   readonly fh: Promise<FileHandle>;

@@ -147,18 +147,18 @@ describe('snapshot staging in files', () => {
     const dir = join(await tempDir(), 'snapshots');
     const s = files(dir);
     const data = [chunk(1000, 1), chunk(500, 2)];
-    const latest = [chunk(700, 3)];
+    const raw = [chunk(700, 3)];
     const listed = [
       { kind: 'data' as const, bytes: 1500, crc32: crc32(Buffer.concat(data)) },
-      { kind: 'latest' as const, bytes: 700, crc32: crc32(Buffer.concat(latest)) },
+      { kind: 'raw' as const, bytes: 700, crc32: crc32(Buffer.concat(raw)) },
     ];
     await s.sst.stageSst(1, A, 'data', data[0] as Buffer, true);
     await s.sst.stageSst(1, A, 'data', data[1] as Buffer, false);
     await expect(s.sst.stageSst(1, A, 'raw', chunk(1, 1), false)).rejects.toThrow(/continued before it began/);
-    await s.sst.stageSst(1, A, 'latest', latest[0] as Buffer, true);
+    await s.sst.stageSst(1, A, 'raw', raw[0] as Buffer, true);
     expect(await s.totals(1, A)).toBeUndefined();
     // Not listed, wrong size, wrong crc: refused, nothing complete.
-    await expect(s.sst.completeSst(1, A, listed.slice(0, 1), { rows: 3, bytes: 2200 })).rejects.toThrow(/latest file was staged but not listed/);
+    await expect(s.sst.completeSst(1, A, listed.slice(0, 1), { rows: 3, bytes: 2200 })).rejects.toThrow(/raw file was staged but not listed/);
     expect(await s.totals(1, A)).toBeUndefined();
 
     const B = { index: 11, term: 2 };
@@ -171,12 +171,12 @@ describe('snapshot staging in files', () => {
     // A third transfer of A, whole.
     await s.sst.stageSst(1, A, 'data', data[0] as Buffer, true);
     await s.sst.stageSst(1, A, 'data', data[1] as Buffer, false);
-    await s.sst.stageSst(1, A, 'latest', latest[0] as Buffer, true);
+    await s.sst.stageSst(1, A, 'raw', raw[0] as Buffer, true);
     await s.sst.completeSst(1, A, listed, { rows: 3, bytes: 2200 });
     expect(await s.totals(1, A)).toEqual({ chunks: 0, rows: 3, bytes: 2200, sst: listed });
     expect(await files(dir).totals(1, A)).toEqual({ chunks: 0, rows: 3, bytes: 2200, sst: listed }); // from disk alone
     expect((await readFile(s.sst.sstPath(1, A, 'data'))).equals(Buffer.concat(data))).toBe(true);
-    expect((await readFile(s.sst.sstPath(1, A, 'latest'))).equals(Buffer.concat(latest))).toBe(true);
+    expect((await readFile(s.sst.sstPath(1, A, 'raw'))).equals(Buffer.concat(raw))).toBe(true);
     const snap = join(dir, 'g1-10-2.snap');
     const trailer = await readFile(snap);
     const flipped = Buffer.from(trailer);
@@ -234,7 +234,7 @@ describe('snapshot staging in files', () => {
       complete++;
       if (round % 2 === 1) {
         expect(t).toEqual({ chunks: 0, rows: round, bytes: CHUNKS * CHUNK_BYTES, sst: sstFilesOf(round) });
-        for (const kind of ['data', 'latest'] as const) {
+        for (const kind of ['data', 'raw'] as const) {
           const want = Buffer.concat(Array.from({ length: CHUNKS }, (_, seq) => (sstKindOf(seq) === kind ? chunkOf(round, seq) : Buffer.alloc(0))));
           expect((await readFile(s.sst.sstPath(GROUP, id, kind))).equals(want), `round ${round}'s ${kind} file`).toBe(true);
         }

@@ -31,11 +31,11 @@ export interface StagedTotals {
 }
 
 /** The code of an SST file's kind on the wire (`SstFileSummary.kind`) and in staging trailers. */
-export const SST_KIND_CODE: Readonly<Record<SstKind, number>> = { data: 1, latest: 2, raw: 3 };
+export const SST_KIND_CODE: Readonly<Record<SstKind, number>> = { data: 1, raw: 2 };
 
 /** The kind of code `c`, or undefined. */
 export function sstKindOfCode(c: number): SstKind | undefined {
-  return c === 1 ? 'data' : c === 2 ? 'latest' : c === 3 ? 'raw' : undefined;
+  return c === 1 ? 'data' : c === 2 ? 'raw' : undefined;
 }
 
 /** One file of a snapshot staged as SST files. */
@@ -56,7 +56,7 @@ export interface SstStaging {
   completeSst(group: number, id: StagedSnapshotId, files: readonly StagedSstFile[], t: { readonly rows: number; readonly bytes: number }): Promise<void>;
   /** Where staged file `kind` of snapshot `id` is. Never modify it: hard-link it to hand it on. */
   sstPath(group: number, id: StagedSnapshotId, kind: SstKind): string;
-  /** A fresh path base for SST files this node exports to send (`<base>.<d|l|r>.sst`; leftovers go at `sweep`). */
+  /** A fresh path base for SST files this node exports to send (`<base>.<d|r>.sst`; leftovers go at `sweep`). */
   exportBase(group: number, id: StagedSnapshotId): Promise<string>;
 }
 

@@ -4,7 +4,7 @@
  * `CHUNKS` chunks of `CHUNK_BYTES` each, contents from `chunkOf`), completes each, and prints
  * `ack <round>` once `complete` returned. Runs until killed. Odd rounds are staged as SST files
  * (ADR 0013) instead: the same chunks, the first half appended to a data file and the rest to a
- * latest file (`sstFilesOf`).
+ * raw file (`sstFilesOf`).
  */
 import { crc32 } from 'node:zlib';
 import type { SstKind } from '../../engine/types.ts';
@@ -24,11 +24,11 @@ export function chunkOf(round: number, seq: number): Buffer {
 }
 
 /** Which file chunk `seq` of an SST round goes to. */
-export const sstKindOf = (seq: number): SstKind => (seq < CHUNKS / 2 ? 'data' : 'latest');
+export const sstKindOf = (seq: number): SstKind => (seq < CHUNKS / 2 ? 'data' : 'raw');
 
 /** The files of SST round `round`, as listed at completion. */
 export function sstFilesOf(round: number): StagedSstFile[] {
-  return (['data', 'latest'] as const).map((kind) => {
+  return (['data', 'raw'] as const).map((kind) => {
     const bytes = Buffer.concat(Array.from({ length: CHUNKS }, (_, seq) => (sstKindOf(seq) === kind ? chunkOf(round, seq) : Buffer.alloc(0))));
     return { kind, bytes: bytes.length, crc32: crc32(bytes) };
   });

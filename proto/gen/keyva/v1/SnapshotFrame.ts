@@ -13,7 +13,7 @@ import type { Long } from '@grpc/proto-loader';
  * 
  * SendSnapshotFiles carries the same snapshot as SST files instead of rows (ADR 0013): after the
  * header, frames of `sst_data` (the next bytes of file `sst_kind`; files one after the other,
- * 1 data, 2 latest, 3 raw), then `done` with `sst_files` (each file whole: size and CRC-32) and
+ * 1 data, 2 raw), then `done` with `sst_files` (each file whole: size and CRC-32) and
  * `total_rows` (keys) / `total_bytes` (file bytes). A node that cannot ingest SST files answers
  * UNIMPLEMENTED, and its peers send it rows.
  */
@@ -64,7 +64,7 @@ export interface SnapshotFrame {
  * 
  * SendSnapshotFiles carries the same snapshot as SST files instead of rows (ADR 0013): after the
  * header, frames of `sst_data` (the next bytes of file `sst_kind`; files one after the other,
- * 1 data, 2 latest, 3 raw), then `done` with `sst_files` (each file whole: size and CRC-32) and
+ * 1 data, 2 raw), then `done` with `sst_files` (each file whole: size and CRC-32) and
  * `total_rows` (keys) / `total_bytes` (file bytes). A node that cannot ingest SST files answers
  * UNIMPLEMENTED, and its peers send it rows.
  */

@@ -5,7 +5,7 @@ import type { Long } from '@grpc/proto-loader';
 
 export interface SstFileSummary {
   /**
-   * 1 data, 2 latest, 3 raw
+   * 1 data, 2 raw (the receiver derives the latest rows from the data)
    */
   'kind'?: (number);
   'bytes'?: (number | string | Long);
@@ -14,7 +14,7 @@ export interface SstFileSummary {
 
 export interface SstFileSummary__Output {
   /**
-   * 1 data, 2 latest, 3 raw
+   * 1 data, 2 raw (the receiver derives the latest rows from the data)
    */
   'kind': (number);
   'bytes': (string);
