@@ -11,9 +11,9 @@
  * once every row is staged durably and the message was stepped into its group.
  *
  * As SST files (ADR 0013), when this node's engine can export them and the peer has not refused
- * them: the engine writes the partition at the same MVCC timestamp into up to three SST files
- * (off this thread), and `SendSnapshotFiles` streams them in pieces, with their sizes and CRC-32s
- * in the `done` frame; the files are deleted once sent. A peer that answers UNIMPLEMENTED (it
+ * them: the engine writes the partition at the same MVCC timestamp into up to two SST files
+ * (data rows, exactly-once index entries; off this thread), and `SendSnapshotFiles` streams them
+ * in pieces, with their sizes and CRC-32s in the `done` frame; the files are deleted once sent. A peer that answers UNIMPLEMENTED (it
  * cannot ingest them) is sent rows, at once and for `ROWS_ONLY_MS`.
  *
  * The outcome goes back to the core (`reportSnapshot`): on failure the peer's progress leaves
