@@ -1,11 +1,11 @@
 /**
- * KeyVa's native additions to the RocksDB binding (`node/native/rocksdb/binding.patch`,
- * built by `scripts/rocksdb-native.sh`; ADR 0013): a partition's rows at an MVCC timestamp
- * exported as SST files (data rows only: the receiver derives the latest rows, which repeat every
- * value), the latest rows derived from an exported data file, and SST files checked (readable,
- * block checksums intact, every key in its bounds) and ingested. Absent from the published binding: `sstNative()`
- * is then undefined and snapshots stream as rows. Both calls are synchronous and run on the
- * engine's dump thread (`rocksdb-dump-worker.ts`), never on the main thread.
+ * KeyVa's native additions to the RocksDB binding (`node/native/rocksdb/binding.patch`, built by
+ * `scripts/rocksdb-native.sh`; ADR 0013): a partition's rows at an MVCC timestamp exported as
+ * SST files (data rows only: the receiver derives the latest rows, which repeat every value),
+ * the latest rows derived from an exported data file, and SST files checked (readable, block
+ * checksums intact, every key in its bounds) and ingested. Absent from the published binding:
+ * `sstNative()` is then undefined and snapshots stream as rows. All the calls are synchronous
+ * and run on the engine's dump thread (`rocksdb-dump-worker.ts`), never on the main thread.
  */
 import { createRequire } from 'node:module';
 

@@ -13,8 +13,9 @@
  * As SST files (ADR 0013), when this node's engine can export them and the peer has not refused
  * them: the engine writes the partition at the same MVCC timestamp into up to two SST files
  * (data rows, exactly-once index entries; off this thread), and `SendSnapshotFiles` streams them
- * in pieces, with their sizes and CRC-32s in the `done` frame; the files are deleted once sent. A peer that answers UNIMPLEMENTED (it
- * cannot ingest them) is sent rows, at once and for `ROWS_ONLY_MS`.
+ * in pieces, with their sizes and CRC-32s in the `done` frame; the files are deleted once sent.
+ * A peer that answers UNIMPLEMENTED (it cannot ingest them) is sent rows, at once and for
+ * `ROWS_ONLY_MS`.
  *
  * The outcome goes back to the core (`reportSnapshot`): on failure the peer's progress leaves
  * the snapshot state and the core sends a new snapshot on a later heartbeat response; on success
@@ -155,6 +156,7 @@ export interface SnapshotSenderOptions {
 /** How long a peer that answered UNIMPLEMENTED to SST files is sent rows before it is tried again. */
 export const ROWS_ONLY_MS = 10 * 60_000;
 
+/** grpc status UNIMPLEMENTED (this file imports grpc-js types only). */
 const GRPC_UNIMPLEMENTED = 12;
 
 interface RunningEntry {
