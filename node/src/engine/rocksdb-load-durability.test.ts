@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
-import { runUntilKilled } from '../testing/kill-child.ts';
+import { runRoundsUntilKilled } from '../testing/kill-child.ts';
 import { RocksDbEngine } from './rocksdb-engine.ts';
 import { LOADS_PER_ROUND, loadHash, loadMarker, loadRows, ROWS_PER_LOAD, roundRecord } from './testing/crash-loader.ts';
 import { MAX_TS } from './types.ts';
@@ -24,16 +24,7 @@ it('kill -9 during bulk loads: each load is all-or-nothing and a later synced re
   const dir = await mkdtemp(join(tmpdir(), 'keyva-load-crash-'));
   try {
     const script = fileURLToPath(new URL('./testing/crash-loader.ts', import.meta.url));
-    let acked = -1;
-    const { signal, stderr } = await runUntilKilled(
-      script,
-      [dir],
-      ([round]) => {
-        acked = Number(round);
-        return acked + 1 >= ROUNDS_BEFORE_KILL;
-      },
-      KILL_DELAY_MS_MAX,
-    );
+    const { signal, stderr, acked } = await runRoundsUntilKilled(script, [dir], ROUNDS_BEFORE_KILL, KILL_DELAY_MS_MAX);
     expect(signal, stderr).toBe('SIGKILL');
     expect(acked + 1).toBeGreaterThanOrEqual(ROUNDS_BEFORE_KILL);
 

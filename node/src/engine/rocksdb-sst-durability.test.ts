@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
-import { runUntilKilled } from '../testing/kill-child.ts';
+import { runRoundsUntilKilled } from '../testing/kill-child.ts';
 import { openEngine, ROWS, roundRange, roundRecord, rowHash, rowKey, rowValue } from './testing/crash-ingester.ts';
 import { MAX_TS } from './types.ts';
 
@@ -22,16 +22,7 @@ it('kill -9 during SST ingestions: each round is all-or-nothing and a later sync
   const dir = await mkdtemp(join(tmpdir(), 'keyva-sst-crash-'));
   try {
     const script = fileURLToPath(new URL('./testing/crash-ingester.ts', import.meta.url));
-    let acked = -1;
-    const { signal, stderr } = await runUntilKilled(
-      script,
-      [dir],
-      ([round]) => {
-        acked = Number(round);
-        return acked + 1 >= ROUNDS_BEFORE_KILL;
-      },
-      KILL_DELAY_MS_MAX,
-    );
+    const { signal, stderr, acked } = await runRoundsUntilKilled(script, [dir], ROUNDS_BEFORE_KILL, KILL_DELAY_MS_MAX);
     expect(signal, stderr).toBe('SIGKILL');
     expect(acked + 1).toBeGreaterThanOrEqual(ROUNDS_BEFORE_KILL);
 

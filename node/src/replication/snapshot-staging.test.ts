@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryEngine } from '../engine/memory-engine.ts';
-import { runUntilKilled } from '../testing/kill-child.ts';
+import { runRoundsUntilKilled } from '../testing/kill-child.ts';
 import type { SnapshotStaging, StagedSnapshotId } from './snapshot-staging.ts';
 import { EngineSnapshotStaging } from './snapshot-staging-engine.ts';
 import { FileSnapshotStaging } from './snapshot-staging-files.ts';
@@ -208,17 +208,8 @@ describe('snapshot staging in files', () => {
   it('kill -9 while staging: every completed snapshot is whole afterwards; nothing incomplete reads as complete', { timeout: 120_000 }, async () => {
     const dir = join(await tempDir(), 'snapshots');
     const script = fileURLToPath(new URL('./testing/crash-stager.ts', import.meta.url));
-    let acked = -1;
     // Killed somewhere inside a later round: its chunks or its completion.
-    const { signal, stderr } = await runUntilKilled(
-      script,
-      [dir],
-      ([round]) => {
-        acked = Number(round);
-        return acked >= 15;
-      },
-      30,
-    );
+    const { signal, stderr, acked } = await runRoundsUntilKilled(script, [dir], 16, 30);
     expect(signal, stderr).toBe('SIGKILL');
 
     const s = files(dir);

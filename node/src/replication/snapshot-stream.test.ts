@@ -86,6 +86,17 @@ async function proposeAll(c: ReplicationCluster, batches: DataMutation[][], para
   await Promise.all(Array.from({ length: parallel }, worker));
 }
 
+/** `engine` with the members in `overrides` replaced (present keys, even undefined ones); the rest its own, bound to it. */
+function overriding(engine: StorageEngine, overrides: Partial<Record<keyof StorageEngine, unknown>>): StorageEngine {
+  return new Proxy(engine, {
+    get(target, prop) {
+      if (Object.hasOwn(overrides, prop)) return overrides[prop as keyof StorageEngine];
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}
+
 async function rows(engine: StorageEngine): Promise<ScanItem[]> {
   const out: ScanItem[] = [];
   for await (const page of scanPartition(engine, RANGE, MAX_TS)) out.push(...page);
@@ -292,28 +303,24 @@ describe.each(FORMS)('streamed snapshots %s', (_form, form) => {
       // applied state is written.
       const disk = await rocks('n4c');
       let loads = 0;
-      const failing = new Proxy(disk, {
-        get(target, prop) {
-          const real = target.sst;
-          if (prop === 'sst' && sst && real !== undefined) {
-            return {
-              export: real.export,
-              ingest: async (...a: Parameters<typeof real.ingest>) => {
-                await real.ingest(...a);
-                throw new Error('simulated crash');
-              },
-            };
-          }
-          if (prop === 'load') {
-            return (load: Parameters<StorageEngine['load']>[0]) => {
-              if (++loads === 3) return Promise.reject(new Error('simulated crash'));
-              return target.load(load);
-            };
-          }
-          const v = Reflect.get(target, prop, target) as unknown;
-          return typeof v === 'function' ? v.bind(target) : v;
+      const real = disk.sst;
+      const failing = overriding(disk, {
+        load: (load: Parameters<StorageEngine['load']>[0]) => {
+          if (++loads === 3) return Promise.reject(new Error('simulated crash'));
+          return disk.load(load);
         },
-      }) as StorageEngine;
+        ...(sst && real !== undefined
+          ? {
+              sst: {
+                export: real.export,
+                ingest: async (...a: Parameters<typeof real.ingest>) => {
+                  await real.ingest(...a);
+                  throw new Error('simulated crash');
+                },
+              },
+            }
+          : {}),
+      });
       let fatal: Error | undefined;
       await c.start('n4', failing, [EMPTY_SPEC], { staging: stagingOf(disk), onFatal: (e) => (fatal = e) }, form);
       await addLearner(c, 'n4');
@@ -362,13 +369,7 @@ describe('streamed snapshots between a node with SST files and one without', () 
 
       // n4 runs on an engine without the native calls (as on the published binding).
       const disk = await rocks('n4f');
-      const withoutSst = new Proxy(disk, {
-        get(target, prop) {
-          if (prop === 'sst') return undefined;
-          const v = Reflect.get(target, prop, target) as unknown;
-          return typeof v === 'function' ? v.bind(target) : v;
-        },
-      }) as StorageEngine;
+      const withoutSst = overriding(disk, { sst: undefined });
       await c.start('n4', withoutSst, [EMPTY_SPEC], { staging: stagingOf(disk) });
       await addLearner(c, 'n4');
       const now = await caughtUp(c, 'n4', 30_000);

@@ -35,3 +35,26 @@ export async function runUntilKilled(
   }
   return { signal: await exited, stderr };
 }
+
+/**
+ * `runUntilKilled` for a child that prints `ack <round>` per round done (0, 1, 2, ...): killed
+ * once `rounds` rounds are acknowledged; also returns the last round acknowledged (-1: none).
+ */
+export async function runRoundsUntilKilled(
+  script: string,
+  args: readonly string[],
+  rounds: number,
+  killDelayMsMax: number,
+): Promise<KilledChild & { readonly acked: number }> {
+  let acked = -1;
+  const killed = await runUntilKilled(
+    script,
+    args,
+    ([round]) => {
+      acked = Number(round);
+      return acked + 1 >= rounds;
+    },
+    killDelayMsMax,
+  );
+  return { ...killed, acked };
+}
