@@ -35,6 +35,8 @@ the targets (p99 during the move <= 2x steady; move rate >= 0.5x the ceiling).
                           passed as KEYVA_SNAPSHOT_BYTES_PER_SEC; default ${d.snapshotMiBPerSec}, the node's default)
   --snapshot-format <f>   how nodes send snapshots: auto (SST files when both nodes have KeyVa's
                           build of the RocksDB binding, ADR 0013) or rows (default ${d.snapshotFormat})
+  --snapshot-transport <t>  how SST files travel: socket (the peers' snapshot sockets, ADR 0014)
+                          or grpc (default ${d.snapshotTransport})
   --seed <n>              PRNG seed (default ${d.seed})
   --memory                memory engine (not durable; for a quick look only)
   --json <file>           write the machine-readable report
@@ -72,6 +74,7 @@ export function parseRebalanceArgs(args: readonly string[]): { options: Rebalanc
       'ceiling-min-mib': { type: 'string', default: String(d.ceilingMinMiB) },
       'snapshot-mib-per-sec': { type: 'string', default: String(d.snapshotMiBPerSec) },
       'snapshot-format': { type: 'string', default: d.snapshotFormat },
+      'snapshot-transport': { type: 'string', default: d.snapshotTransport },
       seed: { type: 'string', default: String(d.seed) },
       memory: { type: 'boolean', default: false },
       json: { type: 'string' },
@@ -83,6 +86,8 @@ export function parseRebalanceArgs(args: readonly string[]): { options: Rebalanc
   if (readFraction > 1) throw new Error(`--read-fraction must be between 0 and 1, got '${values['read-fraction']}'`);
   const format = values['snapshot-format'];
   if (format !== 'auto' && format !== 'rows') throw new Error(`--snapshot-format must be auto or rows, got '${format}'`);
+  const transport = values['snapshot-transport'];
+  if (transport !== 'socket' && transport !== 'grpc') throw new Error(`--snapshot-transport must be socket or grpc, got '${transport}'`);
   const options: RebalanceOptions = {
     dataMiB: num(values['data-mib'], 'data-mib', 0.01, false),
     valueSize: num(values['value-size'], 'value-size', 32),
@@ -100,6 +105,7 @@ export function parseRebalanceArgs(args: readonly string[]): { options: Rebalanc
     ceilingMinMiB: num(values['ceiling-min-mib'], 'ceiling-min-mib', 1),
     snapshotMiBPerSec: num(values['snapshot-mib-per-sec'], 'snapshot-mib-per-sec', 1),
     snapshotFormat: format,
+    snapshotTransport: transport,
     seed: num(values.seed, 'seed', 0),
     memory: values.memory ?? false,
   };

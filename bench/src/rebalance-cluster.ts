@@ -27,6 +27,8 @@ export interface SnapshotCounters {
   readonly sent: number;
   /** Of `sent`, transfers sent as SST files (ADR 0013). */
   readonly sentAsFiles: number;
+  /** Transfers begun over a peer's snapshot socket (ADR 0014). */
+  readonly sentOverSocket: number;
   readonly received: number;
   readonly sending: number;
   readonly sendFailed: number;
@@ -40,6 +42,7 @@ export const ZERO_COUNTERS: SnapshotCounters = {
   receivedBytes: 0,
   sent: 0,
   sentAsFiles: 0,
+  sentOverSocket: 0,
   received: 0,
   sending: 0,
   sendFailed: 0,
@@ -52,6 +55,7 @@ const METRIC: Readonly<Record<keyof SnapshotCounters, string>> = {
   receivedBytes: 'keyva_snapshot_received_bytes',
   sent: 'keyva_snapshots_sent',
   sentAsFiles: 'keyva_snapshots_sent_as_files',
+  sentOverSocket: 'keyva_snapshots_sent_over_socket',
   received: 'keyva_snapshots_received',
   sending: 'keyva_snapshots_sending',
   sendFailed: 'keyva_snapshots_send_failed',

@@ -78,7 +78,7 @@ export function renderRebalanceMarkdown(r: RebalanceReport): string {
     `| move time (add to settled) | ${m.seconds.toFixed(1)} s |`,
     `| moves done | ${m.movesDone} (${m.addedNode} holds ${m.newNodePartitions} of ${m.partitions} partitions) |`,
     `| snapshot bytes streamed | ${mib(m.snapshotBytes)} in ${m.snapshotsReceived} snapshots${m.snapshotsFailed > 0 ? ` (${m.snapshotsFailed} failed, retried)` : ''} |`,
-    `| snapshots sent as SST files (--snapshot-format ${o.snapshotFormat}) | ${m.snapshotsAsFiles} of ${m.snapshotsReceived} |`,
+    `| snapshots sent as SST files (--snapshot-format ${o.snapshotFormat}, --snapshot-transport ${o.snapshotTransport}) | ${m.snapshotsAsFiles} of ${m.snapshotsReceived}, ${m.snapshotsOverSocket} over snapshot sockets |`,
     `| receiving time (a transfer in progress on a node) | ${m.receivingSeconds.toFixed(1)} s |`,
     `| snapshot stream rate (bytes / receiving time) | ${m.streamBytesPerSec === null ? 'n/a (the learners caught up from the Raft log: no log was compacted yet)' : mibps(m.streamBytesPerSec)} |`,
     `| streaming window (first to last byte, gaps included) | ${m.streamSeconds.toFixed(1)} s${m.windowBytesPerSec === null ? '' : `, ${mibps(m.windowBytesPerSec)}`} |`,

@@ -13,6 +13,7 @@ keyva_snapshot_sent_bytes 1048576
 keyva_snapshot_received_bytes 2097152
 keyva_snapshots_sent 3
 keyva_snapshots_sent_as_files 2
+keyva_snapshots_sent_over_socket 1
 keyva_snapshots_received 2
 keyva_snapshots_sending 1
 keyva_snapshots_send_failed 0
@@ -67,6 +68,7 @@ function report(o: {
       snapshotBytes: o.streamRate === null ? 0 : 100 * 2 ** 20,
       snapshotsReceived: o.streamRate === null ? 0 : 12,
       snapshotsAsFiles: o.streamRate === null ? 0 : 12,
+      snapshotsOverSocket: o.streamRate === null ? 0 : 12,
       snapshotsFailed: 0,
       streamSeconds: o.streamRate === null ? 0 : 4,
       receivingSeconds: o.streamRate === null ? 0 : 2,
@@ -92,6 +94,7 @@ describe('rebalance benchmark, pure parts', () => {
       receivedBytes: 2097152,
       sent: 3,
       sentAsFiles: 2,
+      sentOverSocket: 1,
       received: 2,
       sending: 1,
       sendFailed: 0,

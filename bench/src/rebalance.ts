@@ -48,6 +48,8 @@ export interface RebalanceOptions {
   readonly snapshotMiBPerSec: number;
   /** How the nodes send snapshots (their --snapshot-format): 'auto' (SST files when they can) or 'rows'. */
   readonly snapshotFormat: 'auto' | 'rows';
+  /** How SST files travel (their --snapshot-transport): 'socket' (ADR 0014) or 'grpc'. */
+  readonly snapshotTransport: 'socket' | 'grpc';
 }
 
 export const REBALANCE_DEFAULTS: RebalanceOptions = {
@@ -69,6 +71,7 @@ export const REBALANCE_DEFAULTS: RebalanceOptions = {
   ceilingMinMiB: 64,
   snapshotMiBPerSec: 64,
   snapshotFormat: 'auto',
+  snapshotTransport: 'socket',
 };
 
 /** A sample of the move: seconds since the node was added, snapshot bytes received by then (all nodes), transfers in flight. */
@@ -93,6 +96,8 @@ export interface MoveReport {
   readonly snapshotsReceived: number;
   /** Of the snapshots sent, those sent as SST files (ADR 0013); the rest went as rows. */
   readonly snapshotsAsFiles: number;
+  /** Transfers begun over the receivers' snapshot sockets (ADR 0014). */
+  readonly snapshotsOverSocket: number;
   readonly snapshotsFailed: number;
   /** From the sample before the first transfer in flight to the sample of the last byte (0: no snapshot streamed); gaps between transfers included. */
   readonly streamSeconds: number;
@@ -185,7 +190,11 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
       partitions: o.partitions,
       dataDir: join(dir, 'cluster'),
       memory: o.memory,
-      env: { KEYVA_SNAPSHOT_BYTES_PER_SEC: String(Math.round(o.snapshotMiBPerSec * 2 ** 20)), KEYVA_SNAPSHOT_FORMAT: o.snapshotFormat },
+      env: {
+        KEYVA_SNAPSHOT_BYTES_PER_SEC: String(Math.round(o.snapshotMiBPerSec * 2 ** 20)),
+        KEYVA_SNAPSHOT_FORMAT: o.snapshotFormat,
+        KEYVA_SNAPSHOT_TRANSPORT: o.snapshotTransport,
+      },
     });
     const c = cluster;
     for (const end = Date.now() + 120_000; ; ) {
@@ -286,6 +295,7 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
       snapshotBytes,
       snapshotsReceived: after.received - before.received,
       snapshotsAsFiles: after.sentAsFiles - before.sentAsFiles,
+      snapshotsOverSocket: after.sentOverSocket - before.sentOverSocket,
       snapshotsFailed: after.sendFailed - before.sendFailed + (after.receiveFailed - before.receiveFailed),
       streamSeconds,
       receivingSeconds,

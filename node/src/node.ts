@@ -38,7 +38,7 @@ import { PartitionTable } from './partition/partition-table.ts';
 import { ReadOnlyOption } from './raft/types.ts';
 import { LeaderBalancer } from './replication/leader-balancer.ts';
 import { MultiRaft, NO_RANGE } from './replication/multi-raft.ts';
-import { RaftTransport } from './replication/raft-transport.ts';
+import { hostOf, RaftTransport } from './replication/raft-transport.ts';
 import { FileSnapshotStaging } from './replication/snapshot-staging-files.ts';
 import { Forwarder } from './routing/forwarder.ts';
 import { StaticNodeDirectory } from './routing/node-directory.ts';
@@ -238,6 +238,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       if (incarnation !== undefined) await checkIncarnation(identity, peers, peerAdmin);
       // Raft dials the --peers addresses unless --raft-dial routes a peer elsewhere (a proxy); clients keep the --peers ones.
       const addresses = new Map([...peers, ...(config.raftDial === undefined ? [] : parsePeers(config.raftDial))].map((p) => [p.id, p.grpcAddress]));
+      const dialed = new Set(config.raftDial === undefined ? [] : parsePeers(config.raftDial).map((p) => p.id));
       let runtime: MultiRaft | undefined;
       transport = new RaftTransport({
         self: nodeId,
@@ -245,6 +246,13 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         onReceive: (from, group, m) => runtime?.receive(from, group, m),
         snapshotBytesPerSecond: config.snapshotBytesPerSec,
         snapshotRowsOnly: config.snapshotFormat === 'rows',
+        // SST-file snapshots over the snapshot socket (ADR 0014), except to peers routed through --raft-dial (a proxy sees all their traffic).
+        ...(config.snapshotTransport === 'socket'
+          ? {
+              snapshotSocket: { host: config.grpcHost, port: config.snapshotPort },
+              snapshotSocketHostOf: (id: string) => (dialed.has(id) ? undefined : hostOf(addresses.get(id) ?? replicatedMeta?.addressOf(id as NodeId))),
+            }
+          : {}),
         // Raft traffic from a node back on a wiped disk is refused (membership/node-identity.ts).
         ...(incarnation === undefined ? {} : { incarnation }),
         refuses: incarnationGuard(
@@ -482,6 +490,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
     const grpcPort = await bindGrpc(grpcServer, `${config.grpcHost}:${config.grpcPort}`);
     httpServer = createRestGateway({ messageBytesMax: config.messageBytesMax }, { kv, ops, runner, metrics, admin, ready: () => ready && !runner.isDraining });
     const httpPort = await listen(httpServer, config.httpHost, config.httpPort);
+    const snapshotPort = await transport?.startSnapshotSocket();
     grpcAddress = `${advertise}:${grpcPort}`;
     httpAddress = `${config.advertiseHost ?? config.httpHost}:${httpPort}`;
     const self: NodeAddresses = { id: nodeId, grpcAddress, httpAddress, ...(incarnation === undefined ? {} : { incarnation }) };
@@ -514,7 +523,14 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
     });
     ready = true;
     // How this node sends and takes snapshots (ADR 0013): SST files need KeyVa's build of the binding.
-    const snapshots = peers === undefined ? undefined : engine.sst !== undefined && config.snapshotFormat === 'auto' ? 'sst-files' : 'rows';
+    const snapshots =
+      peers === undefined
+        ? undefined
+        : engine.sst !== undefined && config.snapshotFormat === 'auto'
+          ? snapshotPort === undefined
+            ? 'sst-files over grpc'
+            : `sst-files, socket port ${snapshotPort}`
+          : 'rows';
     log.info({ grpcAddress, httpAddress, engine: engine.kind, partitions, dataDir: config.dataDir, peers: peerIds, snapshots }, 'node ready');
 
     let stopping: Promise<void> | undefined;

@@ -7,6 +7,8 @@ import type { RaftBatch as _keyva_v1_RaftBatch, RaftBatch__Output as _keyva_v1_R
 import type { RaftEnvelope as _keyva_v1_RaftEnvelope, RaftEnvelope__Output as _keyva_v1_RaftEnvelope__Output } from './keyva/v1/RaftEnvelope.ts';
 import type { RaftStreamSummary as _keyva_v1_RaftStreamSummary, RaftStreamSummary__Output as _keyva_v1_RaftStreamSummary__Output } from './keyva/v1/RaftStreamSummary.ts';
 import type { SnapshotAck as _keyva_v1_SnapshotAck, SnapshotAck__Output as _keyva_v1_SnapshotAck__Output } from './keyva/v1/SnapshotAck.ts';
+import type { SnapshotEndpointReply as _keyva_v1_SnapshotEndpointReply, SnapshotEndpointReply__Output as _keyva_v1_SnapshotEndpointReply__Output } from './keyva/v1/SnapshotEndpointReply.ts';
+import type { SnapshotEndpointRequest as _keyva_v1_SnapshotEndpointRequest, SnapshotEndpointRequest__Output as _keyva_v1_SnapshotEndpointRequest__Output } from './keyva/v1/SnapshotEndpointRequest.ts';
 import type { SnapshotFrame as _keyva_v1_SnapshotFrame, SnapshotFrame__Output as _keyva_v1_SnapshotFrame__Output } from './keyva/v1/SnapshotFrame.ts';
 import type { SstFileSummary as _keyva_v1_SstFileSummary, SstFileSummary__Output as _keyva_v1_SstFileSummary__Output } from './keyva/v1/SstFileSummary.ts';
 
@@ -22,6 +24,8 @@ export interface ProtoGrpcType {
       RaftEnvelope: MessageTypeDefinition<_keyva_v1_RaftEnvelope, _keyva_v1_RaftEnvelope__Output>
       RaftStreamSummary: MessageTypeDefinition<_keyva_v1_RaftStreamSummary, _keyva_v1_RaftStreamSummary__Output>
       SnapshotAck: MessageTypeDefinition<_keyva_v1_SnapshotAck, _keyva_v1_SnapshotAck__Output>
+      SnapshotEndpointReply: MessageTypeDefinition<_keyva_v1_SnapshotEndpointReply, _keyva_v1_SnapshotEndpointReply__Output>
+      SnapshotEndpointRequest: MessageTypeDefinition<_keyva_v1_SnapshotEndpointRequest, _keyva_v1_SnapshotEndpointRequest__Output>
       SnapshotFrame: MessageTypeDefinition<_keyva_v1_SnapshotFrame, _keyva_v1_SnapshotFrame__Output>
       SstFileSummary: MessageTypeDefinition<_keyva_v1_SstFileSummary, _keyva_v1_SstFileSummary__Output>
     }

@@ -59,6 +59,7 @@ export type { ReplicaStatus, ReplicaStatus__Output as ReplicaStatusOut } from '.
 export type { ScanRequest, ScanRequest__Output as ScanRequestOut } from '../gen/keyva/v1/ScanRequest.ts';
 export type { ScanResponse, ScanResponse__Output as ScanResponseOut } from '../gen/keyva/v1/ScanResponse.ts';
 export type { SnapshotAck, SnapshotAck__Output as SnapshotAckOut } from '../gen/keyva/v1/SnapshotAck.ts';
+export type { SnapshotEndpointReply, SnapshotEndpointReply__Output as SnapshotEndpointReplyOut } from '../gen/keyva/v1/SnapshotEndpointReply.ts';
 export type { SnapshotFrame, SnapshotFrame__Output as SnapshotFrameOut } from '../gen/keyva/v1/SnapshotFrame.ts';
 export type { SplitPartitionRequest, SplitPartitionRequest__Output as SplitPartitionRequestOut } from '../gen/keyva/v1/SplitPartitionRequest.ts';
 export type { SplitPartitionResponse, SplitPartitionResponse__Output as SplitPartitionResponseOut } from '../gen/keyva/v1/SplitPartitionResponse.ts';

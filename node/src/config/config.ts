@@ -166,6 +166,17 @@ const NodeConfigObject = z
       .describe(
         "With --peers: how this node sends snapshots. 'auto': as SST files when both nodes' RocksDB bindings can (KeyVa's build, scripts/rocksdb-native.sh; ADR 0013), else rows; 'rows': always rows (slower; for comparisons and as a way out).",
       ),
+    snapshotTransport: z
+      .enum(['socket', 'grpc'])
+      .default('socket')
+      .describe(
+        "With --peers: how snapshots sent as SST files travel. 'socket': over a plain TCP connection to the peer's snapshot port (--snapshot-port; ADR 0014), faster on busy nodes, else over gRPC; 'grpc': always over gRPC (this node then opens no snapshot port). Peers routed by --raft-dial are always sent over gRPC.",
+      ),
+    snapshotPort: port
+      .default(0)
+      .describe(
+        'With --peers and --snapshot-transport socket: the TCP port, on --grpc-host, that takes snapshots as SST files from peers (0 = any free port; peers ask for it over gRPC). Fix it where a firewall or NetworkPolicy lists the ports peers may reach.',
+      ),
     raftDial: z
       .string()
       .min(1)

@@ -23,6 +23,8 @@ export interface SnapshotStreamTotals {
   readonly sent: number;
   /** Of `sent`, the transfers sent as SST files (ADR 0013). */
   readonly sentAsFiles: number;
+  /** Transfers begun over a peer's snapshot socket (ADR 0014). */
+  readonly sentOverSocket: number;
   readonly sendFailed: number;
   readonly received: number;
   readonly receiveFailed: number;
@@ -146,6 +148,7 @@ export class NodeMetrics {
       ['keyva_snapshot_received_bytes', 'Bytes (rows or SST files) of Raft snapshots received from peers since start', 'receivedBytes'],
       ['keyva_snapshots_sent', 'Raft snapshot transfers to peers completed since start', 'sent'],
       ['keyva_snapshots_sent_as_files', 'Of keyva_snapshots_sent, the transfers sent as SST files rather than rows (ADR 0013)', 'sentAsFiles'],
+      ['keyva_snapshots_sent_over_socket', "Transfers of SST files begun over the peer's snapshot socket rather than gRPC (ADR 0014)", 'sentOverSocket'],
       ['keyva_snapshots_send_failed', 'Raft snapshot transfers to peers failed since start (retried by Raft)', 'sendFailed'],
       ['keyva_snapshots_received', 'Raft snapshot transfers from peers staged since start', 'received'],
       ['keyva_snapshots_receive_failed', 'Raft snapshot transfers from peers refused or cut off since start', 'receiveFailed'],

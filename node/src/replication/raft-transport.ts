@@ -21,7 +21,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { RECONNECT_OPTIONS } from '@keyva/client';
-import { keyvaV1, type RaftBatch, type RaftBatchOut, type RaftClient, type SnapshotAck, type SnapshotFrameOut } from '@keyva/proto';
+import { keyvaV1, type RaftBatch, type RaftBatchOut, type RaftClient, type SnapshotAck, type SnapshotEndpointReply, type SnapshotFrameOut } from '@keyva/proto';
 import type { SnapshotStreamTotals } from '../observability/metrics.ts';
 import type { Message } from '../raft/messages.ts';
 import { decodeMessage, decodePacked, encodePacked, type GroupMessage, isCoalescedHeartbeat } from './raft-codec.ts';
@@ -30,6 +30,7 @@ import { widenReceiveWindow } from './snapshot-flow-window.ts';
 import { RateLimiter, SNAPSHOT_BYTES_PER_SECOND_DEFAULT } from './snapshot-rate-limiter.ts';
 import { SnapshotReceiver, type SnapshotReceiveStats } from './snapshot-receiver.ts';
 import { isStreamedSnapshotMessage, type SnapshotHost, SnapshotSender, type SnapshotSendStats, type SnapshotTransfer } from './snapshot-sender.ts';
+import { SnapshotSocketServer } from './snapshot-socket-server.ts';
 
 /** Messages waiting for one peer, at most; older ones are dropped first. */
 export const PEER_QUEUE_MAX = 10_000;
@@ -50,6 +51,14 @@ export interface RaftTransportOptions {
   readonly snapshotRowsOnly?: boolean;
   /** Row bytes per snapshot chunk, at most (default 1 MiB; keep it below the peers' gRPC message limit). */
   readonly snapshotChunkBytes?: number;
+  /**
+   * Take SST-file snapshots over a plain TCP socket on this host and port (0: any free one) and
+   * send them to peers' sockets (ADR 0014); `startSnapshotSocket` listens. Without it, and to a
+   * peer without one, they go over gRPC.
+   */
+  readonly snapshotSocket?: { readonly host: string; readonly port: number };
+  /** With `snapshotSocket`: the host of peer `id`'s snapshot socket, or undefined to send it SST files over gRPC (default: that of its address). */
+  readonly snapshotSocketHostOf?: (id: string) => string | undefined;
   /** This node's data directory incarnation, sent with every Raft stream (none: not sent). */
   readonly incarnation?: string;
   /**
@@ -61,6 +70,22 @@ export interface RaftTransportOptions {
 
 /** The metadata key of a Raft stream's sender incarnation. */
 export const INCARNATION_METADATA_KEY = 'keyva-incarnation';
+
+/** A gRPC UNAVAILABLE error answer. */
+function unavailable(details: string): grpc.ServerErrorResponse {
+  return { code: grpc.status.UNAVAILABLE, details, name: 'SnapshotError', message: details, metadata: new grpc.Metadata() };
+}
+
+/** The host part of a `host:port` address (`[v6]:port` too); undefined for undefined. */
+export function hostOf(address: string | undefined): string | undefined {
+  if (address === undefined) return undefined;
+  if (address.startsWith('[')) {
+    const end = address.indexOf(']');
+    return end < 0 ? undefined : address.slice(1, end);
+  }
+  const colon = address.lastIndexOf(':');
+  return colon < 0 ? address : address.slice(0, colon);
+}
 
 export interface TransportStats {
   sent: number;
@@ -114,6 +139,7 @@ export class RaftTransport {
   private readonly snapshotClients = new Map<string, { address: string; client: RaftClient }>();
   private snapshotSender: SnapshotSender | undefined;
   private snapshotReceiver: SnapshotReceiver | undefined;
+  private snapshotSocketServer: SnapshotSocketServer | undefined;
   private readonly o: RaftTransportOptions;
   private readonly now: () => number;
   private closed = false;
@@ -136,8 +162,30 @@ export class RaftTransport {
       limiter,
       chunkBytes: this.o.snapshotChunkBytes,
       rowsOnly: this.o.snapshotRowsOnly,
+      ...(this.o.snapshotSocket === undefined ? {} : { socketHostOf: this.o.snapshotSocketHostOf ?? ((id: string) => hostOf(this.o.addressOf(id))) }),
     });
     this.snapshotReceiver = new SnapshotReceiver({ self: this.o.self, host, deliver: (from, group, m) => this.o.onReceive(from, group, m) });
+  }
+
+  /**
+   * Listens on the snapshot socket (option `snapshotSocket`); resolves to its port, or undefined
+   * without the option. Transfers arriving before `attachSnapshots` are refused (UNAVAILABLE).
+   */
+  async startSnapshotSocket(): Promise<number | undefined> {
+    const where = this.o.snapshotSocket;
+    if (where === undefined || this.closed) return undefined;
+    const server = new SnapshotSocketServer({
+      ...where,
+      serve: (call, answer) => {
+        const receiver = this.snapshotReceiver;
+        if (receiver === undefined || this.closed) {
+          answer(unavailable('this node takes no snapshots now'));
+          call.destroy();
+        } else receiver.serveFiles(call, answer);
+      },
+    });
+    this.snapshotSocketServer = server;
+    return await server.listen();
   }
 
   /** Streamed snapshot metrics: sent and received counts and bytes, and the transfers in progress. */
@@ -155,6 +203,7 @@ export class RaftTransport {
       receivedBytes: r?.bytesReceived ?? 0,
       sent: s?.succeeded ?? 0,
       sentAsFiles: s?.filesSent ?? 0,
+      sentOverSocket: s?.overSocket ?? 0,
       sendFailed: s?.failed ?? 0,
       received: r?.received ?? 0,
       receiveFailed: r?.failed ?? 0,
@@ -374,24 +423,24 @@ export class RaftTransport {
       (call, callback) => {
         const receiver = this.snapshotReceiver;
         if (receiver === undefined || this.closed) {
-          callback({
-            code: grpc.status.UNAVAILABLE,
-            details: 'this node takes no snapshots now',
-            name: 'SnapshotError',
-            message: 'unavailable',
-            metadata: new grpc.Metadata(),
-          });
+          callback(unavailable('this node takes no snapshots now'));
           return;
         }
         if (files) receiver.handleFiles(call, callback);
         else receiver.handle(call, callback);
       };
-    return { Send, SendSnapshot: snapshots(false), SendSnapshotFiles: snapshots(true) } as grpc.UntypedServiceImplementation;
+    const SnapshotEndpoint: grpc.handleUnaryCall<unknown, SnapshotEndpointReply> = (_call, callback) => {
+      // Port 0 (send over gRPC) until the socket listens, and on a node that cannot ingest SST files.
+      const ingests = this.snapshotReceiver?.takesFiles() === true;
+      callback(null, { port: ingests ? (this.snapshotSocketServer?.port ?? 0) : 0 });
+    };
+    return { Send, SendSnapshot: snapshots(false), SendSnapshotFiles: snapshots(true), SnapshotEndpoint } as grpc.UntypedServiceImplementation;
   }
 
   close(): void {
     this.closed = true;
     this.snapshotSender?.close();
+    this.snapshotSocketServer?.close();
     for (const c of this.snapshotClients.values()) c.client.close();
     this.snapshotClients.clear();
     for (const p of this.peers.values()) this.disconnect(p);

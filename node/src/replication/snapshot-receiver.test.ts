@@ -3,9 +3,11 @@
  * is staged and then delivered; malformed or cut-off streams are refused with a specific status,
  * deliver nothing, and leave no staged rows; the partition's data is never touched. The same for
  * `SendSnapshotFiles` (SST files, ADR 0013), which a node whose engine cannot ingest SST files
- * refuses with UNIMPLEMENTED. Also the node-wide rate limiter's pacing.
+ * refuses with UNIMPLEMENTED, over gRPC and over the snapshot socket (ADR 0014), which also
+ * refuses bytes that are not a transfer. Also the node-wide rate limiter's pacing.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -21,6 +23,7 @@ import { encodeRows, encodeSnapshotDescriptor } from './partition-snapshot.ts';
 import { encodeMessage } from './raft-codec.ts';
 import { RaftTransport } from './raft-transport.ts';
 import { RateLimiter } from './snapshot-rate-limiter.ts';
+import { encodeSocketFrame, SOCKET_PREAMBLE, SocketAnswerReader } from './snapshot-socket.ts';
 import { FileSnapshotStaging } from './snapshot-staging-files.ts';
 
 const RANGE = { start: 100n, end: 200n };
@@ -60,8 +63,14 @@ async function setup(o: { sst?: boolean } = {}) {
   const staging = new FileSnapshotStaging(join(dir, 'snapshots'));
   stagings.push(staging);
   const delivered: { from: string; group: number; m: Message }[] = [];
-  const t = new RaftTransport({ self: 'b', addressOf: () => undefined, onReceive: (from, group, m) => delivered.push({ from, group, m }) });
+  const t = new RaftTransport({
+    self: 'b',
+    addressOf: () => undefined,
+    onReceive: (from, group, m) => delivered.push({ from, group, m }),
+    snapshotSocket: { host: '127.0.0.1', port: 0 },
+  });
   t.attachSnapshots({ engine, staging, reportSnapshot: () => undefined, rangeOf: (g) => (g === 1 ? RANGE : undefined), refusesSnapshot: () => undefined });
+  const socketPort = (await t.startSnapshotSocket()) ?? 0;
   const server = new grpc.Server();
   server.addService(keyvaV1.Raft.service, t.handlers());
   const port = await new Promise<number>((res, rej) =>
@@ -75,8 +84,41 @@ async function setup(o: { sst?: boolean } = {}) {
     nowMs: 0,
     sync: false,
   });
-  return { engine, staging, delivered, t, server, client };
+  return { engine, staging, delivered, t, server, client, socketPort };
 }
+
+type Sent = { code: number; details: string; ack?: SnapshotAckOut };
+
+/** Writes `bytes` to the snapshot socket on `port` (then half-closes unless `end` is false: then it breaks off); resolves with the answer. */
+function sendSocketBytes(port: number, bytes: Buffer, end = true): Promise<Sent> {
+  return new Promise((resolve) => {
+    const reader = new SocketAnswerReader();
+    const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true }, () => {
+      socket.write(bytes);
+      if (end) socket.end();
+      else setTimeout(() => socket.destroy(), 200);
+    });
+    socket.on('data', (b: Buffer) => {
+      reader.push(b);
+      const a = reader.answer();
+      if (a === undefined) return;
+      resolve(a.code === 0 && 'ack' in a ? { code: 0, details: '', ack: a.ack } : { code: a.code, details: 'details' in a ? a.details : '' });
+      socket.destroy();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve({ code: -1, details: 'closed without an answer' }));
+  });
+}
+
+/** The frames of an SST-files transfer over gRPC or over the snapshot socket (ADR 0014), as the sender writes them. */
+const CARRIERS = [
+  ['over gRPC', (s: Awaited<ReturnType<typeof setup>>, frames: SnapshotFrame[]) => sendFrames(s.client, frames, true, true)],
+  [
+    'over the snapshot socket',
+    (s: Awaited<ReturnType<typeof setup>>, frames: SnapshotFrame[]) =>
+      sendSocketBytes(s.socketPort, Buffer.concat(frames.map((f, i) => encodeSocketFrame(f, i === 0)))),
+  ],
+] as const;
 
 /** Sends `frames` (then ends the stream unless `end` is false); resolves with the status code (0 = OK). */
 function sendFrames(client: RaftClient, frames: SnapshotFrame[], end = true, files = false): Promise<{ code: number; details: string; ack?: SnapshotAckOut }> {
@@ -157,7 +199,7 @@ describe('SnapshotReceiver over gRPC', () => {
     expect((await s.engine.scan({ startHash: RANGE.start, endHash: RANGE.end }, 10n, 0, 10)).items.map((i) => i.key.toString())).toEqual(['old']);
   });
 
-  it('SST files: staged file by file, checked against the sizes and CRC-32s listed, then delivered', async () => {
+  it.each(CARRIERS)('SST files %s: staged file by file, checked against the sizes and CRC-32s listed, then delivered', async (_carrier, send) => {
     const s = await setup({ sst: true });
     cleanup.push(
       () => s.server.forceShutdown(),
@@ -177,7 +219,7 @@ describe('SnapshotReceiver over gRPC', () => {
       { sstKind: 2, sstData: l1 },
       { done: true, totalRows: 40, totalBytes: 4500, sstFiles: files },
     ];
-    const r = await sendFrames(s.client, frames, true, true);
+    const r = await send(s, frames);
     expect(r.code, r.details).toBe(0);
     expect(s.delivered).toHaveLength(1);
     const staged = await s.staging.totals(1, ID);
@@ -190,7 +232,7 @@ describe('SnapshotReceiver over gRPC', () => {
     expect((await s.engine.scan({ startHash: RANGE.start, endHash: RANGE.end }, 10n, 0, 10)).items.map((i) => i.key.toString())).toEqual(['old']);
   });
 
-  it('SST files: malformed streams are refused, and a node that cannot ingest them answers UNIMPLEMENTED', async () => {
+  it.each(CARRIERS)('SST files %s: malformed streams are refused, and a node that cannot ingest them answers UNIMPLEMENTED', async (_carrier, send) => {
     const plain = await setup();
     const s = await setup({ sst: true });
     cleanup.push(
@@ -201,7 +243,7 @@ describe('SnapshotReceiver over gRPC', () => {
     );
     const piece = Buffer.alloc(100, 7);
     const listed = (bytes = 100, crc = crc32(piece), kind = 1) => ({ done: true, totalRows: 1, totalBytes: 100, sstFiles: [{ kind, bytes, crc32: crc }] });
-    const unsupported = await sendFrames(plain.client, [header(), { sstKind: 1, sstData: piece }, listed()], true, true);
+    const unsupported = await send(plain, [header(), { sstKind: 1, sstData: piece }, listed()]);
     expect(unsupported.code).toBe(grpc.status.UNIMPLEMENTED);
     expect(unsupported.details).toMatch(/cannot ingest SST files/);
     expect(plain.delivered).toEqual([]);
@@ -219,13 +261,72 @@ describe('SnapshotReceiver over gRPC', () => {
       { frames: [header(), { sstKind: 1, sstData: piece }], code: grpc.status.UNAVAILABLE, details: /ended before its last frame/ },
     ];
     for (const c of cases) {
-      const r = await sendFrames(s.client, c.frames, true, true);
+      const r = await send(s, c.frames);
       expect(r.code, c.details.source).toBe(c.code);
       expect(r.details).toMatch(c.details);
     }
     expect(s.delivered).toEqual([]);
     await expect.poll(() => s.staging.ids(1), { timeout: 10_000, interval: 25 }).toEqual([]);
     expect((await s.engine.scan({ startHash: RANGE.start, endHash: RANGE.end }, 10n, 0, 10)).items.map((i) => i.key.toString())).toEqual(['old']);
+  });
+
+  it('the snapshot socket: its port is given to peers only where SST files are taken; bytes that are not a transfer are refused and change nothing', async () => {
+    const plain = await setup();
+    const s = await setup({ sst: true });
+    cleanup.push(
+      () => s.server.forceShutdown(),
+      () => s.t.close(),
+      () => plain.server.forceShutdown(),
+      () => plain.t.close(),
+    );
+    const endpoint = (c: RaftClient) =>
+      new Promise<number>((res, rej) => c.snapshotEndpoint({}, (e, r) => (e !== null || r === undefined ? rej(e) : res(r.port))));
+    expect(await endpoint(s.client)).toBe(s.socketPort);
+    expect(s.socketPort).toBeGreaterThan(0);
+    expect(await endpoint(plain.client)).toBe(0);
+
+    const piece = Buffer.alloc(100, 7);
+    const good = [header(), { sstKind: 1, sstData: piece }].map((f, i) => encodeSocketFrame(f, i === 0));
+    const lengthOf = (n: number) => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32BE(n);
+      return b;
+    };
+    const cases: { bytes: Buffer; end?: boolean; code: number; details: RegExp }[] = [
+      {
+        bytes: Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'),
+        code: grpc.status.INVALID_ARGUMENT,
+        details: /not a KeyVa snapshot stream \(wrong preamble\)/,
+      },
+      {
+        bytes: Buffer.concat([SOCKET_PREAMBLE, lengthOf(0xffffffff)]),
+        code: grpc.status.INVALID_ARGUMENT,
+        details: /frame of 4294967295 bytes \(at most 67108864\)/,
+      },
+      { bytes: Buffer.concat([SOCKET_PREAMBLE, lengthOf(3), Buffer.from([0xff, 0xff, 0xff])]), code: grpc.status.INVALID_ARGUMENT, details: /malformed frame/ },
+      {
+        bytes: Buffer.concat([...good, lengthOf(1000), Buffer.alloc(10)]),
+        code: grpc.status.INVALID_ARGUMENT,
+        details: /cut short inside a frame \(14 bytes left over\)/,
+      },
+      { bytes: Buffer.concat(good), code: grpc.status.UNAVAILABLE, details: /ended before its last frame/ },
+      { bytes: Buffer.concat(good), end: false, code: grpc.status.UNAVAILABLE, details: /broke off/ },
+    ];
+    for (const c of cases) {
+      const r = await sendSocketBytes(s.socketPort, c.bytes, c.end);
+      if (c.end === false) continue; // broken off by the sender: nobody reads the answer
+      expect(r.code, c.details.source).toBe(c.code);
+      expect(r.details).toMatch(c.details);
+    }
+    expect(s.delivered).toEqual([]);
+    await expect.poll(() => s.staging.ids(1), { timeout: 10_000, interval: 25 }).toEqual([]);
+    expect((await s.engine.scan({ startHash: RANGE.start, endHash: RANGE.end }, 10n, 0, 10)).items.map((i) => i.key.toString())).toEqual(['old']);
+    // The socket still takes a good transfer afterwards.
+    const files = [{ kind: 1, bytes: 100, crc32: crc32(piece) }];
+    const ok = await sendSocketBytes(s.socketPort, Buffer.concat([...good, encodeSocketFrame({ done: true, totalRows: 1, totalBytes: 100, sstFiles: files })]));
+    expect(ok.code, ok.details).toBe(0);
+    expect(s.delivered).toHaveLength(1);
+    expect(s.t.snapshotStats().receive?.failed).toBe(cases.length);
   });
 
   it('the rate limiter paces bytes at the configured rate after the burst', async () => {

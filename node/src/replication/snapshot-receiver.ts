@@ -26,6 +26,7 @@ import { decodeMessage } from './raft-codec.ts';
 import type { GroupId } from './raft-keys.ts';
 import { widenReceiveWindow } from './snapshot-flow-window.ts';
 import { isStreamedSnapshotMessage, type SnapshotHost } from './snapshot-sender.ts';
+import type { SnapshotAnswer, SnapshotCall } from './snapshot-socket-server.ts';
 import { type StagedSnapshotId, type StagedSstFile, sstKindOfCode } from './snapshot-staging.ts';
 
 /** Chunk staging writes a transfer keeps queued while it reads the next frames. */
@@ -119,14 +120,27 @@ export class SnapshotReceiver {
   }
 
   /** `SendSnapshot`: a snapshot as rows. */
-  readonly handle: grpc.handleClientStreamingCall<SnapshotFrameOut, SnapshotAck> = (call, callback) => this.serve(call, callback, 'rows');
-
-  /** `SendSnapshotFiles`: a snapshot as SST files. */
-  readonly handleFiles: grpc.handleClientStreamingCall<SnapshotFrameOut, SnapshotAck> = (call, callback) => this.serve(call, callback, 'sst');
-
-  private serve(call: grpc.ServerReadableStream<SnapshotFrameOut, SnapshotAck>, callback: grpc.sendUnaryData<SnapshotAck>, form: Form): void {
+  readonly handle: grpc.handleClientStreamingCall<SnapshotFrameOut, SnapshotAck> = (call, callback) => {
     // Rows flow at the pace of this side's HTTP/2 receive window: raise it (snapshot-flow-window.ts).
     widenReceiveWindow(call);
+    this.serve(call, callback, 'rows');
+  };
+
+  /** `SendSnapshotFiles`: a snapshot as SST files. */
+  readonly handleFiles: grpc.handleClientStreamingCall<SnapshotFrameOut, SnapshotAck> = (call, callback) => {
+    widenReceiveWindow(call);
+    this.serve(call, callback, 'sst');
+  };
+
+  /** Whether this node can take snapshots as SST files (its staging and engine can). */
+  takesFiles(): boolean {
+    return this.o.host.staging.sst !== undefined && this.o.host.engine.sst !== undefined;
+  }
+
+  /** The same transfer as `handleFiles`, over a connection of the snapshot socket (`snapshot-socket-server.ts`, ADR 0014). */
+  readonly serveFiles = (call: SnapshotCall, answer: SnapshotAnswer): void => this.serve(call, answer, 'sst');
+
+  private serve(call: SnapshotCall, callback: SnapshotAnswer, form: Form): void {
     let st: Receiving | undefined;
     let finished = false;
     let chain: Promise<void> = Promise.resolve();
@@ -174,7 +188,7 @@ export class SnapshotReceiver {
     const onFrame = async (f: SnapshotFrameOut): Promise<void> => {
       if (finished) return;
       if (st === undefined) {
-        if (form === 'sst' && (stage.sst === undefined || this.o.host.engine.sst === undefined))
+        if (form === 'sst' && !this.takesFiles())
           throw new FormUnsupportedError(`node ${this.o.self} cannot ingest SST files (its RocksDB binding has no SST calls): send rows`);
         st = this.begin(f, form);
         if ((await stage.totals(st.group, st.id)) !== undefined) st.staged = true;

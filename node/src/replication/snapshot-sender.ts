@@ -26,7 +26,7 @@ import { open, rm } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type * as grpc from '@grpc/grpc-js';
 import type { RaftClient, SnapshotAckOut, SnapshotFrame } from '@keyva/proto';
-import type { DumpedChunk, ScanItem, StorageEngine, Timestamp } from '../engine/types.ts';
+import type { DumpedChunk, ScanItem, SstExport, StorageEngine, Timestamp } from '../engine/types.ts';
 import { type Message, MessageType } from '../raft/messages.ts';
 import type { ReplicaId } from '../raft/types.ts';
 import { unwrapSnapshot } from '../split/split-command.ts';
@@ -35,6 +35,7 @@ import { encodeMessage } from './raft-codec.ts';
 import type { GroupId } from './raft-keys.ts';
 import { recordIndexSpace } from './request-record.ts';
 import type { RateLimiter } from './snapshot-rate-limiter.ts';
+import { connectSnapshotSocket, SocketConnectError, type TransferCall } from './snapshot-socket-client.ts';
 import { type SnapshotStaging, SST_KIND_CODE } from './snapshot-staging.ts';
 
 /** How long the receiver may take to answer after the last frame (it stages and syncs first). */
@@ -130,6 +131,8 @@ export interface SnapshotSendStats {
   rowsSent: number;
   /** Transfers sent as SST files (ADR 0013). */
   filesSent: number;
+  /** Of those, transfers begun over the peer's snapshot socket (ADR 0014). */
+  overSocket: number;
 }
 
 /** A transfer in progress (progress metrics). */
@@ -151,25 +154,38 @@ export interface SnapshotSenderOptions {
   readonly chunkBytes?: number;
   /** Always stream rows, even when both ends could use SST files (tests, A/B benchmarks). */
   readonly rowsOnly?: boolean;
+  /**
+   * The host to reach peer `nodeId`'s snapshot socket on (that of its gRPC address), or undefined
+   * to send it SST files over gRPC; without it, always over gRPC (ADR 0014).
+   */
+  readonly socketHostOf?: (nodeId: string) => string | undefined;
 }
 
 /** How long a peer that answered UNIMPLEMENTED to SST files is sent rows before it is tried again. */
 export const ROWS_ONLY_MS = 10 * 60_000;
+
+/** How long asking a peer for its snapshot socket, or connecting to it, may take. */
+export const SOCKET_CONNECT_TIMEOUT_MS = 5_000;
+
+/** How long a peer whose snapshot socket could not be reached is sent SST files over gRPC before it is tried again. */
+export const SOCKET_OFF_MS = 10 * 60_000;
 
 /** grpc status UNIMPLEMENTED (this file imports grpc-js types only). */
 const GRPC_UNIMPLEMENTED = 12;
 
 interface RunningEntry {
   readonly transfer: SnapshotTransfer;
-  call: grpc.ClientWritableStream<SnapshotFrame> | undefined;
+  call: { cancel(): void } | undefined;
 }
 
 export class SnapshotSender {
-  readonly stats: SnapshotSendStats = { started: 0, succeeded: 0, failed: 0, skippedBusy: 0, bytesSent: 0, rowsSent: 0, filesSent: 0 };
+  readonly stats: SnapshotSendStats = { started: 0, succeeded: 0, failed: 0, skippedBusy: 0, bytesSent: 0, rowsSent: 0, filesSent: 0, overSocket: 0 };
   private readonly o: SnapshotSenderOptions;
   private readonly running = new Map<string, RunningEntry>();
   /** Peers that cannot ingest SST files, until when (ms since the epoch). */
   private readonly rowsOnlyUntil = new Map<string, number>();
+  /** Peers whose snapshot socket could not be reached, until when (ms since the epoch). */
+  private readonly socketOffUntil = new Map<string, number>();
   private closed = false;
 
   constructor(o: SnapshotSenderOptions) {
@@ -243,14 +259,15 @@ export class SnapshotSender {
     return true;
   }
 
-  /** Opens a transfer call: `write` waits for gRPC flow control; `answered` settles with the receiver's answer. */
+  /** Opens a transfer's gRPC call: `write` waits for gRPC flow control; `answer` settles with the receiver's answer. */
   private open(
     entry: RunningEntry,
     start: (cb: (err: grpc.ServiceError | null, ack?: SnapshotAckOut) => void) => grpc.ClientWritableStream<SnapshotFrame>,
-  ): { call: grpc.ClientWritableStream<SnapshotFrame>; write: (frame: SnapshotFrame) => Promise<void>; answer: () => Promise<void> } {
+  ): TransferCall {
     let failure: Error | undefined;
+    let call: grpc.ClientWritableStream<SnapshotFrame> | undefined;
     const answered = new Promise<SnapshotAckOut>((resolve, reject) => {
-      entry.call = start((err, ack) => {
+      call = start((err, ack) => {
         if (err !== null || ack === undefined) {
           failure = err ?? new Error('no answer');
           reject(failure);
@@ -258,48 +275,49 @@ export class SnapshotSender {
       });
     });
     answered.catch(() => undefined); // awaited by `answer`; a failure also stops the writes
-    const call = entry.call as grpc.ClientWritableStream<SnapshotFrame>;
-    call.on('error', () => undefined); // the callback reports it
+    const c = call as unknown as grpc.ClientWritableStream<SnapshotFrame>;
+    entry.call = c;
+    c.on('error', () => undefined); // the callback reports it
     const write = async (frame: SnapshotFrame): Promise<void> => {
       if (failure !== undefined) throw failure;
       if (this.closed) throw new Error('transport closed');
-      if (!call.write(frame)) {
+      if (!c.write(frame)) {
         await new Promise<void>((resolve, reject) => {
           const onDrain = (): void => {
-            call.off('close', onClose);
+            c.off('close', onClose);
             resolve();
           };
           const onClose = (): void => {
-            call.off('drain', onDrain);
+            c.off('drain', onDrain);
             reject(failure ?? new Error('snapshot stream closed'));
           };
-          call.once('drain', onDrain);
-          call.once('close', onClose);
+          c.once('drain', onDrain);
+          c.once('close', onClose);
         });
       }
     };
-    const answer = async (): Promise<void> => {
+    const answer = async (timeoutMs: number): Promise<SnapshotAckOut> => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const late = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
-          call.cancel();
-          reject(new Error(`no answer within ${SNAPSHOT_ANSWER_TIMEOUT_MS} ms`));
-        }, SNAPSHOT_ANSWER_TIMEOUT_MS);
+          c.cancel();
+          reject(new Error(`no answer within ${timeoutMs} ms`));
+        }, timeoutMs);
       });
       try {
-        await Promise.race([answered, late]);
+        return await Promise.race([answered, late]);
       } finally {
         clearTimeout(timer);
       }
     };
-    return { call, write, answer };
+    return { write, end: () => c.end(), cancel: () => c.cancel(), answer };
   }
 
   private async runRows(client: RaftClient, to: string, group: GroupId, m: Message, entry: RunningEntry, range: HashRange, readTs: Timestamp): Promise<void> {
     const engine = this.o.host.engine;
     const chunkBytes = this.o.chunkBytes ?? SNAPSHOT_CHUNK_BYTES_DEFAULT;
     const chunks = snapshotChunks(engine, range, readTs, chunkBytes);
-    let opened: ReturnType<SnapshotSender['open']> | undefined;
+    let opened: TransferCall | undefined;
     try {
       // The first chunk is read before the header goes out, so the receiver's side of the
       // transfer (the group's busy slot, its idle timer, its receiving-time metric) starts when
@@ -307,7 +325,7 @@ export class SnapshotSender {
       // stream rate is per receiving time, so it leaves that first read out; docs/benchmarks.md.)
       let next = await chunks.next();
       opened = this.open(entry, (cb) => client.sendSnapshot(cb));
-      const { write } = opened;
+      const write = (f: SnapshotFrame): Promise<void> => (opened as TransferCall).write(f);
       await write({ fromNode: this.o.self, toNode: to, group, message: encodeMessage(m) });
       let rows = 0;
       let bytes = 0;
@@ -324,19 +342,21 @@ export class SnapshotSender {
         next = await chunks.next();
       }
       await write({ done: true, totalRows: rows, totalBytes: bytes });
-      opened.call.end();
+      opened.end();
     } catch (e) {
-      opened?.call.cancel();
+      opened?.cancel();
       await chunks.return(undefined).catch(() => undefined); // cancels a dump in progress
       throw e;
     }
-    await opened.answer();
+    await opened.answer(SNAPSHOT_ANSWER_TIMEOUT_MS);
   }
 
   /**
    * The snapshot as SST files (ADR 0013): exported by the engine (off this thread), then each
-   * file streamed in pieces of at most `chunkBytes`, with its size and CRC-32 in the last frame.
-   * The exported files are deleted once sent (or not).
+   * file streamed in pieces of at most `chunkBytes`, with its size and CRC-32 in the last frame:
+   * over the peer's snapshot socket when it has one (ADR 0014), else (or when it cannot be
+   * reached: then for `SOCKET_OFF_MS`) over a `SendSnapshotFiles` call. The exported files are
+   * deleted once sent (or not).
    */
   private async runFiles(client: RaftClient, to: string, group: GroupId, m: Message, entry: RunningEntry, range: HashRange, readTs: Timestamp): Promise<void> {
     const sst = this.o.host.engine.sst;
@@ -344,12 +364,56 @@ export class SnapshotSender {
     if (sst === undefined || staging === undefined) throw new Error('this node cannot export SST files');
     const id = { index: m.snapshot?.metadata.index ?? 0, term: m.snapshot?.metadata.term ?? 0 };
     const exported = await sst.export(range.start, range.end, readTs, recordIndexSpace(group), await staging.exportBase(group, id));
-    const chunkBytes = this.o.chunkBytes ?? SNAPSHOT_CHUNK_BYTES_DEFAULT;
-    let opened: ReturnType<SnapshotSender['open']> | undefined;
     try {
-      opened = this.open(entry, (cb) => client.sendSnapshotFiles(cb));
-      const { write } = opened;
-      await write({ fromNode: this.o.self, toNode: to, group, message: encodeMessage(m) });
+      const socket = await this.socketCall(client, to);
+      if (socket !== undefined) {
+        this.stats.overSocket++;
+        entry.call = socket;
+        await this.streamFiles(socket, to, group, m, entry, exported);
+        return;
+      }
+      await this.streamFiles(
+        this.open(entry, (cb) => client.sendSnapshotFiles(cb)),
+        to,
+        group,
+        m,
+        entry,
+        exported,
+      );
+    } finally {
+      await Promise.all(exported.files.map((f) => rm(f.path, { force: true })));
+    }
+  }
+
+  /** A connection to the peer's snapshot socket, or undefined when it has none or it cannot be reached (see `runFiles`). */
+  private async socketCall(client: RaftClient, to: string): Promise<TransferCall | undefined> {
+    const hostOf = this.o.socketHostOf;
+    if (hostOf === undefined) return undefined;
+    const off = this.socketOffUntil.get(to);
+    if (off !== undefined && Date.now() < off) return undefined;
+    this.socketOffUntil.delete(to);
+    const host = hostOf(to);
+    if (host === undefined) return undefined;
+    const port = await new Promise<number>((resolve) => {
+      client.snapshotEndpoint({}, { deadline: Date.now() + SOCKET_CONNECT_TIMEOUT_MS }, (err, reply) =>
+        resolve(err === null && reply !== undefined ? reply.port : 0),
+      );
+    });
+    if (port === 0) return undefined; // an older node, or one without a snapshot socket (or unreachable: the gRPC call will tell)
+    try {
+      return await connectSnapshotSocket(host, port, SOCKET_CONNECT_TIMEOUT_MS);
+    } catch (e) {
+      if (!(e instanceof SocketConnectError)) throw e;
+      this.socketOffUntil.set(to, Date.now() + SOCKET_OFF_MS);
+      return undefined;
+    }
+  }
+
+  /** Streams the exported files of one snapshot on `call` and waits for the receiver's answer. */
+  private async streamFiles(call: TransferCall, to: string, group: GroupId, m: Message, entry: RunningEntry, exported: SstExport): Promise<void> {
+    const chunkBytes = this.o.chunkBytes ?? SNAPSHOT_CHUNK_BYTES_DEFAULT;
+    try {
+      await call.write({ fromNode: this.o.self, toNode: to, group, message: encodeMessage(m) });
       const summaries: { kind: number; bytes: number; crc32: number }[] = [];
       let bytes = 0;
       for (const f of exported.files) {
@@ -360,24 +424,23 @@ export class SnapshotSender {
           crc = crc32(data, crc);
           size += data.length;
           await this.o.limiter.take(data.length);
-          await write({ sstKind: kind, sstData: data });
+          if (this.closed) throw new Error('transport closed');
+          await call.write({ sstKind: kind, sstData: data });
           bytes += data.length;
           entry.transfer.bytes = bytes;
           this.stats.bytesSent += data.length;
         }
         summaries.push({ kind, bytes: size, crc32: crc });
       }
-      await write({ done: true, totalRows: exported.rows, totalBytes: bytes, sstFiles: summaries });
-      opened.call.end();
+      await call.write({ done: true, totalRows: exported.rows, totalBytes: bytes, sstFiles: summaries });
+      call.end();
       entry.transfer.rows = exported.rows;
       this.stats.rowsSent += exported.rows;
     } catch (e) {
-      opened?.call.cancel();
+      call.cancel();
       throw e;
-    } finally {
-      await Promise.all(exported.files.map((f) => rm(f.path, { force: true })));
     }
-    await opened.answer();
+    await call.answer(SNAPSHOT_ANSWER_TIMEOUT_MS);
     this.stats.filesSent++;
   }
 }

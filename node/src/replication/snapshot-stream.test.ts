@@ -31,7 +31,7 @@ import type { GroupId } from './raft-keys.ts';
 import type { DataMutation } from './replicated-command.ts';
 import type { StagedSnapshotId } from './snapshot-staging.ts';
 import { FileSnapshotStaging } from './snapshot-staging-files.ts';
-import { type ClusterNode, ReplicationCluster, until } from './testing/replication-cluster.ts';
+import { type ClusterNode, ReplicationCluster, type TransportOverrides, until } from './testing/replication-cluster.ts';
 
 const VOTERS = ['n1', 'n2', 'n3'] as NodeId[];
 const RANGE = { start: 0n, end: 1n << 64n };
@@ -130,13 +130,15 @@ async function caughtUp(c: ReplicationCluster, id: string, timeoutMs: number): P
   return leader;
 }
 
-const FORMS = [
-  ['as SST files', { snapshotRowsOnly: false }],
+const FORMS: readonly [string, TransportOverrides][] = [
+  ['as SST files over the snapshot socket', { snapshotRowsOnly: false, snapshotSocket: { host: '127.0.0.1', port: 0 } }],
+  ['as SST files over gRPC', { snapshotRowsOnly: false }],
   ['as rows', { snapshotRowsOnly: true }],
-] as const;
+];
 
 describe.each(FORMS)('streamed snapshots %s', (_form, form) => {
-  const sst = !form.snapshotRowsOnly;
+  const sst = form.snapshotRowsOnly !== true;
+  const socket = form.snapshotSocket !== undefined;
   it('a learner catches up from a streamed snapshot of a partition of more than 20 MiB', { timeout: 60_000 }, async () => {
     const c = new ReplicationCluster({ tickMs: 50, logEntriesMax: 20 });
     try {
@@ -158,6 +160,7 @@ describe.each(FORMS)('streamed snapshots %s', (_form, form) => {
       await addLearner(c, 'n4');
       const now = await caughtUp(c, 'n4', 40_000);
       expect(VOTERS.reduce((n, id) => n + (c.node(id).transport.snapshotStats().send?.filesSent ?? 0), 0) > 0).toBe(sst);
+      expect(VOTERS.reduce((n, id) => n + (c.node(id).transport.snapshotStats().send?.overSocket ?? 0), 0) > 0).toBe(socket);
 
       // Leadership may move under load: count what every voter sent.
       const sent = VOTERS.map((id) => c.node(id).transport.snapshotStats().send);

@@ -56,6 +56,8 @@ export const NODE_COMPONENT = 'node';
 /** Ports and paths inside a member pod. */
 export const NODE_GRPC_PORT = 7379;
 export const NODE_HTTP_PORT = 7380;
+/** The node's snapshot socket (SST-file snapshots between members, ADR 0014). */
+export const NODE_SNAPSHOT_PORT = 7381;
 export const NODE_DATA_DIR = '/var/lib/keyva';
 export const NODE_CONFIG_DIR = '/etc/keyva';
 export const NODE_CONFIG_FILE = 'node.json';

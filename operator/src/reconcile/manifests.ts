@@ -16,6 +16,7 @@ import {
   NODE_DATA_DIR,
   NODE_GRPC_PORT,
   NODE_HTTP_PORT,
+  NODE_SNAPSHOT_PORT,
 } from '../api/constants.ts';
 import type { KeyVaClusterSpec } from '../api/keyva-cluster.ts';
 import { contentHash } from './hash.ts';
@@ -63,6 +64,7 @@ export function nodeConfig(spec: KeyVaClusterSpec): Record<string, unknown> {
     engine: 'rocksdb',
     grpcPort: NODE_GRPC_PORT,
     httpPort: NODE_HTTP_PORT,
+    snapshotPort: NODE_SNAPSHOT_PORT,
     logLevel: spec.observability.logLevel,
     tracing: spec.observability.tracing.otlpEndpoint !== undefined,
   };
@@ -88,7 +90,12 @@ export function peersService(c: ClusterRef): KubeManifest {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name: names.peersService(c.name), namespace: c.namespace, labels: clusterLabels(c, 'peers'), ownerReferences: [ownerReference(c)] },
-    spec: { clusterIP: 'None', publishNotReadyAddresses: true, selector: memberSelector(c), ports: servicePorts },
+    spec: {
+      clusterIP: 'None',
+      publishNotReadyAddresses: true,
+      selector: memberSelector(c),
+      ports: [...servicePorts, { name: 'snapshot', port: NODE_SNAPSHOT_PORT, targetPort: 'snapshot', protocol: 'TCP' }],
+    },
   });
 }
 
@@ -217,6 +224,7 @@ export function memberPod(c: ClusterRef, spec: KeyVaClusterSpec, memberId: strin
     ports: [
       { name: 'grpc', containerPort: NODE_GRPC_PORT, protocol: 'TCP' },
       { name: 'http', containerPort: NODE_HTTP_PORT, protocol: 'TCP' },
+      { name: 'snapshot', containerPort: NODE_SNAPSHOT_PORT, protocol: 'TCP' },
     ],
     readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5, failureThreshold: 3, timeoutSeconds: 2 },
     livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10, failureThreshold: 6, timeoutSeconds: 2 },

@@ -25,7 +25,7 @@ export interface ClusterNode {
 
 export type RuntimeOverrides = Partial<Omit<MultiRaftOptions, 'nodeId' | 'engine' | 'transport' | 'clock'>>;
 /** Transport settings a test may change (snapshot stream pacing). */
-export type TransportOverrides = Partial<Pick<RaftTransportOptions, 'snapshotBytesPerSecond' | 'snapshotChunkBytes' | 'snapshotRowsOnly'>>;
+export type TransportOverrides = Partial<Pick<RaftTransportOptions, 'snapshotBytesPerSecond' | 'snapshotChunkBytes' | 'snapshotRowsOnly' | 'snapshotSocket'>>;
 
 /** Polling period of the bounded waits. */
 const POLL_MS = 5;
@@ -72,6 +72,7 @@ export class ReplicationCluster {
       server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
     );
     this.addresses.set(id, `127.0.0.1:${port}`);
+    await transport.startSnapshotSocket();
     runtime.start();
     const node: ClusterNode = { id: nodeId, engine, runtime, transport, server, port, clock };
     this.nodes.set(nodeId, node);

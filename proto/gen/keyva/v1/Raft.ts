@@ -6,6 +6,8 @@ import type { MethodDefinition } from '@grpc/proto-loader'
 import type { RaftBatch as _keyva_v1_RaftBatch, RaftBatch__Output as _keyva_v1_RaftBatch__Output } from '../../keyva/v1/RaftBatch.ts';
 import type { RaftStreamSummary as _keyva_v1_RaftStreamSummary, RaftStreamSummary__Output as _keyva_v1_RaftStreamSummary__Output } from '../../keyva/v1/RaftStreamSummary.ts';
 import type { SnapshotAck as _keyva_v1_SnapshotAck, SnapshotAck__Output as _keyva_v1_SnapshotAck__Output } from '../../keyva/v1/SnapshotAck.ts';
+import type { SnapshotEndpointReply as _keyva_v1_SnapshotEndpointReply, SnapshotEndpointReply__Output as _keyva_v1_SnapshotEndpointReply__Output } from '../../keyva/v1/SnapshotEndpointReply.ts';
+import type { SnapshotEndpointRequest as _keyva_v1_SnapshotEndpointRequest, SnapshotEndpointRequest__Output as _keyva_v1_SnapshotEndpointRequest__Output } from '../../keyva/v1/SnapshotEndpointRequest.ts';
 import type { SnapshotFrame as _keyva_v1_SnapshotFrame, SnapshotFrame__Output as _keyva_v1_SnapshotFrame__Output } from '../../keyva/v1/SnapshotFrame.ts';
 
 export interface RaftClient extends grpc.Client {
@@ -48,6 +50,21 @@ export interface RaftClient extends grpc.Client {
   sendSnapshotFiles(options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
   sendSnapshotFiles(callback: grpc.requestCallback<_keyva_v1_SnapshotAck__Output>): grpc.ClientWritableStream<_keyva_v1_SnapshotFrame>;
   
+  /**
+   * Where this node takes SendSnapshotFiles over a plain TCP connection instead (ADR 0014).
+   */
+  SnapshotEndpoint(argument: _keyva_v1_SnapshotEndpointRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SnapshotEndpointReply__Output>): grpc.ClientUnaryCall;
+  SnapshotEndpoint(argument: _keyva_v1_SnapshotEndpointRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_SnapshotEndpointReply__Output>): grpc.ClientUnaryCall;
+  SnapshotEndpoint(argument: _keyva_v1_SnapshotEndpointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SnapshotEndpointReply__Output>): grpc.ClientUnaryCall;
+  SnapshotEndpoint(argument: _keyva_v1_SnapshotEndpointRequest, callback: grpc.requestCallback<_keyva_v1_SnapshotEndpointReply__Output>): grpc.ClientUnaryCall;
+  /**
+   * Where this node takes SendSnapshotFiles over a plain TCP connection instead (ADR 0014).
+   */
+  snapshotEndpoint(argument: _keyva_v1_SnapshotEndpointRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SnapshotEndpointReply__Output>): grpc.ClientUnaryCall;
+  snapshotEndpoint(argument: _keyva_v1_SnapshotEndpointRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_SnapshotEndpointReply__Output>): grpc.ClientUnaryCall;
+  snapshotEndpoint(argument: _keyva_v1_SnapshotEndpointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_SnapshotEndpointReply__Output>): grpc.ClientUnaryCall;
+  snapshotEndpoint(argument: _keyva_v1_SnapshotEndpointRequest, callback: grpc.requestCallback<_keyva_v1_SnapshotEndpointReply__Output>): grpc.ClientUnaryCall;
+  
 }
 
 export interface RaftHandlers extends grpc.UntypedServiceImplementation {
@@ -63,10 +80,16 @@ export interface RaftHandlers extends grpc.UntypedServiceImplementation {
    */
   SendSnapshotFiles: grpc.handleClientStreamingCall<_keyva_v1_SnapshotFrame__Output, _keyva_v1_SnapshotAck>;
   
+  /**
+   * Where this node takes SendSnapshotFiles over a plain TCP connection instead (ADR 0014).
+   */
+  SnapshotEndpoint: grpc.handleUnaryCall<_keyva_v1_SnapshotEndpointRequest__Output, _keyva_v1_SnapshotEndpointReply>;
+  
 }
 
 export interface RaftDefinition extends grpc.ServiceDefinition {
   Send: MethodDefinition<_keyva_v1_RaftBatch, _keyva_v1_RaftStreamSummary, _keyva_v1_RaftBatch__Output, _keyva_v1_RaftStreamSummary__Output>
   SendSnapshot: MethodDefinition<_keyva_v1_SnapshotFrame, _keyva_v1_SnapshotAck, _keyva_v1_SnapshotFrame__Output, _keyva_v1_SnapshotAck__Output>
   SendSnapshotFiles: MethodDefinition<_keyva_v1_SnapshotFrame, _keyva_v1_SnapshotAck, _keyva_v1_SnapshotFrame__Output, _keyva_v1_SnapshotAck__Output>
+  SnapshotEndpoint: MethodDefinition<_keyva_v1_SnapshotEndpointRequest, _keyva_v1_SnapshotEndpointReply, _keyva_v1_SnapshotEndpointRequest__Output, _keyva_v1_SnapshotEndpointReply__Output>
 }

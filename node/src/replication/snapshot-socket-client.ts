@@ -1,0 +1,115 @@
+/**
+ * The sending end of the snapshot socket (ADR 0014; wire format in `snapshot-socket.ts`): one TCP
+ * connection per transfer to the peer's snapshot port. `connectSnapshotSocket` resolves once
+ * connected (or rejects with `SocketConnectError`: the sender then uses the gRPC call); the
+ * `TransferCall` it returns is the same as the gRPC call's, so the sender streams either alike.
+ */
+import * as net from 'node:net';
+import type { SnapshotAckOut, SnapshotFrame } from '@keyva/proto';
+import { encodeSocketFrame, SocketAnswerReader } from './snapshot-socket.ts';
+
+/** A transfer being sent: frames written in order (each waits for flow control), then the receiver's answer. */
+export interface TransferCall {
+  write(frame: SnapshotFrame): Promise<void>;
+  /** After the last frame. */
+  end(): void;
+  cancel(): void;
+  /** The receiver's answer; rejects with its error (a `code` property holds the gRPC status) or after `timeoutMs`. */
+  answer(timeoutMs: number): Promise<SnapshotAckOut>;
+}
+
+/** The peer's snapshot socket could not be reached: nothing was sent on it. */
+export class SocketConnectError extends Error {}
+
+/** An error the receiver answered, with its gRPC status code (as grpc-js's `ServiceError`). */
+export class SocketAnswerError extends Error {
+  readonly code: number;
+  readonly details: string;
+
+  constructor(code: number, details: string) {
+    super(`${code} ${details}`);
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export async function connectSnapshotSocket(host: string, port: number, connectTimeoutMs: number): Promise<TransferCall> {
+  const socket = net.connect({ host, port, noDelay: true, allowHalfOpen: true });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new SocketConnectError(`snapshot socket ${host}:${port}: no connection within ${connectTimeoutMs} ms`));
+    }, connectTimeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      resolve();
+    });
+    const onError = (e: Error): void => {
+      clearTimeout(timer);
+      reject(new SocketConnectError(`snapshot socket ${host}:${port}: ${e.message}`));
+    };
+    socket.once('error', onError);
+  });
+  const reader = new SocketAnswerReader();
+  let failure: Error | undefined;
+  let first = true;
+  const answered = new Promise<SnapshotAckOut>((resolve, reject) => {
+    socket.on('data', (b: Buffer) => {
+      reader.push(b);
+      const a = reader.answer();
+      if (a === undefined) return;
+      if (a.code === 0 && 'ack' in a) resolve(a.ack);
+      else {
+        failure = new SocketAnswerError(a.code, 'details' in a ? a.details : '');
+        reject(failure);
+      }
+      socket.destroy();
+    });
+    socket.on('error', (e) => {
+      failure ??= new Error(`snapshot socket broke off: ${e.message}`);
+      reject(failure);
+    });
+    socket.on('close', () => {
+      failure ??= new Error('snapshot socket closed before the answer');
+      reject(failure);
+    });
+  });
+  answered.catch(() => undefined); // awaited by `answer`; a failure also stops the writes
+  return {
+    write: async (frame) => {
+      if (failure !== undefined) throw failure;
+      const ok = socket.write(encodeSocketFrame(frame, first));
+      first = false;
+      if (ok) return;
+      await new Promise<void>((resolve, reject) => {
+        const onDrain = (): void => {
+          socket.off('close', onClose);
+          resolve();
+        };
+        const onClose = (): void => {
+          socket.off('drain', onDrain);
+          reject(failure ?? new Error('snapshot socket closed'));
+        };
+        socket.once('drain', onDrain);
+        socket.once('close', onClose);
+      });
+    },
+    end: () => socket.end(),
+    cancel: () => socket.destroy(),
+    answer: async (timeoutMs) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          socket.destroy();
+          reject(new Error(`no answer within ${timeoutMs} ms`));
+        }, timeoutMs);
+      });
+      try {
+        return await Promise.race([answered, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
