@@ -22,6 +22,7 @@
  * it waits for the follower's append response. One transfer per (group, peer) at a time: a
  * snapshot the core sends while one is in flight is dropped (the running one reports).
  */
+import { readSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type * as grpc from '@grpc/grpc-js';
@@ -96,25 +97,22 @@ export async function* snapshotChunks(engine: StorageEngine, range: HashRange, r
   if (chunk.length > 0) yield { data: encodeRows(chunk), rows: chunk.length };
 }
 
-/** The bytes of file `path` in pieces of at most `pieceBytes`, the next one read while the caller sends this one. */
+/**
+ * The bytes of file `path` in pieces of at most `pieceBytes`, read synchronously: the file was
+ * just written by the export, so from the page cache, well under a millisecond per MiB, where an
+ * async read waits for a libuv pool thread the RocksDB binding keeps busy on a loaded node.
+ */
 async function* filePieces(path: string, pieceBytes: number): AsyncGenerator<Buffer> {
   const fh = await open(path, 'r');
   try {
-    // A fresh buffer per piece: gRPC may still hold the previous ones.
-    const read = async (at: number): Promise<Buffer> => {
-      const piece = Buffer.allocUnsafe(pieceBytes);
-      const { bytesRead } = await fh.read(piece, 0, pieceBytes, at);
-      return piece.subarray(0, bytesRead);
-    };
     let at = 0;
-    let next = read(0);
     for (;;) {
-      const piece = await next;
-      if (piece.length === 0) return;
-      at += piece.length;
-      next = read(at);
-      next.catch(() => undefined); // awaited on the next turn, or dropped with the generator
-      yield piece;
+      // A fresh buffer per piece: the transport may still hold the previous ones.
+      const piece = Buffer.allocUnsafe(pieceBytes);
+      const n = readSync(fh.fd, piece, 0, pieceBytes, at);
+      if (n === 0) return;
+      at += n;
+      yield piece.subarray(0, n);
     }
   } finally {
     await fh.close();
