@@ -34,6 +34,11 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 const ID = { index: 7, term: 2 };
+/** Servers and transports `setup` started, stopped after each test. */
+const cleanup: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanup.splice(0)) c();
+});
 
 const row = (hash: bigint, key: string, value: string): ScanItem => ({ hash, key: Buffer.from(key), value: Buffer.from(value), version: 5n, expiresAtMs: 0 });
 
@@ -77,6 +82,10 @@ async function setup(o: { sst?: boolean } = {}) {
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, n) => (e ? rej(e) : res(n))),
   );
   const client = new keyvaV1.Raft(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as RaftClient;
+  cleanup.push(
+    () => server.forceShutdown(),
+    () => t.close(),
+  );
   // Data of the partition that no refused stream may change.
   await engine.write({
     mutations: [{ type: 'put', hash: 150n, key: Buffer.from('old'), value: Buffer.from('x'), expiresAtMs: 0 }],
@@ -135,18 +144,9 @@ function sendFrames(client: RaftClient, frames: SnapshotFrame[], end = true, fil
 
 const header = (over: Partial<SnapshotFrame> = {}): SnapshotFrame => ({ fromNode: 'a', toNode: 'b', group: 1, message: encodeMessage(snapMessage()), ...over });
 
-describe('SnapshotReceiver over gRPC', () => {
-  const cleanup: (() => void)[] = [];
-  afterEach(() => {
-    for (const c of cleanup.splice(0)) c();
-  });
-
+describe('SnapshotReceiver', () => {
   it('stages a well-formed stream, completes it durably, then delivers the message', async () => {
     const s = await setup();
-    cleanup.push(
-      () => s.server.forceShutdown(),
-      () => s.t.close(),
-    );
     const c1 = encodeRows([row(110n, 'k1', 'v1'), row(120n, 'k2', 'v2')]);
     const c2 = encodeRows([row(199n, 'k3', 'v3')]);
     const r = await sendFrames(s.client, [header(), { rows: c1 }, { rows: c2 }, { done: true, totalRows: 3, totalBytes: c1.length + c2.length }]);
@@ -173,10 +173,6 @@ describe('SnapshotReceiver over gRPC', () => {
 
   it('refuses malformed and cut-off streams: nothing delivered, nothing left staged', async () => {
     const s = await setup();
-    cleanup.push(
-      () => s.server.forceShutdown(),
-      () => s.t.close(),
-    );
     const ok = encodeRows([row(110n, 'k1', 'v1')]);
     const cases: { frames: SnapshotFrame[]; end?: boolean; code: number; details: RegExp }[] = [
       { frames: [header({ toNode: 'c' })], code: grpc.status.INVALID_ARGUMENT, details: /addressed to node c/ },
@@ -201,10 +197,6 @@ describe('SnapshotReceiver over gRPC', () => {
 
   it.each(CARRIERS)('SST files %s: staged file by file, checked against the sizes and CRC-32s listed, then delivered', async (_carrier, send) => {
     const s = await setup({ sst: true });
-    cleanup.push(
-      () => s.server.forceShutdown(),
-      () => s.t.close(),
-    );
     const d1 = Buffer.alloc(3000, 1);
     const d2 = Buffer.alloc(1000, 2);
     const l1 = Buffer.alloc(500, 3);
@@ -235,12 +227,6 @@ describe('SnapshotReceiver over gRPC', () => {
   it.each(CARRIERS)('SST files %s: malformed streams are refused, and a node that cannot ingest them answers UNIMPLEMENTED', async (_carrier, send) => {
     const plain = await setup();
     const s = await setup({ sst: true });
-    cleanup.push(
-      () => s.server.forceShutdown(),
-      () => s.t.close(),
-      () => plain.server.forceShutdown(),
-      () => plain.t.close(),
-    );
     const piece = Buffer.alloc(100, 7);
     const listed = (bytes = 100, crc = crc32(piece), kind = 1) => ({ done: true, totalRows: 1, totalBytes: 100, sstFiles: [{ kind, bytes, crc32: crc }] });
     const unsupported = await send(plain, [header(), { sstKind: 1, sstData: piece }, listed()]);
@@ -273,12 +259,6 @@ describe('SnapshotReceiver over gRPC', () => {
   it('the snapshot socket: its port is given to peers only where SST files are taken; bytes that are not a transfer are refused and change nothing', async () => {
     const plain = await setup();
     const s = await setup({ sst: true });
-    cleanup.push(
-      () => s.server.forceShutdown(),
-      () => s.t.close(),
-      () => plain.server.forceShutdown(),
-      () => plain.t.close(),
-    );
     const endpoint = (c: RaftClient) =>
       new Promise<number>((res, rej) => c.snapshotEndpoint({}, (e, r) => (e !== null || r === undefined ? rej(e) : res(r.port))));
     expect(await endpoint(s.client)).toBe(s.socketPort);

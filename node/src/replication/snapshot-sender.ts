@@ -36,8 +36,9 @@ import { encodeMessage } from './raft-codec.ts';
 import type { GroupId } from './raft-keys.ts';
 import { recordIndexSpace } from './request-record.ts';
 import type { RateLimiter } from './snapshot-rate-limiter.ts';
-import { connectSnapshotSocket, SocketConnectError, type TransferCall } from './snapshot-socket-client.ts';
+import { connectSnapshotSocket, SocketConnectError } from './snapshot-socket-client.ts';
 import { type SnapshotStaging, SST_KIND_CODE } from './snapshot-staging.ts';
+import { answerWithin, drained, type TransferCall } from './transfer-call.ts';
 
 /** How long the receiver may take to answer after the last frame (it stages and syncs first). */
 export const SNAPSHOT_ANSWER_TIMEOUT_MS = 60_000;
@@ -279,35 +280,9 @@ export class SnapshotSender {
     const write = async (frame: SnapshotFrame): Promise<void> => {
       if (failure !== undefined) throw failure;
       if (this.closed) throw new Error('transport closed');
-      if (!c.write(frame)) {
-        await new Promise<void>((resolve, reject) => {
-          const onDrain = (): void => {
-            c.off('close', onClose);
-            resolve();
-          };
-          const onClose = (): void => {
-            c.off('drain', onDrain);
-            reject(failure ?? new Error('snapshot stream closed'));
-          };
-          c.once('drain', onDrain);
-          c.once('close', onClose);
-        });
-      }
+      if (!c.write(frame)) await drained(c, () => failure);
     };
-    const answer = async (timeoutMs: number): Promise<SnapshotAckOut> => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          c.cancel();
-          reject(new Error(`no answer within ${timeoutMs} ms`));
-        }, timeoutMs);
-      });
-      try {
-        return await Promise.race([answered, late]);
-      } finally {
-        clearTimeout(timer);
-      }
-    };
+    const answer = (timeoutMs: number): Promise<SnapshotAckOut> => answerWithin(answered, timeoutMs, () => c.cancel());
     return { write, end: () => c.end(), cancel: () => c.cancel(), answer };
   }
 

@@ -5,18 +5,9 @@
  * `TransferCall` it returns is the same as the gRPC call's, so the sender streams either alike.
  */
 import * as net from 'node:net';
-import type { SnapshotAckOut, SnapshotFrame } from '@keyva/proto';
+import type { SnapshotAckOut } from '@keyva/proto';
 import { encodeSocketFrame, SocketAnswerReader } from './snapshot-socket.ts';
-
-/** A transfer being sent: frames written in order (each waits for flow control), then the receiver's answer. */
-export interface TransferCall {
-  write(frame: SnapshotFrame): Promise<void>;
-  /** After the last frame. */
-  end(): void;
-  cancel(): void;
-  /** The receiver's answer; rejects with its error (a `code` property holds the gRPC status) or after `timeoutMs`. */
-  answer(timeoutMs: number): Promise<SnapshotAckOut>;
-}
+import { answerWithin, drained, type TransferCall } from './transfer-call.ts';
 
 /** The peer's snapshot socket could not be reached: nothing was sent on it. */
 export class SocketConnectError extends Error {}
@@ -81,35 +72,10 @@ export async function connectSnapshotSocket(host: string, port: number, connectT
       if (failure !== undefined) throw failure;
       const ok = socket.write(encodeSocketFrame(frame, first));
       first = false;
-      if (ok) return;
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = (): void => {
-          socket.off('close', onClose);
-          resolve();
-        };
-        const onClose = (): void => {
-          socket.off('drain', onDrain);
-          reject(failure ?? new Error('snapshot socket closed'));
-        };
-        socket.once('drain', onDrain);
-        socket.once('close', onClose);
-      });
+      if (!ok) await drained(socket, () => failure);
     },
     end: () => socket.end(),
     cancel: () => socket.destroy(),
-    answer: async (timeoutMs) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          socket.destroy();
-          reject(new Error(`no answer within ${timeoutMs} ms`));
-        }, timeoutMs);
-      });
-      try {
-        return await Promise.race([answered, late]);
-      } finally {
-        clearTimeout(timer);
-      }
-    },
+    answer: (timeoutMs) => answerWithin(answered, timeoutMs, () => socket.destroy()),
   };
 }
