@@ -114,6 +114,8 @@ export class RocksDbEngine implements StorageEngine {
   #worker: Worker | undefined;
   /** The dump thread (streamed snapshots' reads), started on first use. */
   #dumper: RocksDumper | undefined;
+  /** `sst`, made once. */
+  #sst: SstSnapshots | undefined;
   #workerExited: Promise<void> = Promise.resolve();
   #nextId = 1;
   /** Requests sent to the writer, in submission order (answers come back in the same order). */
@@ -426,10 +428,11 @@ export class RocksDbEngine implements StorageEngine {
   /** Snapshots as SST files (ADR 0013), when the loaded binding has KeyVa's native calls. */
   get sst(): SstSnapshots | undefined {
     if (sstNative() === undefined) return undefined;
-    return {
+    this.#sst ??= {
       export: (startHash, endHash, readTs, raw, pathBase) => this.#exportSst(startHash, endHash, readTs, raw, pathBase),
       ingest: (startHash, endHash, files, raw) => this.#ingestSst(startHash, endHash, files, raw),
     };
+    return this.#sst;
   }
 
   async #exportSst(startHash: bigint, endHash: bigint, readTs: Timestamp, raw: RawSnapshotRange | undefined, pathBase: string): Promise<SstExport> {

@@ -297,8 +297,9 @@ export class SnapshotSender {
       // rows are ready: the dump thread's start and first read come before it. (The benchmarks'
       // stream rate is per receiving time, so it leaves that first read out; docs/benchmarks.md.)
       let next = await chunks.next();
-      opened = this.open(entry, (cb) => client.sendSnapshot(cb));
-      const write = (f: SnapshotFrame): Promise<void> => (opened as TransferCall).write(f);
+      const call = this.open(entry, (cb) => client.sendSnapshot(cb));
+      opened = call;
+      const write = (f: SnapshotFrame): Promise<void> => call.write(f);
       await write({ fromNode: this.o.self, toNode: to, group, message: encodeMessage(m) });
       let rows = 0;
       let bytes = 0;
