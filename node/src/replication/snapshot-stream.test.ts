@@ -386,3 +386,38 @@ describe('streamed snapshots between a node with SST files and one without', () 
     }
   });
 });
+
+describe('streamed snapshots to a node whose snapshot socket cannot be reached', () => {
+  it('the sender sends the SST files over gRPC instead and the learner catches up', { timeout: 60_000 }, async () => {
+    const c = new ReplicationCluster({ tickMs: 50, logEntriesMax: 20 });
+    // The voters dial n4's snapshot socket at 127.0.0.2, where nothing listens (as behind a firewall); every socket listens on 127.0.0.1.
+    const socket: TransportOverrides = {
+      snapshotSocket: { host: '127.0.0.1', port: 0 },
+      snapshotSocketHostOf: (id) => (id === 'n4' ? '127.0.0.2' : '127.0.0.1'),
+    };
+    try {
+      for (const id of VOTERS) {
+        const e = await rocks(`${id}s`);
+        await c.start(id, e, [VOTER_SPEC], { staging: stagingOf(e) }, socket);
+      }
+      await proposeAll(
+        c,
+        Array.from({ length: 40 }, (_, b) => Array.from({ length: 4 }, (_, j) => put(b * 4 + j, Buffer.alloc(4096, (b + j) % 251)))),
+      );
+      const leader = (await c.waitForLeader(GROUP, 10_000)).node;
+      await until(() => (leader.runtime.raftStatus(GROUP)?.firstIndex ?? 0) > 20, 10_000, 'the leader to compact its log');
+
+      const disk = await rocks('n4s');
+      await c.start('n4', disk, [EMPTY_SPEC], { staging: stagingOf(disk) }, socket);
+      await addLearner(c, 'n4');
+      const now = await caughtUp(c, 'n4', 30_000);
+      const sent = () => VOTERS.map((id) => c.node(id).transport.snapshotStats().send);
+      expect(sent().reduce((n, st) => n + (st?.filesSent ?? 0), 0)).toBeGreaterThanOrEqual(1);
+      expect(sent().reduce((n, st) => n + (st?.overSocket ?? 0), 0)).toBe(0);
+      expect(c.node('n4').transport.snapshotStats().receive?.failed).toBe(0); // nothing reached it half-sent
+      expectSameRows(await rows(disk), await rows(now.engine));
+    } finally {
+      await c.stopAll();
+    }
+  });
+});

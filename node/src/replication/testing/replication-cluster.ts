@@ -25,7 +25,9 @@ export interface ClusterNode {
 
 export type RuntimeOverrides = Partial<Omit<MultiRaftOptions, 'nodeId' | 'engine' | 'transport' | 'clock'>>;
 /** Transport settings a test may change (snapshot stream pacing). */
-export type TransportOverrides = Partial<Pick<RaftTransportOptions, 'snapshotBytesPerSecond' | 'snapshotChunkBytes' | 'snapshotRowsOnly' | 'snapshotSocket'>>;
+export type TransportOverrides = Partial<
+  Pick<RaftTransportOptions, 'snapshotBytesPerSecond' | 'snapshotChunkBytes' | 'snapshotRowsOnly' | 'snapshotSocket' | 'snapshotSocketHostOf'>
+>;
 
 /** Polling period of the bounded waits. */
 const POLL_MS = 5;
