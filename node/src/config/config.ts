@@ -170,7 +170,7 @@ const NodeConfigObject = z
       .enum(['socket', 'grpc'])
       .default('socket')
       .describe(
-        "With --peers: how snapshots sent as SST files travel. 'socket': over a plain TCP connection to the peer's snapshot port (--snapshot-port; ADR 0014), faster on busy nodes, else over gRPC; 'grpc': always over gRPC (this node then opens no snapshot port). Peers routed by --raft-dial are always sent over gRPC.",
+        "With --peers: how snapshots sent as SST files travel. 'socket': over a plain TCP connection to the peer's snapshot port (--snapshot-port; ADR 0014), faster on busy nodes, else over gRPC; 'grpc': always over gRPC (this node then opens no snapshot port, nor does one on the published RocksDB binding, which takes no SST files). Peers routed by --raft-dial are always sent over gRPC.",
       ),
     snapshotPort: port
       .default(0)
