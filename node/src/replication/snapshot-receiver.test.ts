@@ -309,6 +309,17 @@ describe('SnapshotReceiver', () => {
     expect(s.t.snapshotStats().receive?.failed).toBe(cases.length);
   });
 
+  it('the snapshot socket of a node that takes no snapshots yet answers UNAVAILABLE and stays up', async () => {
+    const t = new RaftTransport({ self: 'b', addressOf: () => undefined, onReceive: () => undefined, snapshotSocket: { host: '127.0.0.1', port: 0 } });
+    cleanup.push(() => t.close());
+    const port = (await t.startSnapshotSocket()) ?? 0;
+    const frames = Buffer.concat([header(), { sstKind: 1, sstData: Buffer.alloc(10) }].map((f, i) => encodeSocketFrame(f, i === 0)));
+    for (const end of [true, false, true]) {
+      const r = await sendSocketBytes(port, frames, end);
+      if (end) expect(r).toEqual({ code: grpc.status.UNAVAILABLE, details: 'this node takes no snapshots now' });
+    }
+  });
+
   it('the rate limiter paces bytes at the configured rate after the burst', async () => {
     let now = 0;
     const waits: number[] = [];

@@ -47,6 +47,8 @@ class SocketCall extends EventEmitter implements SnapshotCall {
   constructor(socket: net.Socket) {
     super();
     this.socket = socket;
+    // An 'error' with no listener would throw (and stop the node): a call refused before the receiver serves it has none.
+    this.on('error', () => undefined);
     socket.on('data', (b: Buffer) => {
       this.reader.push(b);
       this.emitFrames();
