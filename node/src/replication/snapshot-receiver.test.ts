@@ -24,6 +24,7 @@ import { encodeMessage } from './raft-codec.ts';
 import { RaftTransport } from './raft-transport.ts';
 import { RateLimiter } from './snapshot-rate-limiter.ts';
 import { encodeSocketFrame, SOCKET_PREAMBLE, SocketAnswerReader } from './snapshot-socket.ts';
+import { SOCKET_CONNECTIONS_MAX } from './snapshot-socket-server.ts';
 import { FileSnapshotStaging } from './snapshot-staging-files.ts';
 
 const RANGE = { start: 100n, end: 200n };
@@ -318,6 +319,33 @@ describe('SnapshotReceiver', () => {
       const r = await sendSocketBytes(port, frames, end);
       if (end) expect(r).toEqual({ code: grpc.status.UNAVAILABLE, details: 'this node takes no snapshots now' });
     }
+  });
+
+  it(`the snapshot socket serves at most ${SOCKET_CONNECTIONS_MAX} connections at once; one more is closed unanswered`, async () => {
+    const s = await setup({ sst: true });
+    const open: net.Socket[] = [];
+    for (let i = 0; i < SOCKET_CONNECTIONS_MAX; i++) {
+      const c = net.connect({ host: '127.0.0.1', port: s.socketPort });
+      c.on('error', () => undefined);
+      open.push(c);
+      await new Promise((r) => c.once('connect', r));
+    }
+    cleanup.push(() => {
+      for (const c of open) c.destroy();
+    });
+    const extra = await sendSocketBytes(s.socketPort, Buffer.concat([header()].map((f) => encodeSocketFrame(f, true))));
+    expect(extra).toEqual({ code: -1, details: 'closed without an answer' });
+    // Once one closes, a transfer is served again.
+    open.pop()?.destroy();
+    const piece = Buffer.alloc(100, 7);
+    const frames = [
+      header(),
+      { sstKind: 1, sstData: piece },
+      { done: true, totalRows: 1, totalBytes: 100, sstFiles: [{ kind: 1, bytes: 100, crc32: crc32(piece) }] },
+    ];
+    await expect
+      .poll(async () => (await sendSocketBytes(s.socketPort, Buffer.concat(frames.map((f, i) => encodeSocketFrame(f, i === 0))))).code, { timeout: 5_000 })
+      .toBe(0);
   });
 
   it('the rate limiter paces bytes at the configured rate after the burst', async () => {

@@ -25,6 +25,9 @@ export interface SnapshotCall {
 /** The receiver's answer to a transfer: grpc-js's `sendUnaryData` shape, the status as a gRPC code. */
 export type SnapshotAnswer = (err: ServerErrorResponse | null, ack?: SnapshotAck) => void;
 
+/** Connections the snapshot socket serves at once; more are closed at once (their senders retry, as after any failed transfer). */
+export const SOCKET_CONNECTIONS_MAX = 32;
+
 /** How long a connection stays open after its answer was written, at most. */
 const ANSWER_LINGER_MS = 10_000;
 
@@ -147,6 +150,9 @@ export class SnapshotSocketServer {
       const call = new SocketCall(socket);
       o.serve(call, call.answer);
     });
+    // Each connection may buffer a frame of up to SOCKET_FRAME_BYTES_MAX: bounded memory. (A
+    // node takes one transfer per group at a time; the planner moves a few at once.)
+    this.server.maxConnections = SOCKET_CONNECTIONS_MAX;
   }
 
   /** Listens; resolves to the bound port. */
