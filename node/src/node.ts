@@ -237,12 +237,14 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
       // Before any Raft group opens: a node whose data directory was wiped must not rejoin under its old id.
       if (incarnation !== undefined) await checkIncarnation(identity, peers, peerAdmin);
       // Raft dials the --peers addresses unless --raft-dial routes a peer elsewhere (a proxy); clients keep the --peers ones.
-      const addresses = new Map([...peers, ...(config.raftDial === undefined ? [] : parsePeers(config.raftDial))].map((p) => [p.id, p.grpcAddress]));
-      const dialed = new Set(config.raftDial === undefined ? [] : parsePeers(config.raftDial).map((p) => p.id));
+      const dial = config.raftDial === undefined ? [] : parsePeers(config.raftDial);
+      const addresses = new Map([...peers, ...dial].map((p) => [p.id, p.grpcAddress]));
+      const dialed = new Set(dial.map((p) => p.id));
+      const addressOf = (id: string) => addresses.get(id) ?? replicatedMeta?.addressOf(id as NodeId);
       let runtime: MultiRaft | undefined;
       transport = new RaftTransport({
         self: nodeId,
-        addressOf: (id) => addresses.get(id) ?? replicatedMeta?.addressOf(id as NodeId),
+        addressOf,
         onReceive: (from, group, m) => runtime?.receive(from, group, m),
         snapshotBytesPerSecond: config.snapshotBytesPerSec,
         snapshotRowsOnly: config.snapshotFormat === 'rows',
@@ -251,7 +253,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         ...(config.snapshotTransport === 'socket' && engine.sst !== undefined
           ? {
               snapshotSocket: { host: config.grpcHost, port: config.snapshotPort },
-              snapshotSocketHostOf: (id: string) => (dialed.has(id) ? undefined : hostOf(addresses.get(id) ?? replicatedMeta?.addressOf(id as NodeId))),
+              snapshotSocketHostOf: (id: string) => (dialed.has(id) ? undefined : hostOf(addressOf(id))),
             }
           : {}),
         // Raft traffic from a node back on a wiped disk is refused (membership/node-identity.ts).

@@ -120,17 +120,18 @@ export class SnapshotReceiver {
   }
 
   /** `SendSnapshot`: a snapshot as rows. */
-  readonly handle: grpc.handleClientStreamingCall<SnapshotFrameOut, SnapshotAck> = (call, callback) => {
-    // Rows flow at the pace of this side's HTTP/2 receive window: raise it (snapshot-flow-window.ts).
-    widenReceiveWindow(call);
-    this.serve(call, callback, 'rows');
-  };
+  readonly handle = this.overGrpc('rows');
 
   /** `SendSnapshotFiles`: a snapshot as SST files. */
-  readonly handleFiles: grpc.handleClientStreamingCall<SnapshotFrameOut, SnapshotAck> = (call, callback) => {
-    widenReceiveWindow(call);
-    this.serve(call, callback, 'sst');
-  };
+  readonly handleFiles = this.overGrpc('sst');
+
+  private overGrpc(form: Form): grpc.handleClientStreamingCall<SnapshotFrameOut, SnapshotAck> {
+    return (call, callback) => {
+      // Frames flow at the pace of this side's HTTP/2 receive window: raise it (snapshot-flow-window.ts).
+      widenReceiveWindow(call);
+      this.serve(call, callback, form);
+    };
+  }
 
   /** Whether this node can take snapshots as SST files (its staging and engine can). */
   takesFiles(): boolean {

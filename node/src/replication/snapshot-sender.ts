@@ -343,17 +343,9 @@ export class SnapshotSender {
       if (socket !== undefined) {
         this.stats.overSocket++;
         entry.call = socket;
-        await this.streamFiles(socket, to, group, m, entry, exported);
-        return;
       }
-      await this.streamFiles(
-        this.open(entry, (cb) => client.sendSnapshotFiles(cb)),
-        to,
-        group,
-        m,
-        entry,
-        exported,
-      );
+      const call = socket ?? this.open(entry, (cb) => client.sendSnapshotFiles(cb));
+      await this.streamFiles(call, to, group, m, entry, exported);
     } finally {
       await Promise.all(exported.files.map((f) => rm(f.path, { force: true })));
     }

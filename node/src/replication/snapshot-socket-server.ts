@@ -45,7 +45,7 @@ class SocketCall extends EventEmitter implements SnapshotCall {
   private failed = false;
   private answered = false;
   /** Malformed input: the answer says this instead of the receiver's generic "broke off". */
-  framingError: string | undefined;
+  private framingError: string | undefined;
 
   constructor(socket: net.Socket) {
     super();

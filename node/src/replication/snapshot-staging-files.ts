@@ -353,7 +353,7 @@ async function closeWriting(w: Writing): Promise<void> {
 
 /**
  * Writes `bufs` at the end of `fh`, synchronously: into the page cache, well under a millisecond
- * per MiB, where an async write waited 10-120 ms per MiB on a loaded node for a libuv pool thread
+ * per MiB, where an async write waited 10-160 ms per MiB on a loaded node for a libuv pool thread
  * (shared with the RocksDB binding's reads and writes; ADR 0014 "Measured"). The fsync at the end
  * of a transfer stays asynchronous.
  */
