@@ -245,6 +245,7 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
     const samples: MoveSample[] = [{ t: 0, receivedBytes: 0, sending: 0, movesDone: 0, movesTotal: 0 }];
     const moveBar = progressBar('  move');
     let finalStatus: Awaited<ReturnType<DevClusterProcess['status']>> | undefined;
+    let lastStatus: Awaited<ReturnType<DevClusterProcess['status']>> | undefined;
     let after = before;
     try {
       for (;;) {
@@ -252,6 +253,7 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
         const [counters, s] = await Promise.all([c.snapshotCounters(), c.status().catch(() => undefined)]);
         const now = sum(counters);
         after = now;
+        lastStatus = s ?? lastStatus;
         const t = (performance.now() - tAdd) / 1000;
         samples.push({
           t,
@@ -270,7 +272,9 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
           break;
         }
         if (performance.now() - tAdd > o.moveTimeoutMs)
-          throw new Error(`the move did not finish within ${o.moveTimeoutMs} ms; last status ${JSON.stringify(s?.loop)}`);
+          throw new Error(
+            `the move did not finish within ${o.moveTimeoutMs} ms; last status${s === undefined ? ' read (the latest read failed)' : ''}: ${JSON.stringify(lastStatus)}`,
+          );
       }
     } finally {
       moveBar.done();

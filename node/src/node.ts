@@ -534,7 +534,14 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
             ? 'sst-files over grpc'
             : `sst-files, socket port ${snapshotPort}`
           : 'rows';
-    log.info({ grpcAddress, httpAddress, engine: engine.kind, partitions, dataDir: config.dataDir, peers: peerIds, snapshots }, 'node ready');
+    // Tiered compression (ADR 0015) comes with the same build of the binding as SST snapshots.
+    const compression =
+      config.engine === 'memory'
+        ? undefined
+        : config.compression === 'tiered' && engine.sst === undefined
+          ? "zstd (tiered needs KeyVa's build of the RocksDB binding)"
+          : config.compression;
+    log.info({ grpcAddress, httpAddress, engine: engine.kind, partitions, dataDir: config.dataDir, peers: peerIds, snapshots, compression }, 'node ready');
 
     let stopping: Promise<void> | undefined;
     const g = grpcServer;

@@ -54,6 +54,13 @@ describe('node configuration', () => {
     );
   });
 
+  it('block compression: tiered by default, zstd or none, with a clear error otherwise', () => {
+    expect(loadNodeConfig().compression).toBe('tiered');
+    expect(loadNodeConfig({ argv: ['--compression', 'zstd'] }).compression).toBe('zstd');
+    expect(loadNodeConfig({ env: { KEYVA_COMPRESSION: 'none' } }).compression).toBe('none');
+    expect(() => loadNodeConfig({ argv: ['--compression', 'lz4'] })).toThrow(/compression \(flag --compression, env KEYVA_COMPRESSION\)/);
+  });
+
   it('WAL compression: off by default, a boolean, with a clear error otherwise', () => {
     expect(loadNodeConfig().walCompression).toBe(false);
     expect(loadNodeConfig({ argv: ['--wal-compression'] }).walCompression).toBe(true);

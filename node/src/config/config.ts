@@ -49,7 +49,12 @@ const NodeConfigObject = z
       .max(3_600_000)
       .default(1000)
       .describe('With --peers: how stale a follower read may be by default, in ms (a request may ask for another bound).'),
-    compression: z.enum(['zstd', 'none']).default('zstd').describe('RocksDB block compression (the binding offers zstd or none).'),
+    compression: z
+      .enum(['tiered', 'zstd', 'none'])
+      .default('tiered')
+      .describe(
+        "RocksDB block compression. 'tiered': none in L0 and the level L0 is compacted into, where rows are young and rewritten soon, ZSTD in the levels below, where data settles (docs/adr/0015); needs KeyVa's build of the RocksDB binding and is 'zstd' on the published one. 'zstd': every level (least disk, most CPU in flushes and compactions). 'none'.",
+      ),
     bloomBitsPerKey: z.coerce.number().int().min(0).max(32).default(10).describe('RocksDB bloom filter bits per key (0 = no filter).'),
     blockCacheBytes: bytes(0, 4_294_967_295)
       .default(64 * 1024 * 1024)

@@ -14,6 +14,11 @@ export interface RocksOpenOptions {
   readonly createIfMissing?: boolean;
   /** true = ZSTD block compression (the binding's only codec), false = none. */
   readonly compression?: boolean;
+  /**
+   * With `compression`: no compression in L0 and the base level, ZSTD below (KeyVa's build of the
+   * binding, ADR 0015; the published binding ignores it and compresses every level).
+   */
+  readonly keyvaTieredCompression?: boolean;
   /** Block cache bytes (uint32); 0 = no block cache. */
   readonly cacheSize?: number;
   /** A RocksDB filter policy string (`bloomfilter:10:false`, `nullptr` = none). */

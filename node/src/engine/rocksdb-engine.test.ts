@@ -76,6 +76,8 @@ describe('RocksDbEngine', () => {
   it.each([
     ['zstd', 'compression=kZSTD'],
     ['none', 'compression=kNoCompression'],
+    // KeyVa's build of the binding (ADR 0015): L0 and the base level uncompressed, ZSTD below.
+    ['tiered', 'compression_per_level=kNoCompression:kNoCompression:kZSTD:kZSTD:kZSTD:kZSTD:kZSTD'],
   ] as const)('opens with compression %s and RocksDB runs with it', async (compression, line) => {
     const dir = await tempDir();
     const e = new RocksDbEngine(options(dir, { compression, bloomBitsPerKey: 7, blockCacheBytes: 3 << 20 }));

@@ -68,3 +68,30 @@ describe('RocksDB WAL compression (walCompression)', () => {
     }
   });
 });
+
+describe('RocksDB block compression (compression)', () => {
+  it("maps tiered to ZSTD plus the per-level switch of KeyVa's binding, zstd and none to the ZSTD switch alone", () => {
+    expect(toRocksOpenOptions(options('/x', { compression: 'tiered' }))).toMatchObject({ compression: true, keyvaTieredCompression: true });
+    expect(toRocksOpenOptions(options('/x', { compression: 'zstd' }))).toMatchObject({ compression: true, keyvaTieredCompression: false });
+    expect(toRocksOpenOptions(options('/x', { compression: 'none' }))).toMatchObject({ compression: false, keyvaTieredCompression: false });
+  });
+
+  it('a data directory opens under every setting in turn and keeps its data (each file records its own compression)', async () => {
+    const dir = await tempDir();
+    let value = 0;
+    for (const compression of ['tiered', 'zstd', 'none', 'tiered'] as const) {
+      const e = new RocksDbEngine(options(dir, { compression }));
+      await e.open();
+      if (value > 0) expect((await e.get(1n, Buffer.from('k'), MAX_TS, NOW))?.value.toString()).toBe(`v${value}`);
+      value++;
+      const r = await e.write({
+        commitTs: BigInt(10 * value),
+        mutations: [{ type: 'put', hash: 1n, key: Buffer.from('k'), value: Buffer.from(`v${value}`), expiresAtMs: 0 }],
+        nowMs: NOW,
+        sync: true,
+      });
+      expect(r.ok).toBe(true);
+      await e.close();
+    }
+  });
+});

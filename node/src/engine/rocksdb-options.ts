@@ -8,8 +8,8 @@ export const BLOCK_CACHE_BYTES_MAX = 2 ** 32 - 1;
 /** Above this a bloom filter costs memory for no gain. */
 export const BLOOM_BITS_PER_KEY_MAX = 64;
 
-/** Compressions the binding can configure (it exposes only a ZSTD on/off switch). */
-export const SUPPORTED_COMPRESSIONS: readonly RocksDbOptions['compression'][] = ['zstd', 'none'];
+/** Compressions the binding can configure (ZSTD or none; 'tiered' mixes the two by level, ADR 0015). */
+export const SUPPORTED_COMPRESSIONS: readonly RocksDbOptions['compression'][] = ['tiered', 'zstd', 'none'];
 
 export function toRocksOpenOptions(o: RocksDbOptions): RocksOpenOptions {
   const bad = (field: string, msg: string): never => {
@@ -17,7 +17,7 @@ export function toRocksOpenOptions(o: RocksDbOptions): RocksOpenOptions {
   };
   if (typeof o.path !== 'string' || o.path.length === 0) bad('path', 'must be a non-empty string');
   if (!SUPPORTED_COMPRESSIONS.includes(o.compression)) {
-    bad('compression', `'${o.compression}' is not available in @nxtedition/rocksdb (it exposes only zstd or none; see ADR 0004)`);
+    bad('compression', `'${o.compression}' is not available in @nxtedition/rocksdb (it exposes only zstd, none, or both by level as 'tiered'; see ADR 0004)`);
   }
   if (!Number.isSafeInteger(o.blockCacheBytes) || o.blockCacheBytes < 0 || o.blockCacheBytes > BLOCK_CACHE_BYTES_MAX) {
     bad('blockCacheBytes', `must be an integer in [0, ${BLOCK_CACHE_BYTES_MAX}]`);
@@ -28,7 +28,8 @@ export function toRocksOpenOptions(o: RocksDbOptions): RocksOpenOptions {
   if (o.walCompression !== undefined && typeof o.walCompression !== 'boolean') bad('walCompression', `must be true or false, got ${String(o.walCompression)}`);
   return {
     createIfMissing: true,
-    compression: o.compression === 'zstd',
+    compression: o.compression !== 'none',
+    keyvaTieredCompression: o.compression === 'tiered',
     cacheSize: o.blockCacheBytes,
     filterPolicy: o.bloomBitsPerKey === 0 ? 'nullptr' : `bloomfilter:${o.bloomBitsPerKey}:false`,
     // Always passed: the binding's own default is ZSTD (see `RocksDbOptions.walCompression`).

@@ -277,8 +277,12 @@ export interface StorageEngine {
 
 export interface RocksDbOptions {
   readonly path: string;
-  /** Block compression. The RocksDB binding supports only 'zstd' and 'none' (ADR 0004). */
-  readonly compression: 'zstd' | 'lz4' | 'snappy' | 'none';
+  /**
+   * Block compression. The RocksDB binding supports only ZSTD (ADR 0004): 'zstd' in every level,
+   * 'none', or 'tiered' (ADR 0015): none in L0 and the level L0 is compacted into, ZSTD below;
+   * 'tiered' needs KeyVa's build of the binding (ADR 0013) and is 'zstd' on the published one.
+   */
+  readonly compression: 'tiered' | 'zstd' | 'lz4' | 'snappy' | 'none';
   /** Bloom filter bits per key; 0 disables the filter. */
   readonly bloomBitsPerKey: number;
   /** Block cache size in bytes (RocksDB: at most 2^32 - 1). */
