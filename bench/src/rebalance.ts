@@ -184,6 +184,7 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
   let kv: KeyVa | undefined;
   /** The steady load while it runs (stopped in `finally` if the run fails). */
   let running: SteadyLoad | undefined;
+  let finished = false;
   try {
     cluster = await DevClusterProcess.start({
       founders: 3,
@@ -360,6 +361,7 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
       seconds: load.seconds,
       targets: [],
     };
+    finished = true;
     return { ...report, targets: evaluateTargets(report) };
   } finally {
     // On a failure (e.g. the move timed out) the steady load still runs: stop it first, or its
@@ -367,6 +369,8 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
     await running?.stop().catch(() => undefined);
     await kv?.close().catch(() => undefined);
     await cluster?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    // A failed run keeps its nodes' data and logs to be looked at.
+    if (finished) rmSync(dir, { recursive: true, force: true });
+    else log(`  the run failed: its cluster's data and node logs are kept in ${join(dir, 'cluster')} (node-N/node.log); remove it when done`);
   }
 }
