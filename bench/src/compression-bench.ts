@@ -8,9 +8,9 @@
  * 1 KiB records through `RocksDbEngine` (256 per batch, not synced), reopens the database (the
  * open flushes the rest of the WAL into an SST file), waits until RocksDB's background threads
  * are idle (flushes and compactions done), and reports the CPU seconds those threads used, the
- * whole process's CPU (the reopen's flush included), the write time and the SST bytes on disk. Settings run
- * in turn, their order rotating every round; the ratios are against `zstd` (the binding's
- * default) measured in the same run. Needs KeyVa's build of the RocksDB binding for `tiered`
+ * whole process's CPU (the reopen's flush included), the write time and the SST bytes on disk.
+ * Settings run in turn, their order rotating every round; the ratios are against `zstd` (the
+ * binding's default) measured in the same run. Needs KeyVa's build of the RocksDB binding for `tiered`
  * (`bash scripts/rocksdb-native.sh`); Linux (/proc) for the thread CPU.
  */
 import { randomBytes } from 'node:crypto';
@@ -86,6 +86,7 @@ async function runOnce(setting: Setting, kind: Kind): Promise<Run> {
     // Close and reopen: the open flushes what was left in the WAL into an SST file under this
     // setting, so all the data is in SST files (a small run would otherwise write none).
     await engine.close();
+    engine = undefined; // closed: not closed again below should the reopen fail
     engine = await open();
     // Background work done: its threads used no CPU for 2 s (at most 60 s).
     let last = backgroundCpu();
