@@ -80,7 +80,7 @@ export function encodeBatch(b: WriteBatch): ArrayBuffer {
 }
 
 /** Decodes `encodeBatch` output; Buffers are views into `ab` (no copy). */
-export function decodeBatch(ab: ArrayBuffer): WriteBatch {
+export function decodeBatch(ab: ArrayBuffer | Uint8Array): WriteBatch {
   const r = new WireReader(ab, 'batch');
   const condition = (): Condition | undefined => {
     const c = r.u8();

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runEngineCompliance } from './compliance.ts';
 import { RocksDbEngine } from './rocksdb-engine.ts';
-import { MAX_TS, type Mutation, type RocksDbOptions, type WriteBatch } from './types.ts';
+import { type Condition, MAX_TS, type Mutation, type RocksDbOptions, type WriteBatch } from './types.ts';
 
 const NOW = 1_700_000_000_000;
 const dirs: string[] = [];
@@ -118,6 +118,34 @@ describe('RocksDbEngine', () => {
     expect(c.batches).toBe(n);
     expect(c.groups).toBeLessThan(n);
     expect(c.groupBatchesPeak).toBeGreaterThan(1);
+    await e.close();
+  });
+
+  it('batches of one group commit plan against the earlier ones (lookups prefetched in one MultiGet, overlay of data rows only)', async () => {
+    const dir = await tempDir();
+    const e = new RocksDbEngine(options(dir));
+    await e.open();
+    const when = (m: Mutation, condition: Condition): Mutation => ({ ...(m as Extract<Mutation, { type: 'put' }>), condition });
+    const n = 60;
+    const raw = (i: number): Mutation => ({ type: 'rawPut', key: Buffer.from(`r-${i}`), value: Buffer.from('x') });
+    // Every batch wants the same key absent; batches with raw rows in between (blind, not in the overlay).
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) => e.write(batch(BigInt(100 + i), [raw(i), when(put(5n, 'once', String(i)), { kind: 'absent' }), raw(n + i)]))),
+    );
+    expect(e.writerCounters.groupBatchesPeak).toBeGreaterThan(1);
+    const ok = results.filter((r) => r.ok);
+    expect(ok).toHaveLength(1);
+    const winner = 100n + BigInt(results.findIndex((r) => r.ok));
+    for (const r of results) if (!r.ok) expect(r).toEqual({ ok: false, failedIndex: 1, currentVersion: winner });
+    expect((await e.get(5n, Buffer.from('once'), MAX_TS, NOW))?.version).toBe(winner);
+    // versionEquals against the version a batch earlier in the same group wrote.
+    const chain = await Promise.all([
+      e.write(batch(500n, [put(6n, 'chain', 'a')])),
+      e.write(batch(501n, [when(put(6n, 'chain', 'b'), { kind: 'versionEquals', version: 500n })])),
+      e.write(batch(502n, [when(put(6n, 'chain', 'c'), { kind: 'versionEquals', version: 500n })])),
+    ]);
+    expect(chain.map((r) => r.ok)).toEqual([true, true, false]);
+    expect((await e.get(6n, Buffer.from('chain'), MAX_TS, NOW))?.value.toString()).toBe('b');
     await e.close();
   });
 

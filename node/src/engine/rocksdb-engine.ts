@@ -28,7 +28,7 @@ import { RocksDumper } from './rocksdb-dumper.ts';
 import { toRocksOpenOptions } from './rocksdb-options.ts';
 import { RocksReader, storageCall } from './rocksdb-reader.ts';
 import { type SstIngestFile, sstNative } from './rocksdb-sst.ts';
-import { fromWireError, type GroupLimits, type WriterEvent, type WriterInit, type WriterMessage, type WriterRequest } from './rocksdb-writer-protocol.ts';
+import { fromWireError, type GroupLimits, type WriterAnswer, type WriterEvent, type WriterInit, type WriterRequest } from './rocksdb-writer-protocol.ts';
 import {
   type DumpedChunk,
   type EngineCapabilities,
@@ -48,6 +48,7 @@ import {
   type WriteResult,
 } from './types.ts';
 import { validateBatch } from './write-planner.ts';
+import { type AnswersEvent, type PackedWrite, packWrites, unpackAnswers, WRITER_ID_MAX } from './writer-wire.ts';
 
 /** Defaults for the writer thread's group commit and GC chunking. */
 export const DEFAULT_GROUP_LIMITS: GroupLimits = {
@@ -127,7 +128,7 @@ export class RocksDbEngine implements StorageEngine {
   #failure: KeyVaError | undefined;
   #counters = { batches: 0, groups: 0, groupBatchesPeak: 0 };
   /** Requests not yet handed to the writer thread (sent together at the end of the current run). */
-  #outbox: { req: WriterRequest; transfer: ArrayBuffer[] }[] = [];
+  #outbox: WriterRequest[] = [];
 
   constructor(options: RocksDbOptions, tuning: RocksDbEngineTuning = {}) {
     toRocksOpenOptions(options); // validate early
@@ -191,6 +192,7 @@ export class RocksDbEngine implements StorageEngine {
     this.#workerExited = new Promise((resolve) => worker.once('exit', () => resolve()));
     await new Promise<void>((resolve, reject) => {
       const onEvent = (ev: WriterEvent): void => {
+        if (ev instanceof ArrayBuffer) return; // answers: none before 'ready'
         if (ev.t === 'ready') {
           worker.off('error', onError);
           worker.on('message', (m: WriterEvent) => this.#onEvent(m));
@@ -210,29 +212,38 @@ export class RocksDbEngine implements StorageEngine {
   }
 
   #onEvent(ev: WriterEvent): void {
+    if (ev instanceof ArrayBuffer) {
+      this.#onAnswers(unpackAnswers(ev));
+      return;
+    }
     switch (ev.t) {
-      case 'answers': {
-        if (ev.groupBatches > 0) {
-          this.#counters.batches += ev.groupBatches;
-          if (ev.wrote) this.#counters.groups++;
-          this.#counters.groupBatchesPeak = Math.max(this.#counters.groupBatchesPeak, ev.groupBatches);
-        }
-        for (const a of ev.answers) {
-          const p = this.#pending.get(a.id);
-          if (p === undefined) continue;
-          this.#pending.delete(a.id);
-          if (a.ok) p.resolve(a.result);
-          else p.reject(fromWireError(a.error));
-        }
-        this.#trimInFlight();
+      case 'answers':
+        this.#onAnswers(ev);
         break;
-      }
       case 'fatal':
         this.#fail(fromWireError(ev.error));
         break;
       case 'ready':
         break;
     }
+  }
+
+  #onAnswers(ev: AnswersEvent): void {
+    if (ev.groupBatches > 0) {
+      this.#counters.batches += ev.groupBatches;
+      if (ev.wrote) this.#counters.groups++;
+      this.#counters.groupBatchesPeak = Math.max(this.#counters.groupBatchesPeak, ev.groupBatches);
+    }
+    for (const a of ev.answers) this.#settle(a);
+    this.#trimInFlight();
+  }
+
+  #settle(a: WriterAnswer): void {
+    const p = this.#pending.get(a.id);
+    if (p === undefined) return;
+    this.#pending.delete(a.id);
+    if (a.ok) p.resolve(a.result);
+    else p.reject(fromWireError(a.error));
   }
 
   #trimInFlight(): void {
@@ -258,7 +269,14 @@ export class RocksDbEngine implements StorageEngine {
     return this.#reader;
   }
 
-  #request<T>(req: WriterRequest, commitTs: Timestamp | undefined, transfer: ArrayBuffer[] = []): Promise<T> {
+  /** A request id: 1..WRITER_ID_MAX, wrapping (ids of requests in flight are far apart). */
+  #newId(): number {
+    const id = this.#nextId;
+    this.#nextId = id >= WRITER_ID_MAX ? 1 : id + 1;
+    return id;
+  }
+
+  #request<T>(req: WriterRequest, commitTs: Timestamp | undefined): Promise<T> {
     if (this.#pending.size >= this.#inFlightMax) {
       return Promise.reject(
         new KeyVaError('UNAVAILABLE', `storage writer queue is full (${this.#inFlightMax} requests)`, { limit: String(this.#inFlightMax) }),
@@ -275,7 +293,7 @@ export class RocksDbEngine implements StorageEngine {
     if (commitTs !== undefined) this.#inFlightWrites.push(pending);
     // Requests made in one synchronous run (a Raft turn's log write and applies) cross to the
     // writer thread in ONE message at the end of it: one hand-off instead of one per request.
-    this.#outbox.push({ req, transfer });
+    this.#outbox.push(req);
     if (this.#outbox.length === 1) queueMicrotask(() => this.#flushOutbox());
     return promise as Promise<T>;
   }
@@ -283,18 +301,26 @@ export class RocksDbEngine implements StorageEngine {
   #flushOutbox(): void {
     const out = this.#outbox;
     this.#outbox = [];
-    if (out.length === 0) return;
+    const worker = this.#worker as Worker;
+    // Runs of writes cross packed (writer-wire.ts); other requests (rare) as objects, in order.
+    let sent = 0;
     try {
-      const worker = this.#worker as Worker;
-      if (out.length === 1) worker.postMessage(out[0]!.req, out[0]!.transfer);
-      else {
-        const batch: WriterMessage = { t: 'batch', reqs: out.map((o) => o.req) };
-        const transfer = out.flatMap((o) => o.transfer);
-        worker.postMessage(batch, transfer);
+      for (let i = 0; i < out.length; ) {
+        const req = out[i] as WriterRequest;
+        if (req.t !== 'write') {
+          worker.postMessage(req, req.t === 'load' ? [req.load] : []);
+          sent = ++i;
+          continue;
+        }
+        const writes: PackedWrite[] = [];
+        for (let r = out[i]; r?.t === 'write'; r = out[++i]) writes.push(r);
+        const packed = packWrites(writes);
+        worker.postMessage(packed, [packed]);
+        sent = i;
       }
     } catch (e) {
       const error = new KeyVaError('STORAGE_ERROR', `cannot send to the rocksdb writer thread: ${(e as Error).message}`, {}, { cause: e });
-      for (const { req } of out) {
+      for (const req of out.slice(sent)) {
         const p = this.#pending.get(req.id);
         if (p === undefined) continue;
         this.#pending.delete(req.id);
@@ -308,15 +334,15 @@ export class RocksDbEngine implements StorageEngine {
     this.#checkOpen();
     validateBatch(batch);
     const hasData = batch.mutations.some((m) => m.type === 'put' || m.type === 'delete');
-    const id = this.#nextId++;
-    const encoded = encodeBatch(batch);
+    const id = this.#newId();
+    const encoded = new Uint8Array(encodeBatch(batch));
     const cache = this.#cache;
-    if (cache === undefined || !hasData) return this.#request<WriteResult>({ t: 'write', id, batch: encoded }, hasData ? batch.commitTs : undefined, [encoded]);
+    if (cache === undefined || !hasData) return this.#request<WriteResult>({ t: 'write', id, batch: encoded }, hasData ? batch.commitTs : undefined);
     // Announced before it is sent, so no read stores a row this write is changing (latest-cache.ts).
     const keys: string[] = [];
     for (const m of batch.mutations) if (m.type === 'put' || m.type === 'delete') keys.push(LatestRowCache.keyOf(encodeLatestKey(m.hash, m.key)));
     cache.beginWrite(keys);
-    const answer = this.#request<WriteResult>({ t: 'write', id, batch: encoded }, batch.commitTs, [encoded]);
+    const answer = this.#request<WriteResult>({ t: 'write', id, batch: encoded }, batch.commitTs);
     const end = (): void => cache.endWrite(keys);
     answer.then(end, end);
     return answer;
@@ -328,7 +354,7 @@ export class RocksDbEngine implements StorageEngine {
     const encoded = encodeLoad(load);
     let oldest: Timestamp | undefined;
     for (const r of load.rows) if (oldest === undefined || r.version < oldest) oldest = r.version;
-    const send = (): Promise<void> => this.#request<undefined>({ t: 'load', id: this.#nextId++, load: encoded }, oldest, [encoded]).then(noop);
+    const send = (): Promise<void> => this.#request<undefined>({ t: 'load', id: this.#newId(), load: encoded }, oldest).then(noop);
     const cache = this.#cache;
     if (cache === undefined || load.rows.length === 0) return send();
     // Like a write: the keys are announced before the load is sent (latest-cache.ts).
@@ -504,7 +530,7 @@ export class RocksDbEngine implements StorageEngine {
       // A range that already holds rows is deleted first. An empty one (a new replica) is not:
       // a range tombstone in the memtable would make the ingestion flush it, with writes stopped.
       const empty = reader.range(lo, hi, 1).length === 0 && reader.range(latestBoundOf(lo), latestBoundOf(hi), 1).length === 0;
-      if (!empty) await this.#request<undefined>({ t: 'deleteRange', id: this.#nextId++, startHash, endHash }, undefined);
+      if (!empty) await this.#request<undefined>({ t: 'deleteRange', id: this.#newId(), startHash, endHash }, undefined);
       this.#checkOpen();
       await dumper.ingestSst(bounded, false).catch(async (e: unknown) => {
         if (latest !== undefined) await rm(latest.path, { force: true });
@@ -517,7 +543,7 @@ export class RocksDbEngine implements StorageEngine {
     this.#checkOpen();
     if (endHash <= startHash) return;
     hashRangeBounds(startHash, endHash); // validates
-    await this.#barrier(() => this.#request<undefined>({ t: 'deleteRange', id: this.#nextId++, startHash, endHash }, undefined));
+    await this.#barrier(() => this.#request<undefined>({ t: 'deleteRange', id: this.#newId(), startHash, endHash }, undefined));
   }
 
   async gc(watermarkTs: Timestamp, nowMs: number): Promise<number> {
@@ -527,7 +553,7 @@ export class RocksDbEngine implements StorageEngine {
     }
     // Raise the watermark first: from now on reads below it fail, whatever GC has removed yet.
     if (watermarkTs > this.#gcWatermark) this.#gcWatermark = watermarkTs;
-    return this.#barrier(() => this.#request<number>({ t: 'gc', id: this.#nextId++, watermark: this.#gcWatermark, nowMs }, undefined));
+    return this.#barrier(() => this.#request<number>({ t: 'gc', id: this.#newId(), watermark: this.#gcWatermark, nowMs }, undefined));
   }
 
   async getRaw(key: Buffer): Promise<Buffer | undefined> {
@@ -606,7 +632,7 @@ export class RocksDbEngine implements StorageEngine {
     if (worker !== undefined) {
       if (wasUsable && this.#failure === undefined) {
         // 'stop' is queued behind every request already sent, so its answer means all are done.
-        await this.#request<undefined>({ t: 'stop', id: this.#nextId++ }, undefined).catch(noop);
+        await this.#request<undefined>({ t: 'stop', id: this.#newId() }, undefined).catch(noop);
       }
       await Promise.all([...this.#pending.values()].map((p) => p.done));
       await worker.terminate().catch(noop);

@@ -57,13 +57,22 @@ export class RocksReader implements OrderedKvReader {
   /** The value of exactly `key` (a fresh copy), or undefined. */
   get(key: Buffer): Buffer | undefined {
     this.#oneKey[0] = key;
-    let v: Buffer | undefined | null;
+    return this.#multiGet(this.#oneKey)[0];
+  }
+
+  /** The values of `keys` (fresh copies; undefined where absent), in ONE `MultiGet`. */
+  getMany(keys: readonly Buffer[]): (Buffer | undefined)[] {
+    return keys.length === 0 ? [] : this.#multiGet(keys);
+  }
+
+  #multiGet(keys: readonly Buffer[]): (Buffer | undefined)[] {
+    let vs: (Buffer | undefined | null)[];
     try {
-      v = this.#db._getManySync(this.#oneKey, this.#getOptions)[0];
+      vs = this.#db._getManySync(keys, this.#getOptions);
     } catch (e) {
       throw new KeyVaError('STORAGE_ERROR', `rocksdb get failed: ${(e as Error)?.message ?? String(e)}`, {}, { cause: e });
     }
-    if (v === null) throw new KeyVaError('STORAGE_ERROR', 'rocksdb get was aborted');
-    return v;
+    if (vs.includes(null)) throw new KeyVaError('STORAGE_ERROR', 'rocksdb get was aborted');
+    return vs as (Buffer | undefined)[];
   }
 }

@@ -1,7 +1,8 @@
 /**
- * Messages between `RocksDbEngine` (main thread) and its writer thread. A write batch travels
- * as one `batch-wire` ArrayBuffer, transferred (not cloned; see `batch-wire.ts` and ADR 0004).
- * Other values are structured-cloned (Buffers arrive as plain Uint8Arrays).
+ * Messages between `RocksDbEngine` (main thread) and its writer thread. Write requests and the
+ * answers of a group commit travel packed (`writer-wire.ts`): one transferred ArrayBuffer per
+ * hand-off, each batch in `batch-wire` form. Other values are structured-cloned (Buffers arrive
+ * as plain Uint8Arrays).
  */
 import { isErrorCode, KeyVaError } from '@keyva/proto/errors';
 import type { Timestamp, WriteResult } from './types.ts';
@@ -20,8 +21,8 @@ export interface WriterInit {
 }
 
 export type WriterRequest =
-  /** `batch` is `encodeBatch(...)` output, transferred. */
-  | { readonly t: 'write'; readonly id: number; readonly batch: ArrayBuffer }
+  /** `batch` is `encodeBatch(...)` output (a view into a packed hand-off: `writer-wire.ts`). */
+  | { readonly t: 'write'; readonly id: number; readonly batch: Uint8Array }
   /** `load` is `encodeLoad(...)` output (bulk-load.ts), transferred; written alone, unsynced. */
   | { readonly t: 'load'; readonly id: number; readonly load: ArrayBuffer }
   /** Removes hashes [startHash, endHash) (endHash up to HASH_SPACE_END) from the data and latest spaces. */
@@ -29,8 +30,8 @@ export type WriterRequest =
   | { readonly t: 'gc'; readonly id: number; readonly watermark: Timestamp; readonly nowMs: number }
   | { readonly t: 'stop'; readonly id: number };
 
-/** What the engine posts: one request, or several made in one run of the main thread, in order (transfers of all). */
-export type WriterMessage = WriterRequest | { readonly t: 'batch'; readonly reqs: readonly WriterRequest[] };
+/** What the engine posts: a request other than a write, or the packed writes (`packWrites`) of one run of the main thread. */
+export type WriterMessage = Exclude<WriterRequest, { t: 'write' }> | ArrayBuffer;
 
 export interface WireError {
   readonly code: string;
@@ -41,7 +42,9 @@ export type WriterAnswer =
   | { readonly id: number; readonly ok: true; readonly result: WriteResult | number | undefined }
   | { readonly id: number; readonly ok: false; readonly error: WireError };
 
+/** What the writer posts; the answers of a group commit travel packed (`packAnswers`) when they can. */
 export type WriterEvent =
+  | ArrayBuffer
   | { readonly t: 'ready' }
   | {
       readonly t: 'answers';

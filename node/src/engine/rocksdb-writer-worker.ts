@@ -11,23 +11,26 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import { createRocksLevel } from './rocksdb-binding.ts';
 import { RocksWriter } from './rocksdb-writer.ts';
 import { toWireError, type WriterEvent, type WriterInit, type WriterMessage, type WriterRequest } from './rocksdb-writer-protocol.ts';
+import { unpackWrites } from './writer-wire.ts';
 
 const port = parentPort;
 if (port === null) throw new Error('rocksdb-writer-worker must run in a worker thread');
 const init = workerData as WriterInit;
-const emit = (ev: WriterEvent): void => port.postMessage(ev);
+const emit = (ev: WriterEvent): void => port.postMessage(ev, ev instanceof ArrayBuffer ? [ev] : []);
+/** The requests of one message: packed writes (`writer-wire.ts`) or one other request. */
+const requestsOf = (m: WriterMessage): WriterRequest[] =>
+  m instanceof ArrayBuffer ? unpackWrites(m).map((w) => ({ t: 'write', id: w.id, batch: w.batch })) : [m];
 
 try {
   const db = createRocksLevel(init.handle);
   await db.open();
-  // Requests of a batch message not yet taken by the writer (pulled one at a time).
+  // Requests of a message not yet taken by the writer (pulled one at a time).
   const pulled: WriterRequest[] = [];
   const pull = (): WriterRequest | undefined => {
     if (pulled.length === 0) {
       const m = receiveMessageOnPort(port)?.message as WriterMessage | undefined;
       if (m === undefined) return undefined;
-      if (m.t !== 'batch') return m;
-      pulled.push(...m.reqs);
+      pulled.push(...requestsOf(m));
     }
     return pulled.shift();
   };
@@ -35,7 +38,7 @@ try {
   // Before any request: finish an interrupted range delete, build the latest space if missing.
   await writer.prepare();
   port.on('message', (m: WriterMessage) => {
-    writer.submit(...(m.t === 'batch' ? m.reqs : [m])).then(
+    writer.submit(...requestsOf(m)).then(
       () => {
         if (writer.stopped) port.close();
       },

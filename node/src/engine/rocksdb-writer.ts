@@ -41,13 +41,15 @@ import {
   PENDING_DELETE_RANGE_KEY,
 } from './key-codec.ts';
 import { LatestRebuilder, latestRepairOp } from './latest-space.ts';
-import type { KvOp } from './ordered-kv.ts';
+import type { KvOp, OrderedKvReader } from './ordered-kv.ts';
+import { PrefetchedReader } from './prefetched-reader.ts';
 import type { RocksLevelDb } from './rocksdb-binding.ts';
 import { RocksReader, storageCall } from './rocksdb-reader.ts';
-import { type GroupLimits, toWireError, type WriterAnswer, type WriterEvent, type WriterRequest } from './rocksdb-writer-protocol.ts';
-import type { Timestamp, WriteResult } from './types.ts';
+import { type GroupLimits, toWireError, type WireError, type WriterAnswer, type WriterEvent, type WriterRequest } from './rocksdb-writer-protocol.ts';
+import type { Timestamp, WriteBatch, WriteResult } from './types.ts';
 import { WriteOverlay } from './write-overlay.ts';
-import { planBatch } from './write-planner.ts';
+import { planBatch, plannedLookups, plansRead } from './write-planner.ts';
+import { packAnswers } from './writer-wire.ts';
 
 /** Bytes one GC chunk reads at most. */
 const GC_CHUNK_BYTES_MAX = 8 << 20;
@@ -153,7 +155,7 @@ export class RocksWriter {
   }
 
   #answer(answers: WriterAnswer[], groupBatches: number, wrote: boolean): void {
-    this.#emit({ t: 'answers', answers, groupBatches, wrote });
+    this.#emit(packAnswers({ answers, groupBatches, wrote }) ?? { t: 'answers', answers, groupBatches, wrote });
   }
 
   /**
@@ -179,12 +181,42 @@ export class RocksWriter {
   }
 
   #writeGroup(group: Extract<WriterRequest, { t: 'write' | 'load' }>[]): void {
-    const overlay = new WriteOverlay(this.#reader);
+    // Every batch is decoded first: the latest entries they plan against are read in ONE
+    // MultiGet (a lookup per mutation, each its own call into the binding, cost several times more).
+    const decoded: (WriteBatch | WireError | undefined)[] = [];
+    const lookups: Buffer[] = [];
+    for (const req of group) {
+      if (req.t === 'load') {
+        decoded.push(undefined);
+        continue;
+      }
+      try {
+        const batch = decodeBatch(req.batch);
+        plannedLookups(batch, lookups);
+        decoded.push(batch);
+      } catch (e) {
+        decoded.push(toWireError(e));
+      }
+    }
+    let base: OrderedKvReader;
+    try {
+      base = lookups.length === 0 ? this.#reader : new PrefetchedReader(this.#reader, lookups);
+    } catch (e) {
+      const error = toWireError(e);
+      this.#answer(
+        group.map((r) => ({ id: r.id, ok: false, error })),
+        group.filter((r) => r.t === 'write').length,
+        false,
+      );
+      return;
+    }
+    // Only what later plans read (data and latest rows) goes into the overlay: raw writes are blind.
+    const overlay = new WriteOverlay(base);
     const answers: WriterAnswer[] = [];
     const ops: KvOp[] = [];
     let sync = false;
     let batches = 0;
-    for (const req of group) {
+    for (const [i, req] of group.entries()) {
       if (req.t === 'load') {
         // Last in its group (see #takeGroup): its ops go after every batch's, unplanned.
         try {
@@ -196,12 +228,16 @@ export class RocksWriter {
         continue;
       }
       batches++;
+      const batch = decoded[i] as WriteBatch | WireError;
+      if (!('mutations' in batch)) {
+        answers.push({ id: req.id, ok: false, error: batch });
+        continue;
+      }
       try {
-        const batch = decodeBatch(req.batch);
         const plan = planBatch(overlay, batch);
         let result: WriteResult;
         if (plan.ok) {
-          overlay.apply(plan.ops);
+          overlay.apply(plan.ops.filter(plansRead));
           ops.push(...plan.ops);
           sync ||= batch.sync;
           result = { ok: true, existed: plan.existed };

@@ -14,8 +14,9 @@ export class WireReader {
   /** The format's name in error messages ("batch", "bulk load"). */
   readonly format: string;
 
-  constructor(ab: ArrayBuffer, format: string) {
-    this.buf = Buffer.from(ab);
+  /** `ab`: a whole buffer, or a view (read without a copy). */
+  constructor(ab: ArrayBuffer | Uint8Array, format: string) {
+    this.buf = ab instanceof Uint8Array ? Buffer.from(ab.buffer, ab.byteOffset, ab.byteLength) : Buffer.from(ab);
     this.format = format;
   }
 

@@ -8,7 +8,16 @@
  * latest entry always mirrors the newest `d` row. Conditions read the latest entry only.
  */
 import { KeyVaError } from '@keyva/proto/errors';
-import { checkRawKey, encodeDataKey, encodeLatestValue, latestKeyOfPrefix, versionsPrefixOf } from './key-codec.ts';
+import {
+  checkRawKey,
+  DATA_PREFIX,
+  encodeDataKey,
+  encodeLatestKey,
+  encodeLatestValue,
+  LATEST_PREFIX,
+  latestKeyOfPrefix,
+  versionsPrefixOf,
+} from './key-codec.ts';
 import { newestVersion } from './mvcc-read.ts';
 import type { KvOp, OrderedKvReader } from './ordered-kv.ts';
 import { type Condition, MAX_TS, type Mutation, type Timestamp, type WriteBatch } from './types.ts';
@@ -19,6 +28,20 @@ export type BatchPlan =
   | { readonly ok: false; readonly failedIndex: number; readonly currentVersion: Timestamp };
 
 const U64_MAX = MAX_TS;
+
+/**
+ * Whether a later plan may read what `op` writes: rows of the data and latest spaces. Raw
+ * writes are blind (nothing plans against a raw key), so overlays of planned-but-unwritten ops
+ * need not hold them.
+ */
+export function plansRead(op: KvOp): boolean {
+  return op.key[0] === LATEST_PREFIX || op.key[0] === DATA_PREFIX;
+}
+
+/** The keys `planBatch(reader, batch)` looks up (the latest entries of its data mutations): to fetch them in one read beforehand. */
+export function plannedLookups(batch: WriteBatch, into: Buffer[]): void {
+  for (const m of batch.mutations) if (m.type === 'put' || m.type === 'delete') into.push(encodeLatestKey(m.hash, m.key));
+}
 
 /** Throws INVALID_ARGUMENT when a batch is malformed. Engines call it before accepting a batch. */
 export function validateBatch(batch: WriteBatch): void {
@@ -117,9 +140,7 @@ export function planBatch(reader: OrderedKvReader, batch: WriteBatch): BatchPlan
       // Raw writes are blind (types.ts): no read, so the Raft log and applied-state writes of
       // every replica cost no point lookup.
       existed.push(false);
-      const op: KvOp = m.type === 'rawPut' ? { type: 'put', key: m.key, value: m.value } : { type: 'del', key: m.key };
-      if (!single) overlay.apply([op]);
-      ops.push(op);
+      ops.push(m.type === 'rawPut' ? { type: 'put', key: m.key, value: m.value } : { type: 'del', key: m.key });
     } else {
       const r = planDataMutation(overlay, m, batch);
       if (!r.ok) return { ok: false, failedIndex: i, currentVersion: r.currentVersion };

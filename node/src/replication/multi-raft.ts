@@ -5,7 +5,9 @@
  *
  * - **Ticks**: one node-wide timer (default 100 ms) ticks every group (election 10 ticks,
  *   heartbeat 2 ticks by default).
- * - **Ready loop**, one turn at a time: take the Readys of every group that has one; stage all
+ * - **Ready loop**, one turn at a time: take the Readys of the groups that may have one (those
+ *   given input since they were last looked at: messages, proposals, reads, ticks, their own
+ *   kicks; every tick touches every group); stage all
  *   their snapshots, entries and hard states into ONE engine write (`sync` iff any Ready says
  *   `mustSync` or carries a snapshot) and submit it; send leaders' appends at once (they carry
  *   only durable state; `sendsEarly`); submit committed entries to the state machines (without
@@ -225,8 +227,12 @@ export class MultiRaft {
   private lastWorked: GroupDriver[] = [];
   /** Groups asked to compact now (`compactSoon`), at the end of the next turn. */
   private readonly compactWanted = new Set<GroupDriver>();
-  /** Round-robin start of the next turn's Ready collection. */
-  private cursor = 0;
+  /**
+   * Groups that may have a Ready: given input since the last turn looked at them (insertion
+   * order: a turn that stops at `readyGroupsPerTurnMax` leaves the rest first in line). Polling
+   * every group each turn cost more than a write's own Raft work with many groups.
+   */
+  private readonly dirty = new Set<GroupDriver>();
   private proposalSeq: bigint;
   /** Random per run: keeps ReadIndex contexts and proposal ids apart across restarts. */
   private readonly runId: string;
@@ -264,7 +270,7 @@ export class MultiRaft {
     const d = this.drivers.get(group);
     if (d === undefined || d.failed || this.state !== 'running') return;
     d.node.reportSnapshot(to, ok);
-    this.kick();
+    this.touch(d);
   }
 
   /** Opens (or creates) a group's replica on this node. */
@@ -302,6 +308,7 @@ export class MultiRaft {
     if (spec.content === undefined) await this.staging.clear(spec.group, keep === undefined ? {} : { keep });
     if (pending !== undefined) await sm.installSnapshot(pending);
     if (this.drivers.has(spec.group)) throw new KeyVaError('INVALID_ARGUMENT', `group ${spec.group} is already hosted`);
+    let self: GroupDriver | undefined;
     const driver = new GroupDriver({
       group: spec.group,
       self: this.nodeId,
@@ -326,12 +333,15 @@ export class MultiRaft {
       logEntriesMax: this.o.logEntriesMax ?? LOG_ENTRIES_MAX,
       nextProposalId: () => ++this.proposalSeq,
       readContextPrefix: `${this.nodeId}:${this.runId}`,
-      kick: () => this.kick(),
+      kick: () => {
+        if (self !== undefined) this.touch(self);
+      },
       // Used only with lease reads (raft.readOnlyOption 'lease'): the leader ticks by this clock.
       leaseClock: { tickMs: this.o.tickMs ?? DEFAULT_TICK_MS, nowMs: () => performance.now() },
     });
+    self = driver;
     this.drivers.set(spec.group, driver);
-    this.kick();
+    this.touch(driver);
   }
 
   /** Starts ticking and processing. */
@@ -364,7 +374,7 @@ export class MultiRaft {
       this.stats.stepErrors++;
       d.close(new KeyVaError('INTERNAL', `group ${group} stopped: ${(e as Error).message}`, {}, { cause: e }), true);
     }
-    this.kick();
+    this.touch(d);
   }
 
   /** Proposes a write batch to `group` (see `GroupDriver.propose`). */
@@ -409,7 +419,7 @@ export class MultiRaft {
     const d = this.drivers.get(group);
     if (d === undefined) return undefined;
     const r = d.node.transferLeader(replicaOf(to));
-    this.kick();
+    this.touch(d);
     return r;
   }
 
@@ -418,7 +428,7 @@ export class MultiRaft {
     const d = this.drivers.get(group);
     if (d === undefined || d.failed || this.state !== 'running') return false;
     d.node.campaign();
-    this.kick();
+    this.touch(d);
     return true;
   }
 
@@ -431,7 +441,7 @@ export class MultiRaft {
     // A group frozen by a merge keeps the membership every replica confirmed the freeze with.
     if (d.sm.frozen !== undefined) return { ok: false, reason: 'confChangePending', leader: undefined, term: d.status().term };
     const r = d.node.proposeConfChange(change);
-    this.kick();
+    this.touch(d);
     return r;
   }
 
@@ -472,7 +482,7 @@ export class MultiRaft {
     if (d === undefined || d.failed || this.state !== 'running') return false;
     d.wantFreshSnapshot();
     this.compactWanted.add(d);
-    this.kick();
+    this.touch(d);
     return true;
   }
 
@@ -494,6 +504,7 @@ export class MultiRaft {
     const d = this.drivers.get(group);
     if (d === undefined) return false;
     this.drivers.delete(group);
+    this.dirty.delete(d);
     await this.turning;
     await d.sm.idle().catch(() => undefined);
     d.close(new KeyVaError('WRONG_PARTITION', `group ${group} is no longer hosted on node ${this.nodeId}`), false);
@@ -524,7 +535,17 @@ export class MultiRaft {
 
   private tick(): void {
     if (this.state !== 'running') return;
-    for (const d of this.drivers.values()) if (!d.failed) d.tick();
+    for (const d of this.drivers.values()) {
+      if (d.failed) continue;
+      d.tick();
+      this.dirty.add(d);
+    }
+    this.kick();
+  }
+
+  /** `d` was given input: look at it in the next turn. */
+  private touch(d: GroupDriver): void {
+    this.dirty.add(d);
     this.kick();
   }
 
@@ -563,15 +584,15 @@ export class MultiRaft {
 
   /** One Ready turn over every group that has work; false if none had. */
   private async turn(): Promise<boolean> {
-    const drivers = [...this.drivers.values()];
     const max = this.o.readyGroupsPerTurnMax ?? READY_GROUPS_PER_TURN_MAX;
     const work: { d: GroupDriver; rd: Ready }[] = [];
-    for (let i = 0; i < drivers.length && work.length < max; i++) {
-      const d = drivers[(this.cursor + i) % drivers.length] as GroupDriver;
+    for (const d of this.dirty) {
+      if (work.length >= max) break;
+      this.dirty.delete(d);
+      if (this.drivers.get(d.group) !== d) continue;
       const rd = d.takeReady();
       if (rd !== undefined) work.push({ d, rd });
     }
-    if (drivers.length > 0) this.cursor = (this.cursor + 1) % drivers.length;
     if (work.length === 0) return false;
     this.stats.turns++;
     this.lastWorked = work.map((w) => w.d);
@@ -643,9 +664,12 @@ export class MultiRaft {
       }
     }
 
-    // 3b. The other Readys apply now, 4. advance.
+    // 3b. The other Readys apply now, 4. advance (which may leave more work: look again next turn).
     for (const { d, rd } of late) d.apply(rd);
-    for (const { d, rd } of work) d.advance(rd);
+    for (const { d, rd } of work) {
+      d.advance(rd);
+      this.dirty.add(d);
+    }
     return true;
   }
 
@@ -654,7 +678,9 @@ export class MultiRaft {
     for (const d of drivers) {
       if (!d.needsCompaction() || this.drivers.get(d.group) !== d) continue;
       const r = await d.maybeCompact();
-      if (r.compacted) this.stats.compactions++;
+      if (!r.compacted) continue;
+      this.stats.compactions++;
+      this.dirty.add(d); // a snapshot the core was waiting for may be there now
     }
   }
 
