@@ -40,18 +40,22 @@ afterEach(async () => {
   for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
 });
 
-runEngineCompliance('rocksdb', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'keyva-rocksdb-'));
-  const engine = new RocksDbEngine(options(dir));
-  await engine.open();
-  return {
-    engine,
-    cleanup: async () => {
-      await engine.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
+// Both write paths of the writer thread: one packed call per group commit (KeyVa's build of the
+// binding, the default) and the chained batch (what the published binding always takes).
+for (const packedWrites of [true, false]) {
+  runEngineCompliance(packedWrites ? 'rocksdb' : 'rocksdb (chained-batch writes)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'keyva-rocksdb-'));
+    const engine = new RocksDbEngine(options(dir), { packedWrites });
+    await engine.open();
+    return {
+      engine,
+      cleanup: async () => {
+        await engine.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  });
+}
 
 describe('RocksDbEngine', () => {
   it('keeps data and the GC watermark across close and reopen', async () => {
@@ -121,33 +125,36 @@ describe('RocksDbEngine', () => {
     await e.close();
   });
 
-  it('batches of one group commit plan against the earlier ones (lookups prefetched in one MultiGet, overlay of data rows only)', async () => {
-    const dir = await tempDir();
-    const e = new RocksDbEngine(options(dir));
-    await e.open();
-    const when = (m: Mutation, condition: Condition): Mutation => ({ ...(m as Extract<Mutation, { type: 'put' }>), condition });
-    const n = 60;
-    const raw = (i: number): Mutation => ({ type: 'rawPut', key: Buffer.from(`r-${i}`), value: Buffer.from('x') });
-    // Every batch wants the same key absent; batches with raw rows in between (blind, not in the overlay).
-    const results = await Promise.all(
-      Array.from({ length: n }, (_, i) => e.write(batch(BigInt(100 + i), [raw(i), when(put(5n, 'once', String(i)), { kind: 'absent' }), raw(n + i)]))),
-    );
-    expect(e.writerCounters.groupBatchesPeak).toBeGreaterThan(1);
-    const ok = results.filter((r) => r.ok);
-    expect(ok).toHaveLength(1);
-    const winner = 100n + BigInt(results.findIndex((r) => r.ok));
-    for (const r of results) if (!r.ok) expect(r).toEqual({ ok: false, failedIndex: 1, currentVersion: winner });
-    expect((await e.get(5n, Buffer.from('once'), MAX_TS, NOW))?.version).toBe(winner);
-    // versionEquals against the version a batch earlier in the same group wrote.
-    const chain = await Promise.all([
-      e.write(batch(500n, [put(6n, 'chain', 'a')])),
-      e.write(batch(501n, [when(put(6n, 'chain', 'b'), { kind: 'versionEquals', version: 500n })])),
-      e.write(batch(502n, [when(put(6n, 'chain', 'c'), { kind: 'versionEquals', version: 500n })])),
-    ]);
-    expect(chain.map((r) => r.ok)).toEqual([true, true, false]);
-    expect((await e.get(6n, Buffer.from('chain'), MAX_TS, NOW))?.value.toString()).toBe('b');
-    await e.close();
-  });
+  it.each([true, false])(
+    'batches of one group commit plan against the earlier ones (lookups prefetched in one MultiGet, overlay of data rows only; packed writes %s)',
+    async (packedWrites) => {
+      const dir = await tempDir();
+      const e = new RocksDbEngine(options(dir), { packedWrites });
+      await e.open();
+      const when = (m: Mutation, condition: Condition): Mutation => ({ ...(m as Extract<Mutation, { type: 'put' }>), condition });
+      const n = 60;
+      const raw = (i: number): Mutation => ({ type: 'rawPut', key: Buffer.from(`r-${i}`), value: Buffer.from('x') });
+      // Every batch wants the same key absent; batches with raw rows in between (blind, not in the overlay).
+      const results = await Promise.all(
+        Array.from({ length: n }, (_, i) => e.write(batch(BigInt(100 + i), [raw(i), when(put(5n, 'once', String(i)), { kind: 'absent' }), raw(n + i)]))),
+      );
+      expect(e.writerCounters.groupBatchesPeak).toBeGreaterThan(1);
+      const ok = results.filter((r) => r.ok);
+      expect(ok).toHaveLength(1);
+      const winner = 100n + BigInt(results.findIndex((r) => r.ok));
+      for (const r of results) if (!r.ok) expect(r).toEqual({ ok: false, failedIndex: 1, currentVersion: winner });
+      expect((await e.get(5n, Buffer.from('once'), MAX_TS, NOW))?.version).toBe(winner);
+      // versionEquals against the version a batch earlier in the same group wrote.
+      const chain = await Promise.all([
+        e.write(batch(500n, [put(6n, 'chain', 'a')])),
+        e.write(batch(501n, [when(put(6n, 'chain', 'b'), { kind: 'versionEquals', version: 500n })])),
+        e.write(batch(502n, [when(put(6n, 'chain', 'c'), { kind: 'versionEquals', version: 500n })])),
+      ]);
+      expect(chain.map((r) => r.ok)).toEqual([true, true, false]);
+      expect((await e.get(6n, Buffer.from('chain'), MAX_TS, NOW))?.value.toString()).toBe('b');
+      await e.close();
+    },
+  );
 
   it('bulk loads join group commits (one per group, last): writes queued around them share their RocksDB writes', async () => {
     const dir = await tempDir();

@@ -69,6 +69,12 @@ export interface RocksDbEngineTuning {
    * peers: the ~0.1-0.2 s a thread takes to start is then not inside a partition move).
    */
   readonly startDumpThread?: boolean;
+  /**
+   * Whether the writer thread writes a group commit in one call with KeyVa's build of the binding
+   * (`rocksdb-packed-write.ts`; default true). false takes the chained-batch path the published
+   * binding always takes (tests of that path).
+   */
+  readonly packedWrites?: boolean;
 }
 
 /** Counters of the writer thread, for tests, benchmarks and metrics. */
@@ -186,7 +192,7 @@ export class RocksDbEngine implements StorageEngine {
   }
 
   async #startWriter(db: RocksLevelDb): Promise<void> {
-    const init: WriterInit = { handle: db.handle, limits: this.#limits };
+    const init: WriterInit = { handle: db.handle, limits: this.#limits, packedWrites: this.#tuning.packedWrites ?? true };
     const worker = new Worker(new URL('./rocksdb-writer-worker.ts', import.meta.url), { workerData: init, name: 'keyva-rocksdb-writer' });
     this.#worker = worker;
     this.#workerExited = new Promise((resolve) => worker.once('exit', () => resolve()));

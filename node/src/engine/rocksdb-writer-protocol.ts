@@ -18,6 +18,8 @@ export interface GroupLimits {
 export interface WriterInit {
   readonly handle: bigint;
   readonly limits: GroupLimits;
+  /** Use the binding's packed write when it has one (`rocksdb-packed-write.ts`). */
+  readonly packedWrites: boolean;
 }
 
 export type WriterRequest =

@@ -34,7 +34,7 @@ try {
     }
     return pulled.shift();
   };
-  const writer = new RocksWriter(db, init.limits, emit, pull);
+  const writer = new RocksWriter(db, init.limits, emit, pull, init.packedWrites);
   // Before any request: finish an interrupted range delete, build the latest space if missing.
   await writer.prepare();
   port.on('message', (m: WriterMessage) => {

@@ -22,6 +22,7 @@
  *   latest space from the history for a data directory written before it existed.
  *
  * Everything here is synchronous except range deletes (the binding's `clear` returns a promise).
+ * With KeyVa's build of the binding a group commit is ONE call into it (`rocksdb-packed-write.ts`).
  */
 import { KeyVaError } from '@keyva/proto/errors';
 import { decodeBatch } from './batch-wire.ts';
@@ -44,6 +45,7 @@ import { LatestRebuilder, latestRepairOp } from './latest-space.ts';
 import type { KvOp, OrderedKvReader } from './ordered-kv.ts';
 import { PrefetchedReader } from './prefetched-reader.ts';
 import type { RocksLevelDb } from './rocksdb-binding.ts';
+import { type PackedWrite, packedWriter } from './rocksdb-packed-write.ts';
 import { RocksReader, storageCall } from './rocksdb-reader.ts';
 import { type GroupLimits, toWireError, type WireError, type WriterAnswer, type WriterEvent, type WriterRequest } from './rocksdb-writer-protocol.ts';
 import type { Timestamp, WriteBatch, WriteResult } from './types.ts';
@@ -72,6 +74,8 @@ export class RocksWriter {
   readonly #pull: () => WriterRequest | undefined;
   readonly #reader: RocksReader;
   readonly #gcReader: RocksReader;
+  /** One call per RocksDB write with KeyVa's build of the binding; undefined with the published one. */
+  readonly #packed: PackedWrite | undefined;
   readonly #queue: Work[] = [];
   #running = false;
   #stopped = false;
@@ -79,14 +83,16 @@ export class RocksWriter {
   /**
    * @param pull returns a request that arrived meanwhile (non-blocking), or undefined.
    * @param emit sends an event to the engine.
+   * @param packedWrites use the binding's packed write when it has one.
    */
-  constructor(db: RocksLevelDb, limits: GroupLimits, emit: (ev: WriterEvent) => void, pull: () => WriterRequest | undefined) {
+  constructor(db: RocksLevelDb, limits: GroupLimits, emit: (ev: WriterEvent) => void, pull: () => WriterRequest | undefined, packedWrites = true) {
     this.#db = db;
     this.#limits = limits;
     this.#emit = emit;
     this.#pull = pull;
     this.#reader = new RocksReader(db);
     this.#gcReader = new RocksReader(db, { fillCache: false, bytesMax: GC_CHUNK_BYTES_MAX });
+    this.#packed = packedWrites ? packedWriter(db.handle) : undefined;
   }
 
   get stopped(): boolean {
@@ -267,6 +273,11 @@ export class RocksWriter {
   }
 
   #writeOps(ops: readonly KvOp[], sync: boolean): void {
+    const packed = this.#packed;
+    if (packed !== undefined) {
+      storageCall('write', () => packed(ops, sync));
+      return;
+    }
     storageCall('write', () => {
       const batch = this.#db.batch();
       try {
