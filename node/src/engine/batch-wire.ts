@@ -1,9 +1,10 @@
 /**
  * A compact binary encoding of a `WriteBatch` for the hop to the writer thread. Measured (ADR
  * 0004): structured-cloning a batch costs ~35-50 µs even for a 100-byte value, because a small
- * Buffer is a view into Node's shared 8 KiB pool and the clone copies the whole pool. Encoding
- * the batch into ONE exactly-sized fresh ArrayBuffer and transferring it copies each byte once
- * and moves the buffer without a second copy. The decoder returns views into that buffer.
+ * Buffer is a view into Node's shared 8 KiB pool and the clone copies the whole pool. A batch is
+ * encoded into ONE exactly-sized buffer; the batches of one run of the main thread are then
+ * packed side by side into one transferred ArrayBuffer (`writer-wire.ts`: one more copy of each
+ * byte, one hand-off for all of them). The decoder returns views into that buffer.
  *
  * Layout (big-endian): commitTs u64 | nowMs f64 | sync u8 | count u32 | mutations, each
  * `type u8` then — put: hash u64, key, value, expiresAtMs f64, condition;
