@@ -116,6 +116,35 @@ describe('MultiRaft with injected timers', () => {
     await mr.stop();
   });
 
+  it('a turn asks only the groups given input for a Ready; a tick looks at every group', async () => {
+    const timers = new ManualTimers();
+    const engine = await memoryEngine();
+    const mr = runtime(engine, timers);
+    const groups = 30;
+    for (let g = 1; g <= groups; g++) await mr.addGroup({ group: g, range: { start: BigInt(g) << 32n, end: BigInt(g + 1) << 32n }, bootstrap: [N1] });
+    mr.start();
+    timers.tick(20); // every single-voter group elects itself
+    await timers.settle();
+    for (let g = 1; g <= groups; g++) expect(mr.status(g)?.serving).toBe(true);
+    const before = mr.stats.readyChecks;
+    const mutation = (i: number): DataMutation => ({ ...put(`k${i}`, 'v'), hash: (7n << 32n) + BigInt(i) });
+    for (let i = 0; i < 20; i++) {
+      const p = mr.propose(7, [mutation(i)]);
+      await timers.settle();
+      expect((await p).ok).toBe(true);
+    }
+    // Each write takes a few turns over group 7 alone (propose, persist, apply); polling every
+    // group would cost 30 checks per turn.
+    const perWrite = (mr.stats.readyChecks - before) / 20;
+    expect(perWrite).toBeGreaterThan(0);
+    expect(perWrite).toBeLessThan(5);
+    const beforeTick = mr.stats.readyChecks;
+    timers.tick();
+    await timers.settle();
+    expect(mr.stats.readyChecks - beforeTick).toBeGreaterThanOrEqual(groups);
+    await mr.stop();
+  });
+
   it('a restarted node installs a snapshot that was persisted but not applied before a crash', async () => {
     const engine = await memoryEngine();
     // What a crash right after persisting a leader's snapshot leaves: the snapshot in the log,

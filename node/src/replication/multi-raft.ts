@@ -142,6 +142,8 @@ export const NO_RANGE: HashRange = { start: 0n, end: 0n };
 
 export interface MultiRaftStats {
   turns: number;
+  /** Groups a turn asked for a Ready (only those given input since a turn last looked at them). */
+  readyChecks: number;
   /** Engine writes persisting Readys (each one for every group with a Ready in that turn). */
   persistWrites: number;
   syncedWrites: number;
@@ -196,6 +198,7 @@ export class MultiRaft {
   readonly nodeId: NodeId;
   readonly stats: MultiRaftStats = {
     turns: 0,
+    readyChecks: 0,
     persistWrites: 0,
     syncedWrites: 0,
     readiesPersisted: 0,
@@ -590,6 +593,7 @@ export class MultiRaft {
       if (work.length >= max) break;
       this.dirty.delete(d);
       if (this.drivers.get(d.group) !== d) continue;
+      this.stats.readyChecks++;
       const rd = d.takeReady();
       if (rd !== undefined) work.push({ d, rd });
     }
