@@ -56,6 +56,30 @@ describe('held proposals', () => {
     expect(now?.lastIndex).toBe(last + 1);
   });
 
+  it('the old leader answers a held proposal without waiting for a tick', async () => {
+    // No ticks at all: the election is started by hand and the transfer runs on messages alone,
+    // so an answer that waited for a tick would never come. What releases it: the old leader's
+    // first Ready after it hears from the new one (`advance`), or its apply of the new leader's
+    // first entry (the test fails only without both).
+    const noTicks = { setInterval: () => 0, clearInterval: () => undefined, setImmediate: (fn: () => void) => void setImmediate(fn) };
+    c = new ReplicationCluster({ timers: noTicks });
+    for (const id of IDS) {
+      const e = new MemoryEngine();
+      await e.open();
+      await c.start(id, e, [SPEC]);
+    }
+    const [a, b] = IDS.map((id) => c?.node(id)) as [ClusterNode, ClusterNode];
+    expect(a.runtime.campaign(GROUP)).toBe(true);
+    await until(() => a.runtime.leads(GROUP), 10_000, 'a leads');
+    expect((await a.runtime.propose(GROUP, [put('warm')])).ok).toBe(true);
+    const heldBefore = a.runtime.stats.proposalsHeld; // 'warm' may have waited for a's first entry
+    expect(a.runtime.transferLeader(GROUP, b.id)?.ok).toBe(true);
+    const r = await a.runtime.propose(GROUP, [put('during')]);
+    expect(r).toMatchObject({ ok: false, refused: true, reason: 'notLeader', leaderHint: b.id });
+    expect(a.runtime.stats.proposalsHeld).toBe(heldBefore + 1);
+    expect(b.runtime.leads(GROUP)).toBe(true);
+  });
+
   it('a transfer that fails (its target is down) ends with the held proposal applied by the leader that stayed', async () => {
     const { c, leader, others } = await cluster();
     const target = others[0] as ClusterNode;
