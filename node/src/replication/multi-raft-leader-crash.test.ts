@@ -9,72 +9,48 @@
  * from its RocksDB directory (its log possibly shorter than a's: a may hold entries c never
  * made durable), must rejoin and converge to the same log and the same versions.
  */
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NodeId } from '@keyva/client/keyspace';
 import { expect, it } from 'vitest';
-import { MemoryEngine } from '../engine/memory-engine.ts';
-import { RocksDbEngine } from '../engine/rocksdb-engine.ts';
-import { MAX_TS, type StorageEngine } from '../engine/types.ts';
-import type { GroupSpec } from './multi-raft.ts';
-import type { DataMutation } from './replicated-command.ts';
-import type { ReplicaProcessConfig } from './testing/replica-process.ts';
-import { ReplicationCluster, until } from './testing/replication-cluster.ts';
-import { spawnReplica } from './testing/spawn-replica.ts';
+import { MAX_TS } from '../engine/types.ts';
+import {
+  CRASH_GROUPS,
+  CRASH_NODES,
+  CRASH_TICK_MS,
+  CRASH_WAIT_MS,
+  type CrashTrio,
+  crashHash,
+  crashKey,
+  crashPut,
+  reopenCrashedC,
+  startCrashTrio,
+} from './testing/crash-trio.ts';
+import { until } from './testing/replication-cluster.ts';
 
-const TICK_MS = 50;
-const NODES = ['a', 'b', 'c'] as NodeId[];
-const RANGE = { start: 0n, end: 1n << 64n };
-const GROUPS: GroupSpec[] = [{ group: 1, range: RANGE, bootstrap: NODES }];
 const ACKS_BEFORE_KILL = 80;
 const KILL_DELAY_MS_MAX = 30;
 const WRITERS = 16;
-const WAIT_MS = 15_000;
-
-// As `replica-process.ts` writes them.
-const key = (i: number) => Buffer.from(`crash-${i}`);
-const hashOf = (i: number) => BigInt(i) * 7919n;
-const put = (i: number): DataMutation => ({ type: 'put', hash: hashOf(i), key: key(i), value: Buffer.from(`v${i}`), expiresAtMs: 0 });
-
-async function memoryEngine(): Promise<StorageEngine> {
-  const e = new MemoryEngine();
-  await e.open();
-  return e;
-}
 
 it('kill -9 of the leader loses no acknowledged write, and the restarted leader converges', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'keyva-repl-leader-crash-'));
-  const c = new ReplicationCluster({ tickMs: TICK_MS });
-  const engines = new Map<string, StorageEngine>();
-  let child: ChildProcess | undefined;
+  const answers = new Map<number, (ack: { commitTs: bigint; index: number } | undefined) => void>();
+  let trio: CrashTrio | undefined;
   try {
-    for (const id of ['a', 'b']) {
-      engines.set(id, await memoryEngine());
-      await c.start(id, engines.get(id)!, GROUPS);
-    }
-    await c.waitForLeader(1, WAIT_MS);
-
-    const config: ReplicaProcessConfig = {
-      nodeId: 'c',
-      dir,
-      peers: Object.fromEntries(c.addresses),
-      groups: [{ group: 1, start: String(RANGE.start), end: String(RANGE.end), bootstrap: NODES }],
-      tickMs: TICK_MS,
+    trio = await startCrashTrio(dir, {
       puts: true,
-    };
-    const answers = new Map<number, (ack: { commitTs: bigint; index: number } | undefined) => void>();
-    const replica = await spawnReplica(config, (l) => {
-      const [word, i, ts, index] = l.split(' ');
-      if (word === 'ack' || word === 'fail') {
-        answers.get(Number(i))?.(word === 'ack' ? { commitTs: BigInt(ts as string), index: Number(index) } : undefined);
-        answers.delete(Number(i));
-      }
+      onLine: (l) => {
+        const [word, i, ts, index] = l.split(' ');
+        if (word === 'ack' || word === 'fail') {
+          answers.get(Number(i))?.(word === 'ack' ? { commitTs: BigInt(ts as string), index: Number(index) } : undefined);
+          answers.delete(Number(i));
+        }
+      },
     });
-    child = replica.child;
+    const { cluster: c, engines, replica } = trio;
+    const child = replica.child;
     const { exited } = replica;
-    c.addresses.set('c', replica.address);
     exited.then(() => {
       for (const done of answers.values()) done(undefined);
       answers.clear();
@@ -87,7 +63,7 @@ it('kill -9 of the leader loses no acknowledged write, and the restarted leader 
         if (l !== undefined) l.runtime.transferLeader(1, 'c' as NodeId);
         return ['a', 'b'].every((id) => c.node(id).runtime.status(1)?.leader === 'c');
       },
-      WAIT_MS,
+      CRASH_WAIT_MS,
       'c to lead group 1',
     );
 
@@ -97,15 +73,15 @@ it('kill -9 of the leader loses no acknowledged write, and the restarted leader 
     const propose = (i: number): Promise<{ commitTs: bigint; index: number } | undefined> =>
       new Promise((resolve) => {
         answers.set(i, resolve);
-        child?.stdin?.write(`put 1 ${i}\n`);
+        child.stdin?.write(`put 1 ${i}\n`);
       });
     const acked = new Map<number, bigint>();
     let ackedIndexMax = 0;
     let next = 0;
     let killed = false;
-    const deadline = performance.now() + WAIT_MS;
+    const deadline = performance.now() + CRASH_WAIT_MS;
     const writer = async (): Promise<void> => {
-      while (performance.now() < deadline && child?.exitCode === null && child.signalCode === null) {
+      while (performance.now() < deadline && child.exitCode === null && child.signalCode === null) {
         const i = next++;
         const ack = await propose(i);
         if (ack !== undefined) {
@@ -113,10 +89,10 @@ it('kill -9 of the leader loses no acknowledged write, and the restarted leader 
           ackedIndexMax = Math.max(ackedIndexMax, ack.index);
           if (!killed && acked.size >= ACKS_BEFORE_KILL) {
             killed = true;
-            setTimeout(() => child?.kill('SIGKILL'), Math.floor(Math.random() * KILL_DELAY_MS_MAX));
+            setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * KILL_DELAY_MS_MAX));
           }
         } else {
-          await new Promise((res) => setTimeout(res, TICK_MS));
+          await new Promise((res) => setTimeout(res, CRASH_TICK_MS));
         }
       }
     };
@@ -126,35 +102,32 @@ it('kill -9 of the leader loses no acknowledged write, and the restarted leader 
 
     // a and b elect a leader; a write through it commits (and so applies) everything before it.
     const commitThroughLeader = async (i: number): Promise<number> => {
-      for (const end = performance.now() + WAIT_MS; ; ) {
+      for (const end = performance.now() + CRASH_WAIT_MS; ; ) {
         if (performance.now() > end) throw new Error('no write through a new leader');
-        const { node } = await c.waitForLeader(1, WAIT_MS);
-        const r = await node.runtime.propose(1, [put(i)]).catch(() => undefined);
+        const { node } = await c.waitForLeader(1, CRASH_WAIT_MS);
+        const r = await node.runtime.propose(1, [crashPut(i)]).catch(() => undefined);
         if (r?.ok) return r.index;
-        await new Promise((res) => setTimeout(res, TICK_MS));
+        await new Promise((res) => setTimeout(res, CRASH_TICK_MS));
       }
     };
     const expectAcked = async (ids: readonly string[]): Promise<void> => {
       for (const id of ids) {
         const e = engines.get(id)!;
-        for (const [i, ts] of acked) expect((await e.get(hashOf(i), key(i), MAX_TS, 0))?.version, `node ${id} key ${i}`).toBe(ts);
+        for (const [i, ts] of acked) expect((await e.get(crashHash(i), crashKey(i), MAX_TS, 0))?.version, `node ${id} key ${i}`).toBe(ts);
       }
     };
     // a alone is not a quorum: b comes back (with its pre-stop state) and a and b elect a leader.
-    await c.start('b', engines.get('b')!, GROUPS);
-    await c.waitApplied(1, await commitThroughLeader(1_000_000), WAIT_MS);
+    await c.start('b', engines.get('b')!, CRASH_GROUPS);
+    await c.waitApplied(1, await commitThroughLeader(1_000_000), CRASH_WAIT_MS);
     await expectAcked(['a', 'b']);
 
     // c comes back from its RocksDB directory and catches up.
-    const cEngine = new RocksDbEngine({ path: dir, compression: 'none', bloomBitsPerKey: 10, blockCacheBytes: 1 << 20 });
-    await cEngine.open();
-    engines.set('c', cEngine);
-    const restarted = await c.start('c', cEngine, GROUPS);
+    const restarted = await reopenCrashedC(trio, dir);
     // Read before any message reached it: what c made durable before the kill.
     const heldAfterCrash = restarted.runtime.status(1)!.lastIndex;
     expect(heldAfterCrash, 'c acknowledged an entry it had not made durable').toBeGreaterThanOrEqual(ackedIndexMax);
     const final = await commitThroughLeader(1_000_001);
-    await c.waitApplied(1, final, WAIT_MS);
+    await c.waitApplied(1, final, CRASH_WAIT_MS);
     await expectAcked(['a', 'b', 'c']);
     // One log: the same (index, term) everywhere up to the final write.
     const terms = (id: string) =>
@@ -162,21 +135,21 @@ it('kill -9 of the leader loses no acknowledged write, and the restarted leader 
         .node(id)
         .runtime.logEntries(1, 0, final + 1)
         .map((e) => `${e.index}:${e.term}`);
-    const lo = Math.max(...NODES.map((id) => c.node(id).runtime.status(1)!.firstIndex));
+    const lo = Math.max(...CRASH_NODES.map((id) => c.node(id).runtime.status(1)!.firstIndex));
     const fromLo = (id: string) => terms(id).filter((t) => Number(t.split(':')[0]) >= lo);
     expect(fromLo('c')).toEqual(fromLo('a'));
     expect(fromLo('b')).toEqual(fromLo('a'));
     for (const i of [1_000_000, 1_000_001]) {
-      const vs = await Promise.all(NODES.map((id) => engines.get(id)!.get(hashOf(i), key(i), MAX_TS, 0)));
+      const vs = await Promise.all(CRASH_NODES.map((id) => engines.get(id)!.get(crashHash(i), crashKey(i), MAX_TS, 0)));
       expect(new Set(vs.map((v) => v?.version)).size).toBe(1);
     }
     console.log(
       `kill -9 of the leader: ${acked.size} writes acknowledged by c before it died; its log held ${heldAfterCrash} entries after the crash; all acknowledged writes on a, b and the restarted c, one log`,
     );
   } finally {
-    child?.kill('SIGKILL');
-    for (const n of [...c.nodes.values()]) await c.stop(n.id);
-    await engines.get('c')?.close();
+    trio?.replica.child.kill('SIGKILL');
+    for (const n of [...(trio?.cluster.nodes.values() ?? [])]) await trio?.cluster.stop(n.id);
+    await trio?.engines.get('c')?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -3,7 +3,7 @@
  * node on RocksDB, serving the Raft service on 127.0.0.1. argv[2] is a JSON `ReplicaProcessConfig`.
  * Prints `ready <port>` once serving, then runs until killed. Used as a follower it proposes
  * nothing: it is the replica whose durable log must hold every entry it acknowledged. With
- * `puts`, it also reads `put <group> <i>` lines on stdin and proposes `putMutation(i)` there,
+ * `puts`, it also reads `put <group> <i>` lines on stdin and proposes `crashPut(i)` there,
  * answering `ack <i> <commitTs> <index>` or `fail <i>` (the leader-crash test).
  */
 
@@ -15,7 +15,7 @@ import { HybridClock } from '../../clock/hybrid-clock.ts';
 import { RocksDbEngine } from '../../engine/rocksdb-engine.ts';
 import { MultiRaft } from '../multi-raft.ts';
 import { RaftTransport } from '../raft-transport.ts';
-import type { DataMutation } from '../replicated-command.ts';
+import { crashPut } from './crash-trio.ts';
 
 export interface ReplicaProcessConfig {
   readonly nodeId: string;
@@ -25,11 +25,6 @@ export interface ReplicaProcessConfig {
   readonly tickMs: number;
   /** Take proposals on stdin (see the file comment). */
   readonly puts?: boolean;
-}
-
-/** The write `put <group> <i>` proposes: key `crash-<i>` at hash `i * 7919`, value `v<i>` (as the crash tests check). */
-function putMutation(i: number): DataMutation {
-  return { type: 'put', hash: BigInt(i) * 7919n, key: Buffer.from(`crash-${i}`), value: Buffer.from(`v${i}`), expiresAtMs: 0 };
 }
 
 const arg = process.argv[2];
@@ -68,7 +63,7 @@ if (config.puts) {
   createInterface({ input: process.stdin }).on('line', (line) => {
     const [cmd, group, i] = line.split(' ');
     if (cmd !== 'put') return;
-    r.propose(Number(group), [putMutation(Number(i))]).then(
+    r.propose(Number(group), [crashPut(Number(i))]).then(
       (res) => process.stdout.write(res.ok ? `ack ${i} ${res.commitTs} ${res.index}\n` : `fail ${i}\n`),
       () => process.stdout.write(`fail ${i}\n`),
     );
