@@ -22,12 +22,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { encodeDataKey, encodeLatestKey, encodeLatestValue } from '../../node/src/engine/key-codec.ts';
 import { openEngine } from '../../node/src/engine/open-engine.ts';
 import { createRocksLevel } from '../../node/src/engine/rocksdb-binding.ts';
 import { toRocksOpenOptions } from '../../node/src/engine/rocksdb-options.ts';
 import type { Mutation, RocksDbOptions, StorageEngine } from '../../node/src/engine/types.ts';
+import { versionOps } from '../../node/src/engine/write-planner.ts';
 import { appliedStateKey, entryKey, hardStateKey } from '../../node/src/replication/raft-keys.ts';
+import type { DataMutation } from '../../node/src/replication/replicated-command.ts';
 import { recordIndexPut, requestRecordOf } from '../../node/src/replication/request-record.ts';
 
 const USAGE = 'usage: node bench/src/apply-bench.ts [--seconds N (default 5)] [--rounds N (default 2)]';
@@ -65,8 +66,8 @@ function turnBatches(turn: number, ts: { next: bigint }): { log: Mutation[]; app
     const commitTs = ts.next++;
     const hash = BigInt(Math.floor(Math.random() * 2 ** 52)) << 12n;
     const requestId = randomBytes(16);
-    const user: Mutation = { type: 'put', hash, key: Buffer.from(`key-${Math.floor(Math.random() * 10_000)}`), value: VALUE, expiresAtMs: 0 };
-    const record = requestRecordOf({ id: 1n, mutations: [user as never], commitTs, nowMs: 0, requestId }) as Mutation;
+    const user: DataMutation = { type: 'put', hash, key: Buffer.from(`key-${Math.floor(Math.random() * 10_000)}`), value: VALUE, expiresAtMs: 0 };
+    const record = requestRecordOf({ id: 1n, mutations: [user], commitTs, nowMs: 0, requestId }) as Mutation;
     applies.push({
       commitTs,
       mutations: [
@@ -87,7 +88,7 @@ async function engineTurn(e: StorageEngine, turn: number, ts: { next: bigint }):
   await Promise.all(writes);
 }
 
-/** The same rows as the engine writes (data mutations as their `d` and `l` rows), in one batch per turn. */
+/** The same rows as the engine writes (data mutations as their `d` and `l` rows: `versionOps`), in one batch per turn. */
 function rawTurn(db: ReturnType<typeof createRocksLevel>, turn: number, ts: { next: bigint }): void {
   const { log, applies } = turnBatches(turn, ts);
   const b = db.batch();
@@ -96,11 +97,8 @@ function rawTurn(db: ReturnType<typeof createRocksLevel>, turn: number, ts: { ne
     for (const a of applies) {
       for (const m of a.mutations) {
         if (m.type === 'rawPut') b.put(m.key, m.value);
-        else if (m.type === 'put') {
-          const { latest, dataValue } = encodeLatestValue(a.commitTs, m.value, 0);
-          b.put(encodeDataKey(m.hash, m.key, a.commitTs), dataValue);
-          b.put(encodeLatestKey(m.hash, m.key), latest);
-        }
+        if (m.type !== 'put') continue;
+        for (const op of versionOps(m, a.commitTs, true, m.value, 0)) if (op.type === 'put') b.put(op.key, op.value);
       }
     }
     b._writeSync({ sync: true });

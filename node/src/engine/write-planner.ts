@@ -89,8 +89,8 @@ function conditionHolds(cond: Condition, live: { version: Timestamp; value: Buff
   }
 }
 
-/** The `d` row of a new version plus, when it is the key's newest, its `l` entry. */
-function versionOps(
+/** The `d` row of a new version plus, when it is the key's newest, its `l` entry (also what `apply-bench.ts` writes raw). */
+export function versionOps(
   m: Extract<Mutation, { type: 'put' | 'delete' }>,
   commitTs: Timestamp,
   newest: boolean,
