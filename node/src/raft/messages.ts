@@ -4,7 +4,7 @@
  * their zero value. Local operations (tick, propose, campaign, transfer, read) are methods of
  * `RaftNode`, never messages, so nothing local can arrive over the network.
  */
-import type { Entry, Index, ReplicaId, Snapshot, Term } from './types.ts';
+import { type Entry, entrySize, type Index, type ReplicaId, type Snapshot, type Term } from './types.ts';
 
 export const MessageType = {
   /** Leader -> follower: entries after (index, logTerm), and the leader's commit index. */
@@ -76,6 +76,24 @@ export function message(m: Pick<Message, 'type' | 'to'> & Partial<Message>, from
     snapshot: m.snapshot,
     context: m.context,
   };
+}
+
+/**
+ * Batched appends (raft-rs's `batch_append`): `next` folded into `prev` when both are appends of
+ * one term to one follower and `next` continues `prev` (its entries start right after `prev`'s
+ * last), within the per-message limits; undefined otherwise. The follower then answers once for
+ * both: proposals that reach a leader between two Readys cost one append and one answer per
+ * follower instead of one each. The merged message carries `next`'s (newer) commit index.
+ */
+export function mergeAppends(prev: Message, next: Message, entriesMax: number, bytesMax: number): Message | undefined {
+  if (prev.type !== MessageType.Append || next.type !== MessageType.Append) return undefined;
+  if (prev.to !== next.to || prev.term !== next.term || prev.entries.length === 0 || next.entries.length === 0) return undefined;
+  if (next.index !== prev.index + prev.entries.length || prev.entries.length + next.entries.length > entriesMax) return undefined;
+  let bytes = 0;
+  for (const e of prev.entries) bytes += entrySize(e);
+  for (const e of next.entries) bytes += entrySize(e);
+  if (bytes > bytesMax) return undefined;
+  return { ...prev, entries: [...prev.entries, ...next.entries], commit: Math.max(prev.commit, next.commit) };
 }
 
 export function voteResponseType(type: MessageType): MessageType {

@@ -39,6 +39,14 @@ export class Inflights {
     this.buffer.push(lastIndex);
   }
 
+  /** The newest append in flight grew to end at `lastIndex` (entries were folded into it). */
+  extendLast(lastIndex: Index): void {
+    const n = this.buffer.length;
+    const tail = this.buffer[n - 1];
+    if (tail === undefined || lastIndex <= tail) throw new Error(`inflights: cannot extend ${String(tail)} to ${lastIndex}`);
+    this.buffer[n - 1] = lastIndex;
+  }
+
   /** Frees every append whose last index is <= `index` (they are acknowledged). */
   freeLE(index: Index): void {
     let n = 0;
@@ -104,11 +112,12 @@ export class Progress {
   }
 
   /** Bookkeeping after sending an append of `count` entries ending at `lastIndex`. */
-  sentEntries(count: number, lastIndex: Index): void {
+  sentEntries(count: number, lastIndex: Index, folded = false): void {
     if (this.state === ProgressState.Replicate) {
       if (count > 0) {
         this.next = lastIndex + 1;
-        this.inflights.add(lastIndex);
+        if (folded) this.inflights.extendLast(lastIndex);
+        else this.inflights.add(lastIndex);
       }
     } else if (this.state === ProgressState.Probe) {
       this.probeSent = true;

@@ -10,7 +10,7 @@
  * (§3.10 leadership transfer, §4 membership, §6.4 ReadIndex, §9.6 PreVote).
  */
 import { applyConfChange, confAfter, isLearner, isMember, isVoter, members, validateConfChange } from './conf-change.ts';
-import { bytesEqual, CAMPAIGN_TRANSFER, type Message, MessageType, message, voteResponseType } from './messages.ts';
+import { bytesEqual, CAMPAIGN_TRANSFER, type Message, MessageType, mergeAppends, message, voteResponseType } from './messages.ts';
 import { Progress, ProgressState } from './progress.ts';
 import { committedIndex, quorumActive, VoteResult, voteResult } from './quorum.ts';
 import { RaftLog } from './raft-log.ts';
@@ -72,6 +72,13 @@ export interface RaftConfig {
    * false (eager).
    */
   readonly lazyCommitBroadcast?: boolean;
+  /**
+   * Batched appends: an append to a follower whose previous message in the same Ready is an
+   * append it continues is folded into that one (`mergeAppends`), so proposals arriving between
+   * two Readys (while the last one is persisted) leave as one append per follower, answered
+   * once. Default true.
+   */
+  readonly batchAppend?: boolean;
 }
 
 export class RaftConfigError extends Error {}
@@ -162,6 +169,8 @@ export class Raft {
 
   /** See `RaftConfig.lazyCommitBroadcast`. */
   private readonly lazyCommitBroadcast: boolean;
+  /** See `RaftConfig.batchAppend`. */
+  private readonly batchAppend: boolean;
 
   private stepFn: (m: Message) => void = (m) => this.stepFollower(m);
   private tickFn: () => void = () => this.tickElection();
@@ -177,6 +186,7 @@ export class Raft {
     this.preVote = config.preVote ?? true;
     this.checkQuorum = config.checkQuorum ?? true;
     this.lazyCommitBroadcast = config.lazyCommitBroadcast ?? false;
+    this.batchAppend = config.batchAppend ?? true;
     this.readOnlyOption = config.readOnlyOption ?? ReadOnlyOption.Safe;
     if (this.readOnlyOption === ReadOnlyOption.Lease && !this.checkQuorum) throw new RaftConfigError('lease reads require checkQuorum');
     this.random = config.random;
@@ -792,8 +802,10 @@ export class Raft {
     const entries = prevTerm === undefined ? undefined : this.log.entriesFrom(pr.next, this.limits.entriesPerMsgMax, this.limits.bytesPerMsgMax);
     if (prevTerm === undefined || entries === undefined) return this.maybeSendSnapshot(to, pr);
     if (entries.length === 0 && !sendIfEmpty) return false;
-    this.send({ type: MessageType.Append, to, index: prevIndex, logTerm: prevTerm, entries, commit: this.log.committed });
-    pr.sentEntries(entries.length, prevIndex + entries.length);
+    const m = message({ type: MessageType.Append, to, index: prevIndex, logTerm: prevTerm, entries, commit: this.log.committed }, this.id, this.term);
+    const folded = this.foldAppend(m);
+    if (!folded) this.msgs.push(m);
+    pr.sentEntries(entries.length, prevIndex + entries.length, folded);
     return true;
   }
 
@@ -929,5 +941,23 @@ export class Raft {
 
   private send(m: Pick<Message, 'type' | 'to'> & Partial<Omit<Message, 'from'>>): void {
     this.msgs.push(message(m, this.id, this.term));
+  }
+
+  /**
+   * Folds `m` (an append) into the last message queued for its follower when that one is an
+   * append `m` continues (`RaftConfig.batchAppend`); false if it must leave as a message of its own.
+   */
+  private foldAppend(m: Message): boolean {
+    if (!this.batchAppend || m.entries.length === 0) return false;
+    for (let i = this.msgs.length - 1; i >= 0; i--) {
+      const prev = this.msgs[i] as Message;
+      if (prev.to !== m.to) continue;
+      // Only into the follower's last message: what a follower receives stays in order.
+      const merged = mergeAppends(prev, m, this.limits.entriesPerMsgMax, this.limits.bytesPerMsgMax);
+      if (merged === undefined) return false;
+      this.msgs[i] = merged;
+      return true;
+    }
+    return false;
   }
 }

@@ -3,7 +3,7 @@
  * control and batching a pipelined implementation adds.
  */
 import { describe, expect, it } from 'vitest';
-import { MessageType } from './messages.ts';
+import { MessageType, mergeAppends } from './messages.ts';
 import { ProgressState } from './progress.ts';
 import { Refusal } from './results.ts';
 import { TestCluster, utf8 } from './testing/cluster.ts';
@@ -268,6 +268,78 @@ describe('pipelining, batching and flow control', () => {
     c.heal();
     c.tick('all', 3);
     expect(c.appliedData('b')).toHaveLength(6);
+  });
+
+  it('proposals between two Readys leave as one append per follower, answered once (batchAppend)', () => {
+    const c = new TestCluster(['a', 'b', 'c']);
+    c.elect('a');
+    for (let i = 0; i < 5; i++) c.node('a').propose(utf8(`v${i}`));
+    const appends = c.takeMessages().filter((m) => m.type === MessageType.Append);
+    expect(appends.map((m) => m.to).sort()).toEqual([B, C]);
+    for (const m of appends) expect(m.entries.map((e) => e.index)).toEqual([3, 4, 5, 6, 7]);
+    // One inflight append per follower, not five: the window counts messages.
+    expect(c.node('a').status().progress.get(B)).toMatchObject({ state: ProgressState.Replicate, inflight: 1, next: 8 });
+    for (const m of appends) c.deliver(m);
+    const answers = c.takeMessages().filter((m) => m.type === MessageType.AppendResponse);
+    expect(answers.map((m) => [m.from, m.index]).sort()).toEqual([
+      [B, 7],
+      [C, 7],
+    ]);
+    for (const m of answers) c.deliver(m);
+    c.stabilize();
+    expect(c.appliedData('b')).toEqual(['v0', 'v1', 'v2', 'v3', 'v4']);
+    expect(c.node('a').status().progress.get(B)).toMatchObject({ match: 7, inflight: 0 });
+  });
+
+  it('without batchAppend every proposal leaves as its own append', () => {
+    const c = new TestCluster(['a', 'b', 'c'], { batchAppend: false });
+    c.elect('a');
+    for (let i = 0; i < 5; i++) c.node('a').propose(utf8(`v${i}`));
+    const toB = c.takeMessages().filter((m) => m.type === MessageType.Append && m.to === B);
+    expect(toB.map((m) => m.entries.length)).toEqual([1, 1, 1, 1, 1]);
+  });
+
+  it('batched appends keep entriesPerMsgMax and bytesPerMsgMax', () => {
+    const c = new TestCluster(['a', 'b', 'c'], { entriesPerMsgMax: 2 });
+    c.elect('a');
+    for (let i = 0; i < 5; i++) c.node('a').propose(utf8(`v${i}`));
+    const toB = c.takeMessages().filter((m) => m.type === MessageType.Append && m.to === B);
+    expect(toB.map((m) => m.entries.length)).toEqual([2, 2, 1]);
+    const d = new TestCluster(['a', 'b', 'c'], { bytesPerMsgMax: 4 });
+    d.elect('a');
+    for (let i = 0; i < 3; i++) d.node('a').propose(utf8('abc'));
+    const toC = d.takeMessages().filter((m) => m.type === MessageType.Append && m.to === C);
+    expect(toC.map((m) => m.entries.length)).toEqual([1, 1, 1]);
+  });
+
+  it('mergeAppends folds only a continuing append of the same term to the same follower', () => {
+    const append = (to: typeof B, term: number, index: number, n: number, commit = 0) =>
+      message({ type: MessageType.Append, from: A, to, term, index, logTerm: term, entries: run(index + 1, index + n, term), commit });
+    const first = append(B, 2, 4, 2, 3);
+    expect(mergeAppends(first, append(B, 2, 6, 1, 5), 64, 1 << 20)).toMatchObject({ index: 4, logTerm: 2, commit: 5, to: B });
+    expect(mergeAppends(first, append(B, 2, 6, 1), 64, 1 << 20)?.entries.map((e) => e.index)).toEqual([5, 6, 7]);
+    expect(mergeAppends(first, append(B, 2, 7, 1), 64, 1 << 20)).toBeUndefined(); // a gap
+    expect(mergeAppends(first, append(B, 2, 5, 1), 64, 1 << 20)).toBeUndefined(); // an overlap
+    expect(mergeAppends(first, append(C, 2, 6, 1), 64, 1 << 20)).toBeUndefined(); // another follower
+    expect(mergeAppends(first, append(B, 3, 6, 1), 64, 1 << 20)).toBeUndefined(); // another term
+    expect(mergeAppends(first, append(B, 2, 6, 0), 64, 1 << 20)).toBeUndefined(); // nothing to fold
+    expect(mergeAppends(first, append(B, 2, 6, 1), 2, 1 << 20)).toBeUndefined(); // over the entry limit
+    const heartbeat = message({ type: MessageType.Heartbeat, from: A, to: B, term: 2 });
+    expect(mergeAppends(heartbeat, append(B, 2, 6, 1), 64, 1 << 20)).toBeUndefined();
+  });
+
+  it('an append is not folded past another message to the same follower', () => {
+    const c = new TestCluster(['a', 'b', 'c']);
+    c.elect('a');
+    c.node('a').propose(utf8('v0'));
+    c.node('a').tick(); // a heartbeat to b and c after the first append (heartbeatTick 1)
+    c.node('a').propose(utf8('v1'));
+    const toB = c.takeMessages().filter((m) => m.to === B);
+    expect(toB.map((m) => [m.type, m.entries.length])).toEqual([
+      [MessageType.Append, 1],
+      [MessageType.Heartbeat, 0],
+      [MessageType.Append, 1],
+    ]);
   });
 
   it('a leader refuses proposals beyond uncommittedEntriesMax', () => {
