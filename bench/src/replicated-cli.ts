@@ -32,6 +32,8 @@ puts (majority) and linearizable gets, same load generator, concurrency and valu
   --keyva-engine <e>      rocksdb (durable, default) or memory
   --keyva-exactly-once <on|off>  the SDK's request ids on writes (default on, as the SDK's; off measures
                           what they cost: resends then only follow provably unapplied attempts)
+  --keyva-lone <on|off>   with --keyva-nodes 1: a lone node without Raft (on, default) or a one-voter
+                          Raft cluster (off: what the Raft path costs a write, without followers)
   --keyva-cpu-prof <dir>  write V8 CPU profiles of the KeyVa node processes into <dir> (node --cpu-prof)
   --keyva-logs <dir>      keep the KeyVa nodes' logs (elections, errors) in <dir>
   --etcd-members <n>      etcd cluster size (default ${d.etcdMembers})
@@ -73,6 +75,7 @@ export function parseReplicatedArgs(args: readonly string[]): { options: Replica
       'keyva-partitions': { type: 'string', default: String(d.keyvaPartitions) },
       'keyva-engine': { type: 'string', default: d.keyvaEngine },
       'keyva-exactly-once': { type: 'string', default: 'on' },
+      'keyva-lone': { type: 'string', default: 'on' },
       'keyva-cpu-prof': { type: 'string' },
       'keyva-logs': { type: 'string' },
       'etcd-members': { type: 'string', default: String(d.etcdMembers) },
@@ -115,6 +118,7 @@ export function parseReplicatedArgs(args: readonly string[]): { options: Replica
     keyvaPartitions: int(values['keyva-partitions'], 'keyva-partitions'),
     keyvaEngine: values['keyva-engine'],
     keyvaExactlyOnce: onOff(values['keyva-exactly-once'], 'keyva-exactly-once'),
+    keyvaLone: onOff(values['keyva-lone'], 'keyva-lone'),
     keyvaCpuProfDir: values['keyva-cpu-prof'] === undefined ? undefined : resolve(values['keyva-cpu-prof']),
     keyvaLogDir: values['keyva-logs'] === undefined ? undefined : resolve(values['keyva-logs']),
     etcdMembers: int(values['etcd-members'], 'etcd-members'),

@@ -4,7 +4,7 @@ import { encodeHistogram, newHistogram } from './histogram.ts';
 import { compare, type Phase, REPLICATED_DEFAULTS, type ReplicatedReport, type RoundResult, type RoundTarget, roundOrder, summarize } from './replicated.ts';
 import { parseReplicatedArgs } from './replicated-cli.ts';
 import { renderReplicatedMarkdown } from './replicated-report.ts';
-import type { TargetName } from './ycsb-targets.ts';
+import { describeTarget, keyvaShape, type TargetName } from './ycsb-targets.ts';
 
 /** A round result of `ops` operations in `seconds`, every latency `latencyUs` (plus one outlier). */
 function result(target: TargetName, workload: Phase, round: number, ops: number, seconds: number, latencyUs: number, outlierUs = latencyUs): RoundResult {
@@ -140,5 +140,18 @@ describe('replicated command line', () => {
     expect(parseReplicatedArgs([]).options.keyvaExactlyOnce).toBe(true);
     expect(parseReplicatedArgs(['--keyva-exactly-once', 'off']).options.keyvaExactlyOnce).toBe(false);
     expect(() => parseReplicatedArgs(['--keyva-exactly-once', 'no'])).toThrow(/--keyva-exactly-once must be on or off, got 'no'/);
+  });
+
+  it('runs one node lone unless --keyva-lone off asks for a one-voter Raft cluster', () => {
+    const lone = parseReplicatedArgs(['--keyva-nodes', '1']).options;
+    expect(keyvaShape('keyva', lone)).toMatchObject({ nodes: 1, replicationFactor: 1, replicated: false });
+    expect(describeTarget('keyva', lone).label).toBe('KeyVa 1 node (stream)');
+    const raft = parseReplicatedArgs(['--keyva-nodes', '1', '--keyva-lone', 'off']).options;
+    expect(keyvaShape('keyva', raft)).toMatchObject({ nodes: 1, replicationFactor: 1, replicated: true });
+    expect(describeTarget('keyva', raft).label).toBe('KeyVa 1 node Raft RF 1 (stream)');
+    expect(describeTarget('keyva', raft).notes).toContain('partitions (one Raft group each)');
+    // More nodes are always a cluster.
+    expect(keyvaShape('keyva', parseReplicatedArgs(['--keyva-lone', 'on']).options).replicated).toBe(true);
+    expect(() => parseReplicatedArgs(['--keyva-lone', 'maybe'])).toThrow(/--keyva-lone must be on or off, got 'maybe'/);
   });
 });

@@ -30,9 +30,17 @@ export function isKeyvaTarget(name: string): name is KeyvaTargetName {
 }
 
 /** Nodes, replication factor and endpoint (bench a running one) of a KeyVa target. */
-export function keyvaShape(name: KeyvaTargetName, o: TargetOptions): { nodes: number; replicationFactor: number; endpoint: string | undefined } {
-  if (name === 'keyva-3') return { nodes: 3, replicationFactor: 3, endpoint: undefined };
-  return { nodes: o.keyvaNodes, replicationFactor: keyvaReplicationFactor(o), endpoint: o.keyvaEndpoint };
+export function keyvaShape(
+  name: KeyvaTargetName,
+  o: TargetOptions,
+): { nodes: number; replicationFactor: number; endpoint: string | undefined; replicated: boolean } {
+  if (name === 'keyva-3') return { nodes: 3, replicationFactor: 3, endpoint: undefined, replicated: true };
+  return {
+    nodes: o.keyvaNodes,
+    replicationFactor: keyvaReplicationFactor(o),
+    endpoint: o.keyvaEndpoint,
+    replicated: o.keyvaNodes > 1 || o.keyvaLone === false,
+  };
 }
 
 /** What a client process needs to reach a target (JSON, crosses the IPC channel). */
@@ -83,6 +91,11 @@ export interface TargetOptions {
   readonly keyvaEngine: 'rocksdb' | 'memory';
   /** The SDK's `exactlyOnce` (request ids on writes, docs/adr/0011-exactly-once-writes.md); default true, as the SDK's. */
   readonly keyvaExactlyOnce?: boolean | undefined;
+  /**
+   * One node: a lone node, no Raft (default true); false starts it like a cluster member (`--peers`
+   * itself), so every write takes the one-voter Raft path (log write, turn, apply).
+   */
+  readonly keyvaLone?: boolean | undefined;
   /** Bench an already running KeyVa instead of starting one (no server CPU/RSS then). */
   readonly keyvaEndpoint?: string | undefined;
   readonly etcdMembers: number;
@@ -118,8 +131,8 @@ export function describeTarget(name: TargetName, o: TargetOptions): TargetInfo {
     case 'keyva':
     case 'keyva-3':
     case 'keyva-unary': {
-      const { nodes, replicationFactor: rf } = keyvaShape(name, o);
-      const size = nodes === 1 ? 'KeyVa 1 node' : `KeyVa ${nodes} nodes RF ${rf}`;
+      const { nodes, replicationFactor: rf, replicated } = keyvaShape(name, o);
+      const size = !replicated ? 'KeyVa 1 node' : nodes === 1 ? 'KeyVa 1 node Raft RF 1' : `KeyVa ${nodes} nodes RF ${rf}`;
       return {
         name,
         label: name === 'keyva-unary' ? `${size} (unary)` : `${size} (stream)`,
@@ -134,7 +147,7 @@ export function describeTarget(name: TargetName, o: TargetOptions): TargetInfo {
         notes:
           `${name !== 'keyva-unary' ? 'SDK with useStream: single-key ops pipelined on one bidi stream per node per client process' : 'SDK with useStream: false: one unary RPC per op'}; ` +
           `linearizable reads (default); engine ${o.keyvaEngine}; RF ${rf}` +
-          `${nodes > 1 ? `, ${o.keyvaPartitions ?? KEYVA_PARTITIONS_DEFAULT} partitions (one Raft group each), clients route each key to its partition's leader (partition map + NOT_LEADER hints)` : ''}`,
+          `${replicated ? `, ${o.keyvaPartitions ?? KEYVA_PARTITIONS_DEFAULT} partitions (one Raft group each), clients route each key to its partition's leader (partition map + NOT_LEADER hints)` : ''}`,
       };
     }
     case 'etcd':
@@ -216,7 +229,7 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<S
           clientsMax: 64,
           stop: async () => {},
         };
-      if (shape.nodes > 1) {
+      if (shape.replicated) {
         const cluster = await startKeyvaCluster({
           nodes: shape.nodes,
           replicationFactor: shape.replicationFactor,
