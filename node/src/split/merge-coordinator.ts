@@ -304,14 +304,19 @@ export class MergeCoordinator {
     }
     // The routing map may trail this node's data plane (a split child exists here before the map
     // shows it, which looks like a merge): act only on a map confirmed with the meta group.
+    // Every group is looked at on every pass (twice a second): one map lookup each, and a group's
+    // status only once its range and the map's entry differ (never in the steady state).
+    const listedOf = new Map<GroupId, RoutingMap['partitions'][number]>();
+    for (const p of s.partitions) if (!listedOf.has(groupOf(p.id))) listedOf.set(groupOf(p.id), p);
     let confirmed: RoutingMap | undefined;
     for (const g of this.o.raft.groups()) {
       if (g === 0 || this.inflight.has(g)) continue;
       const rec = this.o.raft.rangeRecordOf(g);
-      const st = this.o.raft.status(g);
-      if (rec === undefined || st === undefined || !st.serving || rec.frozen !== undefined) continue;
-      const candidate = s.partitions.find((p) => groupOf(p.id) === g);
+      if (rec === undefined || rec.frozen !== undefined) continue;
+      const candidate = listedOf.get(g);
       if (candidate !== undefined && !(candidate.start === rec.start && candidate.end > rec.end)) continue;
+      const st = this.o.raft.status(g);
+      if (st === undefined || !st.serving) continue;
       if (confirmed === undefined) {
         await this.o.meta.readBarrier();
         confirmed = this.o.meta.state;

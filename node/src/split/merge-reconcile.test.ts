@@ -46,9 +46,11 @@ function map(epoch: bigint, parts: [number, bigint, bigint][]): MetaState {
 function setup(groups: Map<number, FakeGroup>, routing: MetaState, confirmed: MetaState, peerApplied: Map<string, number>) {
   const proposals: { group: number; command: MergeCommand | 'invalid' | undefined }[] = [];
   const removed: number[] = [];
+  const counts = { status: 0, barriers: 0 };
   const raft: MergeRaft = {
     groups: () => [...groups.keys()],
     status: (g) => {
+      counts.status++;
       const x = groups.get(g);
       return x === undefined ? undefined : ({ serving: x.serving, applied: { index: x.applied }, voters: x.voters } as never);
     },
@@ -84,6 +86,7 @@ function setup(groups: Map<number, FakeGroup>, routing: MetaState, confirmed: Me
       return state;
     },
     readBarrier: async () => {
+      counts.barriers++;
       state = confirmed;
     },
     onChange: () => () => undefined,
@@ -100,7 +103,7 @@ function setup(groups: Map<number, FakeGroup>, routing: MetaState, confirmed: Me
   };
   const engine = new MemoryEngine();
   const c = new MergeCoordinator({ self: 'a' as NodeId, raft, meta, map: () => routing, peers, addressOf: (id) => id, engine });
-  return { c, proposals, removed, engine, setState: (s: MetaState) => (state = s) };
+  return { c, proposals, removed, engine, counts, setState: (s: MetaState) => (state = s) };
 }
 
 describe('merge reconciler', () => {
@@ -138,6 +141,25 @@ describe('merge reconciler', () => {
     const out = await call;
     expect(Date.now() - t0).toBeLessThan(1000);
     expect(out).toMatchObject({ changed: false, applied: false, leftId: 0, rightId: 1 });
+    await c.stop();
+  });
+
+  it('a pass over groups the map lists as they are asks no group for its status and reads no barrier (the steady state)', async () => {
+    const n = 64;
+    const step = END / BigInt(n);
+    const groups = new Map<number, FakeGroup>();
+    const parts: [number, bigint, bigint][] = [];
+    for (let i = 0; i < n; i++) {
+      const start = step * BigInt(i);
+      const end = i === n - 1 ? END : start + step;
+      groups.set(i + 1, { record: { start, end, children: [] }, serving: true, applied: 3, voters: VOTERS });
+      parts.push([i, start, end]);
+    }
+    const steady = map(2n, parts);
+    const { c, proposals, counts } = setup(groups, steady, steady, new Map());
+    await c.reconcileNow();
+    expect(proposals).toEqual([]);
+    expect(counts).toEqual({ status: 0, barriers: 0 });
     await c.stop();
   });
 
