@@ -8,7 +8,7 @@
  * With the SDK's former default of 5 attempts (backoffs adding up to ~0.15 s) clients failed
  * through splits (session 8: 87 failed operations in three splits of a hand-run cluster).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KeyVa } from '@keyva/client';
@@ -43,6 +43,10 @@ describe('clients on the SDK defaults through splits', () => {
 
     const acked = new Map<string, string>();
     const failures: string[] = [];
+    // When things happened (ms since the load began), printed with the nodes' log tails if an operation fails.
+    const t0 = Date.now();
+    const timeline: string[] = [];
+    const at = (what: string) => timeline.push(`${Date.now() - t0} ms ${what}`);
     let running = true;
     let next = 0;
     const worker = async (): Promise<void> => {
@@ -56,6 +60,7 @@ describe('clients on the SDK defaults through splits', () => {
           await client.get(`s-${Math.floor(i / 2)}`);
         } catch (e) {
           failures.push(`${key}: ${(e as Error).message}`);
+          at(`${key} failed: ${(e as Error).message}`);
         }
       }
     };
@@ -64,16 +69,27 @@ describe('clients on the SDK defaults through splits', () => {
     await sleep(1000);
     let partitions = PARTITIONS;
     for (const id of [0, 1, PARTITIONS]) {
+      at(`split of partition ${id} requested`);
       const split = await runCli('partition', 'split', String(id), '--endpoint', cluster.endpoints[id % 3] as string, '--json');
       expect(split.code, split.stderr).toBe(0);
+      at(`split of partition ${id} answered: ${split.stdout.replace(/\s+/g, ' ').trim()}`);
       partitions++;
       const want = partitions;
       // Settled: every node hosts every partition (RF 3 on 3 nodes), so the new group's replicas all exist.
       await cluster.settled(`split of ${id}`, (s) => s.partitions === want && s.nodes.every((n) => n.partitions === want), SETTLE_MS);
+      at(`split of partition ${id} settled`);
       await sleep(1500);
     }
     running = false;
     await Promise.all(workers);
+    if (failures.length > 0) {
+      // Evidence for whoever reads the failure: the timeline, and what each node logged last.
+      console.log(`split clients: timeline\n${timeline.join('\n')}`);
+      for (const id of readdirSync(dir)) {
+        const log = join(dir, id, 'node.log');
+        if (existsSync(log)) console.log(`split clients: last lines of ${id}'s log\n${readFileSync(log, 'utf8').trimEnd().split('\n').slice(-40).join('\n')}`);
+      }
+    }
 
     expect(failures, 'operations that failed with the SDK defaults').toEqual([]);
     expect(acked.size, 'the clients made progress through the splits').toBeGreaterThan(500);
