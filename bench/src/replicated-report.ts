@@ -53,14 +53,14 @@ export function renderReplicatedMarkdown(r: ReplicatedReport): string {
   }
   lines.push(
     '',
-    'CPU, cores busy (mean over rounds): clients / servers (all processes of the system) / other load on the machine; latency p99.9 and max (ms):',
+    'CPU, cores busy (mean over rounds): clients / servers (all processes of the system) / other load on the machine; server CPU per operation (all rounds); latency p99.9 and max (ms):',
     '',
-    '| phase | system | clients | servers | other load | p99.9 | max | errors |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| phase | system | clients | servers | other load | server CPU per op | p99.9 | max | errors |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
   for (const s of r.summary)
     lines.push(
-      `| ${PHASE_TITLE[s.phase]} | ${s.label} | ${s.clientCores.toFixed(2)} | ${cores(s.serverCores)} | ${cores(s.otherCores)} | ${ms(s.p999Us)} | ${ms(s.maxUs)} | ${s.errors} |`,
+      `| ${PHASE_TITLE[s.phase]} | ${s.label} | ${s.clientCores.toFixed(2)} | ${cores(s.serverCores)} | ${cores(s.otherCores)} | ${s.serverCpuUsPerOp === null ? 'n/a' : `${int(s.serverCpuUsPerOp)} µs`} | ${ms(s.p999Us)} | ${ms(s.maxUs)} | ${s.errors} |`,
     );
   const leaders = r.targets.filter((t) => t.leadersPerNode !== null);
   if (leaders.length > 0)

@@ -97,6 +97,8 @@ describe('replicated suite reporting', () => {
       label: 'KeyVa 3 nodes RF 3 (stream)',
     });
     expect(kput?.otherCores).toBeCloseTo(0.3, 9);
+    // 2 CPU seconds per round over 3,000 operations in two rounds.
+    expect(kput?.serverCpuUsPerOp).toBeCloseTo((4 / 3000) * 1e6, 6);
     // The one outlier of 3,000 is above p99.9 of the merged histogram only.
     expect(kput?.p99Us).toBeLessThan(5100);
     expect(kput?.maxUs).toBeGreaterThan(800_000);
@@ -126,6 +128,7 @@ describe('replicated suite reporting', () => {
     expect(md).toContain('round 1 {"node-1":2,"node-2":1,"node-3":1}');
     expect(md).toContain('| put (majority) | 2 | 1,000 (p99 5.00) | 1,000 (p99 8.00) | 1.00x | 1 |');
     expect(md).toContain('KeyVa Raft work per write, whole cluster');
+    expect(md).toContain('| put (majority) | KeyVa 3 nodes RF 3 (stream) | 0.50 | 1.00 | 0.30 | 1,333 µs |');
     expect(md).toContain('round 2 {"messages":7,"readies":3.5,"syncedWrites":0.2,"turns":0.2}');
   });
 

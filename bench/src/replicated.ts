@@ -107,6 +107,8 @@ export interface PhaseSummary extends FullLatencySummary {
   /** Means over the rounds, in cores. */
   readonly clientCores: number;
   readonly serverCores: number | null;
+  /** Server CPU per operation (µs): the rounds' server CPU seconds over their operations; null without server CPU figures. */
+  readonly serverCpuUsPerOp: number | null;
   readonly otherCores: number | null;
   /** HDR compressed base64 of every round's latencies. */
   readonly histogram: string;
@@ -151,6 +153,9 @@ export function summarize(targets: readonly RoundTarget[], results: readonly Rou
       const seconds = rs.reduce((s, r) => s + r.seconds, 0);
       const ops = rs.reduce((s, r) => s + r.ops, 0);
       const server = rs.map((r) => r.serverCpu?.cores).filter((x) => x !== undefined);
+      const withCpu = rs.filter((r) => r.serverCpu !== undefined && r.serverCpu !== null);
+      const cpuOps = withCpu.reduce((n, r) => n + r.ops, 0);
+      const cpuSec = withCpu.reduce((n, r) => n + (r.serverCpu?.cpuSec ?? 0), 0);
       const other = rs.map((r) => r.machineCpu?.otherCores).filter((x) => x !== undefined);
       out.push({
         target: name,
@@ -166,6 +171,7 @@ export function summarize(targets: readonly RoundTarget[], results: readonly Rou
         ...summarizeFull(h),
         clientCores: mean(rs.map((r) => r.clientCpu.cores)),
         serverCores: server.length > 0 ? mean(server) : null,
+        serverCpuUsPerOp: cpuOps > 0 ? (cpuSec / cpuOps) * 1e6 : null,
         otherCores: other.length > 0 ? mean(other) : null,
         histogram: h.totalCount === 0 ? '' : encodeHistogram(h),
       });
