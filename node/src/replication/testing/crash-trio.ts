@@ -10,7 +10,6 @@ import { MemoryEngine } from '../../engine/memory-engine.ts';
 import { RocksDbEngine } from '../../engine/rocksdb-engine.ts';
 import type { StorageEngine } from '../../engine/types.ts';
 import type { GroupSpec } from '../multi-raft.ts';
-import type { DataMutation } from '../replicated-command.ts';
 import type { ReplicaProcessConfig } from './replica-process.ts';
 import { ReplicationCluster } from './replication-cluster.ts';
 import { type SpawnedReplica, spawnReplica } from './spawn-replica.ts';
@@ -22,10 +21,7 @@ export const CRASH_GROUPS: GroupSpec[] = [{ group: 1, range: RANGE, bootstrap: C
 /** Bound of every wait in these tests. */
 export const CRASH_WAIT_MS = 15_000;
 
-export const crashKey = (i: number): Buffer => Buffer.from(`crash-${i}`);
-export const crashHash = (i: number): bigint => BigInt(i) * 7919n;
-/** Write number i: key `crash-<i>` at hash `i * 7919`, value `v<i>`. */
-export const crashPut = (i: number): DataMutation => ({ type: 'put', hash: crashHash(i), key: crashKey(i), value: Buffer.from(`v${i}`), expiresAtMs: 0 });
+export { crashHash, crashKey, crashPut } from './crash-writes.ts';
 
 export interface CrashTrio {
   readonly cluster: ReplicationCluster;

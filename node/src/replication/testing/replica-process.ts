@@ -15,7 +15,7 @@ import { HybridClock } from '../../clock/hybrid-clock.ts';
 import { RocksDbEngine } from '../../engine/rocksdb-engine.ts';
 import { MultiRaft } from '../multi-raft.ts';
 import { RaftTransport } from '../raft-transport.ts';
-import { crashPut } from './crash-trio.ts';
+import { crashPut } from './crash-writes.ts';
 
 export interface ReplicaProcessConfig {
   readonly nodeId: string;
