@@ -152,10 +152,11 @@ export function summarize(targets: readonly RoundTarget[], results: readonly Rou
       const h = mergeHistograms(rs.map((r) => r.all.histogram).filter((x) => x !== ''));
       const seconds = rs.reduce((s, r) => s + r.seconds, 0);
       const ops = rs.reduce((s, r) => s + r.ops, 0);
-      const server = rs.map((r) => r.serverCpu?.cores).filter((x) => x !== undefined);
-      const withCpu = rs.filter((r) => r.serverCpu !== undefined && r.serverCpu !== null);
+      // Rounds with server CPU figures (none when benching a node started elsewhere).
+      const withCpu = rs.flatMap((r) => (r.serverCpu ? [{ ops: r.ops, cpu: r.serverCpu }] : []));
+      const server = withCpu.map((r) => r.cpu.cores);
       const cpuOps = withCpu.reduce((n, r) => n + r.ops, 0);
-      const cpuSec = withCpu.reduce((n, r) => n + (r.serverCpu?.cpuSec ?? 0), 0);
+      const cpuSec = withCpu.reduce((n, r) => n + r.cpu.cpuSec, 0);
       const other = rs.map((r) => r.machineCpu?.otherCores).filter((x) => x !== undefined);
       out.push({
         target: name,
