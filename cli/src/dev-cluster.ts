@@ -313,8 +313,9 @@ export class DevCluster {
       intervalMs: this.o.intervalMs,
       log: this.o.log,
       onObserved: (oc) => this.reapRemoved(oc),
-      // Local partitions are small: compare replicas often (LESSONS #10).
-      auditor: new DigestAuditor({ admin: this.admin, intervalMs: 5_000, log: this.o.log }),
+      // LESSONS #10, at the operator's pace: an audit every 5 s took 15-25 % of a loaded
+      // 2-core dev cluster's throughput (docs/benchmarks.md, "Background replica audits").
+      auditor: new DigestAuditor({ admin: this.admin, log: this.o.log }),
     });
   }
 

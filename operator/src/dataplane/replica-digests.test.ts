@@ -89,4 +89,31 @@ describe('replica digests in the controller', () => {
     await auditor.idle();
     expect(a.asked.at(-1)).toBe(1);
   });
+
+  it('paces audits by partition size: a large partition delays the next audit past the interval', async () => {
+    let now = 0;
+    const a = admin(() => 'good');
+    const auditor = new DigestAuditor({ admin: a, intervalMs: 1000, bytesPerSec: 1_000_000, now: () => now });
+    const big = { ...part(0, 1n), sizeBytes: 5_000_000 };
+    const oc = observed([big, { ...part(1, 1n), sizeBytes: 10 }, { ...part(2, 1n), sizeBytes: 10 }]);
+    auditor.maybeAudit(oc);
+    await auditor.idle();
+    expect(a.asked).toEqual([0]);
+    // 5 MB at 1 MB/s: five seconds before the next audit, not the one-second interval.
+    for (const t of [1000, 2500, 4999]) {
+      now = t;
+      auditor.maybeAudit(oc);
+      await auditor.idle();
+    }
+    expect(a.asked).toEqual([0]);
+    now = 5000;
+    auditor.maybeAudit(oc);
+    await auditor.idle();
+    expect(a.asked).toEqual([0, 1]);
+    // A small partition: the interval applies.
+    now = 6000;
+    auditor.maybeAudit(oc);
+    await auditor.idle();
+    expect(a.asked).toEqual([0, 1, 2]);
+  });
 });

@@ -18,6 +18,15 @@ import type { ObservedCluster } from './observer.ts';
 /** A digest reads the whole partition on every replica: give it time. */
 export const DIGEST_DEADLINE_MS = 60_000;
 export const DIGEST_AUDIT_INTERVAL_MS = 15_000;
+/**
+ * Partition bytes the background audit reads per second, on average (each replica reads the whole
+ * partition): after auditing a partition of `sizeBytes`, the next audit waits at least
+ * `sizeBytes / DIGEST_AUDIT_BYTES_PER_SEC` seconds (and `intervalMs`). A digest is a scan of the
+ * partition on the nodes' event loops; unpaced, back-to-back audits of large partitions would
+ * take a steady share of every node's CPU from clients (CockroachDB's consistency checker is rate
+ * limited for the same reason). Cutover checks (StepExecutor) are not paced.
+ */
+export const DIGEST_AUDIT_BYTES_PER_SEC = 2 * 1024 * 1024;
 
 export interface ReplicaDigestResult {
   readonly nodeId: string;
@@ -84,7 +93,10 @@ export function disagreement(d: PartitionDigests): string | undefined {
 
 export interface DigestAuditorOptions {
   readonly admin: AdminCaller;
+  /** The shortest time between two audits' starts (default DIGEST_AUDIT_INTERVAL_MS). */
   readonly intervalMs?: number;
+  /** Average partition bytes audited per second, at most (default DIGEST_AUDIT_BYTES_PER_SEC). */
+  readonly bytesPerSec?: number;
   readonly now?: () => number;
   readonly log?: (msg: string) => void;
 }
@@ -93,7 +105,8 @@ export class DigestAuditor {
   private readonly o: DigestAuditorOptions;
   private readonly latest = new Map<number, PartitionDigests>();
   private running: Promise<void> | undefined;
-  private lastStartMs = Number.NEGATIVE_INFINITY;
+  /** When the next audit may start (the interval and the byte pacing of the last one). */
+  private nextStartMs = Number.NEGATIVE_INFINITY;
   private count = 0;
 
   constructor(o: DigestAuditorOptions) {
@@ -105,13 +118,14 @@ export class DigestAuditor {
     return this.count;
   }
 
-  /** Starts one audit in the background if none runs and the interval passed. */
+  /** Starts one audit in the background if none runs and the last one's interval and pacing passed. */
   maybeAudit(oc: ObservedCluster): void {
     const now = (this.o.now ?? Date.now)();
-    if (this.running !== undefined || now - this.lastStartMs < (this.o.intervalMs ?? DIGEST_AUDIT_INTERVAL_MS)) return;
+    if (this.running !== undefined || now < this.nextStartMs) return;
     const p = this.next(oc.observation);
     if (p === undefined) return;
-    this.lastStartMs = now;
+    const pacedMs = (p.sizeBytes * 1000) / (this.o.bytesPerSec ?? DIGEST_AUDIT_BYTES_PER_SEC);
+    this.nextStartMs = now + Math.max(this.o.intervalMs ?? DIGEST_AUDIT_INTERVAL_MS, pacedMs);
     this.running = fetchDigests(this.o.admin, oc, p, now)
       .then((d) => {
         this.latest.set(p.id, d);
