@@ -208,6 +208,13 @@ describe('replica membership: add a learner, promote, transfer, remove', () => {
     expect(st.leader).toBe('d');
     // A new leader learns its followers' match indexes from their first answers.
     await eventually(async () => (await replicas('d')).replicas.every((r) => r.caughtUp && r.reachable), 'd seeing every replica caught up');
+    // The controller's poll (leader_view_only): the same replicas and progress, and no other
+    // replica asked: theirs read as not asked (applied 0, reachable false) although all are up.
+    const view = await admin<PartitionReplicasResponseOut>('d', 'GetPartitionReplicas', { partitionId: PARTITION, leaderViewOnly: true });
+    expect(view.leader).toBe('d');
+    expect(view.replicas.map((r) => [r.nodeId, r.caughtUp, r.reachable, r.appliedIndex !== '0'])).toEqual(
+      ['a', 'b', 'c', 'd'].map((id) => [id, true, id === 'd', id === 'd']),
+    );
     expect(acked.size).toBeGreaterThan(200);
     // d holds every acknowledged write ...
     for (const [key, value] of acked) {

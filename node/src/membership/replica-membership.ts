@@ -374,10 +374,15 @@ export class ReplicaMembership {
     });
   }
 
-  async replicas(partitionId: number): Promise<PartitionReplicasResponse> {
+  /**
+   * Admin `GetPartitionReplicas` on the leader. `leaderViewOnly`: no other replica is asked its
+   * applied index (their `appliedIndex` 0, `reachable` false): one call instead of one per replica,
+   * for a controller that polls every partition.
+   */
+  async replicas(partitionId: number, leaderViewOnly = false): Promise<PartitionReplicasResponse> {
     const group = groupOf(partitionId);
     this.leaderStatus(group, partitionId);
-    return this.replicasOf(group, partitionId);
+    return this.replicasOf(group, partitionId, leaderViewOnly);
   }
 
   // --- target side ------------------------------------------------------------------------------
@@ -629,7 +634,7 @@ export class ReplicaMembership {
     }
   }
 
-  private async replicasOf(group: GroupId, partitionId: number): Promise<PartitionReplicasResponse> {
+  private async replicasOf(group: GroupId, partitionId: number, leaderViewOnly = false): Promise<PartitionReplicasResponse> {
     const st = this.o.raft.raftStatus(group);
     if (st === undefined) throw this.notHosted(partitionId);
     const lagMax = this.o.lagMax ?? PROMOTE_LAG_MAX;
@@ -642,7 +647,7 @@ export class ReplicaMembership {
       if (node === this.o.self) {
         applied = this.o.raft.status(group)?.applied.index ?? 0;
         reachable = true;
-      } else {
+      } else if (!leaderViewOnly) {
         const address = this.o.addressOf(node);
         if (address !== undefined) {
           try {

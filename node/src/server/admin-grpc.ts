@@ -191,7 +191,9 @@ export function adminGrpcHandlers(src: AdminSource, runner: RequestRunner): grpc
     TransferLeader: unary('TransferLeader', (req: { partitionId: number; toNodeId: string }) =>
       membershipOf(src).transferLeader(req.partitionId, req.toNodeId),
     ),
-    GetPartitionReplicas: unary('GetPartitionReplicas', (req: { partitionId: number; metaGroup?: boolean }) => membershipOf(src).replicas(groupRef(req))),
+    GetPartitionReplicas: unary('GetPartitionReplicas', (req: { partitionId: number; metaGroup?: boolean; leaderViewOnly?: boolean }) =>
+      membershipOf(src).replicas(groupRef(req), req.leaderViewOnly === true),
+    ),
     HostReplica: unary('HostReplica', (req: { partitionId: number; metaGroup?: boolean; start: string; end: string }) => {
       const end = u64(req.end, 'end');
       return membershipOf(src).hostReplica(groupRef(req), { start: u64(req.start, 'start'), end: end === 0n ? HASH_SPACE_END : end });

@@ -152,7 +152,6 @@ export class Observer {
           nodeId: nodeId(x.nodeId),
           role: x.role === 'LEARNER' ? 'learner' : 'voter',
           matchIndex: Number(x.matchIndex),
-          appliedIndex: x.reachable ? Number(x.appliedIndex) : undefined,
         }));
         // The leader's measure of the partition's live data (0 from nodes that do not report it).
         const splitHint = BigInt(r.splitHint ?? '0');
@@ -208,7 +207,9 @@ export class Observer {
       if (a === undefined || tried.has(a)) continue;
       tried.add(a);
       try {
-        return await this.o.admin.callLeader<PartitionReplicasResponseOut>(a, 'GetPartitionReplicas', { partitionId: id }, addressOf, dl);
+        // The leader's view only: the planner uses match indexes, not the replicas' applied indexes,
+        // so no node asks each replica (3 calls per partition per pass at RF 3 before).
+        return await this.o.admin.callLeader<PartitionReplicasResponseOut>(a, 'GetPartitionReplicas', { partitionId: id, leaderViewOnly: true }, addressOf, dl);
       } catch {
         // next candidate
       }

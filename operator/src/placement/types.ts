@@ -35,7 +35,6 @@ export interface ReplicaView {
   readonly role: ReplicaRole;
   /** The leader's match index for this replica (Raft progress); the leader's own = its last index. */
   readonly matchIndex: number;
-  readonly appliedIndex?: number | undefined;
   readonly digest?: ReplicaDigest | undefined;
 }
 

@@ -8,6 +8,12 @@ export interface GetPartitionReplicasRequest {
    * the meta group (group 0) instead; partition_id is then ignored
    */
   'metaGroup'?: (boolean);
+  /**
+   * Only what the leader knows: no other replica is asked its applied index (one call instead of
+   * one per replica). Their applied_index is then 0 and reachable false; the leader's own are set.
+   * The placement controller polls this way (it plans from the leader's match indexes).
+   */
+  'leaderViewOnly'?: (boolean);
 }
 
 export interface GetPartitionReplicasRequest__Output {
@@ -16,4 +22,10 @@ export interface GetPartitionReplicasRequest__Output {
    * the meta group (group 0) instead; partition_id is then ignored
    */
   'metaGroup': (boolean);
+  /**
+   * Only what the leader knows: no other replica is asked its applied index (one call instead of
+   * one per replica). Their applied_index is then 0 and reachable false; the leader's own are set.
+   * The placement controller polls this way (it plans from the leader's match indexes).
+   */
+  'leaderViewOnly': (boolean);
 }

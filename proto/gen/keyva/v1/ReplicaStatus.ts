@@ -29,7 +29,7 @@ export interface ReplicaStatus {
    */
   'matchIndex'?: (number | string | Long);
   /**
-   * asked from the replica itself; 0 when it did not answer
+   * asked from the replica itself; 0 when it did not answer (or was not asked: leader_view_only)
    */
   'appliedIndex'?: (number | string | Long);
   /**
@@ -37,7 +37,7 @@ export interface ReplicaStatus {
    */
   'caughtUp'?: (boolean);
   /**
-   * the replica answered the applied-index question
+   * the replica answered the applied-index question (false when not asked)
    */
   'reachable'?: (boolean);
 }
@@ -50,7 +50,7 @@ export interface ReplicaStatus__Output {
    */
   'matchIndex': (string);
   /**
-   * asked from the replica itself; 0 when it did not answer
+   * asked from the replica itself; 0 when it did not answer (or was not asked: leader_view_only)
    */
   'appliedIndex': (string);
   /**
@@ -58,7 +58,7 @@ export interface ReplicaStatus__Output {
    */
   'caughtUp': (boolean);
   /**
-   * the replica answered the applied-index question
+   * the replica answered the applied-index question (false when not asked)
    */
   'reachable': (boolean);
 }
