@@ -13,6 +13,8 @@ import type { HealthRequest as _keyva_v1_HealthRequest, HealthRequest__Output as
 import type { HealthResponse as _keyva_v1_HealthResponse, HealthResponse__Output as _keyva_v1_HealthResponse__Output } from './keyva/v1/HealthResponse.ts';
 import type { HostReplicaRequest as _keyva_v1_HostReplicaRequest, HostReplicaRequest__Output as _keyva_v1_HostReplicaRequest__Output } from './keyva/v1/HostReplicaRequest.ts';
 import type { HostReplicaResponse as _keyva_v1_HostReplicaResponse, HostReplicaResponse__Output as _keyva_v1_HostReplicaResponse__Output } from './keyva/v1/HostReplicaResponse.ts';
+import type { ListPartitionReplicasRequest as _keyva_v1_ListPartitionReplicasRequest, ListPartitionReplicasRequest__Output as _keyva_v1_ListPartitionReplicasRequest__Output } from './keyva/v1/ListPartitionReplicasRequest.ts';
+import type { ListPartitionReplicasResponse as _keyva_v1_ListPartitionReplicasResponse, ListPartitionReplicasResponse__Output as _keyva_v1_ListPartitionReplicasResponse__Output } from './keyva/v1/ListPartitionReplicasResponse.ts';
 import type { LocalDigestRequest as _keyva_v1_LocalDigestRequest, LocalDigestRequest__Output as _keyva_v1_LocalDigestRequest__Output } from './keyva/v1/LocalDigestRequest.ts';
 import type { LocalDigestResponse as _keyva_v1_LocalDigestResponse, LocalDigestResponse__Output as _keyva_v1_LocalDigestResponse__Output } from './keyva/v1/LocalDigestResponse.ts';
 import type { LocalReplicaRequest as _keyva_v1_LocalReplicaRequest, LocalReplicaRequest__Output as _keyva_v1_LocalReplicaRequest__Output } from './keyva/v1/LocalReplicaRequest.ts';
@@ -65,6 +67,8 @@ export interface ProtoGrpcType {
       HealthResponse: MessageTypeDefinition<_keyva_v1_HealthResponse, _keyva_v1_HealthResponse__Output>
       HostReplicaRequest: MessageTypeDefinition<_keyva_v1_HostReplicaRequest, _keyva_v1_HostReplicaRequest__Output>
       HostReplicaResponse: MessageTypeDefinition<_keyva_v1_HostReplicaResponse, _keyva_v1_HostReplicaResponse__Output>
+      ListPartitionReplicasRequest: MessageTypeDefinition<_keyva_v1_ListPartitionReplicasRequest, _keyva_v1_ListPartitionReplicasRequest__Output>
+      ListPartitionReplicasResponse: MessageTypeDefinition<_keyva_v1_ListPartitionReplicasResponse, _keyva_v1_ListPartitionReplicasResponse__Output>
       LocalDigestRequest: MessageTypeDefinition<_keyva_v1_LocalDigestRequest, _keyva_v1_LocalDigestRequest__Output>
       LocalDigestResponse: MessageTypeDefinition<_keyva_v1_LocalDigestResponse, _keyva_v1_LocalDigestResponse__Output>
       LocalReplicaRequest: MessageTypeDefinition<_keyva_v1_LocalReplicaRequest, _keyva_v1_LocalReplicaRequest__Output>

@@ -24,6 +24,14 @@ export type { HostReplicaRequest, HostReplicaRequest__Output as HostReplicaReque
 export type { HostReplicaResponse, HostReplicaResponse__Output as HostReplicaResponseOut } from '../gen/keyva/v1/HostReplicaResponse.ts';
 export type { KeyValue, KeyValue__Output as KeyValueOut } from '../gen/keyva/v1/KeyValue.ts';
 export type { KVClient } from '../gen/keyva/v1/KV.ts';
+export type {
+  ListPartitionReplicasRequest,
+  ListPartitionReplicasRequest__Output as ListPartitionReplicasRequestOut,
+} from '../gen/keyva/v1/ListPartitionReplicasRequest.ts';
+export type {
+  ListPartitionReplicasResponse,
+  ListPartitionReplicasResponse__Output as ListPartitionReplicasResponseOut,
+} from '../gen/keyva/v1/ListPartitionReplicasResponse.ts';
 export type { LocalDigestRequest, LocalDigestRequest__Output as LocalDigestRequestOut } from '../gen/keyva/v1/LocalDigestRequest.ts';
 export type { LocalDigestResponse, LocalDigestResponse__Output as LocalDigestResponseOut } from '../gen/keyva/v1/LocalDigestResponse.ts';
 export type { LocalReplicaRequest, LocalReplicaRequest__Output as LocalReplicaRequestOut } from '../gen/keyva/v1/LocalReplicaRequest.ts';

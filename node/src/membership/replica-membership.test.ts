@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keyHash, type NodeId } from '@keyva/client/keyspace';
-import type { MembershipChangeResponseOut, PartitionReplicasResponseOut } from '@keyva/proto';
+import type { ListPartitionReplicasResponseOut, MembershipChangeResponseOut, PartitionReplicasResponseOut } from '@keyva/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_TS } from '../engine/types.ts';
 import { freePort } from '../net/free-port.ts';
@@ -214,6 +214,16 @@ describe('replica membership: add a learner, promote, transfer, remove', () => {
     expect(view.leader).toBe('d');
     expect(view.replicas.map((r) => [r.nodeId, r.caughtUp, r.reachable, r.appliedIndex !== '0'])).toEqual(
       ['a', 'b', 'c', 'd'].map((id) => [id, true, id === 'd', id === 'd']),
+    );
+    // ListPartitionReplicas: the same view, of the listed partitions the node leads (once each);
+    // a follower and a partition hosted nowhere are left out; too many ids are refused.
+    const listed = await admin<ListPartitionReplicasResponseOut>('d', 'ListPartitionReplicas', { partitionIds: [PARTITION, 999, PARTITION] });
+    expect(listed.partitions.map((p) => [p.partitionId, p.leader, p.replicas.map((r) => [r.nodeId, r.reachable])])).toEqual([
+      [PARTITION, 'd', view.replicas.map((r) => [r.nodeId, r.reachable])],
+    ]);
+    expect((await admin<ListPartitionReplicasResponseOut>('a', 'ListPartitionReplicas', { partitionIds: [PARTITION] })).partitions).toEqual([]);
+    await expect(admin('d', 'ListPartitionReplicas', { partitionIds: Array.from({ length: 10_001 }, (_, i) => i) })).rejects.toThrow(
+      /at most 10000 partition ids per call/,
     );
     expect(acked.size).toBeGreaterThan(200);
     // d holds every acknowledged write ...

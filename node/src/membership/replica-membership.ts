@@ -43,7 +43,7 @@ import type { RaftStatus } from '../raft/raft.ts';
 import { Refusal } from '../raft/results.ts';
 import { type ConfChange, ConfChangeType, type ConfState, type Entry, type ReplicaId, Role } from '../raft/types.ts';
 import type { GroupContent } from '../replication/group-state-machine.ts';
-import { type MultiRaft, NO_RANGE } from '../replication/multi-raft.ts';
+import { GROUPS_MAX, type MultiRaft, NO_RANGE } from '../replication/multi-raft.ts';
 import type { HashRange } from '../replication/partition-snapshot.ts';
 import type { GroupId } from '../replication/raft-keys.ts';
 import { nodeOf, replicaOf } from '../replication/replica-id.ts';
@@ -383,6 +383,21 @@ export class ReplicaMembership {
     const group = groupOf(partitionId);
     this.leaderStatus(group, partitionId);
     return this.replicasOf(group, partitionId, leaderViewOnly);
+  }
+
+  /**
+   * Admin `ListPartitionReplicas`: the leader's view (as `replicas(id, true)`) of each listed
+   * partition this node leads and serves; the others are left out. Refuses more than GROUPS_MAX ids.
+   */
+  async leaderViews(partitionIds: readonly number[]): Promise<PartitionReplicasResponse[]> {
+    if (partitionIds.length > GROUPS_MAX)
+      throw new KeyVaError('INVALID_ARGUMENT', `at most ${GROUPS_MAX} partition ids per call, got ${partitionIds.length}`, { field: 'partition_ids' });
+    const led = [...new Set(partitionIds)].filter((id) => {
+      const group = groupOf(id);
+      return this.o.raft.raftStatus(group)?.softState.role === Role.Leader && this.o.raft.status(group)?.serving === true;
+    });
+    const views = await Promise.all(led.map((id) => this.replicasOf(groupOf(id), id, true).catch(() => undefined)));
+    return views.filter((v) => v !== undefined);
   }
 
   // --- target side ------------------------------------------------------------------------------

@@ -4,8 +4,9 @@
  * (compare-and-set on the map's epoch) and RegisterNode. Changes are decided by the meta group's
  * leader; another node answers NOT_LEADER with the leader's id and address (no forwarding here).
  * Replica membership of a partition's Raft group (AddLearner, PromoteLearner, RemoveReplica,
- * TransferLeader, GetPartitionReplicas) is served by the partition's leader, and the internal
- * node-to-node steps behind it (HostReplica, DropReplica, LocalReplica) by the target node
+ * TransferLeader, GetPartitionReplicas) is served by the partition's leader, ListPartitionReplicas
+ * by any node (the views of the listed partitions it leads), and the internal node-to-node steps
+ * behind them (HostReplica, DropReplica, LocalReplica) by the target node
  * (`node/src/membership/replica-membership.ts`). SplitPartition records a split in the map and
  * waits for the partition's group to apply it (`node/src/split`, docs/adr/0010-splits.md);
  * MergePartitions checks both partitions' replicas, records the merge and waits for the left
@@ -194,6 +195,9 @@ export function adminGrpcHandlers(src: AdminSource, runner: RequestRunner): grpc
     GetPartitionReplicas: unary('GetPartitionReplicas', (req: { partitionId: number; metaGroup?: boolean; leaderViewOnly?: boolean }) =>
       membershipOf(src).replicas(groupRef(req), req.leaderViewOnly === true),
     ),
+    ListPartitionReplicas: unary('ListPartitionReplicas', async (req: { partitionIds: number[] }) => ({
+      partitions: await membershipOf(src).leaderViews(req.partitionIds),
+    })),
     HostReplica: unary('HostReplica', (req: { partitionId: number; metaGroup?: boolean; start: string; end: string }) => {
       const end = u64(req.end, 'end');
       return membershipOf(src).hostReplica(groupRef(req), { start: u64(req.start, 'start'), end: end === 0n ? HASH_SPACE_END : end });

@@ -23,6 +23,7 @@ export type AdminMethod =
   | 'RemoveReplica'
   | 'TransferLeader'
   | 'GetPartitionReplicas'
+  | 'ListPartitionReplicas'
   | 'LocalReplica'
   | 'SplitPartition'
   | 'MergePartitions'

@@ -6,11 +6,20 @@
  *  - each node's own answer about itself (`Health`, `NodeInfo`: its durable id), and for a node
  *    that is draining, how many partition replicas it really hosts (`LocalReplica` per partition:
  *    the data plane's word, not the map's);
- *  - per partition, the leader's view of the group (`GetPartitionReplicas`: voters, learners,
- *    match indexes, commit index), asked at the map's leader hint, following NOT_LEADER.
+ *  - per partition, the leader's view of the group (voters, learners, match indexes, commit
+ *    index): one `ListPartitionReplicas` per node the map names as a leader, for all the
+ *    partitions it leads; those it left out (a leader changed, an older node, a node down) are
+ *    asked one by one (`GetPartitionReplicas` at the map's leader hint, following NOT_LEADER).
  * What did not answer is left unknown (no leader, health `down`), never guessed.
  */
-import type { GetPartitionMapResponseOut, HealthResponseOut, LocalReplicaResponseOut, NodeInfoResponseOut, PartitionReplicasResponseOut } from '@keyva/proto';
+import type {
+  GetPartitionMapResponseOut,
+  HealthResponseOut,
+  ListPartitionReplicasResponseOut,
+  LocalReplicaResponseOut,
+  NodeInfoResponseOut,
+  PartitionReplicasResponseOut,
+} from '@keyva/proto';
 import { HASH_SPACE_END } from '../placement/cluster-view.ts';
 import {
   type NodeHealth,
@@ -58,6 +67,8 @@ export interface ObservedCluster {
 }
 
 const TiB = 1024 ** 4;
+/** Partition ids per `ListPartitionReplicas` call. */
+export const LIST_REPLICAS_BATCH = 1000;
 const STATE: Record<string, NodeState> = { ACTIVE: 'active', DRAINING: 'draining', REMOVED: 'removed' };
 
 export class Observer {
@@ -128,7 +139,8 @@ export class Observer {
       }),
     );
 
-    // Partitions: the leader's view of each group.
+    // Partitions: the leader's view of each group, from its leader's batch answer if it gave one.
+    const views = await this.leaderViews(m.partitions, addressOf, dl);
     const pending = new Set<number>();
     const mapReplicas = new Map<number, readonly string[]>();
     const partitions: PartitionView[] = await Promise.all(
@@ -142,7 +154,7 @@ export class Observer {
           sizeBytes: 0,
           qps: 0,
         };
-        const r = await this.replicasOf(p.id, [p.leaderHint, ...p.replicas], addressOf, dl);
+        const r = views.get(p.id) ?? (await this.replicasOf(p.id, [p.leaderHint, ...p.replicas], addressOf, dl));
         if (r === undefined) {
           // Nobody leads (or answered): the map's replicas, nothing known about their progress.
           return { ...base, replicas: p.replicas.map((id) => ({ nodeId: nodeId(id), role: 'voter', matchIndex: 0 })), commitIndex: 0 };
@@ -193,6 +205,41 @@ export class Observer {
       }
     }
     throw new Error(`no node answered GetPartitionMap (${errors.join('; ') || 'no address known'})`);
+  }
+
+  /** The views that the nodes the map names as leaders give of their partitions (one call per node and batch). */
+  private async leaderViews(
+    partitions: readonly { id: number; leaderHint: string }[],
+    addressOf: (id: string) => string | undefined,
+    dl: number,
+  ): Promise<Map<number, PartitionReplicasResponseOut>> {
+    const byAddress = new Map<string, number[]>();
+    for (const p of partitions) {
+      const a = p.leaderHint === '' ? undefined : addressOf(p.leaderHint);
+      if (a === undefined) continue;
+      const ids = byAddress.get(a);
+      if (ids === undefined) byAddress.set(a, [p.id]);
+      else ids.push(p.id);
+    }
+    const out = new Map<number, PartitionReplicasResponseOut>();
+    const calls: Promise<void>[] = [];
+    for (const [a, ids] of byAddress) {
+      for (let i = 0; i < ids.length; i += LIST_REPLICAS_BATCH) {
+        const req = { partitionIds: ids.slice(i, i + LIST_REPLICAS_BATCH) };
+        calls.push(
+          this.o.admin.call<ListPartitionReplicasResponseOut>(a, 'ListPartitionReplicas', req, dl).then(
+            (r) => {
+              for (const v of r.partitions) out.set(v.partitionId, v);
+            },
+            () => {
+              // An older node, or one down: its partitions are asked one by one.
+            },
+          ),
+        );
+      }
+    }
+    await Promise.all(calls);
+    return out;
   }
 
   private async replicasOf(

@@ -13,6 +13,8 @@ import type { HealthRequest as _keyva_v1_HealthRequest, HealthRequest__Output as
 import type { HealthResponse as _keyva_v1_HealthResponse, HealthResponse__Output as _keyva_v1_HealthResponse__Output } from '../../keyva/v1/HealthResponse.ts';
 import type { HostReplicaRequest as _keyva_v1_HostReplicaRequest, HostReplicaRequest__Output as _keyva_v1_HostReplicaRequest__Output } from '../../keyva/v1/HostReplicaRequest.ts';
 import type { HostReplicaResponse as _keyva_v1_HostReplicaResponse, HostReplicaResponse__Output as _keyva_v1_HostReplicaResponse__Output } from '../../keyva/v1/HostReplicaResponse.ts';
+import type { ListPartitionReplicasRequest as _keyva_v1_ListPartitionReplicasRequest, ListPartitionReplicasRequest__Output as _keyva_v1_ListPartitionReplicasRequest__Output } from '../../keyva/v1/ListPartitionReplicasRequest.ts';
+import type { ListPartitionReplicasResponse as _keyva_v1_ListPartitionReplicasResponse, ListPartitionReplicasResponse__Output as _keyva_v1_ListPartitionReplicasResponse__Output } from '../../keyva/v1/ListPartitionReplicasResponse.ts';
 import type { LocalDigestRequest as _keyva_v1_LocalDigestRequest, LocalDigestRequest__Output as _keyva_v1_LocalDigestRequest__Output } from '../../keyva/v1/LocalDigestRequest.ts';
 import type { LocalDigestResponse as _keyva_v1_LocalDigestResponse, LocalDigestResponse__Output as _keyva_v1_LocalDigestResponse__Output } from '../../keyva/v1/LocalDigestResponse.ts';
 import type { LocalReplicaRequest as _keyva_v1_LocalReplicaRequest, LocalReplicaRequest__Output as _keyva_v1_LocalReplicaRequest__Output } from '../../keyva/v1/LocalReplicaRequest.ts';
@@ -92,6 +94,15 @@ export interface AdminClient extends grpc.Client {
   hostReplica(argument: _keyva_v1_HostReplicaRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_HostReplicaResponse__Output>): grpc.ClientUnaryCall;
   hostReplica(argument: _keyva_v1_HostReplicaRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_HostReplicaResponse__Output>): grpc.ClientUnaryCall;
   hostReplica(argument: _keyva_v1_HostReplicaRequest, callback: grpc.requestCallback<_keyva_v1_HostReplicaResponse__Output>): grpc.ClientUnaryCall;
+  
+  ListPartitionReplicas(argument: _keyva_v1_ListPartitionReplicasRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_ListPartitionReplicasResponse__Output>): grpc.ClientUnaryCall;
+  ListPartitionReplicas(argument: _keyva_v1_ListPartitionReplicasRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_ListPartitionReplicasResponse__Output>): grpc.ClientUnaryCall;
+  ListPartitionReplicas(argument: _keyva_v1_ListPartitionReplicasRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_ListPartitionReplicasResponse__Output>): grpc.ClientUnaryCall;
+  ListPartitionReplicas(argument: _keyva_v1_ListPartitionReplicasRequest, callback: grpc.requestCallback<_keyva_v1_ListPartitionReplicasResponse__Output>): grpc.ClientUnaryCall;
+  listPartitionReplicas(argument: _keyva_v1_ListPartitionReplicasRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_ListPartitionReplicasResponse__Output>): grpc.ClientUnaryCall;
+  listPartitionReplicas(argument: _keyva_v1_ListPartitionReplicasRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_ListPartitionReplicasResponse__Output>): grpc.ClientUnaryCall;
+  listPartitionReplicas(argument: _keyva_v1_ListPartitionReplicasRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_ListPartitionReplicasResponse__Output>): grpc.ClientUnaryCall;
+  listPartitionReplicas(argument: _keyva_v1_ListPartitionReplicasRequest, callback: grpc.requestCallback<_keyva_v1_ListPartitionReplicasResponse__Output>): grpc.ClientUnaryCall;
   
   LocalDigest(argument: _keyva_v1_LocalDigestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_keyva_v1_LocalDigestResponse__Output>): grpc.ClientUnaryCall;
   LocalDigest(argument: _keyva_v1_LocalDigestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_keyva_v1_LocalDigestResponse__Output>): grpc.ClientUnaryCall;
@@ -216,6 +227,8 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   
   HostReplica: grpc.handleUnaryCall<_keyva_v1_HostReplicaRequest__Output, _keyva_v1_HostReplicaResponse>;
   
+  ListPartitionReplicas: grpc.handleUnaryCall<_keyva_v1_ListPartitionReplicasRequest__Output, _keyva_v1_ListPartitionReplicasResponse>;
+  
   LocalDigest: grpc.handleUnaryCall<_keyva_v1_LocalDigestRequest__Output, _keyva_v1_LocalDigestResponse>;
   
   LocalReplica: grpc.handleUnaryCall<_keyva_v1_LocalReplicaRequest__Output, _keyva_v1_LocalReplicaResponse>;
@@ -249,6 +262,7 @@ export interface AdminDefinition extends grpc.ServiceDefinition {
   GetPartitionReplicas: MethodDefinition<_keyva_v1_GetPartitionReplicasRequest, _keyva_v1_PartitionReplicasResponse, _keyva_v1_GetPartitionReplicasRequest__Output, _keyva_v1_PartitionReplicasResponse__Output>
   Health: MethodDefinition<_keyva_v1_HealthRequest, _keyva_v1_HealthResponse, _keyva_v1_HealthRequest__Output, _keyva_v1_HealthResponse__Output>
   HostReplica: MethodDefinition<_keyva_v1_HostReplicaRequest, _keyva_v1_HostReplicaResponse, _keyva_v1_HostReplicaRequest__Output, _keyva_v1_HostReplicaResponse__Output>
+  ListPartitionReplicas: MethodDefinition<_keyva_v1_ListPartitionReplicasRequest, _keyva_v1_ListPartitionReplicasResponse, _keyva_v1_ListPartitionReplicasRequest__Output, _keyva_v1_ListPartitionReplicasResponse__Output>
   LocalDigest: MethodDefinition<_keyva_v1_LocalDigestRequest, _keyva_v1_LocalDigestResponse, _keyva_v1_LocalDigestRequest__Output, _keyva_v1_LocalDigestResponse__Output>
   LocalReplica: MethodDefinition<_keyva_v1_LocalReplicaRequest, _keyva_v1_LocalReplicaResponse, _keyva_v1_LocalReplicaRequest__Output, _keyva_v1_LocalReplicaResponse__Output>
   MergePartitions: MethodDefinition<_keyva_v1_MergePartitionsRequest, _keyva_v1_MergePartitionsResponse, _keyva_v1_MergePartitionsRequest__Output, _keyva_v1_MergePartitionsResponse__Output>
