@@ -13,7 +13,18 @@
 
 import { encodeHistogram, type FullLatencySummary, mergeHistograms, summarizeFull } from './histogram.ts';
 import { countLeaders, leaderChanges } from './keyva-cluster.ts';
-import { type Live, type LiveOptions, machineInfo, runPhase, startLive, stopLive, type TargetReport, type WorkloadResult, type YcsbReport } from './ycsb.ts';
+import {
+  cpuUsPerOp,
+  type Live,
+  type LiveOptions,
+  machineInfo,
+  runPhase,
+  startLive,
+  stopLive,
+  type TargetReport,
+  type WorkloadResult,
+  type YcsbReport,
+} from './ycsb.ts';
 import type { TargetName } from './ycsb-targets.ts';
 import type { MicroWorkloadName } from './ycsb-workloads.ts';
 
@@ -172,7 +183,7 @@ export function summarize(targets: readonly RoundTarget[], results: readonly Rou
         ...summarizeFull(h),
         clientCores: mean(rs.map((r) => r.clientCpu.cores)),
         serverCores: server.length > 0 ? mean(server) : null,
-        serverCpuUsPerOp: cpuOps > 0 ? (cpuSec / cpuOps) * 1e6 : null,
+        serverCpuUsPerOp: cpuOps > 0 ? cpuUsPerOp(cpuSec, cpuOps) : null,
         otherCores: other.length > 0 ? mean(other) : null,
         histogram: h.totalCount === 0 ? '' : encodeHistogram(h),
       });

@@ -355,6 +355,11 @@ export async function stopLive(L: Live): Promise<void> {
   await L.target.stop();
 }
 
+/** CPU per operation in µs: `cpuSec` CPU seconds spent on `ops` operations (the progress line and the replicated summary). */
+export function cpuUsPerOp(cpuSec: number, ops: number): number {
+  return (cpuSec / ops) * 1e6;
+}
+
 /**
  * Runs one workload on a live target through all its client processes (warm-up first, not
  * measured), with a progress bar, and merges their results with server CPU and RSS.
@@ -450,7 +455,7 @@ export async function runPhase<W extends RunnableWorkload>(
   log(
     `  ${label} ${name.padEnd(14)} ${fmt(result.opsPerSec).padStart(9)} ops/s  p50 ${(result.all.p50Us / 1000).toFixed(2)} ms  p99 ${(result.all.p99Us / 1000).toFixed(2)} ms` +
       `  client CPU ${result.clientCpu.cores.toFixed(2)}  server CPU ${result.serverCpu ? result.serverCpu.cores.toFixed(2) : 'in-process'}` +
-      `${result.serverCpu && result.ops > 0 ? ` (${Math.round((result.serverCpu.cpuSec / result.ops) * 1e6)} µs/op)` : ''}` +
+      `${result.serverCpu && result.ops > 0 ? ` (${Math.round(cpuUsPerOp(result.serverCpu.cpuSec, result.ops))} µs/op)` : ''}` +
       `${result.machineCpu ? `  other load ${result.machineCpu.otherCores.toFixed(2)}` : ''}` +
       `${result.serverRss ? `  RSS ${(result.serverRss.maxBytes / 2 ** 20).toFixed(0)} MiB` : ''}${result.errors > 0 ? `  ERRORS ${result.errors}: ${result.errorSamples[0]}` : ''}`,
   );
