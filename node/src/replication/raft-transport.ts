@@ -30,7 +30,7 @@ import { widenReceiveWindow } from './snapshot-flow-window.ts';
 import { RateLimiter, SNAPSHOT_BYTES_PER_SECOND_DEFAULT } from './snapshot-rate-limiter.ts';
 import { SnapshotReceiver, type SnapshotReceiveStats } from './snapshot-receiver.ts';
 import { isStreamedSnapshotMessage, type SnapshotHost, SnapshotSender, type SnapshotSendStats, type SnapshotTransfer } from './snapshot-sender.ts';
-import { SnapshotSocketServer } from './snapshot-socket-server.ts';
+import { SnapshotSocketThread } from './snapshot-socket-thread.ts';
 
 /** Messages waiting for one peer, at most; older ones are dropped first. */
 export const PEER_QUEUE_MAX = 10_000;
@@ -139,7 +139,7 @@ export class RaftTransport {
   private readonly snapshotClients = new Map<string, { address: string; client: RaftClient }>();
   private snapshotSender: SnapshotSender | undefined;
   private snapshotReceiver: SnapshotReceiver | undefined;
-  private snapshotSocketServer: SnapshotSocketServer | undefined;
+  private snapshotSocketServer: SnapshotSocketThread | undefined;
   private readonly o: RaftTransportOptions;
   private readonly now: () => number;
   private closed = false;
@@ -174,16 +174,7 @@ export class RaftTransport {
   async startSnapshotSocket(): Promise<number | undefined> {
     const where = this.o.snapshotSocket;
     if (where === undefined || this.closed) return undefined;
-    const server = new SnapshotSocketServer({
-      ...where,
-      serve: (call, answer) => {
-        const receiver = this.snapshotReceiver;
-        if (receiver === undefined || this.closed) {
-          answer(unavailable('this node takes no snapshots now'));
-          call.destroy();
-        } else receiver.serveFiles(call, answer);
-      },
-    });
+    const server = new SnapshotSocketThread({ ...where, receiver: () => (this.closed ? undefined : this.snapshotReceiver) });
     this.snapshotSocketServer = server;
     return await server.listen();
   }

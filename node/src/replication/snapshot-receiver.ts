@@ -1,7 +1,7 @@
 /**
  * The receiving side of a streamed snapshot (`SendSnapshot`, see `snapshot-sender.ts`). Frames
- * are handled one at a time (the call is paused while a chunk is written, so gRPC flow control
- * holds the sender back): the header is checked (addressed to this node, a data group hosted
+ * are handled one at a time, in order; up to `RECEIVE_QUEUE_BYTES` wait behind the one being
+ * handled, beyond that the call is paused (so flow control holds the sender back): the header is checked (addressed to this node, a data group hosted
  * here, a streamed snapshot message), any earlier partial staging of the same snapshot is
  * cleared, every chunk is walked (`checkRows`: well-formed, every row inside the group's range) and staged as it came
  * (`SnapshotStaging`); the `done` frame's totals must match. Then the staging is marked
@@ -25,15 +25,11 @@ import type { Message } from '../raft/messages.ts';
 import { decodeMessage } from './raft-codec.ts';
 import type { GroupId } from './raft-keys.ts';
 import { widenReceiveWindow } from './snapshot-flow-window.ts';
+import { FrameQueue, SNAPSHOT_IDLE_TIMEOUT_MS, STAGING_WRITES_IN_FLIGHT } from './snapshot-frame-queue.ts';
 import { isStreamedSnapshotMessage, type SnapshotHost } from './snapshot-sender.ts';
 import type { SnapshotAnswer, SnapshotCall } from './snapshot-socket-server.ts';
-import { type StagedSnapshotId, type StagedSstFile, sstKindOfCode } from './snapshot-staging.ts';
-
-/** Chunk staging writes a transfer keeps queued while it reads the next frames. */
-const STAGING_WRITES_IN_FLIGHT = 2;
-
-/** A transfer with no frame for this long is abandoned (its sender froze; the group is freed for another). */
-export const SNAPSHOT_IDLE_TIMEOUT_MS = 30_000;
+import { invalidSnapshot, SstPieces } from './snapshot-sst-pieces.ts';
+import type { StagedSnapshotId } from './snapshot-staging.ts';
 
 export interface SnapshotReceiveStats {
   received: number;
@@ -66,9 +62,8 @@ class FormUnsupportedError extends Error {}
 
 interface Receiving {
   form: Form;
-  /** SST form: the file being received (its kind code; 0 before the first piece) and the bytes of each file so far. */
-  sstKind: number;
-  readonly sstBytes: Map<number, number>;
+  /** SST form: the files' pieces so far. */
+  pieces: SstPieces | undefined;
   from: string;
   group: GroupId;
   message: Message;
@@ -81,8 +76,12 @@ interface Receiving {
   staged: boolean;
 }
 
-function invalid(what: string): KeyVaError {
-  return new KeyVaError('INVALID_ARGUMENT', `snapshot stream: ${what}`);
+const invalid = invalidSnapshot;
+
+/** The gRPC status a failed transfer is answered with. */
+export function snapshotErrorCode(err: Error): number {
+  if (err instanceof FormUnsupportedError) return grpc.status.UNIMPLEMENTED;
+  return err instanceof KeyVaError && err.code === 'INVALID_ARGUMENT' ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE;
 }
 
 export class SnapshotReceiver {
@@ -91,6 +90,8 @@ export class SnapshotReceiver {
   private readonly now: () => number;
   /** Groups with a transfer in progress. */
   private readonly busy = new Set<GroupId>();
+  /** Transfers over the snapshot socket being staged by its thread, by connection (`acceptRemote`). */
+  private readonly remote = new Map<number, Receiving>();
   /** Transfers past their header, and since when (ms) at least one was; the time before it. */
   private active = 0;
   private activeSince = 0;
@@ -138,8 +139,59 @@ export class SnapshotReceiver {
     return this.o.host.staging.sst !== undefined && this.o.host.engine.sst !== undefined;
   }
 
-  /** The same transfer as `handleFiles`, over a connection of the snapshot socket (`snapshot-socket-server.ts`, ADR 0014). */
-  readonly serveFiles = (call: SnapshotCall, answer: SnapshotAnswer): void => this.serve(call, answer, 'sst');
+  /**
+   * The header of transfer `conn` over the snapshot socket, whose thread stages the files
+   * (`snapshot-socket-thread.ts`): checked, and its group claimed, as for `handleFiles`; throws
+   * what the transfer is to be answered with (`snapshotErrorCode`). Where to stage is returned.
+   */
+  acceptRemote(conn: number, f: SnapshotFrameOut): { group: GroupId; id: StagedSnapshotId; dir: string } {
+    const dir = this.o.host.staging.sst?.dir;
+    if (!this.takesFiles() || dir === undefined) throw this.noFiles();
+    const st = this.begin(f, 'sst');
+    this.remote.set(conn, st);
+    return { group: st.group, id: st.id, dir };
+  }
+
+  /** `bytes` more arrived on a transfer the socket's thread stages. */
+  remoteBytes(bytes: number): void {
+    this.counts.bytesReceived += bytes;
+  }
+
+  /**
+   * Transfer `conn` is staged durably by the socket's thread (`rows` received; 0 when it was
+   * staged already): its message is stepped into the group, as `handleFiles` does.
+   */
+  remoteStaged(conn: number, rows: number): void {
+    const st = this.remote.get(conn);
+    if (st === undefined) throw new KeyVaError('UNAVAILABLE', `snapshot transfer ${conn} is not in progress`);
+    this.remote.delete(conn);
+    this.counts.rowsReceived += rows;
+    this.o.deliver(st.from, st.group, st.message);
+    this.ended(st, true);
+  }
+
+  /** Transfer `conn` failed on the socket's thread (which cleared what it staged), before or after `acceptRemote`. */
+  remoteFailed(conn: number): void {
+    const st = this.remote.get(conn);
+    if (st === undefined) {
+      this.counts.failed++;
+      return;
+    }
+    this.remote.delete(conn);
+    this.ended(st, false);
+  }
+
+  /** Frees the group of transfer `st` and counts it. */
+  private ended(st: Receiving, ok: boolean): void {
+    this.busy.delete(st.group);
+    this.transferEnded();
+    if (ok) this.counts.received++;
+    else this.counts.failed++;
+  }
+
+  private noFiles(): FormUnsupportedError {
+    return new FormUnsupportedError(`node ${this.o.self} cannot ingest SST files (its RocksDB binding has no SST calls): send rows`);
+  }
 
   private serve(call: SnapshotCall, callback: SnapshotAnswer, form: Form): void {
     let st: Receiving | undefined;
@@ -161,36 +213,26 @@ export class SnapshotReceiver {
       finished = true;
       clearTimeout(idle);
       const cur = st;
-      if (cur !== undefined) {
-        this.busy.delete(cur.group);
-        this.transferEnded();
-      }
+      if (cur !== undefined) this.ended(cur, err === undefined);
       if (err === undefined) {
-        this.counts.received++;
         callback(null, ack);
         return;
       }
-      this.counts.failed++;
+      if (cur === undefined) this.counts.failed++;
       if (cur !== undefined && !cur.staged) {
         // After the staging writes still queued, so none lands behind the clearing.
         Promise.allSettled(staging.splice(0))
           .then(() => stage.clear(cur.group, { only: cur.id }))
           .catch(() => undefined);
       }
-      const code =
-        err instanceof FormUnsupportedError
-          ? grpc.status.UNIMPLEMENTED
-          : err instanceof KeyVaError && err.code === 'INVALID_ARGUMENT'
-            ? grpc.status.INVALID_ARGUMENT
-            : grpc.status.UNAVAILABLE;
+      const code = snapshotErrorCode(err);
       callback({ code, details: err.message, name: 'SnapshotError', message: err.message, metadata: new grpc.Metadata() });
       call.destroy();
     };
     const onFrame = async (f: SnapshotFrameOut): Promise<void> => {
       if (finished) return;
       if (st === undefined) {
-        if (form === 'sst' && !this.takesFiles())
-          throw new FormUnsupportedError(`node ${this.o.self} cannot ingest SST files (its RocksDB binding has no SST calls): send rows`);
+        if (form === 'sst' && !this.takesFiles()) throw this.noFiles();
         st = this.begin(f, form);
         if ((await stage.totals(st.group, st.id)) !== undefined) st.staged = true;
         else await stage.clear(st.group, { only: st.id });
@@ -236,14 +278,15 @@ export class SnapshotReceiver {
       this.counts.rowsReceived += rows;
       this.counts.bytesReceived += f.rows.length;
     };
+    const queue = new FrameQueue(call);
     call.on('data', (f: SnapshotFrameOut) => {
       watchIdle();
-      call.pause();
+      const size = queue.add(f);
       chain = chain
         .then(() => onFrame(f))
         .then(
           () => {
-            if (!finished) call.resume();
+            if (!finished) queue.done(size);
           },
           (e: Error) => finish(e),
         );
@@ -268,36 +311,21 @@ export class SnapshotReceiver {
   ): Promise<void> {
     const stage = this.o.host.staging.sst;
     if (stage === undefined) throw new FormUnsupportedError('no SST staging');
+    st.pieces ??= new SstPieces(stage, st.group, st.id);
     if (f.done) {
-      if (Number(f.totalBytes) !== st.bytes) throw invalid(`totals ${f.totalBytes} bytes, received ${st.bytes}`);
-      const files: StagedSstFile[] = [];
-      for (const s of f.sstFiles) {
-        const kind = sstKindOfCode(s.kind);
-        if (kind === undefined) throw invalid(`unknown SST file kind ${s.kind}`);
-        if (Number(s.bytes) !== (st.sstBytes.get(s.kind) ?? -1))
-          throw invalid(`${kind} file: ${s.bytes} bytes listed, ${st.sstBytes.get(s.kind) ?? 0} received`);
-        files.push({ kind, bytes: Number(s.bytes), crc32: s.crc32 });
-      }
-      if (files.length !== st.sstBytes.size) throw invalid(`${st.sstBytes.size} SST files received, ${files.length} listed`);
+      const files = st.pieces.files(f);
       while (staging.length > 0) await staging.shift();
       const rows = Number(f.totalRows);
-      await stage.completeSst(st.group, st.id, files, { rows, bytes: st.bytes });
+      await stage.completeSst(st.group, st.id, files, { rows, bytes: st.pieces.bytes });
       this.counts.rowsReceived += rows;
       this.o.deliver(st.from, st.group, st.message);
-      finish(undefined, { rows, bytes: st.bytes });
+      finish(undefined, { rows, bytes: st.pieces.bytes });
       return;
     }
-    const kind = sstKindOfCode(f.sstKind);
-    if (kind === undefined) throw invalid(`unknown SST file kind ${f.sstKind}`);
-    if (f.sstKind < st.sstKind) throw invalid(`SST file ${kind} after a later one`);
-    const first = f.sstKind !== st.sstKind;
-    st.sstKind = f.sstKind;
     if (staging.length >= STAGING_WRITES_IN_FLIGHT) await staging.shift();
-    const write = stage.stageSst(st.group, st.id, kind, f.sstData, first);
+    const write = st.pieces.piece(f);
     write.catch(() => undefined); // awaited before the next write past the bound, or at the end
     staging.push(write);
-    st.sstBytes.set(f.sstKind, (st.sstBytes.get(f.sstKind) ?? 0) + f.sstData.length);
-    st.bytes += f.sstData.length;
     this.counts.bytesReceived += f.sstData.length;
   }
 
@@ -323,6 +351,6 @@ export class SnapshotReceiver {
     this.busy.add(group);
     this.transferStarted();
     const id = { index: m.snapshot.metadata.index, term: m.snapshot.metadata.term };
-    return { form, sstKind: 0, sstBytes: new Map(), from: f.fromNode, group, message: m, id, range, seq: 0, rows: 0, bytes: 0, staged: false };
+    return { form, pieces: undefined, from: f.fromNode, group, message: m, id, range, seq: 0, rows: 0, bytes: 0, staged: false };
   }
 }

@@ -9,6 +9,13 @@ import type { SnapshotAckOut } from '@keyva/proto';
 import { encodeSocketFrame, SocketAnswerReader } from './snapshot-socket.ts';
 import { answerWithin, drained, type TransferCall } from './transfer-call.ts';
 
+/**
+ * Bytes a transfer may have queued on its socket before a write waits for 'drain'. Waiting after
+ * every 1 MiB piece instead cost an event-loop turn per piece on a busy node; libuv writes what
+ * is queued without JavaScript as the peer reads.
+ */
+export const SOCKET_SEND_WINDOW_BYTES = 8 << 20;
+
 /** The peer's snapshot socket could not be reached: nothing was sent on it. */
 export class SocketConnectError extends Error {}
 
@@ -25,7 +32,15 @@ export class SocketAnswerError extends Error {
 }
 
 export async function connectSnapshotSocket(host: string, port: number, connectTimeoutMs: number): Promise<TransferCall> {
-  const socket = net.connect({ host, port, noDelay: true, allowHalfOpen: true });
+  // (Node's socket takes the Duplex option; @types/node does not declare it on connect's options.)
+  const options: net.NetConnectOpts & { writableHighWaterMark: number } = {
+    host,
+    port,
+    noDelay: true,
+    allowHalfOpen: true,
+    writableHighWaterMark: SOCKET_SEND_WINDOW_BYTES,
+  };
+  const socket = net.connect(options);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       socket.destroy();

@@ -1,7 +1,8 @@
 /**
  * The receiving end of the snapshot socket (ADR 0014; wire format in `snapshot-socket.ts`): a TCP
- * listener whose every connection is one `SendSnapshotFiles` transfer. Each connection is
- * wrapped as the call the `SnapshotReceiver` serves (`SnapshotCall`): frames are parsed from
+ * listener whose every connection is one `SendSnapshotFiles` transfer, run on the snapshot
+ * socket's thread (`snapshot-socket-worker.ts`). Each connection is wrapped as a call of the
+ * shape the `SnapshotReceiver` serves over gRPC (`SnapshotCall`): frames are parsed from
  * the socket and emitted one at a time; `pause` stops both the emitting and the socket (TCP flow
  * control then holds the sender back, as HTTP/2's does on the gRPC call); the answer is written
  * back and the socket closed. Bytes that are not a transfer (wrong preamble, an oversized or

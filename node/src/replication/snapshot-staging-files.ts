@@ -75,6 +75,7 @@ export class FileSnapshotStaging implements SnapshotStaging {
   constructor(dir: string) {
     this.dir = dir;
     this.sst = {
+      dir,
       stageSst: (group, id, kind, bytes, first) => this.stageSst(group, id, kind, bytes, first),
       completeSst: (group, id, files, t) => this.completeSst(group, id, files, t),
       sstPath: (group, id, kind) => join(this.dir, `g${group}-${id.index}-${id.term}.${SST_LETTER[kind]}.sst`),
@@ -195,9 +196,14 @@ export class FileSnapshotStaging implements SnapshotStaging {
         done.push(w);
         if (w.size !== f.bytes || w.crc !== f.crc32)
           throw storageError(`${what}: ${f.kind} file staged ${w.size} bytes (crc ${w.crc}), listed ${f.bytes} (crc ${f.crc32})`);
-        await w.tail;
-        await (await w.fh).sync();
       }
+      // The files' fsyncs at once: each waits for a pool thread and the disk.
+      await Promise.all(
+        done.map(async (w) => {
+          await w.tail;
+          await (await w.fh).sync();
+        }),
+      );
     } finally {
       for (const w of done) await closeWriting(w);
     }

@@ -47,6 +47,8 @@ export interface StagedSstFile {
 
 /** Staging of snapshots that arrive as SST files (ADR 0013). */
 export interface SstStaging {
+  /** The directory the files are staged in (the snapshot socket's thread stages there with a `FileSnapshotStaging` of its own). */
+  readonly dir: string;
   /** Appends `bytes` to staged file `kind` of snapshot `id` (`first`: starts it anew). Calls for one snapshot land in call order. */
   stageSst(group: number, id: StagedSnapshotId, kind: SstKind, bytes: Buffer, first: boolean): Promise<void>;
   /**
