@@ -174,7 +174,7 @@ export class RaftTransport {
   async startSnapshotSocket(): Promise<number | undefined> {
     const where = this.o.snapshotSocket;
     if (where === undefined || this.closed) return undefined;
-    const server = new SnapshotSocketThread({ ...where, receiver: () => (this.closed ? undefined : this.snapshotReceiver) });
+    const server = new SnapshotSocketThread({ ...where, receiver: () => this.snapshotReceiver });
     this.snapshotSocketServer = server;
     return await server.listen();
   }

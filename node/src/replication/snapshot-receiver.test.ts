@@ -310,6 +310,26 @@ describe('SnapshotReceiver', () => {
     expect(s.t.snapshotStats().receive?.failed).toBe(cases.length);
   });
 
+  it('a transfer over the snapshot socket in progress when the node closes it is counted failed and frees its group', async () => {
+    const s = await setup({ sst: true });
+    const piece = Buffer.alloc(100, 7);
+    const socket = net.connect({ host: '127.0.0.1', port: s.socketPort, allowHalfOpen: true });
+    socket.on('error', () => undefined);
+    socket.write(Buffer.concat([header(), { sstKind: 1, sstData: piece }].map((f, i) => encodeSocketFrame(f, i === 0))));
+    // The socket's thread staged the piece and told the event loop: the transfer holds its group.
+    await expect.poll(() => s.t.snapshotStats().receive?.bytesReceived, { timeout: 5_000, interval: 10 }).toBe(100);
+    const before = s.t.snapshotStats().receive;
+    expect(before?.failed).toBe(0);
+    s.t.close();
+    const after = s.t.snapshotStats().receive;
+    expect(after?.failed).toBe(1);
+    const ms = after?.receivingMs ?? 0;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(s.t.snapshotStats().receive?.receivingMs).toBe(ms); // no transfer in progress any more
+    expect(s.delivered).toEqual([]);
+    socket.destroy();
+  });
+
   it('the snapshot socket of a node that takes no snapshots yet answers UNAVAILABLE and stays up', async () => {
     const t = new RaftTransport({ self: 'b', addressOf: () => undefined, onReceive: () => undefined, snapshotSocket: { host: '127.0.0.1', port: 0 } });
     cleanup.push(() => t.close());

@@ -74,12 +74,14 @@ export class SnapshotSocketThread {
         // Peers then cannot reach the socket and send over gRPC (snapshot-sender.ts); what was in flight failed.
         this.bound = 0;
         this.release();
+        if (this.worker === worker) this.worker = undefined;
         reject(new Error(`snapshot socket thread exited (${code})`));
       });
     });
   }
 
   private onMessage(worker: Worker, m: FromSocketThread): void {
+    if (this.worker !== worker) return; // closed: what the thread still said is moot
     const receiver = this.o.receiver();
     const reply = (r: ToSocketThread): void => worker.postMessage(r);
     if (m.t === 'header') {
