@@ -1,9 +1,10 @@
 /**
  * The receiving side of a streamed snapshot (`SendSnapshot`, see `snapshot-sender.ts`). Frames
  * are handled one at a time, in order; up to `RECEIVE_QUEUE_BYTES` wait behind the one being
- * handled, beyond that the call is paused (so flow control holds the sender back): the header is checked (addressed to this node, a data group hosted
- * here, a streamed snapshot message), any earlier partial staging of the same snapshot is
- * cleared, every chunk is walked (`checkRows`: well-formed, every row inside the group's range) and staged as it came
+ * handled, beyond that the call is paused (so flow control holds the sender back). The header
+ * is checked (addressed to this node, a data group hosted here, a streamed snapshot message),
+ * any earlier partial staging of the same snapshot is cleared, every chunk is walked
+ * (`checkRows`: well-formed, every row inside the group's range) and staged as it came
  * (`SnapshotStaging`); the `done` frame's totals must match. Then the staging is marked
  * complete (synced) and only then is the Raft message stepped into the group: the core never
  * sees a snapshot whose rows are not all on disk, and the partition's data is untouched until
@@ -15,7 +16,10 @@
  * `handleFiles` (`SendSnapshotFiles`) takes the same snapshot as SST files (ADR 0013): pieces
  * staged in order per file (`SstStaging`), and at the `done` frame each file's size and CRC-32
  * checked against the sender's list before the staging is marked complete. A node whose engine
- * cannot ingest SST files answers UNIMPLEMENTED (its peers then send rows).
+ * cannot ingest SST files answers UNIMPLEMENTED (its peers then send rows). Over the snapshot
+ * socket, the socket's thread walks the frames and stages the files itself
+ * (`snapshot-socket-worker.ts`); the receiver checks the header (`acceptRemote`) and steps the
+ * staged snapshot into its group (`remoteStaged`), with the same rules and metrics.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { SnapshotAck, SnapshotFrameOut } from '@keyva/proto';
@@ -25,10 +29,10 @@ import type { Message } from '../raft/messages.ts';
 import { decodeMessage } from './raft-codec.ts';
 import type { GroupId } from './raft-keys.ts';
 import { widenReceiveWindow } from './snapshot-flow-window.ts';
-import { FrameQueue, SNAPSHOT_IDLE_TIMEOUT_MS, STAGING_WRITES_IN_FLIGHT } from './snapshot-frame-queue.ts';
+import { driveTransfer, STAGING_WRITES_IN_FLIGHT } from './snapshot-frame-queue.ts';
 import { isStreamedSnapshotMessage, type SnapshotHost } from './snapshot-sender.ts';
 import type { SnapshotAnswer, SnapshotCall } from './snapshot-socket-server.ts';
-import { invalidSnapshot, SstPieces } from './snapshot-sst-pieces.ts';
+import { invalidSnapshot, SstPieces, snapshotFailureCode } from './snapshot-sst-pieces.ts';
 import type { StagedSnapshotId } from './snapshot-staging.ts';
 
 export interface SnapshotReceiveStats {
@@ -80,8 +84,7 @@ const invalid = invalidSnapshot;
 
 /** The gRPC status a failed transfer is answered with. */
 export function snapshotErrorCode(err: Error): number {
-  if (err instanceof FormUnsupportedError) return grpc.status.UNIMPLEMENTED;
-  return err instanceof KeyVaError && err.code === 'INVALID_ARGUMENT' ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE;
+  return err instanceof FormUnsupportedError ? grpc.status.UNIMPLEMENTED : snapshotFailureCode(err);
 }
 
 export class SnapshotReceiver {
@@ -196,22 +199,13 @@ export class SnapshotReceiver {
   private serve(call: SnapshotCall, callback: SnapshotAnswer, form: Form): void {
     let st: Receiving | undefined;
     let finished = false;
-    let chain: Promise<void> = Promise.resolve();
     /** Staging writes submitted and not yet awaited, oldest first. */
     const staging: Promise<void>[] = [];
     const stage = this.o.host.staging;
-    let idle: ReturnType<typeof setTimeout> | undefined;
-    const watchIdle = (): void => {
-      clearTimeout(idle);
-      idle = setTimeout(() => {
-        chain = chain.then(() => finish(new KeyVaError('UNAVAILABLE', `snapshot stream idle for ${SNAPSHOT_IDLE_TIMEOUT_MS} ms`)));
-      }, SNAPSHOT_IDLE_TIMEOUT_MS);
-    };
-    watchIdle();
     const finish = (err: Error | undefined, ack?: SnapshotAck): void => {
       if (finished) return;
       finished = true;
-      clearTimeout(idle);
+      driver.stop();
       const cur = st;
       if (cur !== undefined) this.ended(cur, err === undefined);
       if (err === undefined) {
@@ -278,28 +272,7 @@ export class SnapshotReceiver {
       this.counts.rowsReceived += rows;
       this.counts.bytesReceived += f.rows.length;
     };
-    const queue = new FrameQueue(call);
-    call.on('data', (f: SnapshotFrameOut) => {
-      watchIdle();
-      const size = queue.add(f);
-      chain = chain
-        .then(() => onFrame(f))
-        .then(
-          () => {
-            if (!finished) queue.done(size);
-          },
-          (e: Error) => finish(e),
-        );
-    });
-    call.on('end', () => {
-      chain = chain.then(() => finish(new KeyVaError('UNAVAILABLE', 'snapshot stream ended before its last frame')));
-    });
-    call.on('error', () => {
-      chain = chain.then(() => finish(new KeyVaError('UNAVAILABLE', 'snapshot stream broke off')));
-    });
-    call.on('cancelled', () => {
-      chain = chain.then(() => finish(new KeyVaError('UNAVAILABLE', 'snapshot stream cancelled by the sender')));
-    });
+    const driver = driveTransfer(call, { onFrame, fail: (e) => finish(e), finished: () => finished });
   }
 
   /** A frame of an SST-form transfer after its header (see the file comment). */

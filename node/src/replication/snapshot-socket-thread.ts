@@ -6,9 +6,9 @@
  * the snapshot into its group) and hears of failures (`remoteFailed`), so the receiver's checks,
  * its one-transfer-per-group rule and its metrics are the same as for a transfer over gRPC.
  *
- * Before, the socket was served on the event loop: on a node busy with clients, each of its
- * turns read at most 2 MiB (libuv's 32 reads of 64 KiB per turn) and a transfer waited a turn
- * per frame, so a 9 MiB snapshot took 110-320 ms to arrive (ADR 0014 amendment "session 15").
+ * Served on the event loop, a transfer waited for turns of a loop busy with clients: at most
+ * 2 MiB read per turn (libuv reads 64 KiB at most 32 times), and a turn per frame. On the thread
+ * it waits for the sender and the disk only (measurements in ADR 0014's amendment "session 15").
  */
 import { Worker } from 'node:worker_threads';
 import type { SnapshotFrameOut } from '@keyva/proto';

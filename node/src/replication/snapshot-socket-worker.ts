@@ -6,21 +6,20 @@
  * group hosted and free, where to stage; answered `go` or `refuse`) and once it is staged and
  * synced (`staged`: the event loop steps the Raft message into its group and sends the
  * `answer`). A transfer that fails is reported (`failed`), after `go` once its partial
- * staging is cleared; bytes received are reported as they arrive (`bytes`, for the node's metrics). The frames are walked as on the gRPC call (`SstPieces`, `FrameQueue`).
+ * staging is cleared; bytes received are reported as they arrive (`bytes`, for the node's
+ * metrics). The frames are walked as on the gRPC call (`driveTransfer`, `SstPieces`).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ServerErrorResponse } from '@grpc/grpc-js';
 import type { SnapshotFrameOut } from '@keyva/proto';
-import { KeyVaError } from '@keyva/proto/errors';
-import { FrameQueue, SNAPSHOT_IDLE_TIMEOUT_MS, STAGING_WRITES_IN_FLIGHT } from './snapshot-frame-queue.ts';
+import { driveTransfer, STAGING_WRITES_IN_FLIGHT } from './snapshot-frame-queue.ts';
 import { type SnapshotAnswer, type SnapshotCall, SnapshotSocketServer } from './snapshot-socket-server.ts';
 import type { FromSocketThread, SocketThreadInit, ToSocketThread } from './snapshot-socket-thread.ts';
-import { SstPieces } from './snapshot-sst-pieces.ts';
+import { SstPieces, snapshotFailureCode } from './snapshot-sst-pieces.ts';
 import type { StagedSnapshotId } from './snapshot-staging.ts';
 import { FileSnapshotStaging } from './snapshot-staging-files.ts';
 
-/** grpc status codes (this file loads no grpc-js). */
-const INVALID_ARGUMENT = 3;
+/** grpc status UNAVAILABLE (this file loads no grpc-js). */
 const UNAVAILABLE = 14;
 
 /** An error the event loop answered (refused header, or a failure after staging), with its gRPC code. */
@@ -33,7 +32,7 @@ class Answered extends Error {
 }
 
 function errorResponse(e: Error): ServerErrorResponse {
-  const code = e instanceof Answered ? e.code : e instanceof KeyVaError && e.code === 'INVALID_ARGUMENT' ? INVALID_ARGUMENT : UNAVAILABLE;
+  const code = e instanceof Answered ? e.code : snapshotFailureCode(e);
   return { code, details: e.message, name: 'SnapshotError', message: e.message };
 }
 
@@ -82,20 +81,11 @@ function serve(call: SnapshotCall, answer: SnapshotAnswer): void {
   const conn = nextConn++;
   let st: Accepted | undefined;
   let finished = false;
-  let chain: Promise<void> = Promise.resolve();
   const writes: Promise<void>[] = [];
-  let idle: ReturnType<typeof setTimeout> | undefined;
-  const watchIdle = (): void => {
-    clearTimeout(idle);
-    idle = setTimeout(() => {
-      chain = chain.then(() => finish(new KeyVaError('UNAVAILABLE', `snapshot stream idle for ${SNAPSHOT_IDLE_TIMEOUT_MS} ms`)));
-    }, SNAPSHOT_IDLE_TIMEOUT_MS);
-  };
-  watchIdle();
   const finish = (err: Error | undefined, rows = 0, bytes = 0): void => {
     if (finished) return;
     finished = true;
-    clearTimeout(idle);
+    driver.stop();
     if (err === undefined) {
       answer(null, { rows, bytes });
       return;
@@ -145,25 +135,7 @@ function serve(call: SnapshotCall, answer: SnapshotAnswer): void {
     writes.push(write);
     post({ t: 'bytes', conn, bytes: f.sstData.length }); // the node's received-bytes metric, as the bytes arrive
   };
-  const queue = new FrameQueue(call);
-  call.on('data', (f: SnapshotFrameOut) => {
-    watchIdle();
-    const size = queue.add(f);
-    chain = chain
-      .then(() => onFrame(f))
-      .then(
-        () => {
-          if (!finished) queue.done(size);
-        },
-        (e: Error) => finish(e),
-      );
-  });
-  call.on('end', () => {
-    chain = chain.then(() => finish(new KeyVaError('UNAVAILABLE', 'snapshot stream ended before its last frame')));
-  });
-  call.on('error', () => {
-    chain = chain.then(() => finish(new KeyVaError('UNAVAILABLE', 'snapshot stream broke off')));
-  });
+  const driver = driveTransfer(call, { onFrame, fail: (e) => finish(e), finished: () => finished });
 }
 
 const server = new SnapshotSocketServer({ host: init.host, port: init.port, serve });

@@ -14,6 +14,15 @@ export function invalidSnapshot(what: string): KeyVaError {
   return new KeyVaError('INVALID_ARGUMENT', `snapshot stream: ${what}`);
 }
 
+/**
+ * The gRPC status a transfer that failed with `err` is answered with: INVALID_ARGUMENT for
+ * malformed input, else UNAVAILABLE (the leader retries). Numeric: the socket's thread loads no
+ * grpc-js.
+ */
+export function snapshotFailureCode(err: Error): number {
+  return err instanceof KeyVaError && err.code === 'INVALID_ARGUMENT' ? 3 : 14;
+}
+
 export class SstPieces {
   private readonly stage: SstStaging;
   private readonly group: number;
