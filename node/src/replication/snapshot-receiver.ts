@@ -184,6 +184,12 @@ export class SnapshotReceiver {
     this.ended(st, false);
   }
 
+  /** Every transfer the socket's thread was staging failed (the thread stopped). */
+  remoteAllFailed(): void {
+    for (const st of this.remote.values()) this.ended(st, false);
+    this.remote.clear();
+  }
+
   /** Frees the group of transfer `st` and counts it. */
   private ended(st: Receiving, ok: boolean): void {
     this.busy.delete(st.group);

@@ -48,8 +48,6 @@ export class SnapshotSocketThread {
   private readonly o: SnapshotSocketThreadOptions;
   private worker: Worker | undefined;
   private bound = 0;
-  /** Connections accepted by the receiver (`acceptRemote`) and not yet ended. */
-  private readonly accepted = new Set<number>();
 
   constructor(o: SnapshotSocketThreadOptions) {
     this.o = o;
@@ -93,13 +91,11 @@ export class SnapshotSocketThread {
       const frame = { fromNode: m.fromNode, toNode: m.toNode, group: m.group, message } as SnapshotFrameOut;
       try {
         const { group, id, dir } = receiver.acceptRemote(m.conn, frame);
-        this.accepted.add(m.conn);
         reply({ t: 'go', conn: m.conn, group, id, dir });
       } catch (e) {
         reply({ t: 'refuse', conn: m.conn, code: snapshotErrorCode(e as Error), details: (e as Error).message });
       }
     } else if (m.t === 'staged') {
-      this.accepted.delete(m.conn);
       try {
         if (receiver === undefined) throw new Error('this node takes no snapshots now');
         receiver.remoteStaged(m.conn, m.rows);
@@ -108,17 +104,12 @@ export class SnapshotSocketThread {
         reply({ t: 'answer', conn: m.conn, code: snapshotErrorCode(e as Error), details: (e as Error).message });
       }
     } else if (m.t === 'bytes') receiver?.remoteBytes(m.bytes);
-    else if (m.t === 'failed') {
-      this.accepted.delete(m.conn);
-      receiver?.remoteFailed(m.conn);
-    }
+    else if (m.t === 'failed') receiver?.remoteFailed(m.conn);
   }
 
-  /** Ends every accepted transfer as failed (the thread stopped). */
+  /** Ends every transfer the thread was staging as failed (the thread stopped). */
   private release(): void {
-    const receiver = this.o.receiver();
-    for (const conn of this.accepted) receiver?.remoteFailed(conn);
-    this.accepted.clear();
+    this.o.receiver()?.remoteAllFailed();
   }
 
   /** The bound port (0 before `listen` resolved, after `close`, or once the thread stopped). */
