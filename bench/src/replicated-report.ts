@@ -70,7 +70,7 @@ export function renderReplicatedMarkdown(r: ReplicatedReport): string {
     const w = work.map((res) => `round ${res.round} ${JSON.stringify(res.raftPerWrite)}`).join('; ');
     lines.push(
       '',
-      `KeyVa Raft work per write, whole cluster (messages sent, Readys persisted, fsync'd engine writes, Ready turns; from the nodes' keyva_raft_* metrics, warm-up included): ${w}.`,
+      `KeyVa Raft work per write, whole cluster (messages sent, frames of messages sent, Readys persisted, fsync'd engine writes, Ready turns; from the nodes' keyva_raft_* metrics, warm-up included): ${w}.`,
     );
   }
   const durability = [...new Map(r.targets.map((t) => [t.name, `${t.label}: ${t.durability}`])).values()];

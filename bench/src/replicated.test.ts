@@ -27,7 +27,7 @@ function result(target: TargetName, workload: Phase, round: number, ops: number,
     workload,
     round,
     leaderChanges: target === 'keyva' ? round - 1 : null,
-    raftPerWrite: target === 'keyva' && workload === 'put' ? { messages: 5 + round, readies: 3.5, syncedWrites: 0.2, turns: 0.2 } : null,
+    raftPerWrite: target === 'keyva' && workload === 'put' ? { messages: 5 + round, batches: 0.6, readies: 3.5, syncedWrites: 0.2, turns: 0.2 } : null,
     distribution: 'uniform',
     seconds,
     ops,
@@ -129,7 +129,7 @@ describe('replicated suite reporting', () => {
     expect(md).toContain('| put (majority) | 2 | 1,000 (p99 5.00) | 1,000 (p99 8.00) | 1.00x | 1 |');
     expect(md).toContain('KeyVa Raft work per write, whole cluster');
     expect(md).toContain('| put (majority) | KeyVa 3 nodes RF 3 (stream) | 0.50 | 1.00 | 0.30 | 1,333 µs |');
-    expect(md).toContain('round 2 {"messages":7,"readies":3.5,"syncedWrites":0.2,"turns":0.2}');
+    expect(md).toContain('round 2 {"messages":7,"batches":0.6,"readies":3.5,"syncedWrites":0.2,"turns":0.2}');
   });
 
   it('makes no comparison for a phase one of the systems did not run', () => {

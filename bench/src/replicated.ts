@@ -89,6 +89,8 @@ export type RoundResult = WorkloadResult<Phase> & {
 
 export interface RaftWorkPerWrite {
   readonly messages: number;
+  /** Frames written to peers' Raft streams (each one gRPC message carrying a batch of Raft messages). */
+  readonly batches: number;
   readonly readies: number;
   readonly syncedWrites: number;
   readonly turns: number;
@@ -100,7 +102,7 @@ function raftPerWrite(before: Record<string, number> | undefined, after: Record<
   const writes = delta('proposals');
   if (writes <= 0) return null;
   const per = (k: string): number => Math.round((delta(k) / writes) * 100) / 100;
-  return { messages: per('messages_sent'), readies: per('readies'), syncedWrites: per('synced_writes'), turns: per('turns') };
+  return { messages: per('messages_sent'), batches: per('batches_sent'), readies: per('readies'), syncedWrites: per('synced_writes'), turns: per('turns') };
 }
 
 export interface PhaseSummary extends FullLatencySummary {

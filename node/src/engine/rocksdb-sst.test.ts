@@ -8,7 +8,7 @@
  * deleted keys left out, expiry kept — with its latest space consistent, the raw rows filtered
  * by version, and nothing outside the range touched.
  */
-import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -30,8 +30,8 @@ async function tempDir(): Promise<string> {
   return d;
 }
 
-async function engine(): Promise<RocksDbEngine> {
-  const e = new RocksDbEngine({ path: join(await tempDir(), 'db'), compression: 'none', bloomBitsPerKey: 10, blockCacheBytes: 8 << 20 });
+async function engine(compression: 'none' | 'tiered' | 'zstd' = 'none'): Promise<RocksDbEngine> {
+  const e = new RocksDbEngine({ path: join(await tempDir(), 'db'), compression, bloomBitsPerKey: 10, blockCacheBytes: 8 << 20 });
   await e.open();
   engines.push(e);
   return e;
@@ -113,6 +113,41 @@ describe('SST snapshots on RocksDB (ADR 0013)', () => {
     expect(raw.map((r) => r.key.readBigUInt64BE(6))).toEqual([10n, 20n, 30n]);
     // The files were moved into the database.
     for (const f of exp?.files ?? []) await expect(access(f.path)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('snapshot files take the compression of the bottom level, but ZSTD at level 1 without a trained dictionary', async () => {
+    // The table properties RocksDB writes into every file (uncompressed meta blocks): the
+    // compression's name and options, and a `rocksdb.compression_dict` block when a dictionary
+    // was trained. The binding trains one for every file it compresses, which made an export
+    // several times slower (ADR 0013, session 16).
+    const properties = async (path: string) => {
+      const text = (await readFile(path)).toString('latin1');
+      return {
+        zstd: text.includes('ZSTD'),
+        level: /; level=(-?[0-9]+);/.exec(text)?.[1],
+        dictBytes: /max_dict_bytes=([0-9]+);/.exec(text)?.[1],
+        dictionary: text.includes('rocksdb.compression_dict'),
+      };
+    };
+    for (const compression of ['tiered', 'zstd'] as const) {
+      const src = await engine(compression);
+      await fill(src, 2000, 2); // values of one repeated byte: they compress well
+      const exp = await src.sst?.export(RANGE.start, RANGE.end, MAX_TS, undefined, join(await tempDir(), compression));
+      const data = exp?.files.find((f) => f.kind === 'data');
+      expect(data, compression).toBeDefined();
+      expect(await properties(data?.path ?? ''), compression).toEqual({ zstd: true, level: '1', dictBytes: '0', dictionary: false });
+      expect(exp?.fileBytes ?? 0, compression).toBeLessThan((exp?.keyValueBytes ?? 0) / 2);
+      // Ingested elsewhere, the files read back as the source.
+      const dst = await engine(compression);
+      await dst.sst?.ingest(RANGE.start, RANGE.end, exp?.files ?? [], undefined);
+      expect(describeRows(await dump(dst, MAX_TS)), compression).toEqual(describeRows(await dump(src, MAX_TS)));
+    }
+    const plain = await engine('none');
+    await fill(plain, 2000, 1);
+    const exp = await plain.sst?.export(RANGE.start, RANGE.end, MAX_TS, undefined, join(await tempDir(), 'plain'));
+    const file = exp?.files.find((f) => f.kind === 'data')?.path ?? '';
+    expect((await properties(file)).zstd).toBe(false);
+    expect(exp?.fileBytes ?? 0).toBeGreaterThan(exp?.keyValueBytes ?? 0);
   });
 
   it('an ingestion over a range that holds rows replaces them all', async () => {

@@ -185,9 +185,14 @@ export class NodeMetrics {
     ]);
   }
 
-  /** Exports the Raft transport's refusals (`RaftTransport.stats`), read at scrape time. */
-  watchRaftTransport(read: () => { readonly refusedStreams: number }): void {
+  /** Exports the Raft transport's refusals and frames sent (`RaftTransport.stats`), read at scrape time. */
+  watchRaftTransport(read: () => { readonly refusedStreams: number; readonly batches: number }): void {
     this.scrapedGauges(read, [
+      [
+        'keyva_raft_batches_sent',
+        "Frames of Raft messages written to peers' Raft streams since start (each carries every message queued for that peer in one event-loop turn)",
+        'batches',
+      ],
       [
         'keyva_raft_streams_refused',
         'Raft streams refused since start because their sender came back under its node id with another data directory (a wiped disk)',

@@ -142,6 +142,7 @@ describe('replicated node (--peers)', () => {
       'keyva_raft_synced_writes',
       'keyva_raft_readies',
       'keyva_raft_messages_sent',
+      'keyva_raft_batches_sent',
       'keyva_raft_messages_received',
       'keyva_raft_proposals',
     ])
@@ -152,6 +153,10 @@ describe('replicated node (--peers)', () => {
     // Each write went to the two followers at least once, and came back acknowledged.
     expect((after.get('keyva_raft_messages_sent') ?? 0) - (before.get('keyva_raft_messages_sent') ?? 0)).toBeGreaterThanOrEqual(10);
     expect((after.get('keyva_raft_messages_received') ?? 0) - (before.get('keyva_raft_messages_received') ?? 0)).toBeGreaterThanOrEqual(10);
+    // ...in frames: at least one to each follower per write (writes one after the other), never more frames than messages.
+    const frames = (after.get('keyva_raft_batches_sent') ?? 0) - (before.get('keyva_raft_batches_sent') ?? 0);
+    expect(frames).toBeGreaterThanOrEqual(10);
+    expect(frames).toBeLessThanOrEqual((after.get('keyva_raft_messages_sent') ?? 0) - (before.get('keyva_raft_messages_sent') ?? 0));
     expect((after.get('keyva_raft_turns') ?? 0) - (before.get('keyva_raft_turns') ?? 0)).toBeGreaterThanOrEqual(1);
   });
 
