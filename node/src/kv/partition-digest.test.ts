@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keyHash } from '@keyva/client/keyspace';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryEngine } from '../engine/memory-engine.ts';
 import { RocksDbEngine } from '../engine/rocksdb-engine.ts';
 import type { Mutation, StorageEngine } from '../engine/types.ts';
@@ -86,40 +87,77 @@ describe('partition digest at a timestamp', () => {
   });
 
   it('beyond the row budget reports an incomplete count and no checksum', async () => {
-    const e = new MemoryEngine();
-    await e.open();
-    await write(
-      e,
-      10n,
-      Array.from({ length: 50 }, (_, i) => put(`k${i}`, 'v')),
-    );
-    expect(await digestPartition(e, ALL, 10n, 20)).toMatchObject({ complete: false, checksum: '' });
-    expect(await digestPartition(e, ALL, 10n, 50)).toMatchObject({ complete: true, keyCount: 50 });
-    await e.close();
+    for (const e of await engines()) {
+      await write(
+        e,
+        10n,
+        Array.from({ length: 50 }, (_, i) => put(`k${i}`, 'v')),
+      );
+      expect(await digestPartition(e, ALL, 10n, 20), e.kind).toMatchObject({ complete: false, checksum: '' });
+      expect(await digestPartition(e, ALL, 10n, 50), e.kind).toMatchObject({ complete: true, keyCount: 50 });
+      await e.close();
+    }
   });
 
-  it('reads a large partition in pages, letting the event loop turn between them (clients and Raft go on)', async () => {
-    const [r, m] = await engines();
-    const rows = 5 * DIGEST_PAGE_ROWS + 17;
-    for (let i = 0; i < rows; i += 500)
-      await write(
-        r,
-        BigInt(10 + i),
-        Array.from({ length: Math.min(500, rows - i) }, (_, j) => put(`big-${i + j}`, 'x'.repeat(64))),
-      );
-    let turns = 0;
-    let on = true;
-    const spin = (): void => {
-      if (!on) return;
-      turns++;
-      setImmediate(spin);
+  it('hashes the layout digests have always hashed, on both engines (nodes of earlier versions agree)', async () => {
+    // The reference: each row as `hash | version | expiresAtMs | key length | value length | key | value`, scanned.
+    const reference = async (e: StorageEngine, readTs: bigint): Promise<string> => {
+      const h = createHash('sha256');
+      const page = await e.scan({ startHash: ALL.start, endHash: ALL.end }, readTs, 0, 10_000);
+      for (const it of page.items) {
+        const head = Buffer.alloc(32);
+        head.writeBigUInt64BE(it.hash, 0);
+        head.writeBigUInt64BE(it.version, 8);
+        head.writeDoubleBE(it.expiresAtMs, 16);
+        head.writeUInt32BE(it.key.length, 24);
+        head.writeUInt32BE(it.value.length, 28);
+        h.update(Buffer.concat([head, it.key, it.value]));
+      }
+      return h.digest('hex');
     };
-    setImmediate(spin);
-    const d = await digestPartition(r, ALL, 1n << 40n);
-    on = false;
-    expect(d).toMatchObject({ complete: true, keyCount: rows });
-    // One page per turn at least: the loop turned once per page.
-    expect(turns).toBeGreaterThanOrEqual(Math.ceil(rows / DIGEST_PAGE_ROWS));
-    await Promise.all([r.close(), m.close()]);
+    for (const e of await engines()) {
+      for (let v = 1; v <= 3; v++)
+        await write(
+          e,
+          BigInt(v * 10),
+          Array.from({ length: 300 }, (_, i) => (i % 7 === v ? del(`k${i}`) : put(`k${i}`, `v${v}-${'x'.repeat(i % 50)}`, i % 5 === 0 ? 1_000 * v : 0))),
+        );
+      for (const readTs of [15n, 30n]) expect((await digestPartition(e, ALL, readTs)).checksum, `${e.kind} at ${readTs}`).toBe(await reference(e, readTs));
+      await e.close();
+    }
+  });
+
+  it('reads a large partition on the dump thread (RocksDB) or in pages, letting the event loop turn meanwhile (clients and Raft go on)', async () => {
+    const rows = 5 * DIGEST_PAGE_ROWS + 17;
+    for (const e of await engines()) {
+      for (let i = 0; i < rows; i += 500)
+        await write(
+          e,
+          BigInt(10 + i),
+          Array.from({ length: Math.min(500, rows - i) }, (_, j) => put(`big-${i + j}`, 'x'.repeat(64))),
+        );
+      const scans = vi.spyOn(e, 'scan');
+      let turns = 0;
+      let on = true;
+      const spin = (): void => {
+        if (!on) return;
+        turns++;
+        setImmediate(spin);
+      };
+      setImmediate(spin);
+      const d = await digestPartition(e, ALL, 1n << 40n);
+      on = false;
+      expect(d, e.kind).toMatchObject({ complete: true, keyCount: rows });
+      if (e.kind === 'rocksdb') {
+        // Read on the engine's dump thread, not by scans on this one.
+        expect(scans).not.toHaveBeenCalled();
+        expect(turns).toBeGreaterThan(0);
+      } else {
+        // One page per turn at least: the loop turned once per page.
+        expect(scans.mock.calls.length).toBe(Math.ceil(rows / DIGEST_PAGE_ROWS));
+        expect(turns).toBeGreaterThanOrEqual(Math.ceil(rows / DIGEST_PAGE_ROWS));
+      }
+      await e.close();
+    }
   });
 });

@@ -12,6 +12,7 @@
  * no comparable checksum).
  */
 import { createHash } from 'node:crypto';
+import { corruptSnapshot, encodeRows, ROW_FIXED_BYTES } from '../engine/row-codec.ts';
 import type { StorageEngine, Timestamp } from '../engine/types.ts';
 import type { HashRange } from '../replication/partition-snapshot.ts';
 
@@ -32,32 +33,78 @@ export interface PartitionDigest {
   readonly complete: boolean;
 }
 
+/** Bytes of encoded rows per chunk when the engine reads the partition on its dump thread. */
+export const DIGEST_CHUNK_BYTES = 1 << 20;
+
+/**
+ * The digest of the rows newest at or below `readTs` in `range`. An engine with a dump thread
+ * (RocksDB) reads them there, in chunks, as snapshots do: the node's event loop only hashes
+ * (one SHA-256 update per chunk). Otherwise (the memory engine) `scan` pages on the event loop.
+ * Both hash the same bytes (`hashedRows`).
+ */
 export async function digestPartition(engine: StorageEngine, range: HashRange, readTs: Timestamp, rowsMax = DIGEST_ROWS_MAX): Promise<PartitionDigest> {
   const h = createHash('sha256');
-  const head = Buffer.allocUnsafe(32);
   let keyCount = 0;
   let bytes = 0;
+  const add = (encoded: Uint8Array): void => {
+    const r = hashedRows(encoded);
+    h.update(r.data);
+    keyCount += r.rows;
+    bytes += r.keyValueBytes;
+  };
+  if (engine.dumpRows !== undefined) {
+    // Leaving the loop early cancels the dump.
+    for await (const chunk of engine.dumpRows(range.start, range.end, readTs, DIGEST_CHUNK_BYTES)) {
+      add(chunk.data);
+      if (keyCount > rowsMax) return { keyCount, checksum: '', bytes, complete: false };
+    }
+    return { keyCount, checksum: h.digest('hex'), bytes, complete: true };
+  }
   let after: { hash: bigint; key: Buffer } | undefined;
   for (;;) {
     await new Promise<void>((resolve) => setImmediate(resolve));
     // nowMs 0: expiry is not evaluated (replicas compute at different times).
     const page = await engine.scan({ startHash: range.start, endHash: range.end, after }, readTs, 0, Math.min(DIGEST_PAGE_ROWS, rowsMax - keyCount + 1));
-    for (const it of page.items) {
-      head.writeBigUInt64BE(it.hash, 0);
-      head.writeBigUInt64BE(it.version, 8);
-      head.writeDoubleBE(it.expiresAtMs, 16);
-      head.writeUInt32BE(it.key.length, 24);
-      head.writeUInt32BE(it.value.length, 28);
-      h.update(head);
-      h.update(it.key);
-      h.update(it.value);
-      bytes += it.key.length + it.value.length;
-    }
-    keyCount += page.items.length;
+    add(encodeRows(page.items));
     if (keyCount > rowsMax) return { keyCount, checksum: '', bytes, complete: false };
     const last = page.items[page.items.length - 1];
     if (!page.more || last === undefined) break;
     after = { hash: last.hash, key: last.key };
   }
   return { keyCount, checksum: h.digest('hex'), bytes, complete: true };
+}
+
+/**
+ * The bytes a digest hashes for encoded rows (`row-codec.ts`: hash, key, value, version, expiry),
+ * each row as `hash u64 | version u64 | expiresAtMs f64 | key length u32 | value length u32 |
+ * key | value` (the layout digests have always hashed, so nodes of different versions agree).
+ * The same size as the rows; `rows` and the key and value bytes counted.
+ */
+export function hashedRows(encoded: Uint8Array): { data: Buffer; rows: number; keyValueBytes: number } {
+  const b = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+  const out = Buffer.allocUnsafe(b.length);
+  let i = 0;
+  let o = 0;
+  let rows = 0;
+  let keyValueBytes = 0;
+  while (i < b.length) {
+    if (i + ROW_FIXED_BYTES > b.length) throw corruptSnapshot('truncated');
+    const keyLen = b.readUInt32BE(i + 8);
+    const keyAt = i + 12;
+    if (keyAt + keyLen + 4 > b.length) throw corruptSnapshot('truncated');
+    const valueLen = b.readUInt32BE(keyAt + keyLen);
+    const valueAt = keyAt + keyLen + 4;
+    const tail = valueAt + valueLen;
+    if (tail + 16 > b.length) throw corruptSnapshot('truncated');
+    o += b.copy(out, o, i, i + 8); // hash
+    o += b.copy(out, o, tail, tail + 16); // version, expiresAtMs
+    o = out.writeUInt32BE(keyLen, o);
+    o = out.writeUInt32BE(valueLen, o);
+    o += b.copy(out, o, keyAt, keyAt + keyLen);
+    o += b.copy(out, o, valueAt, tail);
+    i = tail + 16;
+    rows++;
+    keyValueBytes += keyLen + valueLen;
+  }
+  return { data: out, rows, keyValueBytes };
 }
