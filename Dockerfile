@@ -26,7 +26,21 @@ COPY client/ client/
 COPY node/ node/
 COPY operator/ operator/
 
-# 3. Runtime base: root-owned, read-only code; runs as the unprivileged "node" user (uid 1000).
+# 3. KeyVa's build of the RocksDB binding for the node image (SST-file snapshots, ADR 0013):
+#    RocksDB compiled from the package's source with KeyVa's patches by the same script as
+#    `npm test` runs (~25 min on 2 cores; the layer is reused until the lock file, the patches or
+#    the script change). Without it a node runs on the published binding and streams snapshots
+#    as rows (its log says which).
+FROM deps AS native
+RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      g++ make python3 patch libzstd-dev && rm -rf /var/lib/apt/lists/*
+# The development dependencies too: node-gyp builds the addon.
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY scripts/rocksdb-native.sh scripts/
+COPY node/native/ node/native/
+RUN bash scripts/rocksdb-native.sh && rm -rf /root/.cache/keyva
+
+# 4. Runtime base: root-owned, read-only code; runs as the unprivileged "node" user (uid 1000).
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
@@ -38,8 +52,11 @@ EXPOSE 8080
 ENTRYPOINT ["node", "operator/src/main.ts"]
 
 FROM runtime AS node
+COPY --from=native /app/node_modules/@nxtedition/rocksdb/build/Release/leveldown.node /app/node_modules/@nxtedition/rocksdb/build/Release/leveldown.node
 USER 0:0
-RUN mkdir -p /var/lib/keyva && chown 1000:1000 /var/lib/keyva
+# The addon links libzstd (the slim image has it as apt's dependency; made explicit).
+RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libzstd1 \
+      && rm -rf /var/lib/apt/lists/* && mkdir -p /var/lib/keyva && chown 1000:1000 /var/lib/keyva
 USER 1000:1000
 VOLUME ["/var/lib/keyva"]
 EXPOSE 7379 7380

@@ -68,8 +68,12 @@ if [ ! -f "$addon" ]; then
     cp -r node_modules/napi-macros "$src/node_modules/"
     cp "$src/binding.cc" "$src/binding.cc.orig"
     (cd "$src" && patch -s -p1 < "$root/$patches/build.patch")
+    # Node's headers from the system when they are there (Debian's nodejs-dev: /usr; the official
+    # node images: /usr/local), else node-gyp downloads them.
     nodedir=()
-    [ -f /usr/include/node/node_api.h ] && nodedir=(--nodedir=/usr)
+    for prefix in /usr /usr/local; do
+      [ ${#nodedir[@]} -eq 0 ] && [ -f "$prefix/include/node/node_api.h" ] && nodedir=(--nodedir="$prefix")
+    done
     (cd "$src" && node "$root/node_modules/node-gyp/bin/node-gyp.js" configure "${nodedir[@]}" >"$src/configure.log" 2>&1) ||
       { tail -20 "$src/configure.log" >&2; echo "rocksdb-native: node-gyp configure failed" >&2; exit 1; }
     touch "$src/.configured"

@@ -106,6 +106,23 @@ describe('Dockerfile', () => {
       expect(users.pop()?.args, stage).toBe('1000:1000');
     }
   });
+  it('the node image carries the RocksDB binding built with the KeyVa patches (SST snapshots, ADR 0013); the operator image needs none', () => {
+    // Where the build script installs the addon (the binding loads build/Release first).
+    const target = /^target="([^"]+)"$/m.exec(read('scripts/rocksdb-native.sh'))?.[1];
+    expect(target).toBe('$pkg/build/Release/leveldown.node');
+    const addon = '/app/node_modules/@nxtedition/rocksdb/build/Release/leveldown.node';
+    const builds = dockerfile.filter((i) => i.op === 'RUN' && /bash scripts\/rocksdb-native\.sh/.test(i.args));
+    expect(builds).toHaveLength(1);
+    const stage = builds[0]?.stage as string;
+    const runs = dockerfile.filter((i) => i.stage === stage && i.op === 'RUN').map((i) => i.args);
+    // Its toolchain (what the script checks for), and node-gyp (a development dependency) installed first.
+    for (const pkg of ['g++', 'make', 'python3', 'patch', 'libzstd-dev']) expect(runs.join(' '), pkg).toContain(` ${pkg}`);
+    expect(runs.findIndex((r) => /^npm ci(?!.*--omit=dev)/.test(r))).toBeLessThan(runs.findIndex((r) => r.includes('rocksdb-native.sh')));
+    const copied = (st: string) =>
+      dockerfile.filter((i) => i.stage === st && i.op === 'COPY' && i.args.startsWith(`--from=${stage} `)).map((i) => i.args.split(/\s+/).slice(1));
+    expect(copied('node')).toEqual([[addon, addon]]);
+    expect(copied('operator')).toEqual([]);
+  });
 });
 
 describe('skaffold.yaml', () => {
