@@ -90,6 +90,19 @@ describe('RocksDB block compression (compression)', () => {
     expect(toRocksOpenOptions(options('/x', { compression: 'none' }))).toMatchObject({ compression: false, keyvaTieredCompression: false });
   });
 
+  it('compresses with ZSTD without a trained dictionary under tiered and zstd (ADR 0015, session 16)', async () => {
+    for (const compression of ['tiered', 'zstd'] as const) {
+      const dir = await tempDir();
+      const e = new RocksDbEngine(options(dir, { compression }));
+      await e.open();
+      await e.close();
+      const opts = await rocksOption(dir, 'compression_opts');
+      expect(opts, compression).toMatch(/[{;]max_dict_bytes=0;/);
+      expect(opts, compression).toMatch(/[{;]zstd_max_train_bytes=0;/);
+      expect(await rocksOption(dir, 'compression'), compression).toBe('kZSTD');
+    }
+  });
+
   it('a data directory opens under every setting in turn and keeps its data (each file records its own compression)', async () => {
     const dir = await tempDir();
     // Each open flushes the WAL it recovered into an SST file under its own setting, which the
