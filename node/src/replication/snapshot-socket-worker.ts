@@ -15,12 +15,9 @@ import type { SnapshotFrameOut } from '@keyva/proto';
 import { driveTransfer, STAGING_WRITES_IN_FLIGHT } from './snapshot-frame-queue.ts';
 import { type SnapshotAnswer, type SnapshotCall, SnapshotSocketServer } from './snapshot-socket-server.ts';
 import type { FromSocketThread, SocketThreadInit, ToSocketThread } from './snapshot-socket-thread.ts';
-import { SstPieces, snapshotFailureCode } from './snapshot-sst-pieces.ts';
+import { GRPC_UNAVAILABLE, SstPieces, snapshotFailureCode } from './snapshot-sst-pieces.ts';
 import type { StagedSnapshotId } from './snapshot-staging.ts';
 import { FileSnapshotStaging } from './snapshot-staging-files.ts';
-
-/** grpc status UNAVAILABLE (this file loads no grpc-js). */
-const UNAVAILABLE = 14;
 
 /** An error the event loop answered (refused header, or a failure after staging), with its gRPC code. */
 class Answered extends Error {
@@ -106,7 +103,7 @@ function serve(call: SnapshotCall, answer: SnapshotAnswer): void {
     if (finished) return;
     if (st === undefined) {
       const v = await ask(conn, { t: 'header', conn, fromNode: f.fromNode, toNode: f.toNode, group: f.group, message: f.message });
-      if (v.t !== 'go') throw new Answered(v.t === 'refuse' ? v.code : UNAVAILABLE, v.t === 'refuse' ? v.details : 'unexpected reply');
+      if (v.t !== 'go') throw new Answered(v.t === 'refuse' ? v.code : GRPC_UNAVAILABLE, v.t === 'refuse' ? v.details : 'unexpected reply');
       const staging = stagingAt(v.dir);
       const sst = staging.sst;
       st = { staging, group: v.group, id: v.id, pieces: new SstPieces(sst, v.group, v.id), staged: false };
@@ -124,7 +121,7 @@ function serve(call: SnapshotCall, answer: SnapshotAnswer): void {
       }
       st.staged = true; // from here on a failure keeps the staging: it is complete
       const a = await ask(conn, { t: 'staged', conn, rows });
-      if (a.t !== 'answer' || a.code !== 0) throw new Answered(a.t === 'answer' ? a.code : UNAVAILABLE, a.t === 'answer' ? a.details : 'unexpected reply');
+      if (a.t !== 'answer' || a.code !== 0) throw new Answered(a.t === 'answer' ? a.code : GRPC_UNAVAILABLE, a.t === 'answer' ? a.details : 'unexpected reply');
       finish(undefined, Number(f.totalRows), Number(f.totalBytes));
       return;
     }

@@ -14,13 +14,16 @@ export function invalidSnapshot(what: string): KeyVaError {
   return new KeyVaError('INVALID_ARGUMENT', `snapshot stream: ${what}`);
 }
 
+/** gRPC status codes, numeric: the socket's thread loads no grpc-js. */
+export const GRPC_INVALID_ARGUMENT = 3;
+export const GRPC_UNAVAILABLE = 14;
+
 /**
  * The gRPC status a transfer that failed with `err` is answered with: INVALID_ARGUMENT for
- * malformed input, else UNAVAILABLE (the leader retries). Numeric: the socket's thread loads no
- * grpc-js.
+ * malformed input, else UNAVAILABLE (the leader retries).
  */
 export function snapshotFailureCode(err: Error): number {
-  return err instanceof KeyVaError && err.code === 'INVALID_ARGUMENT' ? 3 : 14;
+  return err instanceof KeyVaError && err.code === 'INVALID_ARGUMENT' ? GRPC_INVALID_ARGUMENT : GRPC_UNAVAILABLE;
 }
 
 export class SstPieces {
