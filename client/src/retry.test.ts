@@ -36,17 +36,24 @@ function failing(errors: KeyVaError[]): { fn: (n: number) => Promise<string>; ca
 const notApplied = (code: 'UNAVAILABLE' | 'NOT_LEADER' = 'UNAVAILABLE') => markNotApplied(new KeyVaError(code));
 const ambiguous = (code: 'UNAVAILABLE' | 'DEADLINE_EXCEEDED' = 'UNAVAILABLE') => new KeyVaError(code);
 
-describe('backoffDelayMs (full jitter)', () => {
-  test('is uniform under a cap that doubles from baseDelayMs up to maxDelayMs', () => {
+describe('backoffDelayMs (equal jitter)', () => {
+  test('is uniform in the upper half of a cap that doubles from baseDelayMs up to maxDelayMs', () => {
     expect(backoffDelayMs(1, policy, () => 0.999999)).toBe(19);
     expect(backoffDelayMs(2, policy, () => 0.999999)).toBe(39);
-    expect(backoffDelayMs(3, policy, () => 0.5)).toBe(40);
+    expect(backoffDelayMs(3, policy, () => 0.5)).toBe(60);
     expect(backoffDelayMs(7, policy, () => 0.999999)).toBe(999);
     expect(backoffDelayMs(30, policy, () => 0.999999)).toBe(999);
-    expect(backoffDelayMs(4, policy, () => 0)).toBe(0);
+    expect(backoffDelayMs(4, policy, () => 0)).toBe(80);
+    expect(backoffDelayMs(30, policy, () => 0)).toBe(500);
   });
 
-  test('property: always in [0, min(max, base * 2^(n-1)))', () => {
+  test('the default policy waits at least ~3 s over its retries, however the dice fall (a first election after a split fits)', () => {
+    let total = 0;
+    for (let n = 1; n < DEFAULT_RETRY_POLICY.attemptsMax; n++) total += backoffDelayMs(n, DEFAULT_RETRY_POLICY, () => 0);
+    expect(total).toBeGreaterThanOrEqual(3000);
+  });
+
+  test('property: always in [floor(cap/2), cap) with cap = min(max, base * 2^(n-1))', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 60 }),
@@ -56,7 +63,7 @@ describe('backoffDelayMs (full jitter)', () => {
         (n, r, base, max) => {
           const d = backoffDelayMs(n, { attemptsMax: 5, baseDelayMs: base, maxDelayMs: max }, () => r);
           const cap = Math.min(max, base * 2 ** (n - 1));
-          return Number.isInteger(d) && d >= 0 && d < Math.max(cap, 1);
+          return Number.isInteger(d) && d >= Math.floor(cap / 2) && d < Math.max(cap, 1);
         },
       ),
     );
@@ -96,7 +103,7 @@ describe('isRetryAllowed', () => {
 });
 
 describe('withRetry', () => {
-  test('retries retryable errors with seeded full-jitter backoff, then succeeds', async () => {
+  test('retries retryable errors with seeded equal-jitter backoff, then succeeds', async () => {
     const clock = new FakeClock();
     const f = failing([ambiguous(), ambiguous(), ambiguous()]);
     await expect(withRetry(f.fn, ctx({ clock }))).resolves.toBe('ok');
