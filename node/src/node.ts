@@ -161,7 +161,12 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
           walCompression: config.walCompression,
         },
     // A node with peers sends and takes snapshots: its dump thread starts now, not inside the first move.
-    { latestCacheBytes: config.readCacheBytes, groupLimits: { gcChunkRowsMax: config.gcChunkRows }, startDumpThread: config.peers !== undefined },
+    {
+      latestCacheBytes: config.readCacheBytes,
+      groupLimits: { gcChunkRowsMax: config.gcChunkRows },
+      startDumpThread: config.peers !== undefined,
+      backgroundNice: config.backgroundNice,
+    },
   );
   let grpcServer: grpc.Server | undefined;
   let httpServer: http.Server | undefined;

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { BACKGROUND_NICE_DEFAULT } from '../engine/thread-priority.ts';
 import { raftDialProblems, replicationProblems } from './peers.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -159,6 +160,15 @@ const NodeConfigObject = z
       .default(false)
       .describe(
         'With --peers: this node joins an existing cluster instead of founding it. It bootstraps nothing and hosts no Raft group until a partition leader adds it as a replica (Admin.AddLearner); --peers lists the members it contacts to register, plus itself.',
+      ),
+    backgroundNice: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(19)
+      .default(BACKGROUND_NICE_DEFAULT)
+      .describe(
+        "Nice value (Linux, per thread) of the threads doing work no client waits for: RocksDB compactions and the thread that exports, installs and digests partitions during moves. Under CPU contention they then get about a tenth of a request-serving thread's share at 10, so client latency holds while partitions move (docs/adr/0016). 0 = same priority as everything else.",
       ),
     snapshotBytesPerSec: bytes(1 << 20, 2 ** 40)
       .default(64 * 1024 * 1024)

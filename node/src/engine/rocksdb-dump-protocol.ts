@@ -13,6 +13,8 @@ import type { Timestamp } from './types.ts';
 export interface DumpInit {
   /** Native handle of the main thread's database (shared, never closed by the dump thread). */
   readonly handle: bigint;
+  /** The thread's nice value (`thread-priority.ts`): it reads, exports and ingests for no waiting client. */
+  readonly nice: number;
 }
 
 export type DumpRequest =

@@ -22,6 +22,7 @@ import type { DumpEvent, DumpInit, DumpRequest } from './rocksdb-dump-protocol.t
 import { RocksReader } from './rocksdb-reader.ts';
 import { sstNative } from './rocksdb-sst.ts';
 import { toWireError } from './rocksdb-writer-protocol.ts';
+import { lowerThisThread } from './thread-priority.ts';
 
 /** A Buffer over the bytes of a structured-cloned Uint8Array. */
 const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -32,6 +33,7 @@ const DUMP_PAGE_ROWS = 1024;
 const port = parentPort;
 if (port === null) throw new Error('rocksdb-dump-worker must run in a worker thread');
 const init = workerData as DumpInit;
+lowerThisThread(init.nice);
 const emit = (ev: DumpEvent, transfer: ArrayBuffer[] = []): void => port.postMessage(ev, transfer);
 
 interface Dump {

@@ -31,6 +31,7 @@ interface Thread {
 
 export class RocksDumper {
   readonly #handle: bigint;
+  readonly #nice: number;
   #thread: Thread | undefined;
   #nextId = 1;
   readonly #dumps = new Map<number, DumpState>();
@@ -38,8 +39,9 @@ export class RocksDumper {
   readonly #calls = new Map<number, { resolve: (ev: DumpEvent) => void; reject: (e: Error) => void }>();
   #closed = false;
 
-  constructor(handle: bigint) {
+  constructor(handle: bigint, nice = 0) {
     this.#handle = handle;
+    this.#nice = nice;
   }
 
   /** Starts the thread now, if not running (it otherwise starts on first use). */
@@ -49,7 +51,7 @@ export class RocksDumper {
 
   #start(): Thread {
     if (this.#thread !== undefined) return this.#thread;
-    const init: DumpInit = { handle: this.#handle };
+    const init: DumpInit = { handle: this.#handle, nice: this.#nice };
     const worker = new Worker(new URL('./rocksdb-dump-worker.ts', import.meta.url), { workerData: init, name: 'keyva-rocksdb-dump' });
     const ready = new Promise<void>((resolve, reject) => {
       worker.once('message', (ev: DumpEvent) => {

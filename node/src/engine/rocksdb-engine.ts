@@ -29,6 +29,7 @@ import { toRocksOpenOptions } from './rocksdb-options.ts';
 import { RocksReader, storageCall } from './rocksdb-reader.ts';
 import { type SstIngestFile, sstNative } from './rocksdb-sst.ts';
 import { fromWireError, type GroupLimits, type WriterAnswer, type WriterEvent, type WriterInit, type WriterRequest } from './rocksdb-writer-protocol.ts';
+import { lowerThreadsNamed, ROCKSDB_BACKGROUND_THREAD } from './thread-priority.ts';
 import {
   type DumpedChunk,
   type EngineCapabilities,
@@ -75,6 +76,12 @@ export interface RocksDbEngineTuning {
    * binding always takes (tests of that path).
    */
   readonly packedWrites?: boolean;
+  /**
+   * Nice value of the background threads (compactions, the dump thread: `thread-priority.ts`,
+   * ADR 0016); 0 = the priority of the threads that serve requests. Default 0 here; nodes pass
+   * their `--background-nice`.
+   */
+  readonly backgroundNice?: number;
 }
 
 /** Counters of the writer thread, for tests, benchmarks and metrics. */
@@ -188,6 +195,8 @@ export class RocksDbEngine implements StorageEngine {
       throw e;
     }
     this.#state = 'open';
+    // RocksDB's pools are the process's (Env::Default), started by the first open.
+    lowerThreadsNamed(ROCKSDB_BACKGROUND_THREAD, this.#tuning.backgroundNice ?? 0);
     if (this.#tuning.startDumpThread === true) this.#dumperThread().start();
   }
 
@@ -453,7 +462,7 @@ export class RocksDbEngine implements StorageEngine {
   }
 
   #dumperThread(): RocksDumper {
-    this.#dumper ??= new RocksDumper((this.#db as RocksLevelDb).handle);
+    this.#dumper ??= new RocksDumper((this.#db as RocksLevelDb).handle, this.#tuning.backgroundNice ?? 0);
     return this.#dumper;
   }
 
