@@ -26,6 +26,9 @@ the targets (p99 during the move <= 2x steady; move rate >= 0.5x the ceiling).
   --load-concurrency <n>  load writes in flight (default ${d.loadConcurrency})
   --warmup-ms <ms>        unmeasured warm-up of the steady load (default ${d.warmupMs})
   --steady-ms <ms>        steady-state window (default ${d.steadyMs})
+  --after-ms <ms>         the same load measured again on the settled 4-node cluster, not a
+                          target: the move's own cost against four processes sharing the cores
+                          (default ${d.afterMs}; 0 = skip)
   --move-timeout-ms <ms>  bound on the move (default ${d.moveTimeoutMs})
   --verify-written-max <n>   keys written by the load read back at the end, at most (default ${d.verifyWrittenMax})
   --verify-loaded <n>     other loaded records read back (default ${d.verifyLoadedSample})
@@ -67,6 +70,7 @@ export function parseRebalanceArgs(args: readonly string[]): { options: Rebalanc
       'load-concurrency': { type: 'string', default: String(d.loadConcurrency) },
       'warmup-ms': { type: 'string', default: String(d.warmupMs) },
       'steady-ms': { type: 'string', default: String(d.steadyMs) },
+      'after-ms': { type: 'string', default: String(d.afterMs) },
       'move-timeout-ms': { type: 'string', default: String(d.moveTimeoutMs) },
       'verify-written-max': { type: 'string', default: String(d.verifyWrittenMax) },
       'verify-loaded': { type: 'string', default: String(d.verifyLoadedSample) },
@@ -98,6 +102,7 @@ export function parseRebalanceArgs(args: readonly string[]): { options: Rebalanc
     loadConcurrency: num(values['load-concurrency'], 'load-concurrency', 1),
     warmupMs: num(values['warmup-ms'], 'warmup-ms', 0),
     steadyMs: num(values['steady-ms'], 'steady-ms', 100),
+    afterMs: num(values['after-ms'], 'after-ms', 0),
     moveTimeoutMs: num(values['move-timeout-ms'], 'move-timeout-ms', 1000),
     verifyWrittenMax: num(values['verify-written-max'], 'verify-written-max', 0),
     verifyLoadedSample: num(values['verify-loaded'], 'verify-loaded', 0),

@@ -16,7 +16,7 @@ import type * as hdr from 'hdr-histogram-js';
 import { encodeHistogram, type FullLatencySummary, newHistogram, summarizeFull } from './histogram.ts';
 import { type Rng, seededRng } from './prng.ts';
 
-export type LoadPhase = 'warmup' | 'steady' | 'move' | 'idle';
+export type LoadPhase = 'warmup' | 'steady' | 'move' | 'after' | 'idle';
 
 export interface PhaseStats extends FullLatencySummary {
   readonly phase: LoadPhase;

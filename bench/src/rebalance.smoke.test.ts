@@ -23,6 +23,7 @@ describe('rebalance benchmark against a real local cluster', () => {
         loadConcurrency: 16,
         warmupMs: 300,
         steadyMs: 1500,
+        afterMs: 1000,
         moveTimeoutMs: 300_000,
         verifyWrittenMax: 5000,
         verifyLoadedSample: 200,
@@ -35,7 +36,8 @@ describe('rebalance benchmark against a real local cluster', () => {
     expect(json.cluster).toMatchObject({ founders: 3, replicationFactor: 3, partitions: 4, engine: 'rocksdb', snapshotBytesPerSecLimit: 64 * 2 ** 20 });
     expect(json.load.records).toBeGreaterThan(500);
     expect(json.load.bytes).toBeGreaterThan(0.35 * 2 ** 20);
-    for (const p of [json.steady, json.move]) {
+    expect(json.after?.phase).toBe('after');
+    for (const p of [json.steady, json.move, json.after as NonNullable<typeof json.after>]) {
       expect(p.ops).toBeGreaterThan(0);
       expect(p.reads + p.updates).toBe(p.ops);
       expect(decodeHistogram(p.histogram).totalCount).toBe(p.ops);

@@ -21,7 +21,7 @@ keyva_snapshot_sending_bytes 4096
 keyva_snapshot_receiving_seconds 1.5
 `;
 
-function phase(name: 'steady' | 'move', p99Us: number, errors = 0): PhaseStats {
+function phase(name: 'steady' | 'move' | 'after', p99Us: number, errors = 0): PhaseStats {
   const h = newHistogram();
   for (let i = 0; i < 99; i++) h.recordValue(1000);
   h.recordValue(p99Us);
@@ -47,6 +47,8 @@ function report(o: {
   endToEnd: number;
   ceiling: number;
   lost?: string[];
+  afterP99?: number;
+  afterErrors?: number;
 }): Omit<RebalanceReport, 'targets'> {
   const rate = o.streamRate ?? o.endToEnd;
   return {
@@ -59,6 +61,7 @@ function report(o: {
     load: { records: 1000, bytes: 2 ** 20, seconds: 1, recordsPerSec: 1000 },
     steady: phase('steady', o.steadyP99),
     move: phase('move', o.moveP99),
+    after: o.afterP99 === undefined ? null : phase('after', o.afterP99, o.afterErrors),
     moveData: {
       addedNode: 'node-4',
       seconds: 10,
@@ -147,6 +150,22 @@ describe('rebalance benchmark, pure parts', () => {
     expect(md).toContain('| streaming window (first to last byte, gaps included) | 4.0 s, 20.0 MiB/s |');
     expect(md).toContain('| move rate / ceiling | 0.40x |');
     expect(md).toContain('| node snapshot send limit (--snapshot-bytes-per-sec, per node) | 64.0 MiB/s |');
+    expect(md).not.toContain('after the move');
+  });
+
+  it('reports the settled 4-node cluster beside the move, without a target of its own; its errors count', () => {
+    const r = report({ steadyP99: 10_000, moveP99: 25_000, streamRate: 40 * 2 ** 20, endToEnd: 2 ** 20, ceiling: 100 * 2 ** 20, afterP99: 20_000 });
+    const targets = evaluateTargets(r);
+    expect(targets.map((t) => t.name)).toEqual(evaluateTargets({ ...r, after: null }).map((t) => t.name));
+    expect(targets[0]?.measured).toContain('= 2.50x'); // still against the steady state before the move
+    const md = renderRebalanceMarkdown({ ...r, targets });
+    expect(md).toMatch(/\| after the move \(4 nodes settled; no target\) \| 10\.0 \|/);
+    expect(md).toContain('The p99 during the move is 1.25x the settled 4-node cluster');
+    const failing = evaluateTargets(
+      report({ steadyP99: 10_000, moveP99: 10_000, streamRate: 60e6, endToEnd: 1e6, ceiling: 100e6, afterP99: 10_000, afterErrors: 2 }),
+    );
+    expect(failing[3]).toMatchObject({ name: 'client errors', pass: false });
+    expect(failing[3]?.measured).toContain('2 after');
   });
 
   it('parses its options and refuses bad ones', () => {
@@ -154,6 +173,7 @@ describe('rebalance benchmark, pure parts', () => {
     const a = parseRebalanceArgs(['--data-mib', '1.5', '--partitions', '8', '--read-fraction', '0.9', '--json', 'x.json']);
     expect(a.options).toMatchObject({ dataMiB: 1.5, partitions: 8, readFraction: 0.9 });
     expect(parseRebalanceArgs(['--snapshot-mib-per-sec', '256']).options.snapshotMiBPerSec).toBe(256);
+    expect(parseRebalanceArgs(['--after-ms', '0']).options.afterMs).toBe(0);
     expect(a.json).toBe('x.json');
     expect(() => parseRebalanceArgs(['--read-fraction', '2'])).toThrow(/between 0 and 1/);
     expect(() => parseRebalanceArgs(['--partitions', '0'])).toThrow(/--partitions must be an integer >= 1/);

@@ -34,6 +34,12 @@ export interface RebalanceOptions {
   readonly loadConcurrency: number;
   readonly warmupMs: number;
   readonly steadyMs: number;
+  /**
+   * The same load measured again on the 4-node cluster once the move settled (0 = not run). Not
+   * a target: it tells the move's own cost from the capacity of four node processes sharing the
+   * machine's cores where three did.
+   */
+  readonly afterMs: number;
   readonly moveTimeoutMs: number;
   /** Read-back: keys the load wrote (at most) and other loaded records. */
   readonly verifyWrittenMax: number;
@@ -62,6 +68,7 @@ export const REBALANCE_DEFAULTS: RebalanceOptions = {
   loadConcurrency: 64,
   warmupMs: 3000,
   steadyMs: 15_000,
+  afterMs: 15_000,
   moveTimeoutMs: 600_000,
   verifyWrittenMax: 20_000,
   verifyLoadedSample: 2000,
@@ -138,6 +145,8 @@ export interface RebalanceReport {
   readonly load: { readonly records: number; readonly bytes: number; readonly seconds: number; readonly recordsPerSec: number };
   readonly steady: PhaseStats;
   readonly move: PhaseStats;
+  /** The load on the settled 4-node cluster after the move (`afterMs`); null when not run. */
+  readonly after: PhaseStats | null;
   readonly moveData: MoveReport;
   readonly ceiling: Ceiling;
   /** Move rate over the ceiling (stream rate if a snapshot was streamed, else end to end). */
@@ -282,6 +291,12 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
     }
     const moveSec = (performance.now() - tAdd) / 1000;
     const move = load.stats('move');
+    let afterMove: PhaseStats | null = null;
+    if (o.afterMs > 0) {
+      load.enter('after');
+      await sleep(o.afterMs);
+      afterMove = load.stats('after');
+    }
     await load.stop();
     running = undefined;
     const map = await kv.partitionMap({ refresh: true });
@@ -315,6 +330,10 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
         `${moveData.streamBytesPerSec === null ? '' : ` at ${mib(moveData.streamBytesPerSec)}/s (${receivingSeconds.toFixed(1)} s receiving; ${mib(windowBytesPerSec ?? 0)}/s over the ${streamSeconds.toFixed(1)} s window)`}; ${mib(logicalBytes)} of data now on ${added.id} (${mib(moveData.endToEndBytesPerSec)}/s end to end)`,
     );
     log(`  during the move: ${Math.round(move.opsPerSec)} ops/s, p50 ${(move.p50Us / 1000).toFixed(2)} ms, p99 ${(move.p99Us / 1000).toFixed(2)} ms`);
+    if (afterMove !== null)
+      log(
+        `  after the move (4 nodes): ${Math.round(afterMove.opsPerSec)} ops/s, p50 ${(afterMove.p50Us / 1000).toFixed(2)} ms, p99 ${(afterMove.p99Us / 1000).toFixed(2)} ms`,
+      );
 
     // Nothing acknowledged is lost.
     const verify = await load.verify(o.verifyLoadedSample, o.verifyWrittenMax, o.seed + 7);
@@ -353,6 +372,7 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
       load: { records, bytes: loadBytes, seconds: loadSec, recordsPerSec: records / loadSec },
       steady,
       move,
+      after: afterMove,
       moveData,
       ceiling,
       moveVsCeiling: rate / ceiling.loopbackDisk.bytesPerSec,
