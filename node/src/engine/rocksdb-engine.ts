@@ -109,6 +109,12 @@ const PROPERTY = {
   keys: 'rocksdb.estimate-num-keys',
   sstBytes: 'rocksdb.total-sst-files-size',
   memtableBytes: 'rocksdb.cur-size-all-mem-tables',
+  compactionPendingBytes: 'rocksdb.estimate-pending-compaction-bytes',
+  compactionsRunning: 'rocksdb.num-running-compactions',
+  flushesRunning: 'rocksdb.num-running-flushes',
+  level0Files: 'rocksdb.num-files-at-level0',
+  writeDelayedRate: 'rocksdb.actual-delayed-write-rate',
+  writeStopped: 'rocksdb.is-write-stopped',
 } as const;
 
 export class RocksDbEngine implements StorageEngine {
@@ -601,6 +607,12 @@ export class RocksDbEngine implements StorageEngine {
       blockCacheHits: Number.NaN,
       blockCacheMisses: Number.NaN,
       ...this.#readCacheStats(),
+      compactionPendingBytes: prop(PROPERTY.compactionPendingBytes),
+      compactionsRunning: prop(PROPERTY.compactionsRunning),
+      flushesRunning: prop(PROPERTY.flushesRunning),
+      level0Files: prop(PROPERTY.level0Files),
+      writeDelayedRate: prop(PROPERTY.writeDelayedRate),
+      writeStopped: prop(PROPERTY.writeStopped),
     };
   }
 

@@ -139,6 +139,16 @@ export interface EngineStats {
   readonly readCacheHits?: number;
   readonly readCacheMisses?: number;
   readonly readCacheBytes?: number;
+  /** RocksDB's background work (absent on other engines): bytes compactions still have to rewrite (estimate). */
+  readonly compactionPendingBytes?: number;
+  readonly compactionsRunning?: number;
+  readonly flushesRunning?: number;
+  /** L0 files: RocksDB slows writes at 20 and stops them at 36 (its defaults). */
+  readonly level0Files?: number;
+  /** Bytes per second RocksDB lets writes through while it delays them (0 = not delaying). */
+  readonly writeDelayedRate?: number;
+  /** 1 while RocksDB stops writes (too many L0 files or memtables, or too much pending compaction). */
+  readonly writeStopped?: number;
 }
 
 export interface EngineCapabilities {

@@ -125,6 +125,24 @@ export class NodeMetrics {
     gauge('keyva_read_cache_hits', 'Point reads answered by the latest-row cache since start (NaN when it is off)', stat('readCacheHits'));
     gauge('keyva_read_cache_misses', 'Point reads the latest-row cache sent to storage since start (NaN when it is off)', stat('readCacheMisses'));
     gauge('keyva_read_cache_bytes', 'Bytes held by the latest-row cache (NaN when it is off)', stat('readCacheBytes'));
+    gauge(
+      'keyva_rocksdb_compaction_pending_bytes',
+      'Bytes RocksDB compactions still have to rewrite, estimated (NaN on other engines)',
+      stat('compactionPendingBytes'),
+    );
+    gauge('keyva_rocksdb_compactions_running', 'RocksDB compactions running now (NaN on other engines)', stat('compactionsRunning'));
+    gauge('keyva_rocksdb_flushes_running', 'RocksDB memtable flushes running now (NaN on other engines)', stat('flushesRunning'));
+    gauge('keyva_rocksdb_level0_files', 'RocksDB L0 files; writes slow down at 20 and stop at 36 (NaN on other engines)', stat('level0Files'));
+    gauge(
+      'keyva_rocksdb_write_delayed_rate',
+      'Bytes per second RocksDB lets writes through while it delays them; 0 when not delaying (NaN on other engines)',
+      stat('writeDelayedRate'),
+    );
+    gauge(
+      'keyva_rocksdb_write_stopped',
+      '1 while RocksDB stops writes (L0 files, memtables or pending compaction over their limits; NaN on other engines)',
+      stat('writeStopped'),
+    );
   }
 
   /** Gauges read at scrape time, one per field of what `read` returns: [name, help, field]. */

@@ -179,6 +179,17 @@ for (const engine of ['memory', 'rocksdb'] as const) {
       expect(metrics).toMatch(/keyva_requests_total\{method="Put",code="OK",transport="grpc"\} \d+/);
       expect(metrics).toContain('keyva_request_duration_seconds_bucket');
       expect(metrics).toContain('keyva_storage_bytes');
+      // RocksDB's background work, read at scrape time (NaN on the memory engine).
+      const level0 = /^keyva_rocksdb_level0_files (\S+)$/m.exec(metrics)?.[1];
+      const stopped = /^keyva_rocksdb_write_stopped (\S+)$/m.exec(metrics)?.[1];
+      const pending = /^keyva_rocksdb_compaction_pending_bytes (\S+)$/m.exec(metrics)?.[1];
+      if (engine === 'rocksdb') {
+        expect(Number(level0)).toBeGreaterThanOrEqual(0);
+        expect(stopped).toBe('0');
+        expect(Number(pending)).toBeGreaterThanOrEqual(0);
+        expect(metrics).toMatch(/^keyva_rocksdb_compactions_running \d+$/m);
+        expect(metrics).toMatch(/^keyva_rocksdb_write_delayed_rate \d+$/m);
+      } else expect([level0, stopped, pending]).toEqual(['Nan', 'Nan', 'Nan']); // (prom-client's spelling)
     });
   });
 }
