@@ -46,6 +46,32 @@ class Tally {
   }
 }
 
+/** Gauges of the storage engine's stats, read at scrape time: [name, help, field]. */
+const ENGINE_GAUGES: readonly (readonly [string, string, keyof EngineStats])[] = [
+  ['keyva_storage_bytes', 'Estimated bytes held by the storage engine', 'sizeBytes'],
+  ['keyva_storage_keys', 'Estimated number of stored key versions', 'keysEstimate'],
+  ['keyva_block_cache_hit_ratio', 'RocksDB block cache hit ratio (NaN when unknown)', 'blockCacheHitRate'],
+  ['keyva_block_cache_hits', 'RocksDB block cache hits since start', 'blockCacheHits'],
+  ['keyva_block_cache_misses', 'RocksDB block cache misses since start', 'blockCacheMisses'],
+  ['keyva_read_cache_hits', 'Point reads answered by the latest-row cache since start (NaN when it is off)', 'readCacheHits'],
+  ['keyva_read_cache_misses', 'Point reads the latest-row cache sent to storage since start (NaN when it is off)', 'readCacheMisses'],
+  ['keyva_read_cache_bytes', 'Bytes held by the latest-row cache (NaN when it is off)', 'readCacheBytes'],
+  ['keyva_rocksdb_compaction_pending_bytes', 'Bytes RocksDB compactions still have to rewrite, estimated (NaN on other engines)', 'compactionPendingBytes'],
+  ['keyva_rocksdb_compactions_running', 'RocksDB compactions running now (NaN on other engines)', 'compactionsRunning'],
+  ['keyva_rocksdb_flushes_running', 'RocksDB memtable flushes running now (NaN on other engines)', 'flushesRunning'],
+  ['keyva_rocksdb_level0_files', 'RocksDB L0 files; writes slow down at 20 and stop at 36 (NaN on other engines)', 'level0Files'],
+  [
+    'keyva_rocksdb_write_delayed_rate',
+    'Bytes per second RocksDB lets writes through while it delays them; 0 when not delaying (NaN on other engines)',
+    'writeDelayedRate',
+  ],
+  [
+    'keyva_rocksdb_write_stopped',
+    '1 while RocksDB stops writes (L0 files, memtables or pending compaction over their limits; NaN on other engines)',
+    'writeStopped',
+  ],
+];
+
 export class NodeMetrics {
   readonly registry = new Registry();
   /**
@@ -99,50 +125,7 @@ export class NodeMetrics {
       labelNames: ['partition', 'kind'],
       registers,
     });
-    const stat =
-      <K extends keyof EngineStats>(k: K) =>
-      () => {
-        try {
-          return engine.stats()[k] ?? Number.NaN;
-        } catch {
-          return Number.NaN;
-        }
-      };
-    const gauge = (name: string, help: string, read: () => number) =>
-      new Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          this.set(read());
-        },
-      });
-    gauge('keyva_storage_bytes', 'Estimated bytes held by the storage engine', stat('sizeBytes'));
-    gauge('keyva_storage_keys', 'Estimated number of stored key versions', stat('keysEstimate'));
-    gauge('keyva_block_cache_hit_ratio', 'RocksDB block cache hit ratio (NaN when unknown)', stat('blockCacheHitRate'));
-    gauge('keyva_block_cache_hits', 'RocksDB block cache hits since start', stat('blockCacheHits'));
-    gauge('keyva_block_cache_misses', 'RocksDB block cache misses since start', stat('blockCacheMisses'));
-    gauge('keyva_read_cache_hits', 'Point reads answered by the latest-row cache since start (NaN when it is off)', stat('readCacheHits'));
-    gauge('keyva_read_cache_misses', 'Point reads the latest-row cache sent to storage since start (NaN when it is off)', stat('readCacheMisses'));
-    gauge('keyva_read_cache_bytes', 'Bytes held by the latest-row cache (NaN when it is off)', stat('readCacheBytes'));
-    gauge(
-      'keyva_rocksdb_compaction_pending_bytes',
-      'Bytes RocksDB compactions still have to rewrite, estimated (NaN on other engines)',
-      stat('compactionPendingBytes'),
-    );
-    gauge('keyva_rocksdb_compactions_running', 'RocksDB compactions running now (NaN on other engines)', stat('compactionsRunning'));
-    gauge('keyva_rocksdb_flushes_running', 'RocksDB memtable flushes running now (NaN on other engines)', stat('flushesRunning'));
-    gauge('keyva_rocksdb_level0_files', 'RocksDB L0 files; writes slow down at 20 and stop at 36 (NaN on other engines)', stat('level0Files'));
-    gauge(
-      'keyva_rocksdb_write_delayed_rate',
-      'Bytes per second RocksDB lets writes through while it delays them; 0 when not delaying (NaN on other engines)',
-      stat('writeDelayedRate'),
-    );
-    gauge(
-      'keyva_rocksdb_write_stopped',
-      '1 while RocksDB stops writes (L0 files, memtables or pending compaction over their limits; NaN on other engines)',
-      stat('writeStopped'),
-    );
+    this.scrapedGauges(() => engine.stats(), ENGINE_GAUGES);
   }
 
   /** Gauges read at scrape time, one per field of what `read` returns: [name, help, field]. */
@@ -154,7 +137,13 @@ export class NodeMetrics {
         help,
         registers,
         collect() {
-          this.set(Number(read()[k]));
+          let v: number;
+          try {
+            v = Number(read()[k]); // an absent field reads NaN
+          } catch {
+            v = Number.NaN;
+          }
+          this.set(v);
         },
       });
   }
