@@ -159,6 +159,8 @@ export interface RebalanceReport {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+/** One phase's throughput and latency, for the progress log. */
+const phaseSummary = (p: PhaseStats) => `${Math.round(p.opsPerSec)} ops/s, p50 ${(p.p50Us / 1000).toFixed(2)} ms, p99 ${(p.p99Us / 1000).toFixed(2)} ms`;
 
 function sum(m: Map<string, SnapshotCounters>): SnapshotCounters {
   let s = ZERO_COUNTERS;
@@ -242,7 +244,7 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
     load.enter('steady');
     await sleep(o.steadyMs);
     const steady = load.stats('steady');
-    log(`  steady: ${Math.round(steady.opsPerSec)} ops/s, p50 ${(steady.p50Us / 1000).toFixed(2)} ms, p99 ${(steady.p99Us / 1000).toFixed(2)} ms`);
+    log(`  steady: ${phaseSummary(steady)}`);
 
     // The move.
     sampling = false;
@@ -329,11 +331,8 @@ export async function runRebalance(o: RebalanceOptions, log: (line: string) => v
       `  move: ${moveData.movesDone} moves in ${moveSec.toFixed(1)} s; ${mib(snapshotBytes)} streamed as ${moveData.snapshotsReceived} snapshots` +
         `${moveData.streamBytesPerSec === null ? '' : ` at ${mib(moveData.streamBytesPerSec)}/s (${receivingSeconds.toFixed(1)} s receiving; ${mib(windowBytesPerSec ?? 0)}/s over the ${streamSeconds.toFixed(1)} s window)`}; ${mib(logicalBytes)} of data now on ${added.id} (${mib(moveData.endToEndBytesPerSec)}/s end to end)`,
     );
-    log(`  during the move: ${Math.round(move.opsPerSec)} ops/s, p50 ${(move.p50Us / 1000).toFixed(2)} ms, p99 ${(move.p99Us / 1000).toFixed(2)} ms`);
-    if (afterMove !== null)
-      log(
-        `  after the move (4 nodes): ${Math.round(afterMove.opsPerSec)} ops/s, p50 ${(afterMove.p50Us / 1000).toFixed(2)} ms, p99 ${(afterMove.p99Us / 1000).toFixed(2)} ms`,
-      );
+    log(`  during the move: ${phaseSummary(move)}`);
+    if (afterMove !== null) log(`  after the move (4 nodes): ${phaseSummary(afterMove)}`);
 
     // Nothing acknowledged is lost.
     const verify = await load.verify(o.verifyLoadedSample, o.verifyWrittenMax, o.seed + 7);
