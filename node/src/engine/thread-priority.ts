@@ -33,15 +33,13 @@ export function lowerThreadsNamed(name: RegExp, nice: number): number {
   }
   let changed = 0;
   for (const tid of tids) {
+    let comm: string;
     try {
-      if (!name.test(readFileSync(`${TASKS}/${tid}/comm`, 'utf8').trim())) continue;
-      const id = Number(tid);
-      if (getPriority(id) >= nice) continue;
-      setPriority(id, nice);
-      changed++;
+      comm = readFileSync(`${TASKS}/${tid}/comm`, 'utf8').trim();
     } catch {
-      // The thread exited between the listing and the call.
+      continue; // the thread exited after the listing
     }
+    if (name.test(comm) && lowerThread(Number(tid), nice)) changed++;
   }
   return changed;
 }
@@ -49,9 +47,16 @@ export function lowerThreadsNamed(name: RegExp, nice: number): number {
 /** Gives the calling thread at least nice value `nice` (e.g. from a worker thread's entry point). */
 export function lowerThisThread(nice: number): void {
   if (process.platform !== 'linux' || nice <= 0) return;
+  lowerThread(0, nice); // 0: the calling thread
+}
+
+/** Raises thread `tid`'s nice value to `nice` if it is lower; whether it did. */
+function lowerThread(tid: number, nice: number): boolean {
   try {
-    if (getPriority() < nice) setPriority(nice);
+    if (getPriority(tid) >= nice) return false;
+    setPriority(tid, nice);
+    return true;
   } catch {
-    // Not permitted (some sandboxes): the thread keeps its priority.
+    return false; // the thread exited, or not permitted (some sandboxes): it keeps its priority
   }
 }
