@@ -25,6 +25,14 @@ export interface RocksOpenOptions {
   readonly filterPolicy?: string;
   /** ZSTD compression of the WAL records (`wal_compression`); the binding's default is ON. */
   readonly walCompression?: boolean;
+  /**
+   * Compaction output files are cut where the first this-many key bytes change (RocksDB's fixed
+   * prefix `SstPartitioner`; KeyVa's build of the binding, ADR 0017; the published one ignores it).
+   */
+  readonly keyvaSstPartitionPrefix?: number;
+  /** The binding's level-style preset sized to `memtableMemoryBudget` (KeyVa passes neither; tests use a tiny budget to compact quickly). */
+  readonly compaction?: 'level';
+  readonly memtableMemoryBudget?: number;
 }
 
 export interface RocksQueryOptions {
@@ -76,6 +84,36 @@ interface RocksLevelConstructor {
 
 const require = createRequire(import.meta.url);
 const mod = require('@nxtedition/rocksdb') as { RocksLevel: RocksLevelConstructor };
+
+/**
+ * The binding's native module, with KeyVa's additions (`node/native/rocksdb/binding.patch`, built
+ * by `scripts/rocksdb-native.sh`). Each `keyva_` call is absent from the published binding: its
+ * users check and fall back. `db_init(handle)` wraps a database opened elsewhere (any thread).
+ */
+export interface NativeBinding {
+  db_init(handle: bigint): object;
+  keyva_export_partition?(
+    db: object,
+    latestGte: Buffer,
+    latestLt: Buffer,
+    readTs: bigint,
+    dataPath: string,
+    rawGte: Buffer,
+    rawLt: Buffer,
+    rawU64Offset: number,
+    rawPath: string,
+  ): number[];
+  keyva_derive_latest?(db: object, dataPath: string, latestPath: string): number;
+  keyva_check_sst?(db: object, paths: string[], gtes: Buffer[], lts: Buffer[]): void;
+  keyva_ingest_sst?(db: object, paths: string[], gtes: Buffer[], lts: Buffer[]): void;
+  keyva_write_packed?(db: object, ops: Buffer, sync: boolean): void;
+  /** `[files dropped, their bytes, files of levels >= 1 still overlapping the range]` (ADR 0017). */
+  keyva_delete_files_in_range?(db: object, gte: Buffer, lt: Buffer): number[];
+}
+
+export function nativeBinding(): NativeBinding {
+  return require('@nxtedition/rocksdb/binding.js') as NativeBinding;
+}
 
 /**
  * A RocksLevel with Buffer key and value encodings. abstract-level's default is 'utf8', which

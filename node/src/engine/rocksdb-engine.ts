@@ -146,6 +146,8 @@ export class RocksDbEngine implements StorageEngine {
   #closing: Promise<void> | undefined;
   #failure: KeyVaError | undefined;
   #counters = { batches: 0, groups: 0, groupBatchesPeak: 0 };
+  /** Bytes of SST files range deletes dropped whole since open (ADR 0017). */
+  #droppedFileBytes = 0;
   /** Requests not yet handed to the writer thread (sent together at the end of the current run). */
   #outbox: WriterRequest[] = [];
 
@@ -551,7 +553,7 @@ export class RocksDbEngine implements StorageEngine {
       // A range that already holds rows is deleted first. An empty one (a new replica) is not:
       // a range tombstone in the memtable would make the ingestion flush it, with writes stopped.
       const empty = reader.range(lo, hi, 1).length === 0 && reader.range(latestBoundOf(lo), latestBoundOf(hi), 1).length === 0;
-      if (!empty) await this.#request<undefined>({ t: 'deleteRange', id: this.#newId(), startHash, endHash }, undefined);
+      if (!empty) await this.#deleteHashRange(startHash, endHash);
       this.#checkOpen();
       await dumper.ingestSst(bounded, false).catch(async (e: unknown) => {
         if (latest !== undefined) await rm(latest.path, { force: true });
@@ -564,7 +566,12 @@ export class RocksDbEngine implements StorageEngine {
     this.#checkOpen();
     if (endHash <= startHash) return;
     hashRangeBounds(startHash, endHash); // validates
-    await this.#barrier(() => this.#request<undefined>({ t: 'deleteRange', id: this.#newId(), startHash, endHash }, undefined));
+    await this.#barrier(() => this.#deleteHashRange(startHash, endHash));
+  }
+
+  /** The writer's range delete (see `rocksdb-writer.ts`); counts the bytes of SST files it dropped whole. */
+  async #deleteHashRange(startHash: bigint, endHash: bigint): Promise<void> {
+    this.#droppedFileBytes += await this.#request<number>({ t: 'deleteRange', id: this.#newId(), startHash, endHash }, undefined);
   }
 
   async gc(watermarkTs: Timestamp, nowMs: number): Promise<number> {
@@ -613,6 +620,7 @@ export class RocksDbEngine implements StorageEngine {
       level0Files: prop(PROPERTY.level0Files),
       writeDelayedRate: prop(PROPERTY.writeDelayedRate),
       writeStopped: prop(PROPERTY.writeStopped),
+      rangeDroppedFileBytes: this.#droppedFileBytes,
     };
   }
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RocksDbEngine } from './rocksdb-engine.ts';
-import { toRocksOpenOptions } from './rocksdb-options.ts';
+import { SST_PARTITION_PREFIX_BYTES, toRocksOpenOptions } from './rocksdb-options.ts';
 import { MAX_TS, type RocksDbOptions } from './types.ts';
 
 const NOW = 1_700_000_000_000;
@@ -79,6 +79,16 @@ describe('RocksDB WAL compression (walCompression)', () => {
     // What the previous open wrote is still there (replayed from its WAL: closing does not flush).
     await reopenUnderEach(dir, [{}, { walCompression: true }, { walCompression: false }], async (over) => {
       expect(await rocksOption(dir, 'wal_compression')).toBe(over.walCompression ? 'kZSTD' : 'kNoCompression');
+    });
+  });
+});
+
+describe('SST files cut at partition boundaries (ADR 0017)', () => {
+  it('every engine opens RocksDB with the fixed-prefix partitioner of SST_PARTITION_PREFIX_BYTES bytes', async () => {
+    expect(SST_PARTITION_PREFIX_BYTES).toBe(2); // key space byte + top byte of the hash
+    const dir = await tempDir();
+    await reopenUnderEach(dir, [{}, { compression: 'none' }], async () => {
+      expect(await rocksOption(dir, 'sst_partitioner_factory')).toBe(`{id=SstPartitionerFixedPrefixFactory;length=${SST_PARTITION_PREFIX_BYTES};}`);
     });
   });
 });

@@ -8,6 +8,13 @@ export const BLOCK_CACHE_BYTES_MAX = 2 ** 32 - 1;
 /** Above this a bloom filter costs memory for no gain. */
 export const BLOOM_BITS_PER_KEY_MAX = 64;
 
+/**
+ * Compaction output files are cut where the key space byte or the top byte of the hash changes
+ * (ADR 0017): a hash range aligned to 1/256 of the space, as evenly split partitions are, then
+ * owns whole files in levels 1 and below, which a range delete drops without rewriting anything.
+ */
+export const SST_PARTITION_PREFIX_BYTES = 2;
+
 /** Compressions the binding can configure (ZSTD or none; 'tiered' mixes the two by level, ADR 0015). */
 export const SUPPORTED_COMPRESSIONS: readonly RocksDbOptions['compression'][] = ['tiered', 'zstd', 'none'];
 
@@ -34,5 +41,6 @@ export function toRocksOpenOptions(o: RocksDbOptions): RocksOpenOptions {
     filterPolicy: o.bloomBitsPerKey === 0 ? 'nullptr' : `bloomfilter:${o.bloomBitsPerKey}:false`,
     // Always passed: the binding's own default is ZSTD (see `RocksDbOptions.walCompression`).
     walCompression: o.walCompression ?? false,
+    keyvaSstPartitionPrefix: SST_PARTITION_PREFIX_BYTES,
   };
 }

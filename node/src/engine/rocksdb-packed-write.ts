@@ -7,8 +7,8 @@
  *
  * Record layout: `kind u8 (1 = put, 0 = delete) | keyLen u32 BE | key | (put) valueLen u32 BE | value`.
  */
-import { createRequire } from 'node:module';
 import type { KvOp } from './ordered-kv.ts';
+import { nativeBinding } from './rocksdb-binding.ts';
 
 /** Writes `ops` in one RocksDB write batch (fsync'd when `sync`); throws what RocksDB reports. */
 export type PackedWrite = (ops: readonly KvOp[], sync: boolean) => void;
@@ -30,16 +30,9 @@ export function packOps(ops: readonly KvOp[]): Buffer {
   return out;
 }
 
-interface Binding {
-  db_init(handle: bigint): object;
-  keyva_write_packed?(db: object, ops: Buffer, sync: boolean): void;
-}
-
-const require = createRequire(import.meta.url);
-
 /** The packed write on the database behind `handle`, or undefined with the published binding. */
 export function packedWriter(handle: bigint): PackedWrite | undefined {
-  const b = require('@nxtedition/rocksdb/binding.js') as Binding;
+  const b = nativeBinding();
   const write = b.keyva_write_packed;
   if (write === undefined) return undefined;
   const db = b.db_init(handle);

@@ -7,7 +7,7 @@
  * `sstNative()` is then undefined and snapshots stream as rows. All the calls are synchronous
  * and run on the engine's dump thread (`rocksdb-dump-worker.ts`), never on the main thread.
  */
-import { createRequire } from 'node:module';
+import { type NativeBinding, nativeBinding } from './rocksdb-binding.ts';
 
 /** A raw key range copied into a snapshot: rows whose big-endian u64 at `u64Offset` is at most the read timestamp. */
 export interface RawExportRange {
@@ -53,25 +53,6 @@ export interface SstNative {
   ingest(handle: bigint, files: readonly SstIngestFile[]): void;
 }
 
-interface Binding {
-  db_init(handle: bigint): object;
-  keyva_export_partition?(
-    db: object,
-    latestGte: Buffer,
-    latestLt: Buffer,
-    readTs: bigint,
-    dataPath: string,
-    rawGte: Buffer,
-    rawLt: Buffer,
-    rawU64Offset: number,
-    rawPath: string,
-  ): number[];
-  keyva_derive_latest?(db: object, dataPath: string, latestPath: string): number;
-  keyva_check_sst?(db: object, paths: string[], gtes: Buffer[], lts: Buffer[]): void;
-  keyva_ingest_sst?(db: object, paths: string[], gtes: Buffer[], lts: Buffer[]): void;
-}
-
-const require = createRequire(import.meta.url);
 let loaded: SstNative | null | undefined;
 
 /** The native SST calls, or undefined when the loaded binding is the published one. */
@@ -81,13 +62,13 @@ export function sstNative(): SstNative | undefined {
 }
 
 function load(): SstNative | null {
-  const b = require('@nxtedition/rocksdb/binding.js') as Binding;
+  const b = nativeBinding();
   const exportPartition = b.keyva_export_partition;
   const deriveLatest = b.keyva_derive_latest;
   const check = b.keyva_check_sst;
   const ingest = b.keyva_ingest_sst;
   if (exportPartition === undefined || deriveLatest === undefined || check === undefined || ingest === undefined) return null;
-  const withFiles = (call: NonNullable<Binding['keyva_ingest_sst']>) => (handle: bigint, files: readonly SstIngestFile[]) =>
+  const withFiles = (call: NonNullable<NativeBinding['keyva_ingest_sst']>) => (handle: bigint, files: readonly SstIngestFile[]) =>
     call(
       b.db_init(handle),
       files.map((f) => f.path),

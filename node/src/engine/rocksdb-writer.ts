@@ -11,7 +11,9 @@
  * - deleteRange: a pending-range marker, RocksDB range deletes of the latest (`l`) and data
  *   (`d`) ranges, then a synced write removing the marker (fsyncs the WAL). The marker makes the
  *   two range deletes (separate writes in this binding) all-or-nothing across a crash: `prepare`
- *   finishes a range delete it finds pending.
+ *   finishes a range delete it finds pending. After the synced write, the whole SST files inside
+ *   both ranges are dropped without a compaction (`rocksdb-file-drop.ts`, ADR 0017); the answer
+ *   is their bytes.
  * - load (bulk-load.ts): the rows' `d` and `l` entries and raw puts, unplanned, appended to a
  *   group commit as its last member (one load per group; synced only if a batch of the group
  *   asked for it). Its crash safety is the caller's (a snapshot install is redone from its
@@ -45,6 +47,7 @@ import { LatestRebuilder, latestRepairOp } from './latest-space.ts';
 import type { KvOp, OrderedKvReader } from './ordered-kv.ts';
 import { PrefetchedReader } from './prefetched-reader.ts';
 import type { RocksLevelDb } from './rocksdb-binding.ts';
+import { type DropFilesInRange, fileDropper } from './rocksdb-file-drop.ts';
 import { type PackedWrite, packedWriter } from './rocksdb-packed-write.ts';
 import { RocksReader, storageCall } from './rocksdb-reader.ts';
 import { type GroupLimits, toWireError, type WireError, type WriterAnswer, type WriterEvent, type WriterRequest } from './rocksdb-writer-protocol.ts';
@@ -69,6 +72,7 @@ type Work = WriterRequest | GcJob;
 
 export class RocksWriter {
   readonly #db: RocksLevelDb;
+  readonly #dropFiles: DropFilesInRange | undefined;
   readonly #limits: GroupLimits;
   readonly #emit: (ev: WriterEvent) => void;
   readonly #pull: () => WriterRequest | undefined;
@@ -93,6 +97,7 @@ export class RocksWriter {
     this.#reader = new RocksReader(db);
     this.#gcReader = new RocksReader(db, { fillCache: false, bytesMax: GC_CHUNK_BYTES_MAX });
     this.#packed = packedWrites ? packedWriter(db.handle) : undefined;
+    this.#dropFiles = fileDropper(db.handle);
   }
 
   get stopped(): boolean {
@@ -352,19 +357,22 @@ export class RocksWriter {
    * both range deletes and is removed by the final synced write; found at open, the range
    * delete is redone (it is idempotent).
    */
-  async #clearHashRange(startHash: bigint, endHash: bigint): Promise<void> {
+  async #clearHashRange(startHash: bigint, endHash: bigint): Promise<number> {
     this.#writeOps([{ type: 'put', key: PENDING_DELETE_RANGE_KEY, value: encodeHashRange(startHash, endHash) }], false);
     const l = latestHashRangeBounds(startHash, endHash);
     await this.#clear(l.lo, l.hi);
     const d = hashRangeBounds(startHash, endHash);
     await this.#clear(d.lo, d.hi);
     this.#writeOps([{ type: 'del', key: PENDING_DELETE_RANGE_KEY }], true);
+    // Only now, with both range deletes durable (a crash before this leaves the files to compaction).
+    const drop = this.#dropFiles;
+    return drop === undefined ? 0 : drop(l.lo, l.hi).bytes + drop(d.lo, d.hi).bytes;
   }
 
   async #deleteRange(id: number, startHash: bigint, endHash: bigint): Promise<void> {
     try {
-      if (endHash > startHash) await this.#clearHashRange(startHash, endHash);
-      this.#answer([{ id, ok: true, result: undefined }], 0, false);
+      const droppedBytes = endHash > startHash ? await this.#clearHashRange(startHash, endHash) : 0;
+      this.#answer([{ id, ok: true, result: droppedBytes }], 0, false);
     } catch (e) {
       this.#answer([{ id, ok: false, error: toWireError(e) }], 0, false);
     }

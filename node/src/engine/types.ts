@@ -149,6 +149,11 @@ export interface EngineStats {
   readonly writeDelayedRate?: number;
   /** 1 while RocksDB stops writes (too many L0 files or memtables, or too much pending compaction). */
   readonly writeStopped?: number;
+  /**
+   * Bytes of SST files that range deletes (replicas dropped, snapshots installed over old rows)
+   * removed whole since open, without a compaction (ADR 0017; 0 on the published binding).
+   */
+  readonly rangeDroppedFileBytes?: number;
 }
 
 export interface EngineCapabilities {

@@ -70,6 +70,11 @@ const ENGINE_GAUGES: readonly (readonly [string, string, keyof EngineStats])[] =
     '1 while RocksDB stops writes (L0 files, memtables or pending compaction over their limits; NaN on other engines)',
     'writeStopped',
   ],
+  [
+    'keyva_rocksdb_range_dropped_file_bytes',
+    'Bytes of SST files range deletes removed whole since start, without a compaction (ADR 0017; NaN on other engines)',
+    'rangeDroppedFileBytes',
+  ],
 ];
 
 export class NodeMetrics {

@@ -183,13 +183,15 @@ for (const engine of ['memory', 'rocksdb'] as const) {
       const level0 = /^keyva_rocksdb_level0_files (\S+)$/m.exec(metrics)?.[1];
       const stopped = /^keyva_rocksdb_write_stopped (\S+)$/m.exec(metrics)?.[1];
       const pending = /^keyva_rocksdb_compaction_pending_bytes (\S+)$/m.exec(metrics)?.[1];
+      const dropped = /^keyva_rocksdb_range_dropped_file_bytes (\S+)$/m.exec(metrics)?.[1];
       if (engine === 'rocksdb') {
         expect(Number(level0)).toBeGreaterThanOrEqual(0);
         expect(stopped).toBe('0');
         expect(Number(pending)).toBeGreaterThanOrEqual(0);
         expect(metrics).toMatch(/^keyva_rocksdb_compactions_running \d+$/m);
         expect(metrics).toMatch(/^keyva_rocksdb_write_delayed_rate \d+$/m);
-      } else expect([level0, stopped, pending]).toEqual(['Nan', 'Nan', 'Nan']); // (prom-client's spelling)
+        expect(dropped).toBe('0'); // no range deleted yet
+      } else expect([level0, stopped, pending, dropped]).toEqual(['Nan', 'Nan', 'Nan', 'Nan']); // (prom-client's spelling)
     });
   });
 }
