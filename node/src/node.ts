@@ -253,6 +253,7 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
         onReceive: (from, group, m) => runtime?.receive(from, group, m),
         snapshotBytesPerSecond: config.snapshotBytesPerSec,
         snapshotRowsOnly: config.snapshotFormat === 'rows',
+        log: log.child({ component: 'snapshot' }),
         // SST-file snapshots over the snapshot socket (ADR 0014), except to peers routed through --raft-dial (a proxy
         // sees all their traffic); no socket on a node that cannot take SST files (the published binding).
         ...(config.snapshotTransport === 'socket' && engine.sst !== undefined

@@ -26,6 +26,8 @@ export interface SnapshotStreamTotals {
   /** Transfers begun over a peer's snapshot socket (ADR 0014). */
   readonly sentOverSocket: number;
   readonly sendFailed: number;
+  /** Transfers that waited before starting because the previous one to the same replica failed. */
+  readonly sendDeferred: number;
   readonly received: number;
   readonly receiveFailed: number;
   /** Seconds during which at least one incoming transfer was in progress (the time `receivedBytes` took). */
@@ -174,6 +176,11 @@ export class NodeMetrics {
       ['keyva_snapshots_sent_as_files', 'Of keyva_snapshots_sent, the transfers sent as SST files rather than rows (ADR 0013)', 'sentAsFiles'],
       ['keyva_snapshots_sent_over_socket', "Transfers of SST files begun over the peer's snapshot socket rather than gRPC (ADR 0014)", 'sentOverSocket'],
       ['keyva_snapshots_send_failed', 'Raft snapshot transfers to peers failed since start (retried by Raft)', 'sendFailed'],
+      [
+        'keyva_snapshots_send_deferred',
+        'Raft snapshot transfers that waited before starting because the previous one to the same replica had failed (retries back off from 250 ms to 8 s)',
+        'sendDeferred',
+      ],
       ['keyva_snapshots_received', 'Raft snapshot transfers from peers staged since start', 'received'],
       ['keyva_snapshots_receive_failed', 'Raft snapshot transfers from peers refused or cut off since start', 'receiveFailed'],
       [

@@ -22,6 +22,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { RECONNECT_OPTIONS } from '@keyva/client';
 import { keyvaV1, type RaftBatch, type RaftBatchOut, type RaftClient, type SnapshotAck, type SnapshotEndpointReply, type SnapshotFrameOut } from '@keyva/proto';
+import type { Logger } from '../observability/logger.ts';
 import type { SnapshotStreamTotals } from '../observability/metrics.ts';
 import type { Message } from '../raft/messages.ts';
 import { decodeMessage, decodePacked, encodePacked, type GroupMessage, isCoalescedHeartbeat } from './raft-codec.ts';
@@ -51,6 +52,8 @@ export interface RaftTransportOptions {
   readonly snapshotRowsOnly?: boolean;
   /** Row bytes per snapshot chunk, at most (default 1 MiB; keep it below the peers' gRPC message limit). */
   readonly snapshotChunkBytes?: number;
+  /** Where failed snapshot transfers are reported. */
+  readonly log?: Logger;
   /**
    * Take SST-file snapshots over a plain TCP socket on this host and port (0: any free one) and
    * send them to peers' sockets (ADR 0014); `startSnapshotSocket` listens. Without it, and to a
@@ -162,6 +165,7 @@ export class RaftTransport {
       limiter,
       chunkBytes: this.o.snapshotChunkBytes,
       rowsOnly: this.o.snapshotRowsOnly,
+      ...(this.o.log === undefined ? {} : { log: this.o.log }),
       ...(this.o.snapshotSocket === undefined ? {} : { socketHostOf: this.o.snapshotSocketHostOf ?? ((id: string) => hostOf(this.o.addressOf(id))) }),
     });
     this.snapshotReceiver = new SnapshotReceiver({ self: this.o.self, host, deliver: (from, group, m) => this.o.onReceive(from, group, m) });
@@ -196,6 +200,7 @@ export class RaftTransport {
       sentAsFiles: s?.filesSent ?? 0,
       sentOverSocket: s?.overSocket ?? 0,
       sendFailed: s?.failed ?? 0,
+      sendDeferred: s?.deferred ?? 0,
       received: r?.received ?? 0,
       receiveFailed: r?.failed ?? 0,
       receivingSeconds: (r?.receivingMs ?? 0) / 1000,

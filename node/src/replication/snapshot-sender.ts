@@ -20,7 +20,10 @@
  * The outcome goes back to the core (`reportSnapshot`): on failure the peer's progress leaves
  * the snapshot state and the core sends a new snapshot on a later heartbeat response; on success
  * it waits for the follower's append response. One transfer per (group, peer) at a time: a
- * snapshot the core sends while one is in flight is dropped (the running one reports).
+ * snapshot the core sends while one is in flight is dropped (the running one reports). After a
+ * failure the next transfer to that replica waits (`SnapshotRetryPacing`: 250 ms, doubling to
+ * 8 s), counted from the failure: each attempt exports the whole partition before the receiver
+ * can refuse it, and the core asks again on every heartbeat response. A failure is logged.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -28,6 +31,7 @@ import { crc32 } from 'node:zlib';
 import type * as grpc from '@grpc/grpc-js';
 import type { RaftClient, SnapshotAckOut, SnapshotFrame } from '@keyva/proto';
 import type { DumpedChunk, ScanItem, SstExport, StorageEngine, Timestamp } from '../engine/types.ts';
+import type { Logger } from '../observability/logger.ts';
 import { type Message, MessageType } from '../raft/messages.ts';
 import type { ReplicaId } from '../raft/types.ts';
 import { unwrapSnapshot } from '../split/split-command.ts';
@@ -36,6 +40,7 @@ import { encodeMessage } from './raft-codec.ts';
 import type { GroupId } from './raft-keys.ts';
 import { recordIndexSpace } from './request-record.ts';
 import type { RateLimiter } from './snapshot-rate-limiter.ts';
+import { SnapshotRetryPacing } from './snapshot-retry-pacing.ts';
 import { connectSnapshotSocket, SocketConnectError } from './snapshot-socket-client.ts';
 import { type SnapshotStaging, SST_KIND_CODE } from './snapshot-staging.ts';
 import { answerWithin, drained, type TransferCall } from './transfer-call.ts';
@@ -125,8 +130,10 @@ export interface SnapshotSendStats {
   started: number;
   succeeded: number;
   failed: number;
-  /** Snapshots the core sent while a transfer to the same peer and group was running. */
+  /** Snapshots the core sent while a transfer to the same peer and group was running (or waiting). */
   skippedBusy: number;
+  /** Transfers that waited before starting because the previous one to the same replica failed (`SnapshotRetryPacing`). */
+  deferred: number;
   bytesSent: number;
   rowsSent: number;
   /** Transfers sent as SST files (ADR 0013). */
@@ -140,7 +147,7 @@ export interface SnapshotTransfer {
   readonly group: GroupId;
   readonly to: string;
   readonly index: number;
-  readonly startedMs: number;
+  startedMs: number;
   bytes: number;
   rows: number;
 }
@@ -159,6 +166,8 @@ export interface SnapshotSenderOptions {
    * to send it SST files over gRPC; without it, always over gRPC (ADR 0014).
    */
   readonly socketHostOf?: (nodeId: string) => string | undefined;
+  /** Where failed transfers are reported (at most one line per retry of a replica, paced). */
+  readonly log?: Logger;
 }
 
 /** How long a peer that answered UNIMPLEMENTED to SST files is sent rows before it is tried again. */
@@ -176,12 +185,25 @@ const GRPC_UNIMPLEMENTED = 12;
 interface RunningEntry {
   readonly transfer: SnapshotTransfer;
   call: { cancel(): void } | undefined;
+  /** Set while the transfer waits out its retry pacing, before it starts. */
+  timer: NodeJS.Timeout | undefined;
 }
 
 export class SnapshotSender {
-  readonly stats: SnapshotSendStats = { started: 0, succeeded: 0, failed: 0, skippedBusy: 0, bytesSent: 0, rowsSent: 0, filesSent: 0, overSocket: 0 };
+  readonly stats: SnapshotSendStats = {
+    started: 0,
+    succeeded: 0,
+    failed: 0,
+    skippedBusy: 0,
+    deferred: 0,
+    bytesSent: 0,
+    rowsSent: 0,
+    filesSent: 0,
+    overSocket: 0,
+  };
   private readonly o: SnapshotSenderOptions;
   private readonly running = new Map<string, RunningEntry>();
+  private readonly pacing = new SnapshotRetryPacing();
   /** Peers that cannot ingest SST files, until when (ms since the epoch). */
   private readonly rowsOnlyUntil = new Map<string, number>();
   /** Peers whose snapshot socket could not be reached, until when (ms since the epoch). */
@@ -192,12 +214,15 @@ export class SnapshotSender {
     this.o = o;
   }
 
-  /** Transfers in progress, with the bytes and rows sent so far. */
+  /** Transfers in progress, with the bytes and rows sent so far (not those still waiting to start). */
   transfers(): SnapshotTransfer[] {
-    return [...this.running.values()].map((r) => ({ ...r.transfer }));
+    return [...this.running.values()].filter((r) => r.timer === undefined).map((r) => ({ ...r.transfer }));
   }
 
-  /** Starts streaming the snapshot message `m` of `group` to node `to` (see the file comment). */
+  /**
+   * Starts streaming the snapshot message `m` of `group` to node `to` (see the file comment), or,
+   * when the last transfer to that replica failed not long ago, once its retry pacing allows.
+   */
   send(to: string, group: GroupId, m: Message): void {
     if (this.closed) return;
     const key = `${group}/${to}`;
@@ -206,27 +231,48 @@ export class SnapshotSender {
       return;
     }
     const index = m.snapshot?.metadata.index ?? 0;
-    const entry = { transfer: { group, to, index, startedMs: Date.now(), bytes: 0, rows: 0 }, call: undefined };
+    const entry: RunningEntry = { transfer: { group, to, index, startedMs: Date.now(), bytes: 0, rows: 0 }, call: undefined, timer: undefined };
     this.running.set(key, entry);
-    this.stats.started++;
-    this.run(to, group, m, entry).then(
-      () => {
-        this.running.delete(key);
-        this.stats.succeeded++;
-        this.o.host.reportSnapshot(group, m.to, true);
-      },
-      () => {
-        this.running.delete(key);
-        this.stats.failed++;
-        if (!this.closed) this.o.host.reportSnapshot(group, m.to, false);
-      },
-    );
+    const start = (): void => {
+      entry.timer = undefined;
+      entry.transfer.startedMs = Date.now();
+      this.stats.started++;
+      this.run(to, group, m, entry).then(
+        () => {
+          this.running.delete(key);
+          this.pacing.succeeded(key);
+          this.stats.succeeded++;
+          this.o.host.reportSnapshot(group, m.to, true);
+        },
+        (e: unknown) => {
+          this.running.delete(key);
+          this.stats.failed++;
+          const retryInMs = this.pacing.failed(key, Date.now());
+          if (this.closed) return;
+          this.o.log?.warn({ group, to, index, retryInMs, err: (e as Error).message }, 'snapshot transfer failed; Raft sends it again');
+          this.o.host.reportSnapshot(group, m.to, false);
+        },
+      );
+    };
+    const wait = this.pacing.waitMs(key, Date.now());
+    if (wait === 0) {
+      start();
+      return;
+    }
+    this.stats.deferred++;
+    entry.timer = setTimeout(start, wait);
   }
 
   /** Cancels every transfer (they report nothing more). */
   close(): void {
     this.closed = true;
-    for (const r of this.running.values()) r.call?.cancel();
+    for (const [key, r] of this.running) {
+      if (r.timer !== undefined) {
+        clearTimeout(r.timer);
+        this.running.delete(key);
+      }
+      r.call?.cancel();
+    }
   }
 
   private async run(to: string, group: GroupId, m: Message, entry: RunningEntry): Promise<void> {
