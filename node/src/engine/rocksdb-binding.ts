@@ -26,10 +26,12 @@ export interface RocksOpenOptions {
   /** ZSTD compression of the WAL records (`wal_compression`); the binding's default is ON. */
   readonly walCompression?: boolean;
   /**
-   * Compaction output files are cut where the first this-many key bytes change (RocksDB's fixed
-   * prefix `SstPartitioner`; KeyVa's build of the binding, ADR 0017; the published one ignores it).
+   * Compaction output files of at least `keyvaSstPartitionMinBytes` are cut where the first
+   * this-many key bytes change (an `SstPartitioner` of KeyVa's build of the binding, ADR 0017;
+   * the published one ignores both).
    */
   readonly keyvaSstPartitionPrefix?: number;
+  readonly keyvaSstPartitionMinBytes?: number;
   /** The binding's level-style preset sized to `memtableMemoryBudget` (KeyVa passes neither; tests use a tiny budget to compact quickly). */
   readonly compaction?: 'level';
   readonly memtableMemoryBudget?: number;

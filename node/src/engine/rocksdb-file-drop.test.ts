@@ -1,8 +1,9 @@
 /**
  * Range deletes drop whole SST files (ADR 0017), on real RocksDB with KeyVa's build of the binding
  * (`npm test` builds it: scripts/rocksdb-native.sh):
- * - compaction output is cut at the top byte of the hash, so a range aligned to it owns whole
- *   files in levels 1 and below (and without the partitioner it does not);
+ * - compaction output is cut at the top byte of the hash (once a file holds the minimum size), so
+ *   a range aligned to it owns whole files in levels 1 and below (without the partitioner, or
+ *   below the minimum, it does not);
  * - the engine's range delete drops them, touches no neighbour, and counts their bytes;
  * - kill -9 while partitions are deleted and ingested again: each one holds all its rows or none,
  *   as its last acknowledged round left it, and the partitions between them all theirs.
@@ -49,9 +50,16 @@ const prop = (db: { getProperty(n: string): string }, name: string): number => N
  * A raw database with a tiny memtable budget (flushes every ~512 KiB, compacts at 2 L0 files)
  * filled with 8 MiB of data-space rows at random hashes, its compactions settled.
  */
-async function compactedDb(partitionPrefix: number) {
+async function compactedDb(partitionPrefix: number, partitionMinBytes = 0) {
   const db = createRocksLevel(join(await tempDir(), 'db'));
-  await db.open({ createIfMissing: true, compression: false, keyvaSstPartitionPrefix: partitionPrefix, compaction: 'level', memtableMemoryBudget: 1 << 20 });
+  await db.open({
+    createIfMissing: true,
+    compression: false,
+    keyvaSstPartitionPrefix: partitionPrefix,
+    keyvaSstPartitionMinBytes: partitionMinBytes,
+    compaction: 'level',
+    memtableMemoryBudget: 1 << 20,
+  });
   let seed = 7;
   for (let b = 0; b < 64; b++) {
     const batch = db.batch();
@@ -105,6 +113,15 @@ describe('SST files cut at partition boundaries (ADR 0017)', () => {
 
   it('without it, compaction output straddles the range ends (why the partitioner is on)', { timeout: 90_000 }, async () => {
     const db = await compactedDb(0);
+    try {
+      expect(fileDropper(db.handle)?.(quarter.lo, quarter.hi).overlapping).toBeGreaterThan(0);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('a file is cut at a boundary only once it holds the minimum size (here never: 1 MiB, above these files)', { timeout: 90_000 }, async () => {
+    const db = await compactedDb(SST_PARTITION_PREFIX_BYTES, 1 << 20);
     try {
       expect(fileDropper(db.handle)?.(quarter.lo, quarter.hi).overlapping).toBeGreaterThan(0);
     } finally {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RocksDbEngine } from './rocksdb-engine.ts';
-import { SST_PARTITION_PREFIX_BYTES, toRocksOpenOptions } from './rocksdb-options.ts';
+import { SST_PARTITION_MIN_BYTES, SST_PARTITION_PREFIX_BYTES, toRocksOpenOptions } from './rocksdb-options.ts';
 import { MAX_TS, type RocksDbOptions } from './types.ts';
 
 const NOW = 1_700_000_000_000;
@@ -84,11 +84,12 @@ describe('RocksDB WAL compression (walCompression)', () => {
 });
 
 describe('SST files cut at partition boundaries (ADR 0017)', () => {
-  it('every engine opens RocksDB with the fixed-prefix partitioner of SST_PARTITION_PREFIX_BYTES bytes', async () => {
-    expect(SST_PARTITION_PREFIX_BYTES).toBe(2); // key space byte + top byte of the hash
+  it("every engine opens RocksDB with KeyVa's partitioner: 2 prefix bytes, files of at least 4 MiB", async () => {
+    expect(toRocksOpenOptions(options('/x'))).toMatchObject({ keyvaSstPartitionPrefix: 2, keyvaSstPartitionMinBytes: 4 << 20 });
+    expect([SST_PARTITION_PREFIX_BYTES, SST_PARTITION_MIN_BYTES]).toEqual([2, 4 << 20]); // key space byte + top byte of the hash
     const dir = await tempDir();
     await reopenUnderEach(dir, [{}, { compression: 'none' }], async () => {
-      expect(await rocksOption(dir, 'sst_partitioner_factory')).toBe(`{id=SstPartitionerFixedPrefixFactory;length=${SST_PARTITION_PREFIX_BYTES};}`);
+      expect(await rocksOption(dir, 'sst_partitioner_factory')).toBe('KeyvaSstPartitionerFactory');
     });
   });
 });

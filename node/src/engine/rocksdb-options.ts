@@ -10,10 +10,13 @@ export const BLOOM_BITS_PER_KEY_MAX = 64;
 
 /**
  * Compaction output files are cut where the key space byte or the top byte of the hash changes
- * (ADR 0017): a hash range aligned to 1/256 of the space, as evenly split partitions are, then
- * owns whole files in levels 1 and below, which a range delete drops without rewriting anything.
+ * (ADR 0017), once they hold `SST_PARTITION_MIN_BYTES`: a hash range aligned to 1/256 of the
+ * space, as evenly split partitions are, then owns most of its files in levels 1 and below whole,
+ * and a range delete drops them without rewriting anything. Without the floor, a database of a
+ * few hundred MiB is cut into 256 files per key space, and its compactions ran ~45 % longer.
  */
 export const SST_PARTITION_PREFIX_BYTES = 2;
+export const SST_PARTITION_MIN_BYTES = 4 << 20;
 
 /** Compressions the binding can configure (ZSTD or none; 'tiered' mixes the two by level, ADR 0015). */
 export const SUPPORTED_COMPRESSIONS: readonly RocksDbOptions['compression'][] = ['tiered', 'zstd', 'none'];
@@ -42,5 +45,6 @@ export function toRocksOpenOptions(o: RocksDbOptions): RocksOpenOptions {
     // Always passed: the binding's own default is ZSTD (see `RocksDbOptions.walCompression`).
     walCompression: o.walCompression ?? false,
     keyvaSstPartitionPrefix: SST_PARTITION_PREFIX_BYTES,
+    keyvaSstPartitionMinBytes: SST_PARTITION_MIN_BYTES,
   };
 }
