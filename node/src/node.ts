@@ -523,12 +523,11 @@ export async function startNode(config: NodeConfig, deps: NodeDeps = {}): Promis
 
     const stopGc = startGcTimer({
       intervalMs: config.gcIntervalMs,
-      run: () => {
+      run: () =>
         kv.gc(config.versionRetentionMs).then(
           (n) => n > 0 && log.debug({ removed: n }, 'version gc'),
           (e) => log.error({ err: e }, 'version gc failed'),
-        );
-      },
+        ),
     });
     ready = true;
     // How this node sends and takes snapshots (ADR 0013): SST files need KeyVa's build of the binding.

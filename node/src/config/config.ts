@@ -80,8 +80,10 @@ const NodeConfigObject = z
       .number()
       .int()
       .min(100)
-      .default(60 * 1000)
-      .describe('How often version GC runs (each node starts at a random point of the first interval, so replicas do not all scan at once).'),
+      .default(5 * 60 * 1000)
+      .describe(
+        'How often version GC runs, at most: from the start of one pass to the next (each node starts at a random point of the first interval, so replicas do not all scan at once). A pass scans every version on the node, so passes are also spaced to take at most a tenth of the time.',
+      ),
     gcChunkRows: z.coerce
       .number()
       .int()
