@@ -109,8 +109,8 @@ export interface NativeBinding {
   keyva_check_sst?(db: object, paths: string[], gtes: Buffer[], lts: Buffer[]): void;
   keyva_ingest_sst?(db: object, paths: string[], gtes: Buffer[], lts: Buffer[]): void;
   keyva_write_packed?(db: object, ops: Buffer, sync: boolean): void;
-  /** `[files dropped, their bytes, files of levels >= 1 still overlapping the range]` (ADR 0017). */
-  keyva_delete_files_in_range?(db: object, gte: Buffer, lt: Buffer): number[];
+  /** `[files dropped, their bytes, files of levels >= 1 still overlapping a range]` (ADR 0017). */
+  keyva_delete_files_in_ranges?(db: object, gtes: Buffer[], lts: Buffer[]): number[];
 }
 
 export function nativeBinding(): NativeBinding {

@@ -100,7 +100,7 @@ describe('SST files cut at partition boundaries (ADR 0017)', () => {
       const all = hashRangeBounds(0n, 1n << 64n);
       const outsideBefore = countRows(db, all.lo, quarter.lo) + countRows(db, quarter.hi, all.hi);
       const insideBefore = countRows(db, quarter.lo, quarter.hi);
-      const r = drop?.(quarter.lo, quarter.hi);
+      const r = drop?.([{ gte: quarter.lo, lt: quarter.hi }]);
       expect(r?.files).toBeGreaterThan(0);
       expect(r?.bytes).toBeGreaterThan(0);
       expect(r?.overlapping, 'no file of levels 1 and below straddles the range').toBe(0);
@@ -114,7 +114,7 @@ describe('SST files cut at partition boundaries (ADR 0017)', () => {
   it('without it, compaction output straddles the range ends (why the partitioner is on)', { timeout: 90_000 }, async () => {
     const db = await compactedDb(0);
     try {
-      expect(fileDropper(db.handle)?.(quarter.lo, quarter.hi).overlapping).toBeGreaterThan(0);
+      expect(fileDropper(db.handle)?.([{ gte: quarter.lo, lt: quarter.hi }]).overlapping).toBeGreaterThan(0);
     } finally {
       await db.close();
     }
@@ -123,7 +123,7 @@ describe('SST files cut at partition boundaries (ADR 0017)', () => {
   it('a file is cut at a boundary only once it holds the minimum size (here never: 1 MiB, above these files)', { timeout: 90_000 }, async () => {
     const db = await compactedDb(SST_PARTITION_PREFIX_BYTES, 1 << 20);
     try {
-      expect(fileDropper(db.handle)?.(quarter.lo, quarter.hi).overlapping).toBeGreaterThan(0);
+      expect(fileDropper(db.handle)?.([{ gte: quarter.lo, lt: quarter.hi }]).overlapping).toBeGreaterThan(0);
     } finally {
       await db.close();
     }

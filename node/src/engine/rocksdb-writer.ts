@@ -47,7 +47,7 @@ import { LatestRebuilder, latestRepairOp } from './latest-space.ts';
 import type { KvOp, OrderedKvReader } from './ordered-kv.ts';
 import { PrefetchedReader } from './prefetched-reader.ts';
 import type { RocksLevelDb } from './rocksdb-binding.ts';
-import { type DropFilesInRange, fileDropper } from './rocksdb-file-drop.ts';
+import { type DropFilesInRanges, fileDropper } from './rocksdb-file-drop.ts';
 import { type PackedWrite, packedWriter } from './rocksdb-packed-write.ts';
 import { RocksReader, storageCall } from './rocksdb-reader.ts';
 import { type GroupLimits, toWireError, type WireError, type WriterAnswer, type WriterEvent, type WriterRequest } from './rocksdb-writer-protocol.ts';
@@ -72,7 +72,7 @@ type Work = WriterRequest | GcJob;
 
 export class RocksWriter {
   readonly #db: RocksLevelDb;
-  readonly #dropFiles: DropFilesInRange | undefined;
+  readonly #dropFiles: DropFilesInRanges | undefined;
   readonly #limits: GroupLimits;
   readonly #emit: (ev: WriterEvent) => void;
   readonly #pull: () => WriterRequest | undefined;
@@ -365,8 +365,12 @@ export class RocksWriter {
     await this.#clear(d.lo, d.hi);
     this.#writeOps([{ type: 'del', key: PENDING_DELETE_RANGE_KEY }], true);
     // Only now, with both range deletes durable (a crash before this leaves the files to compaction).
-    const drop = this.#dropFiles;
-    return drop === undefined ? 0 : drop(l.lo, l.hi).bytes + drop(d.lo, d.hi).bytes;
+    return (
+      this.#dropFiles?.([
+        { gte: l.lo, lt: l.hi },
+        { gte: d.lo, lt: d.hi },
+      ]).bytes ?? 0
+    );
   }
 
   async #deleteRange(id: number, startHash: bigint, endHash: bigint): Promise<void> {
